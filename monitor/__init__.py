@@ -1,0 +1,3 @@
+"""driftd: a drift-monitoring daemon. The core package."""
+
+__version__ = "0.1.0"

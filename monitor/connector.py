@@ -1,0 +1,53 @@
+"""The connector contract: what a source plugin gives the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import pyarrow as pa
+
+#: Where a source was read up to. Anything JSON can hold; ``None`` means "from the start".
+Cursor = Any
+
+
+class ConnectorError(Exception):
+    """A source could not be read (down, unreachable, unreadable data)."""
+
+
+class ConnectorOptionsError(ConnectorError):
+    """A connector was given options it cannot work with."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows read from a source strictly after a cursor, and the cursor after them."""
+
+    table: pa.Table
+    cursor: Cursor
+
+    @property
+    def num_rows(self) -> int:
+        """How many rows the batch holds."""
+        return self.table.num_rows
+
+
+class Connector:
+    """Base class for connectors: built from ``options``; ``fetch`` rows after a cursor.
+
+    A connector keeps no durable state of its own. The engine stores the cursor in the same
+    transaction as the results of the rows it covers, and hands it back on the next ``fetch``.
+    """
+
+    #: The type name users write in ``source.type``.
+    type_name: ClassVar[str] = ""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.options = dict(options)
+
+    def fetch(self, cursor: Cursor, max_rows: int) -> Batch:
+        """Return at most ``max_rows`` rows strictly after ``cursor`` and the cursor after them."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections and files; the connector is not used afterwards."""

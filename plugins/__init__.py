@@ -1,0 +1,1 @@
+"""First-party driftd plugins, written against the same hooks a third party uses."""
