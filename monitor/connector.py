@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import pyarrow as pa
+from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: Where a source was read up to. Anything JSON can hold; ``None`` means "from the start".
 Cursor = Any
@@ -51,3 +54,27 @@ class Connector:
 
     def close(self) -> None:
         """Release connections and files; the connector is not used afterwards."""
+
+
+def parse_options(model: type[ModelT], options: Mapping[str, Any], type_name: str) -> ModelT:
+    """Validate connector options with a pydantic model; ConnectorOptionsError names each bad option."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as error:
+        raise ConnectorOptionsError(_describe(type_name, model, error)) from None
+
+
+def _describe(type_name: str, model: type[BaseModel], error: ValidationError) -> str:
+    lines = []
+    for detail in error.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
+        if detail["type"] == "extra_forbidden":
+            known = f"; expected one of {', '.join(model.model_fields)}" if len(detail["loc"]) == 1 else ""
+            lines.append(f"option {loc!r} is unknown{known}")
+        elif detail["type"] == "missing":
+            lines.append(f"option {loc!r} is required")
+        else:
+            message = detail["msg"].removeprefix("Value error, ")
+            got = "" if isinstance(detail["input"], Mapping) else f" (got {detail['input']!r})"
+            lines.append(f"option {loc!r}: {message}{got}")
+    return f"{type_name} connector: " + "; ".join(lines)

@@ -1,0 +1,295 @@
+"""The ``driftd`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import pyarrow as pa
+
+from monitor import __version__
+from monitor.config import ConfigError, DriftdConfig, MonitorConfig, load_config
+from monitor.daemon import Daemon
+from monitor.engine import MonitorError, MonitorRunner
+from monitor.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
+from monitor.plugins import PluginManager
+from monitor.reference import ReferenceDataError, read_table, summarize_table
+from monitor.store import Store, StoreError
+
+log = logging.getLogger("driftd")
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+config_option = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DRIFTD_CONFIG", help="YAML configuration file (default: $DRIFTD_CONFIG, else the built-in demo).",
+)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"driftd: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _load(config_path: Path | None) -> tuple[DriftdConfig, bool]:
+    """The configuration, and whether it is the built-in demo."""
+    try:
+        if config_path is None:
+            from monitor.demo import demo_config
+            return demo_config(), True
+        return load_config(config_path), False
+    except ConfigError as error:
+        _fail(str(error))
+
+
+def _store(config: DriftdConfig) -> Store:
+    store = Store(config.storage.url)
+    try:
+        store.prepare()
+    except SchemaOutOfDate as error:
+        _fail(str(error))
+    return store
+
+
+@click.group()
+@click.version_option(__version__, prog_name="driftd")
+def main() -> None:
+    """driftd: watch live data drift away from its reference, keep the history, export metrics."""
+
+
+@main.command()
+@config_option
+def run(config_path: Path | None) -> None:
+    """Run the daemon (with no configuration: the built-in demo on embedded SQLite)."""
+    config, is_demo = _load(config_path)
+    _setup_logging(config.logging.level)
+    if is_demo:
+        from monitor.demo import DEMO_SHIFT_ROW
+        log.info("no configuration file given: running the built-in demo (synthetic sensors drifting from "
+                 "row %d, history in SQLite at %s); pass --config FILE to monitor your own data",
+                 DEMO_SHIFT_ROW, config.storage.url)
+    else:
+        log.info("configuration: %s", config_path)
+    daemon = Daemon(config)
+    try:
+        daemon.prepare()
+        daemon.run_forever()
+    except SchemaOutOfDate as error:
+        _fail(str(error))
+    except RuntimeError as error:
+        _fail(str(error))
+
+
+@main.command()
+@config_option
+@click.option("--max-batches", default=100, show_default=True, help="Fetches per monitor at most.")
+def check(config_path: Path | None, max_batches: int) -> None:
+    """One pass over every monitor; exit 0 no drift, 1 drift, 2 error."""
+    config, _ = _load(config_path)
+    _setup_logging("WARNING")
+    daemon = Daemon(config)
+    try:
+        daemon.prepare()
+    except SchemaOutOfDate as error:
+        _fail(str(error))
+    status = EXIT_ERROR if daemon.broken else EXIT_OK
+    for name, problem in daemon.broken.items():
+        click.echo(f"{name}: ERROR {problem}")
+    for name, runner in daemon.runners.items():
+        windows, state = 0, "ok"
+        try:
+            for _ in range(max_batches):
+                report = runner.tick()
+                windows += len(report.windows)
+                state = report.state
+                if report.rows_fetched == 0:
+                    break
+        except MonitorError as error:
+            click.echo(f"{name}: ERROR {error}")
+            status = EXIT_ERROR
+            continue
+        click.echo(f"{name}: {state} ({windows} new window(s))")
+        if state == "drift" and status == EXIT_OK:
+            status = EXIT_DRIFT
+    daemon.stop()
+    sys.exit(status)
+
+
+@main.command()
+@config_option
+@click.argument("monitor")
+@click.option("--limit", default=20, show_default=True, help="Windows to show, newest first.")
+@click.option("--results/--no-results", default=False, help="Show every feature's results too.")
+def history(config_path: Path | None, monitor: str, limit: int, results: bool) -> None:
+    """Show a monitor's latest windows."""
+    config, _ = _load(config_path)
+    store = _store(config)
+    try:
+        windows = store.windows(monitor, limit)
+    except StoreError as error:
+        _fail(str(error))
+    click.echo(f"{'window':>7}  {'evaluated at (UTC)':<19}  {'rows':>7}  {'state':<8}{'share':>6}  drifted features")
+    for window in windows:
+        click.echo(f"{window.seq:>7}  {window.evaluated_at:%Y-%m-%d %H:%M:%S}  {window.rows:>7}  "
+                   f"{window.state:<8}{window.drift_share:>6.0%}  {', '.join(window.drifted_features) or '-'}")
+        for result in store.results(window.id) if results else []:
+            p_value = "" if result.p_value is None else f" p={result.p_value:.3g}"
+            flag = " DRIFT" if result.drifted else ""
+            click.echo(f"{'':9}{result.feature:<20} {result.measure:<15} {result.value:.4g}{p_value}{flag}")
+
+
+@main.group()
+def reference() -> None:
+    """Capture, list and activate reference versions."""
+
+
+@reference.command("capture")
+@config_option
+@click.argument("monitor")
+@click.option("--rows", type=int, help="Rows to capture from the source (default: reference.first_rows or 10000).")
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False), help="Take them from a file.")
+@click.option("--activate/--no-activate", default=True, show_default=True)
+def reference_capture(config_path: Path | None, monitor: str, rows: int | None, from_file: str | None,
+                      activate: bool) -> None:
+    """Store a new reference version from a file or the next rows of the monitor's source."""
+    config, _ = _load(config_path)
+    try:
+        monitor_config = config.monitor(monitor)
+    except ConfigError as error:
+        _fail(str(error))
+    store = _store(config)
+    wanted = rows or monitor_config.reference.first_rows or 10_000
+    try:
+        if from_file:
+            table, origin = read_table(from_file), f"file:{from_file}"
+        else:
+            table, origin = _capture_from_source(store, monitor_config, wanted), "capture"
+        new = summarize_table(table, monitor_config.features,
+                              monitor_config.reference.bins, monitor_config.reference.max_rows, origin)
+    except (ReferenceDataError, MonitorError) as error:
+        _fail(f"monitor {monitor!r}: {error}")
+    stored = store.add_reference(store.monitor_id(monitor), new, activate=activate)
+    state = "active" if activate else "inactive"
+    click.echo(f"{monitor}: stored reference version {stored.version} ({stored.rows} rows, {origin}, {state})")
+
+
+def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> pa.Table:
+    """The next ``wanted`` rows after the monitor's committed cursor; the cursor does not move."""
+    _, connector = MonitorRunner.validate(monitor, PluginManager())
+    position = store.load_progress(store.monitor_id(monitor.name), recent=0).position
+    tables: list[pa.Table] = []
+    try:
+        while (have := sum(table.num_rows for table in tables)) < wanted:
+            batch = connector.fetch(position, wanted - have)
+            if batch.num_rows == 0:
+                break
+            tables.append(batch.table)
+            position = batch.cursor
+    except Exception as error:  # noqa: BLE001
+        raise MonitorError(f"source {monitor.source.type!r}: {error}") from None
+    finally:
+        connector.close()
+    if not tables:
+        raise MonitorError("the source has no rows after the monitor's cursor")
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+@reference.command("list")
+@config_option
+@click.argument("monitor")
+def reference_list(config_path: Path | None, monitor: str) -> None:
+    """List a monitor's reference versions."""
+    config, _ = _load(config_path)
+    try:
+        versions = _store(config).references(monitor)
+    except StoreError as error:
+        _fail(str(error))
+    for version in versions:
+        mark = "*" if version.active else " "
+        click.echo(f"{mark} v{version.version:<4} {version.created_at:%Y-%m-%d %H:%M:%S}  {version.rows:>8} rows  "
+                   f"{version.origin}")
+
+
+@reference.command("activate")
+@config_option
+@click.argument("monitor")
+@click.argument("version", type=int)
+def reference_activate(config_path: Path | None, monitor: str, version: int) -> None:
+    """Make VERSION the monitor's active reference."""
+    config, _ = _load(config_path)
+    try:
+        stored = _store(config).activate_reference(monitor, version)
+    except StoreError as error:
+        _fail(str(error))
+    click.echo(f"{monitor}: reference version {stored.version} is active")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config_path: Path | None) -> None:
+    """Migrate the database schema to this driftd's version."""
+    config, _ = _load(config_path)
+    store = Store(config.storage.url)
+    before = current_revision(store.engine)
+    upgrade(store.engine)
+    click.echo(f"{store.describe()}: schema {before or 'empty'} -> {head_revision()}")
+
+
+@main.command("plugins")
+def plugins_command() -> None:
+    """List plugins and what they provide."""
+    _setup_logging("ERROR")
+    manager = PluginManager()
+    for info in manager.info.values():
+        click.echo(f"{info.name}  [{info.origin}]")
+        for kind, names in sorted(info.provides.items()):
+            click.echo(f"    {kind}: {', '.join(names)}")
+        if info.error:
+            click.echo(f"    ERROR: {info.error}")
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration files."""
+
+
+@config_group.command("validate")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False,
+                envvar="DRIFTD_CONFIG")
+def config_validate(path: Path | None) -> None:
+    """Validate a configuration file, its connectors and measures; exit 2 on a problem."""
+    config, _ = _load(path)
+    manager = PluginManager()
+    problems = []
+    for monitor in config.monitors:
+        try:
+            _, connector = MonitorRunner.validate(monitor, manager)
+            connector.close()
+        except MonitorError as error:
+            problems.append(str(error))
+    for problem in problems:
+        click.echo(f"driftd: error: {problem}", err=True)
+    if problems:
+        sys.exit(EXIT_ERROR)
+    click.echo(f"{path or 'built-in demo'}: OK ({len(config.monitors)} monitor(s), storage "
+               f"{Store(config.storage.url).describe()})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,294 @@
+"""The configuration file: one YAML document validated with pydantic."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_STORAGE_URL = "sqlite:///driftd.db"
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the file, the monitor and the key."""
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``30s``, ``5m``, ``1.5h``."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use a number of seconds or e.g. 30s, 5m, 1h)")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Strict):
+    """Where the history lives."""
+
+    url: str = DEFAULT_STORAGE_URL
+
+
+class ServerConfig(_Strict):
+    """The one HTTP port: metrics, health and the API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)
+    enabled: bool = True
+
+
+class LoggingConfig(_Strict):
+    """Log verbosity."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class MetricsConfig(_Strict):
+    """Bounds on exported series."""
+
+    max_features: int = Field(100, ge=1, description="per monitor; features past it are not exported")
+
+
+class SourceConfig(_Strict):
+    """A connector type and its options."""
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScheduleConfig(_Strict):
+    """When a monitor ticks: a fixed interval or a cron expression."""
+
+    interval: float | None = None
+    cron: str | None = None
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ScheduleConfig:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("set exactly one of 'interval' or 'cron'")
+        return self
+
+
+class WindowConfig(_Strict):
+    """Tumbling windows: by row count, or by a time span of a timestamp column."""
+
+    rows: int | None = Field(None, ge=1)
+    span: float | None = None
+    timestamp: str | None = None
+
+    @field_validator("span", mode="before")
+    @classmethod
+    def _span(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WindowConfig:
+        if (self.rows is None) == (self.span is None):
+            raise ValueError("set exactly one of 'rows' or 'span'")
+        if self.span is not None and not self.timestamp:
+            raise ValueError("a 'span' window needs the 'timestamp' column that orders rows in time")
+        return self
+
+
+class FeaturesConfig(_Strict):
+    """Which columns are measured, and how."""
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> FeaturesConfig:
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        if not self.numeric and not self.categorical:
+            raise ValueError("list at least one numeric or categorical feature")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """Every feature, numeric first."""
+        return [*self.numeric, *self.categorical]
+
+
+class ReferenceConfig(_Strict):
+    """Where the reference domain comes from: a file, the first rows, or ``driftd reference capture``."""
+
+    path: str | None = None
+    first_rows: int | None = Field(None, ge=2)
+    bins: int = Field(10, ge=2, le=1000)
+    max_rows: int = Field(100_000, ge=2, description="a larger reference is sub-sampled to this many rows")
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> ReferenceConfig:
+        if self.path is not None and self.first_rows is not None:
+            raise ValueError("set at most one of 'path' or 'first_rows'")
+        return self
+
+
+class MeasureConfig(_Strict):
+    """Per-measure settings."""
+
+    threshold: float | None = None
+
+
+class DriftConfig(_Strict):
+    """When a window, and then the monitor, counts as drifted."""
+
+    share: float = Field(0.3, gt=0, le=1, description="drifted share of features for dataset drift")
+    consecutive: int = Field(1, ge=1, description="windows in a row at or above the share")
+    correction: Literal["none", "bonferroni", "bh"] = "bh"
+
+
+class MonitorConfig(_Strict):
+    """One monitored data source."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    source: SourceConfig
+    features: FeaturesConfig
+    window: WindowConfig
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(interval=60))
+    measures: dict[str, MeasureConfig] = Field(
+        default_factory=lambda: {"ks": MeasureConfig(), "psi": MeasureConfig()}
+    )
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    max_rows: int = Field(10_000, ge=1, description="rows fetched per tick at most")
+    enabled: bool = True
+
+    @field_validator("measures", mode="before")
+    @classmethod
+    def _measure_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {name: {} for name in value}
+        return {name: ({} if options is None else options) for name, options in value.items()}
+
+
+class DriftdConfig(_Strict):
+    """The whole configuration file."""
+
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    monitors: list[MonitorConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DriftdConfig:
+        seen: set[str] = set()
+        for monitor in self.monitors:
+            if monitor.name in seen:
+                raise ValueError(f"two monitors are named {monitor.name!r}")
+            seen.add(monitor.name)
+        return self
+
+    def monitor(self, name: str) -> MonitorConfig:
+        """The monitor of that name, or a ConfigError listing the known ones."""
+        for monitor in self.monitors:
+            if monitor.name == name:
+                return monitor
+        known = ", ".join(m.name for m in self.monitors) or "none"
+        raise ConfigError(f"no monitor named {name!r} (configured: {known})")
+
+
+def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ, f"{where}.{key}" if where else str(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environ, f"{where}[{index}]") for index, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Let ``DRIFTD_<SECTION>_<KEY>`` variables (e.g. ``DRIFTD_STORAGE_URL``) override the file."""
+    merged = dict(raw)
+    for section, model in (("storage", StorageConfig), ("server", ServerConfig),
+                           ("logging", LoggingConfig), ("metrics", MetricsConfig)):
+        for key in model.model_fields:
+            variable = f"DRIFTD_{section}_{key}".upper()
+            if variable in environ:
+                merged[section] = {**(merged.get(section) or {}), key: environ[variable]}
+    return merged
+
+
+def _describe_error(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
+    location = list(error["loc"])
+    prefix = ""
+    if len(location) >= 2 and location[0] == "monitors" and isinstance(location[1], int):
+        monitors = raw.get("monitors") or []
+        entry = monitors[location[1]] if location[1] < len(monitors) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        prefix = f"monitor {name!r}: " if name else f"monitor #{location[1] + 1}: "
+        location = location[2:]
+    key = ".".join(str(part) for part in location) or "(top level)"
+    return f"{prefix}{key}: {error['msg']}"
+
+
+def build_config(raw: Any, source: str, environ: Mapping[str, str] | None = None) -> DriftdConfig:
+    """Validate a parsed YAML tree; ``source`` names it in error messages."""
+    environ = os.environ if environ is None else environ
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}")
+    try:
+        raw = apply_env_overrides(interpolate(raw, environ), environ)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    try:
+        return DriftdConfig.model_validate(raw)
+    except ValidationError as error:
+        lines = [_describe_error(detail, raw) for detail in error.errors()]
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> DriftdConfig:
+    """Read, interpolate and validate a YAML configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the configuration file: {error}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return build_config(raw, str(path), environ)

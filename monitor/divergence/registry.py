@@ -1,0 +1,59 @@
+"""The registry of divergence measures: the built-ins plus those plugins add."""
+
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+
+from monitor.divergence.measures import (
+    ChiSquare,
+    JensenShannon,
+    KolmogorovSmirnov,
+    Measure,
+    PopulationStabilityIndex,
+    Wasserstein,
+)
+
+#: The built-in measures by name.
+BUILTIN_MEASURES: dict[str, Measure] = {
+    measure.name: measure
+    for measure in (
+        KolmogorovSmirnov(),
+        PopulationStabilityIndex(),
+        JensenShannon(),
+        Wasserstein(),
+        ChiSquare(),
+    )
+}
+
+
+class MeasureRegistry:
+    """The measures a daemon can use, by name: the built-ins, then plugin extras."""
+
+    def __init__(self, extra: Mapping[str, Measure] | None = None) -> None:
+        self._measures: dict[str, Measure] = dict(BUILTIN_MEASURES)
+        for name, measure in dict(extra or {}).items():
+            if name in BUILTIN_MEASURES:
+                raise ValueError(f"plugin measure {name!r} has the name of a built-in measure")
+            if not isinstance(measure, Measure):
+                raise TypeError(
+                    f"plugin measure {name!r} is not a Measure instance: {type(measure).__name__}"
+                )
+            self._measures[name] = measure
+
+    def get(self, name: str) -> Measure:
+        """The measure called ``name``; KeyError listing the known names if there is none."""
+        try:
+            return self._measures[name]
+        except KeyError:
+            known = ", ".join(self._measures)
+            raise KeyError(f"unknown measure {name!r}; known measures: {known}") from None
+
+    def names(self) -> list[str]:
+        """The names of all measures, built-ins first."""
+        return list(self._measures)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._measures)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._measures

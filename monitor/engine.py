@@ -1,0 +1,303 @@
+"""One monitor's tick: fetch → windows → divergences → policy → store → metrics → hooks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from monitor.config import MonitorConfig
+from monitor.connector import Batch, Connector, ConnectorError
+from monitor.divergence import MeasureRegistry, ReferenceSummary
+from monitor.evaluate import MeasureSetting, evaluate_window, resolve_measures
+from monitor.metrics import FeatureScore, Metrics, MonitorSnapshot
+from monitor.plugins import PluginManager
+from monitor.policy import STATE_CODES, DriftPolicy
+from monitor.reference import (
+    feature_kinds,
+    read_table,
+    summarize_table,
+    table_from_bytes,
+    table_to_bytes,
+)
+from monitor.store import CommittedWindow, Store, StoredReference, WindowRecord
+from monitor.windows import WindowSlice, split_by_rows, split_by_span
+
+log = logging.getLogger("driftd.engine")
+
+
+class MonitorError(Exception):
+    """A monitor cannot run; the message names the monitor and the cause."""
+
+
+class SourceDown(MonitorError):
+    """The monitor's source could not be read this tick."""
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one tick did."""
+
+    rows_fetched: int
+    windows: list[WindowRecord]
+    state: str
+
+
+class MonitorRunner:
+    """Runs the ticks of one monitor. Not thread-safe: the scheduler runs one tick at a time."""
+
+    def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics) -> None:
+        self.config = config
+        self.name = config.name
+        self.store = store
+        self.plugins = plugins
+        self.metrics = metrics
+        self.kinds = feature_kinds(config.features)
+        self.measures, self.connector = self.validate(config, plugins)
+        self.monitor_id = store.monitor_id(self.name)
+        self.stop_requested = threading.Event()
+        self._loaded = False
+        self._last_problem: str | None = None
+        self._source_failing = False
+        metrics.add_monitor(self.name)
+
+    @staticmethod
+    def validate(config: MonitorConfig, plugins: PluginManager) -> tuple[list[MeasureSetting], Connector]:
+        """Resolve the measures and build the connector; MonitorError names the monitor and the cause."""
+        try:
+            measures = resolve_measures(config.measures, MeasureRegistry(plugins.provided["divergences"]))
+        except (KeyError, ValueError, TypeError) as error:
+            raise MonitorError(f"monitor {config.name!r}: measures: {error.args[0]}") from None
+        try:
+            connector = plugins.connector(config.source.type, config.source.options)
+        except Exception as error:  # noqa: BLE001 - any plugin failure becomes a clear monitor error
+            raise MonitorError(f"monitor {config.name!r}: source {config.source.type!r}: {_reason(error)}") from None
+        return measures, connector
+
+    # ---- state held between ticks (reloaded from SQL after any failure) ------------------
+
+    def _load(self) -> None:
+        progress = self.store.load_progress(self.monitor_id, recent=self.config.drift.consecutive)
+        self.position = progress.position
+        self.pending = table_from_bytes(progress.pending) if progress.pending else None
+        self.next_seq = progress.next_seq
+        self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
+        self.watermark = progress.last_window_end.timestamp() if progress.last_window_end else None
+        self.reference: StoredReference | None = None
+        self.summary: ReferenceSummary | None = None
+        self._loaded = True
+
+    def _refresh_reference(self) -> None:
+        active = self.store.active_reference(self.monitor_id)
+        if active is None and self.config.reference.path:
+            table = read_table(self.config.reference.path)
+            new = summarize_table(table, self.config.features, self.config.reference.bins,
+                                  self.config.reference.max_rows, origin=f"file:{self.config.reference.path}")
+            active = self.store.add_reference(self.monitor_id, new)
+            log.info("monitor %s: stored reference version %d from %s (%d rows)",
+                     self.name, active.version, self.config.reference.path, active.rows)
+        if active is not None and (self.reference is None or active.id != self.reference.id):
+            self.reference, self.summary = active, ReferenceSummary.from_bytes(active.summary)
+        elif active is None:
+            self.reference, self.summary = None, None
+
+    # ---- the tick -------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        """Fetch new rows, evaluate every complete window, and commit it all in one transaction."""
+        try:
+            report = self._tick()
+        except SourceDown:
+            raise
+        except Exception as error:
+            self._loaded = False
+            self.metrics.evaluation_errors.labels(self.name).inc()
+            message = f"monitor {self.name!r}: {_reason(error)}"
+            if message != self._last_problem:
+                log.error("%s", message)
+                self._last_problem = message
+            raise MonitorError(message) from error
+        if self._last_problem is not None:
+            log.info("monitor %s: recovered", self.name)
+            self._last_problem = None
+        return report
+
+    def _tick(self) -> TickReport:
+        if not self._loaded:
+            self._load()
+        self._refresh_reference()
+        if self.reference is None and not self.config.reference.first_rows:
+            raise MonitorError(f"monitor {self.name!r} has no reference: set reference.path or "
+                               f"reference.first_rows, or run `driftd reference capture {self.name}`")
+        batch = self._fetch()
+        rows = self._combine(batch.table)
+        if self.reference is None:
+            return self._collect_reference(batch, rows)
+        slices, remainder = self._split(rows)
+        records = [self._evaluate(window) for window in slices]
+        _, committed = self.store.commit_tick(
+            self.monitor_id, batch.cursor, _serialise(remainder), remainder.num_rows, records)
+        self.position, self.pending = batch.cursor, remainder
+        if records:
+            self.next_seq = records[-1].seq + 1
+            if records[-1].ended_at is not None:
+                self.watermark = records[-1].ended_at.timestamp()
+        self._publish(records, committed)
+        return TickReport(batch.num_rows, records, self.policy.state)
+
+    def _fetch(self) -> Batch:
+        started = time.perf_counter()
+        try:
+            batch = self.connector.fetch(self.position, self.config.max_rows)
+            if not isinstance(batch, Batch):
+                raise TypeError(f"fetch() returned {type(batch).__name__}, expected a Batch")
+        except Exception as error:  # noqa: BLE001 - any connector failure is a source outage
+            self.metrics.source_errors.labels(self.name).inc()
+            self._set_source_up(False, error)
+            raise SourceDown(f"monitor {self.name!r}: source {self.config.source.type!r}: {_reason(error)}") from error
+        finally:
+            self.metrics.poll_seconds.labels(self.name).observe(time.perf_counter() - started)
+        self._set_source_up(True)
+        return batch
+
+    def _set_source_up(self, up: bool, error: BaseException | None = None) -> None:
+        if not up and not self._source_failing:
+            log.error("monitor %s: source %r is down: %s", self.name, self.config.source.type, _reason(error))
+        elif up and self._source_failing:
+            log.info("monitor %s: source %r is back", self.name, self.config.source.type)
+        self._source_failing = not up
+        snapshot = self.metrics.snapshot(self.name)
+        if snapshot.source_up != up:
+            self.metrics.publish(self.name, _replace(snapshot, source_up=up))
+
+    def _combine(self, table: pa.Table) -> pa.Table:
+        wanted = [*self.kinds, *([self.config.window.timestamp] if self.config.window.timestamp else [])]
+        present = [name for name in wanted if name in table.column_names]
+        if table.num_rows and not present:
+            raise MonitorError(f"monitor {self.name!r}: none of the configured columns {wanted} are in the "
+                               f"source (it has {table.column_names})")
+        table = table.select(present)
+        if self.pending is None or self.pending.num_rows == 0:
+            return table
+        if table.num_rows == 0:
+            return self.pending
+        try:
+            return pa.concat_tables([self.pending, table], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise MonitorError(f"monitor {self.name!r}: the source changed a column's type: {error}") from None
+
+    def _collect_reference(self, batch: Batch, rows: pa.Table) -> TickReport:
+        wanted = self.config.reference.first_rows
+        assert wanted is not None
+        if rows.num_rows < wanted:
+            self.store.commit_tick(self.monitor_id, batch.cursor, _serialise(rows), rows.num_rows, [])
+            self.position, self.pending = batch.cursor, rows
+            return TickReport(batch.num_rows, [], self.policy.state)
+        new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
+                              self.config.reference.max_rows, origin=f"first {wanted} rows")
+        remainder = rows.slice(wanted)
+        stored, _ = self.store.commit_tick(self.monitor_id, batch.cursor, _serialise(remainder),
+                                           remainder.num_rows, [], reference=new)
+        self.position, self.pending = batch.cursor, remainder
+        self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
+        log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
+        self._publish([], [])
+        return TickReport(batch.num_rows, [], self.policy.state)
+
+    def _split(self, rows: pa.Table) -> tuple[list[WindowSlice], pa.Table]:
+        window = self.config.window
+        if window.rows is not None:
+            return split_by_rows(rows, window.rows, window.timestamp)
+        assert window.span is not None and window.timestamp is not None
+        if rows.num_rows and window.timestamp not in rows.column_names:
+            raise MonitorError(f"monitor {self.name!r}: timestamp column {window.timestamp!r} is missing")
+        return split_by_span(rows, window.timestamp, window.span, self.watermark)
+
+    def _evaluate(self, window: WindowSlice) -> WindowRecord:
+        assert self.reference is not None and self.summary is not None
+        started = time.perf_counter()
+        seq = self.next_seq
+        self.next_seq += 1
+        evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.measures,
+                                     self.config.drift.correction)
+        for feature, reason in evaluation.missing.items():
+            log.warning("monitor %s window %d: feature %r not measured: %s", self.name, seq, feature, reason)
+        for measure, reason in evaluation.failed_measures.items():
+            log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, reason)
+        decision = self.policy.decide(evaluation.feature_drifted)
+        self.metrics.evaluation_seconds.labels(self.name).observe(time.perf_counter() - started)
+        return WindowRecord(
+            seq=seq, reference_id=self.reference.id, rows=window.rows.num_rows,
+            started_at=window.started_at, ended_at=window.ended_at, state=decision.state,
+            drift_share=decision.drift_share, drifted_features=decision.drifted_features,
+            missing_features=sorted(evaluation.missing), results=evaluation.results,
+            starts_event=decision.starts_event,
+        )
+
+    # ---- after the commit -----------------------------------------------------------------
+
+    def _publish(self, records: list[WindowRecord], committed: list[CommittedWindow]) -> None:
+        snapshot = self.metrics.snapshot(self.name)
+        reference_version = self.reference.version if self.reference else None
+        if not records:
+            if snapshot.reference_version != reference_version:
+                self.metrics.publish(self.name, _replace(snapshot, reference_version=reference_version))
+            return
+        last = records[-1]
+        self.metrics.publish(self.name, MonitorSnapshot(
+            state_code=STATE_CODES[last.state], drift_share=last.drift_share,
+            last_window_timestamp=time.time(), reference_version=reference_version,
+            source_up=snapshot.source_up,
+            scores=[FeatureScore(r.feature, r.measure, r.value, r.p_value, r.drifted) for r in last.results],
+            feature_drifted={name: name in last.drifted_features
+                             for name in self.kinds if name not in last.missing_features},
+        ))
+        for record, ids in zip(records, committed):
+            self.metrics.windows.labels(self.name).inc()
+            self.metrics.rows.labels(self.name).inc(record.rows)
+            self.plugins.call_event("driftd_window_evaluated", monitor=self.name, window=_window_event(record))
+            if ids.event_id is not None:
+                self.metrics.drift_events.labels(self.name).inc()
+                log.warning("monitor %s: DRIFT in window %d (%.0f%% of features: %s)", self.name, record.seq,
+                            100 * record.drift_share, ", ".join(record.drifted_features))
+                self.plugins.call_event("driftd_drift_detected", monitor=self.name, event={
+                    "id": ids.event_id, "window_seq": record.seq, "drift_share": record.drift_share,
+                    "features": list(record.drifted_features)})
+
+    def close(self) -> None:
+        """Close the connector."""
+        try:
+            self.connector.close()
+        except Exception:  # noqa: BLE001
+            log.exception("monitor %s: closing the connector failed", self.name)
+
+
+def _window_event(record: WindowRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq, "rows": record.rows, "state": record.state, "drift_share": record.drift_share,
+        "drifted_features": list(record.drifted_features), "missing_features": list(record.missing_features),
+        "results": [vars(result).copy() for result in record.results],
+    }
+
+
+def _serialise(table: pa.Table) -> bytes | None:
+    return table_to_bytes(table) if table.num_rows else None
+
+
+def _replace(snapshot: MonitorSnapshot, **changes: Any) -> MonitorSnapshot:
+    return MonitorSnapshot(**{**vars(snapshot), **changes})
+
+
+def _reason(error: BaseException | None) -> str:
+    """A one-line cause: our own errors as they are, others with their type."""
+    if error is None:
+        return "unknown error"
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, (MonitorError, ConnectorError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

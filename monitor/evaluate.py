@@ -1,0 +1,97 @@
+"""Measure one window against the reference summary: per-feature, per-measure results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from monitor.config import MeasureConfig
+from monitor.divergence import Measure, MeasureRegistry, ReferenceSummary, adjust_p_values
+from monitor.reference import feature_values
+from monitor.store import ResultRecord
+
+
+@dataclass(frozen=True)
+class MeasureSetting:
+    """A configured measure with its threshold resolved."""
+
+    measure: Measure
+    threshold: float
+
+
+@dataclass(frozen=True)
+class WindowEvaluation:
+    """Results of one window, which features drifted, and what could not be measured and why."""
+
+    results: list[ResultRecord]
+    feature_drifted: dict[str, bool]
+    missing: dict[str, str]
+    failed_measures: dict[str, str]
+
+
+def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureRegistry) -> list[MeasureSetting]:
+    """Look up each configured measure (KeyError names unknown ones) and settle its threshold."""
+    settings = []
+    for name, options in configured.items():
+        measure = registry.get(name)
+        threshold = measure.default_threshold if options.threshold is None else options.threshold
+        settings.append(MeasureSetting(measure, threshold))
+    return settings
+
+
+def evaluate_window(
+    rows: pa.Table,
+    kinds: Mapping[str, str],
+    summary: ReferenceSummary,
+    settings: list[MeasureSetting],
+    correction: str,
+) -> WindowEvaluation:
+    """Score every feature with every measure that takes its kind; correct p-values across features."""
+    values: dict[str, np.ndarray] = {}
+    missing: dict[str, str] = {}
+    for name, kind in kinds.items():
+        reference = summary.features.get(name)
+        if reference is None:
+            missing[name] = "not in the active reference version"
+            continue
+        try:
+            column = feature_values(rows, name, kind)
+        except KeyError:
+            missing[name] = "column is missing from the source"
+            continue
+        except TypeError as error:
+            missing[name] = str(error)
+            continue
+        if len(column) == 0:
+            missing[name] = "no usable values in the window (all null, NaN or inf)"
+            continue
+        values[name] = column
+
+    results: list[ResultRecord] = []
+    drifted = {name: False for name in values}
+    failed: dict[str, str] = {}
+    for setting in settings:
+        measure = setting.measure
+        try:
+            scored = [(name, measure.score(summary.features[name], column))
+                      for name, column in values.items() if kinds[name] in measure.kinds]
+        except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
+            failed[measure.name] = f"{type(error).__name__}: {error}"
+            continue
+        scored = [(name, score) for name, score in scored if math.isfinite(score.value)]
+        adjusted = (adjust_p_values([s.p_value for _, s in scored], correction)
+                    if measure.is_test else [None] * len(scored))
+        for (name, score), p_adjusted in zip(scored, adjusted):
+            decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
+            flag = bool(measure.drifted(decided, setting.threshold))
+            drifted[name] = drifted[name] or flag
+            results.append(ResultRecord(
+                feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,
+                p_value_adjusted=None if p_adjusted is None else float(p_adjusted),
+                threshold=setting.threshold, drifted=flag,
+            ))
+    return WindowEvaluation(results, drifted, missing, failed)

@@ -1,0 +1,146 @@
+"""Prometheus metrics: counters and histograms, plus a collector that exports drift results."""
+
+from __future__ import annotations
+
+import platform
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+@dataclass
+class FeatureScore:
+    """The latest value of one measure of one feature."""
+
+    feature: str
+    measure: str
+    value: float
+    p_value: float | None
+    drifted: bool
+
+
+@dataclass
+class MonitorSnapshot:
+    """What the collector exports for one monitor: the latest window and source health."""
+
+    state_code: int = 0
+    drift_share: float = 0.0
+    last_window_timestamp: float | None = None
+    reference_version: int | None = None
+    source_up: bool | None = None
+    scores: list[FeatureScore] = field(default_factory=list)
+    feature_drifted: dict[str, bool] = field(default_factory=dict)
+
+
+class DriftCollector(Collector):
+    """Yields drift gauges at scrape time from current snapshots, so removed monitors vanish."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        divergence = GaugeMetricFamily("driftd_feature_divergence", "Latest value of a measure for a feature.",
+                                       labels=["monitor", "feature", "measure"])
+        p_value = GaugeMetricFamily("driftd_feature_p_value", "Latest p-value of a test for a feature (unadjusted).",
+                                    labels=["monitor", "feature", "measure"])
+        drifted = GaugeMetricFamily("driftd_feature_drifted", "1 when the feature drifted in the latest window.",
+                                    labels=["monitor", "feature"])
+        state = GaugeMetricFamily("driftd_monitor_state", "Latest window state: 0 ok, 1 warning, 2 drift.",
+                                  labels=["monitor"])
+        dataset = GaugeMetricFamily("driftd_dataset_drift", "1 while the monitor is in the drift state.",
+                                    labels=["monitor"])
+        share = GaugeMetricFamily("driftd_drift_share_ratio", "Share of features drifted in the latest window.",
+                                  labels=["monitor"])
+        last = GaugeMetricFamily("driftd_last_window_timestamp_seconds", "When the latest window was evaluated.",
+                                 labels=["monitor"])
+        reference = GaugeMetricFamily("driftd_reference_version", "Active reference version.", labels=["monitor"])
+        source_up = GaugeMetricFamily("driftd_source_up", "1 when the latest fetch from the source succeeded.",
+                                      labels=["monitor"])
+        limit = self.metrics.max_features
+        for name, snap in self.metrics.snapshots():
+            if snap.source_up is not None:
+                source_up.add_metric([name], float(snap.source_up))
+            if snap.reference_version is not None:
+                reference.add_metric([name], snap.reference_version)
+            if snap.last_window_timestamp is None:
+                continue
+            exported = set(list(snap.feature_drifted)[:limit])
+            for score in snap.scores:
+                if score.feature in exported:
+                    divergence.add_metric([name, score.feature, score.measure], score.value)
+                    if score.p_value is not None:
+                        p_value.add_metric([name, score.feature, score.measure], score.p_value)
+            for feature in exported:
+                drifted.add_metric([name, feature], float(snap.feature_drifted[feature]))
+            state.add_metric([name], snap.state_code)
+            dataset.add_metric([name], float(snap.state_code == 2))
+            share.add_metric([name], snap.drift_share)
+            last.add_metric([name], snap.last_window_timestamp)
+        yield from (divergence, p_value, drifted, state, dataset, share, last, reference, source_up)
+
+
+class Metrics:
+    """Every metric driftd exports, on a registry of its own."""
+
+    def __init__(self, max_features: int = 100) -> None:
+        self.max_features = max_features
+        self.registry = CollectorRegistry()
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, MonitorSnapshot] = {}
+        labels = ["monitor"]
+        self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.registry)
+        self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.registry)
+        self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.registry)
+        self.source_errors = Counter("driftd_source_errors", "Failed fetches from the source.", labels,
+                                     registry=self.registry)
+        self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
+                                         registry=self.registry)
+        self.evaluation_seconds = Histogram("driftd_evaluation_duration_seconds", "Time to evaluate one window.",
+                                            labels, buckets=DURATION_BUCKETS, registry=self.registry)
+        self.poll_seconds = Histogram("driftd_poll_duration_seconds", "Time of one fetch from the source.",
+                                      labels, buckets=DURATION_BUCKETS, registry=self.registry)
+        self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
+                             self.evaluation_errors, self.evaluation_seconds, self.poll_seconds)
+        build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
+                      registry=self.registry)
+        build.labels(__version__, platform.python_version()).set(1)
+        self.registry.register(DriftCollector(self))
+
+    def snapshots(self) -> list[tuple[str, MonitorSnapshot]]:
+        """A consistent copy of every monitor's snapshot."""
+        with self._lock:
+            return list(self._snapshots.items())
+
+    def snapshot(self, monitor: str) -> MonitorSnapshot:
+        """The monitor's snapshot, created on first use (callers replace it, never mutate it)."""
+        with self._lock:
+            return self._snapshots.setdefault(monitor, MonitorSnapshot())
+
+    def publish(self, monitor: str, snapshot: MonitorSnapshot) -> None:
+        """Replace a monitor's snapshot atomically."""
+        with self._lock:
+            self._snapshots[monitor] = snapshot
+
+    def add_monitor(self, monitor: str) -> None:
+        """Start every counter of a monitor at zero so rates work from the first scrape."""
+        for metric in self._per_monitor:
+            metric.labels(monitor)
+        self.snapshot(monitor)
+
+    def remove_monitor(self, monitor: str) -> None:
+        """Drop every series of a monitor that is no longer configured."""
+        with self._lock:
+            self._snapshots.pop(monitor, None)
+        for metric in self._per_monitor:
+            try:
+                metric.remove(monitor)
+            except KeyError:
+                pass

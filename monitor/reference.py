@@ -1,0 +1,116 @@
+"""Reference domains: reading them, turning columns into clean feature values, summarising."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv
+import pyarrow.ipc
+import pyarrow.json
+import pyarrow.parquet
+
+from monitor.config import FeaturesConfig
+from monitor.divergence import ReferenceSummary, summarize_categorical, summarize_numeric
+from monitor.store import NewReference
+
+READERS = {
+    ".csv": lambda path: pyarrow.csv.read_csv(path),
+    ".parquet": lambda path: pyarrow.parquet.read_table(path),
+    ".pq": lambda path: pyarrow.parquet.read_table(path),
+    ".jsonl": lambda path: pyarrow.json.read_json(path),
+    ".ndjson": lambda path: pyarrow.json.read_json(path),
+}
+
+
+class ReferenceDataError(Exception):
+    """A reference domain cannot be read or summarised."""
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Read a CSV, Parquet or JSON-lines file with pyarrow."""
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ReferenceDataError(f"{path}: unknown file type (use {', '.join(sorted(READERS))})")
+    try:
+        return reader(str(path))
+    except FileNotFoundError:
+        raise ReferenceDataError(f"{path}: file not found") from None
+    except (pa.ArrowException, OSError) as error:
+        raise ReferenceDataError(f"{path}: cannot read: {error}") from None
+
+
+def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """Finite float64 values of a numeric column; nulls, NaN and inf are dropped.
+
+    Raises TypeError naming the column when it does not hold numbers.
+    """
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+            or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
+        raise TypeError(f"column {name!r} holds {kind}, not numbers")
+    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    return values[np.isfinite(values)]
+
+
+def categorical_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """Non-null values of a categorical column, as strings."""
+    try:
+        strings = pc.cast(column, pa.string())
+    except pa.ArrowNotImplementedError:
+        raise TypeError(f"column {name!r} holds {column.type}, which has no text form") from None
+    return np.asarray(pc.drop_null(strings).to_pylist(), dtype=object)
+
+
+def feature_values(table: pa.Table, name: str, kind: str) -> np.ndarray:
+    """Clean values of one feature; KeyError when the column is absent."""
+    if name not in table.column_names:
+        raise KeyError(f"column {name!r} is missing")
+    column = table.column(name)
+    return numeric_values(column, name) if kind == "numeric" else categorical_values(column, name)
+
+
+def feature_kinds(features: FeaturesConfig) -> dict[str, str]:
+    """Feature name → ``numeric`` or ``categorical``."""
+    return {**{name: "numeric" for name in features.numeric}, **{name: "categorical" for name in features.categorical}}
+
+
+def summarize_table(table: pa.Table, features: FeaturesConfig, bins: int, max_rows: int, origin: str) -> NewReference:
+    """Summarise a reference table; sub-samples (seeded) to ``max_rows`` rows first."""
+    if table.num_rows > max_rows:
+        keep = np.sort(np.random.default_rng(0).choice(table.num_rows, size=max_rows, replace=False))
+        table = table.take(pa.array(keep))
+    kinds = feature_kinds(features)
+    summaries = {}
+    problems = []
+    for name, kind in kinds.items():
+        try:
+            values = feature_values(table, name, kind)
+        except (KeyError, TypeError) as error:
+            problems.append(str(error).strip("'\""))
+            continue
+        if len(values) == 0:
+            problems.append(f"column {name!r} has no usable values")
+            continue
+        summaries[name] = summarize_numeric(values, bins) if kind == "numeric" else summarize_categorical(values)
+    if problems:
+        raise ReferenceDataError(f"reference from {origin}: " + "; ".join(problems))
+    summary = ReferenceSummary(summaries)
+    return NewReference(summary=summary.to_bytes(), rows=table.num_rows, features=kinds, origin=origin)
+
+
+def table_to_bytes(table: pa.Table) -> bytes:
+    """Arrow IPC stream bytes (no pickle) for rows waiting in SQL."""
+    sink = io.BytesIO()
+    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def table_from_bytes(data: bytes) -> pa.Table:
+    """The table ``table_to_bytes`` wrote."""
+    return pyarrow.ipc.open_stream(data).read_all()

@@ -1,0 +1,55 @@
+"""The scheduler: APScheduler 3, one job per monitor, one run at a time, coalesced misfires."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Callable
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import ScheduleConfig
+
+log = logging.getLogger("driftd.scheduler")
+
+
+def make_trigger(schedule: ScheduleConfig) -> BaseTrigger:
+    """An interval or cron trigger; ValueError for a bad cron expression."""
+    if schedule.cron is not None:
+        return CronTrigger.from_crontab(schedule.cron, timezone=timezone.utc)
+    assert schedule.interval is not None
+    return IntervalTrigger(seconds=schedule.interval, timezone=timezone.utc)
+
+
+class Scheduler:
+    """Runs each monitor's tick on its schedule, on a bounded thread pool."""
+
+    def __init__(self, workers: int) -> None:
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, workers))},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone=timezone.utc,
+        )
+
+    def add(self, name: str, schedule: ScheduleConfig, tick: Callable[[], None]) -> None:
+        """Schedule ``tick`` for monitor ``name``; the first run is immediate for intervals."""
+        first = {"next_run_time": datetime.now(timezone.utc)} if schedule.interval is not None else {}
+        self._scheduler.add_job(tick, make_trigger(schedule), id=name, name=f"tick {name}", **first)
+
+    def start(self) -> None:
+        """Start running jobs in the background."""
+        self._scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether jobs are being run."""
+        return self._scheduler.running
+
+    def stop(self) -> None:
+        """Run no new tick and wait for the ticks in flight to finish."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)

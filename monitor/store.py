@@ -1,0 +1,329 @@
+"""The SQL history: monitors, references, cursors, windows, results and drift events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.migrate import check_schema
+from monitor.models import (
+    DriftEvent,
+    Monitor,
+    ReferenceVersion,
+    Result,
+    SourceCursor,
+    Window,
+    utcnow,
+)
+
+
+class StoreError(Exception):
+    """The history database refused an operation."""
+
+
+@dataclass(frozen=True)
+class NewReference:
+    """A reference domain about to be stored."""
+
+    summary: bytes
+    rows: int
+    features: dict[str, str]
+    origin: str
+
+
+@dataclass(frozen=True)
+class StoredReference:
+    """A stored reference version."""
+
+    id: int
+    version: int
+    rows: int
+    features: dict[str, str]
+    origin: str
+    active: bool
+    created_at: datetime
+    summary: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One measure of one feature in one window."""
+
+    feature: str
+    measure: str
+    value: float
+    p_value: float | None
+    p_value_adjusted: float | None
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    """An evaluated window and everything it produced."""
+
+    seq: int
+    reference_id: int
+    rows: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    state: str
+    drift_share: float
+    drifted_features: list[str]
+    missing_features: list[str]
+    results: list[ResultRecord]
+    starts_event: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a monitor stands: cursor, rows waiting for a window, and recent window states."""
+
+    position: Any
+    pending: bytes | None
+    next_seq: int
+    recent: list[tuple[str, float]]
+    last_window_end: datetime | None
+
+
+@dataclass(frozen=True)
+class CommittedWindow:
+    """Ids assigned by the database to a committed window and its event."""
+
+    seq: int
+    window_id: int
+    event_id: int | None
+
+
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings driftd relies on."""
+    if _is_sqlite(url):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """All reads and writes of driftd's SQL history."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = _is_sqlite(url)
+        self.engine = create_db_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def describe(self) -> str:
+        """The URL with any password masked, for logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def prepare(self) -> None:
+        """Check the schema is current; an embedded SQLite database is migrated automatically."""
+        check_schema(self.engine, auto_migrate=self.is_sqlite)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    def monitor_id(self, name: str) -> int:
+        """The id of the monitor named ``name``, registering it on first sight."""
+        with self._session() as session:
+            found = session.scalar(select(Monitor.id).where(Monitor.name == name))
+            if found is not None:
+                return found
+            try:
+                monitor = Monitor(name=name)
+                session.add(monitor)
+                session.commit()
+                return monitor.id
+            except IntegrityError:
+                session.rollback()
+                return session.scalars(select(Monitor.id).where(Monitor.name == name)).one()
+
+    def _require_monitor(self, session: Session, name: str) -> int:
+        found = session.scalar(select(Monitor.id).where(Monitor.name == name))
+        if found is None:
+            raise StoreError(f"monitor {name!r} has no history in {self.describe()}")
+        return found
+
+    # ---- progress -------------------------------------------------------------------------
+
+    def load_progress(self, monitor_id: int, recent: int) -> Progress:
+        """The committed cursor, pending rows and the ``recent`` last window states."""
+        with self._session() as session:
+            cursor = session.get(SourceCursor, monitor_id)
+            last = session.execute(
+                select(Window.seq, Window.state, Window.drift_share, Window.ended_at)
+                .where(Window.monitor_id == monitor_id)
+                .order_by(Window.seq.desc())
+                .limit(max(recent, 1))
+            ).all()
+        return Progress(
+            position=cursor.position if cursor else None,
+            pending=cursor.pending if cursor else None,
+            next_seq=(last[0].seq + 1) if last else 1,
+            recent=[(row.state, row.drift_share) for row in last[:recent]],
+            last_window_end=last[0].ended_at if last else None,
+        )
+
+    def commit_tick(
+        self,
+        monitor_id: int,
+        position: Any,
+        pending: bytes | None,
+        pending_rows: int,
+        windows: list[WindowRecord],
+        reference: NewReference | None = None,
+    ) -> tuple[StoredReference | None, list[CommittedWindow]]:
+        """Store a tick's windows, results, events, new reference and cursor in ONE transaction."""
+        with self._session() as session, session.begin():
+            stored = self._add_reference(session, monitor_id, reference, activate=True) if reference else None
+            committed = [self._add_window(session, monitor_id, record) for record in windows]
+            cursor = session.get(SourceCursor, monitor_id, with_for_update=not self.is_sqlite)
+            if cursor is None:
+                cursor = SourceCursor(monitor_id=monitor_id)
+                session.add(cursor)
+            cursor.position = position
+            cursor.pending = pending
+            cursor.pending_rows = pending_rows
+            cursor.updated_at = utcnow()
+        return stored, committed
+
+    def _add_window(self, session: Session, monitor_id: int, record: WindowRecord) -> CommittedWindow:
+        window = Window(
+            monitor_id=monitor_id, reference_id=record.reference_id, seq=record.seq, rows=record.rows,
+            started_at=record.started_at, ended_at=record.ended_at, evaluated_at=utcnow(),
+            state=record.state, drift_share=record.drift_share,
+            drifted_features=record.drifted_features, missing_features=record.missing_features,
+        )
+        session.add(window)
+        session.flush()
+        session.add_all(
+            Result(window_id=window.id, feature=r.feature, measure=r.measure, value=r.value,
+                   p_value=r.p_value, p_value_adjusted=r.p_value_adjusted, threshold=r.threshold,
+                   drifted=r.drifted)
+            for r in record.results
+        )
+        event_id = None
+        if record.starts_event:
+            drift_event = DriftEvent(monitor_id=monitor_id, window_id=window.id,
+                                     drift_share=record.drift_share, features=record.drifted_features)
+            session.add(drift_event)
+            session.flush()
+            event_id = drift_event.id
+        return CommittedWindow(record.seq, window.id, event_id)
+
+    # ---- references -----------------------------------------------------------------------
+
+    @staticmethod
+    def _stored(row: ReferenceVersion) -> StoredReference:
+        return StoredReference(row.id, row.version, row.rows, dict(row.features), row.origin,
+                               row.active, row.created_at, row.summary)
+
+    def _add_reference(self, session: Session, monitor_id: int, reference: NewReference, activate: bool) -> StoredReference:
+        version = (session.scalar(
+            select(func.max(ReferenceVersion.version)).where(ReferenceVersion.monitor_id == monitor_id)
+        ) or 0) + 1
+        if activate:
+            session.execute(update(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id)
+                            .values(active=False))
+        row = ReferenceVersion(monitor_id=monitor_id, version=version, origin=reference.origin,
+                               rows=reference.rows, features=reference.features,
+                               summary=reference.summary, active=activate, created_at=utcnow())
+        session.add(row)
+        session.flush()
+        return self._stored(row)
+
+    def add_reference(self, monitor_id: int, reference: NewReference, activate: bool = True) -> StoredReference:
+        """Store a new reference version (the next number) and optionally make it the active one."""
+        with self._session() as session, session.begin():
+            return self._add_reference(session, monitor_id, reference, activate)
+
+    def active_reference(self, monitor_id: int) -> StoredReference | None:
+        """The monitor's active reference version, if it has one."""
+        with self._session() as session:
+            row = session.scalar(select(ReferenceVersion).where(
+                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.active.is_(True)))
+            return self._stored(row) if row else None
+
+    def references(self, monitor: str) -> list[StoredReference]:
+        """Every reference version of a monitor, oldest first."""
+        with self._session() as session:
+            monitor_id = self._require_monitor(session, monitor)
+            rows = session.scalars(select(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id)
+                                   .order_by(ReferenceVersion.version))
+            return [self._stored(row) for row in rows]
+
+    def activate_reference(self, monitor: str, version: int) -> StoredReference:
+        """Make ``version`` the monitor's one active reference."""
+        with self._session() as session, session.begin():
+            monitor_id = self._require_monitor(session, monitor)
+            row = session.scalar(select(ReferenceVersion).where(
+                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.version == version))
+            if row is None:
+                raise StoreError(f"monitor {monitor!r} has no reference version {version}")
+            session.execute(update(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id)
+                            .values(active=False))
+            row.active = True
+            return self._stored(row)
+
+    # ---- history --------------------------------------------------------------------------
+
+    def windows(self, monitor: str, limit: int = 20) -> list[Window]:
+        """The monitor's latest windows, newest first."""
+        with self._session() as session:
+            monitor_id = self._require_monitor(session, monitor)
+            return list(session.scalars(select(Window).where(Window.monitor_id == monitor_id)
+                                        .order_by(Window.seq.desc()).limit(limit)))
+
+    def results(self, window_id: int) -> list[Result]:
+        """Every result of one window."""
+        with self._session() as session:
+            return list(session.scalars(select(Result).where(Result.window_id == window_id)
+                                        .order_by(Result.feature, Result.measure)))
+
+    def drift_events(self, monitor: str, limit: int = 20) -> list[DriftEvent]:
+        """The monitor's latest drift events, newest first."""
+        with self._session() as session:
+            monitor_id = self._require_monitor(session, monitor)
+            return list(session.scalars(select(DriftEvent).where(DriftEvent.monitor_id == monitor_id)
+                                        .order_by(DriftEvent.id.desc()).limit(limit)))
+
+    def count_rows(self, monitor: str) -> int:
+        """Rows over all evaluated windows of a monitor."""
+        with self._session() as session:
+            monitor_id = self._require_monitor(session, monitor)
+            return int(session.scalar(select(func.coalesce(func.sum(Window.rows), 0))
+                                      .where(Window.monitor_id == monitor_id)))
+
+    def iter_monitors(self) -> Iterator[str]:
+        """Names of every monitor with history."""
+        with self._session() as session:
+            yield from session.scalars(select(Monitor.name).order_by(Monitor.name))

@@ -1,0 +1,313 @@
+"""The built-in divergence measures and p-value corrections agree with scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from monitor.divergence import (
+    BUILTIN_MEASURES,
+    CategoricalSummary,
+    Measure,
+    MeasureRegistry,
+    Score,
+    adjust_p_values,
+    summarize_categorical,
+    summarize_numeric,
+)
+from monitor.divergence.measures import proportions
+
+KS = BUILTIN_MEASURES["ks"]
+PSI = BUILTIN_MEASURES["psi"]
+JS = BUILTIN_MEASURES["jensen_shannon"]
+WASSERSTEIN = BUILTIN_MEASURES["wasserstein"]
+CHI_SQUARE = BUILTIN_MEASURES["chi_square"]
+
+
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240601)
+
+
+def assert_ks_matches_scipy(reference: np.ndarray, window: np.ndarray) -> None:
+    score = KS.score(summarize_numeric(reference), window)
+    expected = stats.ks_2samp(reference, window, method="auto", alternative="two-sided")
+    assert score.value == expected.statistic
+    assert score.p_value == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize(
+    ("n_ref", "n_window", "shift"),
+    [
+        (200, 200, 0.0),  # exact, equal sizes
+        (500, 37, 0.3),  # exact, unequal sizes
+        (10_000, 800, 0.05),  # exact at the boundary
+        (20_000, 500, 0.0),  # asymptotic: reference over 10 000
+        (12_000, 15_000, 0.02),  # asymptotic: both large
+        (3_000, 10_001, 0.1),  # asymptotic: window over 10 000
+    ],
+)
+def test_ks_matches_scipy_in_exact_and_asymptotic_regimes(
+    n_ref: int, n_window: int, shift: float
+) -> None:
+    generator = rng()
+    assert_ks_matches_scipy(generator.normal(size=n_ref), generator.normal(shift, size=n_window))
+
+
+@pytest.mark.parametrize(("n_ref", "n_window"), [(300, 120), (15_000, 900)])
+def test_ks_matches_scipy_with_ties(n_ref: int, n_window: int) -> None:
+    generator = rng()
+    reference = generator.integers(0, 6, size=n_ref).astype(np.float64)
+    window = generator.integers(1, 7, size=n_window).astype(np.float64)
+    assert_ks_matches_scipy(reference, window)
+
+
+def test_ks_of_identical_samples_is_zero_with_p_value_one() -> None:
+    sample = rng().normal(size=400)
+    score = KS.score(summarize_numeric(sample), sample.copy())
+    assert score == Score(value=0.0, p_value=1.0)
+    assert not KS.drifted(score, 0.05)
+
+
+def test_ks_detects_a_shift() -> None:
+    generator = rng()
+    score = KS.score(summarize_numeric(generator.normal(size=2_000)), generator.normal(1, size=500))
+    assert KS.drifted(score, 0.05)
+    assert score.p_value is not None and score.p_value < 1e-20
+
+
+def test_ks_on_constant_reference() -> None:
+    reference = np.full(50, 3.0)
+    assert_ks_matches_scipy(reference, np.array([3.0, 3.0, 4.0]))
+    assert KS.score(summarize_numeric(reference), np.full(10, 3.0)) == Score(0.0, 1.0)
+
+
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+@settings(max_examples=60, deadline=None)
+@given(
+    reference=arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e6, 1e6)),
+    window=arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e6, 1e6)),
+)
+def test_ks_property_agrees_with_scipy(reference: np.ndarray, window: np.ndarray) -> None:
+    assert_ks_matches_scipy(reference, window)
+
+
+@pytest.mark.parametrize("integer_valued", [False, True])
+def test_wasserstein_times_std_matches_scipy(integer_valued: bool) -> None:
+    generator = rng()
+    reference = generator.normal(2.0, 3.0, size=1_500)
+    window = generator.normal(2.5, 2.0, size=321)
+    if integer_valued:
+        reference, window = np.round(reference), np.round(window)
+    summary = summarize_numeric(reference)
+    score = WASSERSTEIN.score(summary, window)
+    assert score.p_value is None
+    assert score.value * summary.std == pytest.approx(
+        stats.wasserstein_distance(reference, window), abs=1e-9
+    )
+
+
+def test_wasserstein_on_constant_reference_is_divided_by_one() -> None:
+    window = np.array([1.0, 2.0, 4.0])
+    score = WASSERSTEIN.score(summarize_numeric(np.full(20, 2.0)), window)
+    assert score.value == pytest.approx(stats.wasserstein_distance(np.full(20, 2.0), window))
+
+
+def test_wasserstein_of_identical_samples_is_zero() -> None:
+    sample = rng().normal(size=100)
+    assert WASSERSTEIN.score(summarize_numeric(sample), sample[::-1]).value == 0.0
+
+
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+def test_jensen_shannon_matches_scipy(kind: str) -> None:
+    generator = rng()
+    if kind == "numeric":
+        summary = summarize_numeric(generator.normal(size=1_000))
+        window = generator.normal(0.4, 1.3, size=250)
+    else:
+        summary = summarize_categorical(generator.choice(["a", "b", "c"], size=500).astype(object))
+        window = generator.choice(["b", "c", "d"], size=120, p=[0.2, 0.3, 0.5]).astype(object)
+    p, q = proportions(summary, window)
+    value = JS.score(summary, window).value
+    assert value == pytest.approx(jensenshannon(p, q, base=2), rel=1e-12)
+    assert 0.0 < value <= 1.0
+
+
+def test_jensen_shannon_of_disjoint_categories_is_one() -> None:
+    summary = summarize_categorical(np.array(["a", "b"], dtype=object))
+    assert JS.score(summary, np.array(["c"], dtype=object)).value == pytest.approx(1.0)
+
+
+def test_numeric_bins_are_right_closed_quantile_bins() -> None:
+    summary = summarize_numeric(np.arange(1.0, 11.0), bins=5)
+    np.testing.assert_allclose(summary.edges, [2.8, 4.6, 6.4, 8.2], rtol=1e-15)
+    np.testing.assert_array_equal(summary.probs, [0.2, 0.2, 0.2, 0.2, 0.2])
+    first, last = summary.edges[0], summary.edges[-1]
+    _, q = proportions(summary, np.array([first, np.nextafter(first, 9.0), last, 100.0]))
+    np.testing.assert_array_equal(q, [0.25, 0.25, 0.0, 0.25, 0.25])
+
+
+def test_psi_numeric_matches_a_hand_computation_with_eps_for_empty_bins() -> None:
+    summary = summarize_numeric(np.arange(1.0, 11.0), bins=2)  # edge 5.5, probs [0.5, 0.5]
+    score = PSI.score(summary, np.array([1.0, 2.0, 3.0, 7.0]))
+    expected = (0.75 - 0.5) * math.log(0.75 / 0.5) + (0.25 - 0.5) * math.log(0.25 / 0.5)
+    assert score.value == pytest.approx(expected, rel=1e-12)
+    assert score.p_value is None
+    eps = 1e-4  # the empty window bin becomes eps, without renormalising
+    all_low = PSI.score(summary, np.array([1.0, 2.0]))
+    expected_low = (1 - 0.5) * math.log(1 / 0.5) + (eps - 0.5) * math.log(eps / 0.5)
+    assert all_low.value == pytest.approx(expected_low, rel=1e-12)
+
+
+def test_psi_categorical_counts_unseen_categories_with_eps() -> None:
+    summary = CategoricalSummary(categories=("a", "b"), counts=np.array([3, 1], dtype=np.int64))
+    score = PSI.score(summary, np.array(["a", "c"], dtype=object))
+    eps = 1e-4
+    expected = (
+        (0.5 - 0.75) * math.log(0.5 / 0.75)
+        + (eps - 0.25) * math.log(eps / 0.25)
+        + (0.5 - eps) * math.log(0.5 / eps)
+    )
+    assert score.value == pytest.approx(expected, rel=1e-12)
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
+    generator = rng()
+    summary = summarize_numeric(generator.normal(size=20_000))
+    same = PSI.score(summary, generator.normal(size=20_000))
+    shifted = PSI.score(summary, generator.normal(1.5, size=20_000))
+    assert same.value < 0.01 and not PSI.drifted(same, PSI.default_threshold)
+    assert shifted.value > 1.0 and PSI.drifted(shifted, PSI.default_threshold)
+
+
+def test_chi_square_matches_scipy_with_an_unseen_category() -> None:
+    generator = rng()
+    summary = summarize_categorical(
+        generator.choice(["red", "green", "blue"], size=600, p=[0.5, 0.3, 0.2]).astype(object)
+    )
+    window = generator.choice(["red", "green", "blue", "violet"], size=150).astype(object)
+    score = CHI_SQUARE.score(summary, window)
+    table = [
+        [summary.counts[summary.categories.index(c)] if c in summary.categories else 0
+         for c in ("blue", "green", "red", "violet")],
+        [int(np.sum(window == c)) for c in ("blue", "green", "red", "violet")],
+    ]
+    expected = stats.chi2_contingency(table, correction=False)
+    assert score.value == pytest.approx(expected.statistic, rel=1e-12)
+    assert score.p_value == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+    assert CHI_SQUARE.drifted(score, 0.05)
+
+
+def test_chi_square_drops_categories_empty_on_both_sides() -> None:
+    summary = CategoricalSummary(("a", "b", "c"), np.array([10, 0, 5], dtype=np.int64))
+    window = np.array(["a", "a", "c", "a"], dtype=object)
+    expected = stats.chi2_contingency([[10, 5], [3, 1]], correction=False)
+    score = CHI_SQUARE.score(summary, window)
+    assert score.value == pytest.approx(expected.statistic, rel=1e-12)
+    assert score.p_value == pytest.approx(expected.pvalue, rel=1e-12)
+
+
+def test_chi_square_with_a_single_category_is_zero_with_p_value_one() -> None:
+    summary = summarize_categorical(np.array(["x"] * 5, dtype=object))
+    assert CHI_SQUARE.score(summary, np.array(["x", "x"], dtype=object)) == Score(0.0, 1.0)
+
+
+@pytest.mark.parametrize("name", ["ks", "wasserstein"])
+def test_numeric_measures_reject_categorical_summaries(name: str) -> None:
+    summary = summarize_categorical(np.array(["a"], dtype=object))
+    with pytest.raises(TypeError, match=f"{name}.*numeric"):
+        BUILTIN_MEASURES[name].score(summary, np.array(["a"], dtype=object))
+
+
+def test_categorical_measures_reject_numeric_summaries() -> None:
+    with pytest.raises(TypeError, match="chi_square.*categorical"):
+        CHI_SQUARE.score(summarize_numeric(np.arange(5.0)), np.arange(3.0))
+
+
+def test_measures_reject_an_empty_window() -> None:
+    with pytest.raises(ValueError, match="empty window"):
+        PSI.score(summarize_numeric(np.arange(5.0)), np.array([]))
+
+
+def test_builtin_measure_metadata() -> None:
+    expected = {
+        "ks": ({"numeric"}, True, 0.05),
+        "psi": ({"numeric", "categorical"}, False, 0.2),
+        "jensen_shannon": ({"numeric", "categorical"}, False, 0.1),
+        "wasserstein": ({"numeric"}, False, 0.1),
+        "chi_square": ({"categorical"}, True, 0.05),
+    }
+    actual = {
+        name: (set(m.kinds), m.is_test, m.default_threshold) for name, m in BUILTIN_MEASURES.items()
+    }
+    assert actual == expected
+    assert all(m.name == name and m.description for name, m in BUILTIN_MEASURES.items())
+
+
+def test_a_test_score_without_p_value_cannot_be_judged() -> None:
+    with pytest.raises(ValueError, match="no p-value"):
+        KS.drifted(Score(0.5), 0.05)
+
+
+def test_corrections_match_scipy() -> None:
+    p = rng().uniform(size=40) ** 3
+    np.testing.assert_array_equal(adjust_p_values(p, "none"), p)
+    np.testing.assert_allclose(adjust_p_values(p, "bonferroni"), np.minimum(1, p * 40), rtol=0)
+    np.testing.assert_allclose(
+        adjust_p_values(list(p), "bh"), stats.false_discovery_control(p, method="bh"), rtol=1e-15
+    )
+    tied = [0.01, 0.04, 0.04, 0.03, 0.5, 1.0, 0.0]
+    np.testing.assert_allclose(
+        adjust_p_values(tied, "bh"), stats.false_discovery_control(tied, method="bh"), rtol=1e-15
+    )
+
+
+@pytest.mark.parametrize("method", ["none", "bonferroni", "bh"])
+def test_corrections_of_no_p_values_are_empty(method: str) -> None:
+    adjusted = adjust_p_values([], method)  # type: ignore[arg-type]
+    assert adjusted.shape == (0,) and adjusted.dtype == np.float64
+
+
+def test_corrections_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="unknown correction"):
+        adjust_p_values([0.1], "holm")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        adjust_p_values([0.1, 1.5], "bh")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        adjust_p_values([float("nan")], "bonferroni")
+
+
+class _Constant(Measure):
+    name = "constant"
+    kinds = frozenset({"numeric"})
+    is_test = False
+    default_threshold = 1.0
+    description = "always 0"
+
+    def score(self, reference: object, values: np.ndarray) -> Score:  # type: ignore[override]
+        return Score(0.0)
+
+
+def test_registry_holds_builtins_and_plugin_extras() -> None:
+    registry = MeasureRegistry({"constant": _Constant()})
+    assert registry.names() == ["ks", "psi", "jensen_shannon", "wasserstein", "chi_square", "constant"]
+    assert list(registry) == registry.names()
+    assert "constant" in registry and "nope" not in registry
+    assert isinstance(registry.get("constant"), _Constant)
+    assert registry.get("ks") is BUILTIN_MEASURES["ks"]
+    assert MeasureRegistry().names() == list(BUILTIN_MEASURES)
+
+
+def test_registry_errors_name_the_culprit() -> None:
+    with pytest.raises(KeyError, match="'nope'.*ks, psi, jensen_shannon, wasserstein, chi_square"):
+        MeasureRegistry().get("nope")
+    with pytest.raises(ValueError, match="'psi'"):
+        MeasureRegistry({"psi": _Constant()})
+    with pytest.raises(TypeError, match="'bogus'"):
+        MeasureRegistry({"bogus": object()})  # type: ignore[dict-item]
