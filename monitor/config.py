@@ -197,14 +197,15 @@ class DriftdConfig(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     monitors: list[MonitorConfig] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> DriftdConfig:
+    @field_validator("monitors")
+    @classmethod
+    def _unique_names(cls, monitors: list[MonitorConfig]) -> list[MonitorConfig]:
         seen: set[str] = set()
-        for monitor in self.monitors:
+        for monitor in monitors:
             if monitor.name in seen:
-                raise ValueError(f"two monitors are named {monitor.name!r}")
+                raise ValueError(f"monitor {monitor.name!r} is defined more than once")
             seen.add(monitor.name)
-        return self
+        return monitors
 
     def monitor(self, name: str) -> MonitorConfig:
         """The monitor of that name, or a ConfigError listing the known ones."""
@@ -257,7 +258,16 @@ def _describe_error(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
         prefix = f"monitor {name!r}: " if name else f"monitor #{location[1] + 1}: "
         location = location[2:]
     key = ".".join(str(part) for part in location) or "(top level)"
-    return f"{prefix}{key}: {error['msg']}"
+    return f"{prefix}{key}: {_without_input(error['msg'], error.get('input'))}"
+
+
+def _without_input(message: str, value: Any) -> str:
+    """Drop the offending value from a message: it may be a secret that came from ``${VAR}``."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        message = message.replace(repr(value), "<value hidden>")
+        if isinstance(value, str) and len(value) >= 4:
+            message = message.replace(value, "<value hidden>")
+    return message
 
 
 def build_config(raw: Any, source: str, environ: Mapping[str, str] | None = None) -> DriftdConfig:

@@ -1,0 +1,188 @@
+"""The tick path on embedded SQLite: reference, windows, results, events, cursor, failures."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sqlalchemy import func, select
+
+from monitor.engine import MonitorError, SourceDown
+from monitor.metrics import Metrics
+from monitor.models import DriftEvent, Result, SourceCursor, Window
+from tests.helpers import make_runner, monitor_config, sample_table, write_csv
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data"
+
+
+def _count(runner, model) -> int:  # noqa: ANN001
+    with runner.store.engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(model))
+
+
+def test_first_rows_become_the_reference_then_windows_are_evaluated(data: Path, sqlite_url: str) -> None:
+    write_csv(data / "part-1.csv", sample_table(2600, seed=1))
+    runner = make_runner(monitor_config(max_rows=5000), sqlite_url)
+
+    first = runner.tick()
+    assert first.windows == []
+    reference = runner.store.active_reference(runner.monitor_id)
+    assert reference is not None and reference.rows == 1000 and reference.origin == "first 1000 rows"
+
+    second = runner.tick()
+    assert [w.rows for w in second.windows] == [500, 500, 500]
+    assert [w.seq for w in second.windows] == [1, 2, 3]
+    assert all(w.state == "ok" for w in second.windows)
+    with runner.store.engine.connect() as connection:
+        pending = connection.scalar(select(SourceCursor.pending_rows))
+    assert pending == 100
+
+
+def test_shifted_feature_is_flagged_and_starts_one_event(data: Path, sqlite_url: str) -> None:
+    write_csv(data / "part-1.csv", sample_table(1000, seed=1))
+    write_csv(data / "part-2.csv", sample_table(2000, seed=2, shift=1.5, start_id=1000))
+    runner = make_runner(monitor_config(max_rows=10_000), sqlite_url)
+    runner.tick()
+    windows = runner.tick().windows
+    assert len(windows) == 4
+    assert all(w.drifted_features == ["a"] for w in windows)
+    # one drifted feature of three is above the default share of 0.3: drift, with a single event
+    assert [w.state for w in windows] == ["drift"] * 4
+    assert [w.starts_event for w in windows] == [True, False, False, False]
+    assert _count(runner, DriftEvent) == 1
+    ks = [r for r in windows[0].results if r.feature == "a" and r.measure == "ks"][0]
+    assert ks.drifted and ks.p_value is not None and ks.p_value < 1e-10
+    assert ks.p_value_adjusted is not None and ks.p_value_adjusted >= ks.p_value
+
+
+def test_results_and_cursor_commit_together(data: Path, sqlite_url: str) -> None:
+    write_csv(data / "part-1.csv", sample_table(2000, seed=1))
+    runner = make_runner(monitor_config(max_rows=10_000), sqlite_url)
+    runner.tick()
+    runner.tick()
+    with runner.store.engine.connect() as connection:
+        windows = connection.scalar(select(func.count()).select_from(Window))
+        results = connection.scalar(select(func.count()).select_from(Result))
+        position = connection.scalar(select(SourceCursor.position))
+    # 2 windows x (2 numeric x (ks, psi) + 1 categorical x (psi, chi_square))
+    assert windows == 2 and results == 2 * (2 * 2 + 2)
+    assert position == {"file": str(Path("data/part-1.csv")), "row": 2000}
+
+
+def test_restart_resumes_from_the_committed_cursor(data: Path, sqlite_url: str) -> None:
+    write_csv(data / "part-1.csv", sample_table(3000, seed=1))
+    first = make_runner(monitor_config(max_rows=700), sqlite_url)
+    for _ in range(3):
+        first.tick()
+    second = make_runner(monitor_config(max_rows=700), sqlite_url)
+    while second.tick().rows_fetched:
+        pass
+    windows = second.store.windows("m", limit=100)
+    assert sorted(w.seq for w in windows) == list(range(1, len(windows) + 1))
+    pending = second.store.load_progress(second.monitor_id, recent=0).pending
+    assert sum(w.rows for w in windows) == 2000 and pending is None
+
+
+def test_source_down_is_reported_and_nothing_is_committed(tmp_path: Path, sqlite_url: str,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    runner = make_runner(monitor_config(source={"type": "files", "options": {"path": str(tmp_path / "gone")}}),
+                         sqlite_url, metrics)
+    with caplog.at_level(logging.ERROR), pytest.raises(SourceDown, match="monitor 'm'.*does not exist"):
+        runner.tick()
+    with pytest.raises(SourceDown):
+        runner.tick()
+    assert metrics.snapshot("m").source_up is False
+    assert metrics.source_errors.labels("m")._value.get() == 2
+    assert sum("is down" in record.message for record in caplog.records) == 1, "logged once per state change"
+    assert _count(runner, SourceCursor) == 0
+
+
+def test_missing_column_is_reported_and_other_features_measured(data: Path, sqlite_url: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    write_csv(data / "part-1.csv", sample_table(1000, seed=1))
+    runner = make_runner(monitor_config(max_rows=10_000), sqlite_url)
+    runner.tick()
+    write_csv(data / "part-2.csv", sample_table(500, seed=2, start_id=1000).drop_columns(["b"]))
+    with caplog.at_level(logging.WARNING):
+        window = runner.tick().windows[0]
+    assert window.missing_features == ["b"]
+    assert {r.feature for r in window.results} == {"a", "c"}
+    assert any("monitor m" in r.message and "'b'" in r.message and "missing" in r.message for r in caplog.records)
+
+
+def test_window_of_nan_is_recorded_without_a_verdict(data: Path, sqlite_url: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    reference = sample_table(1000, seed=1)
+    live = sample_table(500, seed=2, start_id=1000)
+    live = live.set_column(1, "a", pa.array(np.full(500, np.nan)))
+    live = live.set_column(2, "b", pa.array(np.full(500, np.nan)))
+    live = live.set_column(3, "c", pa.nulls(500, pa.string()))
+    write_csv(data / "part-1.csv", reference)
+    write_csv(data / "part-2.csv", live)
+    runner = make_runner(monitor_config(max_rows=10_000), sqlite_url)
+    runner.tick()
+    with caplog.at_level(logging.WARNING):
+        window = runner.tick().windows[0]
+    assert window.rows == 500 and window.results == [] and window.state == "ok"
+    assert window.missing_features == ["a", "b", "c"]
+    assert any("no usable values" in r.message and "monitor m" in r.message for r in caplog.records)
+
+
+def test_unknown_measure_and_connector_name_the_monitor(sqlite_url: str) -> None:
+    with pytest.raises(MonitorError, match="monitor 'm': measures: .*'nope'"):
+        make_runner(monitor_config(measures=["ks", "nope"]), sqlite_url)
+    with pytest.raises(MonitorError, match="monitor 'm': source 'kafka': unknown connector type"):
+        make_runner(monitor_config(source={"type": "kafka"}), sqlite_url)
+
+
+def test_reference_from_a_file_is_stored_once(data: Path, tmp_path: Path, sqlite_url: str) -> None:
+    ref = write_csv(tmp_path / "ref.csv", sample_table(800, seed=3))
+    write_csv(data / "part-1.csv", sample_table(500, seed=1))
+    config = monitor_config(reference={"path": str(ref)})
+    runner = make_runner(config, sqlite_url)
+    assert len(runner.tick().windows) == 1
+    again = make_runner(config, sqlite_url)
+    again.tick()
+    versions = again.store.references("m")
+    assert [(v.version, v.rows, v.active) for v in versions] == [(1, 800, True)]
+
+
+def test_a_newly_activated_reference_is_picked_up(data: Path, tmp_path: Path, sqlite_url: str) -> None:
+    from monitor.reference import summarize_table
+
+    write_csv(data / "part-1.csv", sample_table(2000, seed=1, shift=2.0))
+    config = monitor_config(reference={"path": str(write_csv(tmp_path / "ref.csv", sample_table(800, seed=3)))},
+                            max_rows=500)
+    runner = make_runner(config, sqlite_url)
+    assert runner.tick().windows[0].drifted_features == ["a"]
+    shifted = summarize_table(sample_table(800, seed=4, shift=2.0), config.features, 10, 1000, "capture")
+    runner.store.add_reference(runner.monitor_id, shifted)
+    window = runner.tick().windows[0]
+    assert window.drifted_features == [] and window.reference_id != 0
+    assert runner.reference is not None and runner.reference.version == 2
+
+
+def test_time_windows_close_when_a_later_row_arrives(tmp_path: Path, sqlite_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    table = sample_table(3000, seed=1)
+    seconds = np.arange(3000, dtype=np.int64) * 1_000_000  # one row a second
+    table = table.append_column("ts", pa.array(seconds, pa.timestamp("us", tz="UTC")))
+    write_csv(tmp_path / "data" / "part-1.csv", table)
+    config = monitor_config(window={"span": "10m", "timestamp": "ts"}, max_rows=10_000)
+    runner = make_runner(config, sqlite_url)
+    runner.tick()
+    windows = runner.tick().windows
+    # rows 1000..2999 → minutes 16:40..49:59; windows [10m,20m) partial, [20m,30m), [30m,40m); [40m,50m) open
+    assert [w.rows for w in windows] == [200, 600, 600]
+    assert [w.started_at.minute for w in windows] == [10, 20, 30]
+    progress = runner.store.load_progress(runner.monitor_id, recent=0)
+    assert progress.last_window_end is not None and progress.last_window_end.minute == 40
