@@ -29,7 +29,10 @@ def epoch_seconds(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
     kind = column.type
     try:
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            column = pc.cast(column, pa.timestamp("us", tz="UTC"))
+            try:
+                column = pc.cast(column, pa.timestamp("us", tz="UTC"))
+            except pa.ArrowInvalid:  # ISO strings without a zone offset: read as UTC
+                column = pc.cast(column, pa.timestamp("us"))
             kind = column.type
         if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
             micros = pc.cast(pc.cast(column, pa.timestamp("us", tz=getattr(kind, "tz", None))), pa.int64())

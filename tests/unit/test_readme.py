@@ -1,0 +1,54 @@
+"""The README's commands, config example and plugin example stay true."""
+
+from __future__ import annotations
+
+import re
+import types
+from pathlib import Path
+
+import yaml
+
+from monitor.config import build_config
+from monitor.plugins import PluginManager
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    test_command = _blocks("sh")[1].strip()
+    assert "pytest" in test_command
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    run_command, test_command = (block.strip() for block in _blocks("sh")[:2])
+    assert run_command.endswith("driftd run") and "pip install ." in run_command
+    assert test_command.endswith("pytest") and "'.[dev]'" in test_command
+    assert README.index(run_command) < README.index("## What driftd is")
+
+
+def test_config_example_is_valid() -> None:
+    example = next(block for block in _blocks("yaml") if "monitors:" in block)
+    config = build_config(yaml.safe_load(example), "README example", environ={})
+    monitor = config.monitor("payments")
+    assert monitor.drift.consecutive == 2 and monitor.schedule.interval == 60
+    assert config.storage.url == "sqlite:///driftd.db"
+
+
+def test_plugin_example_works() -> None:
+    module = types.ModuleType("my_driftd_plugin")
+    exec(compile(_blocks("python")[0], "README plugin example", "exec"), module.__dict__)  # noqa: S102
+    manager = PluginManager(environ={}, load_entry_points=False)
+    manager.register(module, "my_driftd_plugin")
+    connector = manager.connector("counter", {})
+    first = connector.fetch(None, 3)
+    second = connector.fetch(first.cursor, 2)
+    assert first.table.column("x").to_pylist() == [0, 1, 2]
+    assert second.table.column("x").to_pylist() == [3, 4]
+    assert manager.info["my_driftd_plugin"].provides == {"connectors": ["counter"]}
