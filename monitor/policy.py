@@ -51,7 +51,9 @@ class DriftPolicy:
     def restore(cls, config: DriftConfig, recent: list[tuple[str, float]]) -> DriftPolicy:
         """Rebuild the policy from the latest windows' (state, drift share), newest first."""
         streak = 0
-        for _state, share in recent:
+        for state, share in recent:
+            if share == 0.0 and state != "ok":
+                continue  # a window with no verdicts: it kept the state and does not break the streak
             if share < config.share:
                 break
             streak += 1

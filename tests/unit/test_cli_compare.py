@@ -1,0 +1,36 @@
+"""`driftd compare REF LIVE`: a one-off report on two files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from monitor.cli import main
+from tests.helpers import sample_table, write_csv
+
+
+def _files(tmp_path: Path, shift: float) -> tuple[str, str]:
+    ref = write_csv(tmp_path / "ref.csv", sample_table(2000, seed=1).drop_columns(["id"]))
+    live = write_csv(tmp_path / "live.parquet.csv", sample_table(1000, seed=2, shift=shift).drop_columns(["id"]))
+    return str(ref), str(live)
+
+
+def test_compare_reports_drift_with_exit_code_1(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=1.0), "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert report["drift"] is True and report["drifted_features"] == ["a"]
+    assert {r["measure"] for r in report["results"] if r["feature"] == "c"} == {"psi", "chi_square"}
+
+
+def test_compare_same_distribution_exits_0(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=0.0)])
+    assert result.exit_code == 0, result.output
+    assert "dataset drift: no" in result.output
+
+
+def test_compare_names_an_unknown_measure(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=0.0), "--measures", "ks,bogus"])
+    assert result.exit_code == 2 and "bogus" in result.output
