@@ -11,6 +11,8 @@ from typing import NoReturn
 
 import click
 import pyarrow as pa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig, build_config, load_config
@@ -50,10 +52,41 @@ def _load(config_path: Path | None) -> tuple[DriftdConfig, bool]:
     try:
         if config_path is None:
             from monitor.demo import demo_config
-            return demo_config(), True
-        return load_config(config_path), False
+            config, is_demo = demo_config(), True
+        else:
+            config, is_demo = load_config(config_path), False
     except ConfigError as error:
         _fail(str(error))
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta[_STORAGE_KEY] = config.storage.url
+    return config, is_demo
+
+
+_STORAGE_KEY = "driftd.storage_url"
+
+
+def _database_problem(error: SQLAlchemyError, url: str | None) -> str:
+    """One line for a database failure: where (password hidden) and the driver's own reason."""
+    cause = getattr(error, "orig", None) or error
+    where = "the database"
+    if url:
+        try:
+            where = make_url(url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - an unparsable URL fails earlier with its own message
+            where = "the database"
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return f"{where}: {type(cause).__name__}: {reason}"
+
+
+class _Main(click.Group):
+    """The top-level group: a database that cannot be reached is one clean line and exit 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's own signature
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as error:
+            _fail(_database_problem(error, ctx.meta.get(_STORAGE_KEY)))
 
 
 def _store(config: DriftdConfig) -> Store:
@@ -65,7 +98,7 @@ def _store(config: DriftdConfig) -> Store:
     return store
 
 
-@click.group()
+@click.group(cls=_Main)
 @click.version_option(__version__, prog_name="driftd")
 def main() -> None:
     """driftd: watch live data drift away from its reference, keep the history, export metrics."""
@@ -348,11 +381,12 @@ def config_validate(path: Path | None) -> None:
             connector.close()
         except MonitorError as error:
             problems.append(str(error))
+    where = path or "built-in demo"
     for problem in problems:
-        click.echo(f"driftd: error: {problem}", err=True)
+        click.echo(f"driftd: error: {where}: {problem}", err=True)
     if problems:
         sys.exit(EXIT_ERROR)
-    click.echo(f"{path or 'built-in demo'}: OK ({len(config.monitors)} monitor(s), storage "
+    click.echo(f"{where}: OK ({len(config.monitors)} monitor(s), storage "
                f"{Store(config.storage.url).describe()})")
 
 

@@ -117,8 +117,8 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        self.start()
         try:
+            self.start()
             while not stop.wait(1.0):
                 pass
         finally:

@@ -81,7 +81,8 @@ class MonitorRunner:
     # ---- state held between ticks (reloaded from SQL after any failure) ------------------
 
     def _load(self) -> None:
-        progress = self.store.load_progress(self.monitor_id, recent=self.config.drift.consecutive)
+        # a few more than `consecutive`: windows with no verdict do not count towards the streak
+        progress = self.store.load_progress(self.monitor_id, recent=self.config.drift.consecutive + 20)
         self.position = progress.position
         self.pending = table_from_bytes(progress.pending) if progress.pending else None
         self.next_seq = progress.next_seq

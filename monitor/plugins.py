@@ -85,6 +85,11 @@ class PluginManager:
         if name in self._disabled:
             log.info("plugin %s is disabled by DRIFTD_DISABLE_PLUGINS", name)
             return
+        if self.hooks.has_plugin(name):  # keep the working plugin's entry; report the newcomer beside it
+            key = f"{name} ({origin})"
+            self.info[key] = PluginInfo(key, origin, error=f"failed to load: a plugin named {name!r} is already loaded")
+            log.error("plugin %s (%s) %s", name, origin, self.info[key].error)
+            return
         info = self.info.setdefault(name, PluginInfo(name, origin))
         try:
             self.hooks.register(load(), name=name)
@@ -95,7 +100,7 @@ class PluginManager:
     def _collect(self, kind: str) -> dict[str, Any]:
         hook = getattr(self.hooks.hook, PROVIDER_HOOKS[kind])
         collected: dict[str, Any] = {}
-        for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
+        for impl in hook.get_hookimpls():  # registration order: built-ins first, so they keep their names
             info = self.info.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name, "registered"))
             try:
                 provided = impl.function()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,13 @@ def test_sigkill_and_restart_count_every_row_exactly_once(tmp_path: Path, driftd
     }])
     db = tmp_path / "driftd.db"
 
-    # Kill at three different points of the backlog (the windows are 24 in all).
-    for kill_at in (3, 9, 16):
+    # Kill at three different points of the backlog (the windows are 24 in all), and at different
+    # moments of the 0.2 s tick: right after a commit, and part-way to the next one.
+    for kill_at, delay in ((3, 0.0), (9, 0.09), (16, 0.27)):
         daemon.start()
         wait_for(lambda: committed(db)[0] >= kill_at, 30, interval=0.02,
                  message=f"{kill_at} committed windows", process=daemon)
+        time.sleep(delay)
         daemon.signal(signal.SIGKILL)
         assert daemon.proc.wait(10) == -signal.SIGKILL
         windows, rows, pending = committed(db)
