@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
+from monitor.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, SHIFT_UNITS, CalibrationReport, calibrate
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig, build_config, load_config
 from monitor.daemon import Daemon
 from monitor.engine import MonitorError, MonitorRunner
@@ -331,6 +332,85 @@ def reference_activate(config_path: Path | None, monitor: str, version: int) -> 
     except StoreError as error:
         _fail(str(error))
     click.echo(f"{monitor}: reference version {stored.version} is active")
+
+
+@main.command("calibrate")
+@config_option
+@click.argument("monitor")
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False),
+              help="A sample of the reference rows (default: the monitor's reference.path).")
+@click.option("--window-sizes", help="Comma-separated window sizes "
+              f"(default: {','.join(map(str, DEFAULT_WINDOW_SIZES))} and the monitor's window.rows).")
+@click.option("--repetitions", default=DEFAULT_REPETITIONS, show_default=True, type=click.IntRange(min=1),
+              help="Resampled windows per size.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def calibrate_command(config_path: Path | None, monitor: str, from_file: str | None, window_sizes: str | None,
+                      repetitions: int, seed: int, as_json: bool) -> None:
+    """Measure false alarms and the smallest detectable shifts on the monitor's own reference.
+
+    Stores the report with the monitor's active reference version.
+    """
+    config, _ = _load(config_path)
+    try:
+        monitor_config = config.monitor(monitor)
+    except ConfigError as error:
+        _fail(str(error))
+    path = from_file or monitor_config.reference.path
+    if path is None:
+        _fail(f"monitor {monitor!r}: only the summary of a reference is stored, not its rows: pass --from FILE "
+              "with a sample of the reference rows (or set reference.path)")
+    try:
+        sizes = ([int(size) for size in window_sizes.split(",") if size.strip()] if window_sizes
+                 else sorted({*DEFAULT_WINDOW_SIZES, *([monitor_config.window.rows] if monitor_config.window.rows
+                                                      else [])}))
+    except ValueError:
+        _fail(f"monitor {monitor!r}: --window-sizes must be comma-separated whole numbers, got {window_sizes!r}")
+    store = _store(config)
+    try:
+        active = next((v for v in store.references(monitor) if v.active), None)
+    except StoreError:
+        active = None
+    if active is None:
+        _fail(f"monitor {monitor!r} has no active reference version: run the monitor once or "
+              f"`driftd reference capture {monitor}` first")
+    try:
+        settings = resolve_measures(monitor_config.measures,
+                                    MeasureRegistry(PluginManager().provided["divergences"]))
+        report = calibrate(read_table(path), feature_kinds(monitor_config.features), settings,
+                           monitor_config.drift.correction, sizes, repetitions, seed,
+                           bins=monitor_config.reference.bins, max_reference_rows=monitor_config.reference.max_rows)
+    except (ReferenceDataError, KeyError, ValueError, TypeError) as error:
+        _fail(f"monitor {monitor!r}: {error.args[0] if isinstance(error, KeyError) else error}")
+    store.set_calibration(monitor, active.version, report.to_dict())
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    _print_calibration(monitor, active.version, path, report)
+
+
+def _print_calibration(monitor: str, version: int, path: str, report: CalibrationReport) -> None:
+    """The report as a table: one line per measure and window size."""
+    click.echo(f"{monitor}: calibration of reference version {version} from {path} "
+               f"({report.reference_rows} reference rows, {report.repetitions} repetitions, seed {report.seed})")
+    kinds = list(SHIFT_UNITS)
+    click.echo(f"{'measure':<15} {'rows':>6} {'FPR':>6} {'window FPR':>10}  "
+               + " ".join(f"{kind:>9}" for kind in kinds))
+    for entry in report.results:
+        smallest = [entry.detectable.get(kind) for kind in kinds]
+        cells = ["" if kind not in entry.detectable else ("-" if grade is None else f"{grade:g}")
+                 for kind, grade in zip(kinds, smallest)]
+        click.echo(f"{entry.measure:<15} {entry.window_size:>6} {entry.false_positive_rate:>6.1%} "
+                   f"{entry.window_false_positive_rate:>10.1%}  " + " ".join(f"{cell:>9}" for cell in cells))
+    click.echo("FPR: unshifted features flagged, without correction; window FPR: unshifted windows with any "
+               f"feature flagged after the {report.correction!r} correction.")
+    click.echo("Shift columns: the smallest grade flagged in 80% of windows (- none tried was); grades are "
+               + "; ".join(f"{kind}: {unit}" for kind, unit in SHIFT_UNITS.items()) + ".")
+    click.echo(f"Recommended: windows of {report.recommended_window_size} rows; measures "
+               f"{', '.join(report.recommended_measures) or 'none'}.")
+    for note in report.notes:
+        click.echo(f"  - {note}")
+    click.echo(f"Stored with reference version {version}.")
 
 
 @main.group()

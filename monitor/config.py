@@ -156,12 +156,31 @@ class MeasureConfig(_Strict):
     threshold: float | None = None
 
 
+class SequentialConfig(_Strict):
+    """A Page–Hinkley detector over the series of window statistics, for slow creeps.
+
+    The defaults suit ``drift_share`` (a number in 0..1): a share that rises and stays up by
+    ``s > delta`` fires after about ``threshold / (s - delta)`` windows (a step from 0.05 to
+    0.15 in about 11), while one window moves the share by at most 1, so a single spike cannot
+    fire from a quiet start. For ``max_divergence`` set ``delta`` and ``threshold`` in the units
+    of the measures' values.
+    """
+
+    statistic: Literal["drift_share", "max_divergence"] = Field(
+        "drift_share", description="drift_share, or the largest value among the distance (non-test) results")
+    delta: float = Field(0.01, ge=0, description="rise of the statistic's mean that is tolerated")
+    threshold: float = Field(1.0, gt=0, description="evidence needed for an alarm (Page's lambda)")
+    min_windows: int = Field(10, ge=1, description="windows seen before the detector may fire")
+
+
 class DriftConfig(_Strict):
     """When a window, and then the monitor, counts as drifted."""
 
     share: float = Field(0.3, gt=0, le=1, description="drifted share of features for dataset drift")
     consecutive: int = Field(1, ge=1, description="windows in a row at or above the share")
     correction: Literal["none", "bonferroni", "bh"] = "bh"
+    sequential: SequentialConfig | None = Field(
+        None, description="also raise drift when a sequential detector sees the statistic creep up")
 
 
 class MonitorConfig(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
 from monitor.config import DriftdConfig
@@ -77,22 +78,29 @@ class Daemon:
                                    self.config.server.host, self.config.server.port)
             self.http.start()
             log.info("serving /metrics, /healthz, /readyz on http://%s:%d", self.config.server.host, self.http.port)
-        self.scheduler = Scheduler(workers=min(8, max(1, len(self.runners))))
+        self.scheduler = Scheduler(workers=min(8, max(1, len(self.runners))), on_lag=self._observe_lag)
         for name, runner in self.runners.items():
             self.scheduler.add(name, runner.config.schedule, self._job(runner))
         self.scheduler.start()
         log.info("running %d monitor(s): %s", len(self.runners), ", ".join(self.runners) or "none")
 
+    def _observe_lag(self, monitor: str, seconds: float) -> None:
+        if monitor in self.runners:
+            self.metrics.scheduler_lag.labels(monitor).observe(seconds)
+
     def _job(self, runner: MonitorRunner):  # noqa: ANN202 - a zero-argument callable
         def tick() -> None:
             if self._stopping.is_set():
                 return
+            started = time.perf_counter()
             try:
                 runner.tick()
             except MonitorError:
                 pass  # already logged by the runner, once per change of cause
             except Exception:  # noqa: BLE001 - nothing may kill the scheduler thread
                 log.exception("monitor %s: unexpected error in tick", runner.name)
+            finally:
+                self.metrics.tick_seconds.labels(runner.name).observe(time.perf_counter() - started)
         return tick
 
     def stop(self) -> None:

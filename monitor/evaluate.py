@@ -6,12 +6,21 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitor.config import MeasureConfig
-from monitor.divergence import Measure, MeasureRegistry, ReferenceSummary, adjust_p_values
-from monitor.reference import feature_values
+from monitor.divergence import (
+    BACKENDS,
+    CategoricalWindow,
+    FeatureWindow,
+    Measure,
+    MeasureRegistry,
+    NumericWindow,
+    ReferenceSummary,
+    adjust_p_values,
+)
+from monitor.reference import numeric_values
 from monitor.store import ResultRecord
 
 
@@ -43,46 +52,68 @@ def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureR
     return settings
 
 
+def prepare_feature(rows: pa.Table, name: str, kind: str) -> FeatureWindow:
+    """The prepared window of one feature; KeyError when absent, TypeError when of a wrong type."""
+    if name not in rows.column_names:
+        raise KeyError(f"column {name!r} is missing")
+    column = rows.column(name)
+    if kind == "numeric":
+        return NumericWindow(numeric_values(column, name))
+    try:
+        strings = pc.cast(column, pa.string())
+    except pa.ArrowNotImplementedError:
+        raise TypeError(f"column {name!r} holds {column.type}, which has no text form") from None
+    return CategoricalWindow.from_arrow(strings)
+
+
 def evaluate_window(
     rows: pa.Table,
     kinds: Mapping[str, str],
     summary: ReferenceSummary,
     settings: list[MeasureSetting],
     correction: str,
+    *,
+    backend: str = "numpy",
 ) -> WindowEvaluation:
-    """Score every feature with every measure that takes its kind; correct p-values across features."""
-    values: dict[str, np.ndarray] = {}
+    """Score every feature with every measure that takes its kind; correct p-values across features.
+
+    Each feature's column is converted and counted once; ``backend`` goes to ``score_many``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; use one of {sorted(BACKENDS)}")
+    windows: dict[str, FeatureWindow] = {}
     missing: dict[str, str] = {}
     for name, kind in kinds.items():
-        reference = summary.features.get(name)
-        if reference is None:
+        if name not in summary.features:
             missing[name] = "not in the active reference version"
             continue
         try:
-            column = feature_values(rows, name, kind)
+            window = prepare_feature(rows, name, kind)
         except KeyError:
             missing[name] = "column is missing from the source"
             continue
         except TypeError as error:
             missing[name] = str(error)
             continue
-        if len(column) == 0:
+        if window.n == 0:
             missing[name] = "no usable values in the window (all null, NaN or inf)"
             continue
-        values[name] = column
+        windows[name] = window
 
     results: list[ResultRecord] = []
-    drifted = {name: False for name in values}
+    drifted = {name: False for name in windows}
     failed: dict[str, str] = {}
     for setting in settings:
         measure = setting.measure
+        names = [name for name in windows if kinds[name] in measure.kinds]
         try:
-            scored = [(name, measure.score(summary.features[name], column))
-                      for name, column in values.items() if kinds[name] in measure.kinds]
+            scores = measure.score_many(
+                [(summary.features[name], windows[name]) for name in names], backend=backend
+            )
         except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
             failed[measure.name] = f"{type(error).__name__}: {error}"
             continue
-        scored = [(name, score) for name, score in scored if math.isfinite(score.value)]
+        scored = [(name, score) for name, score in zip(names, scores) if math.isfinite(score.value)]
         adjusted = (adjust_p_values([s.p_value for _, s in scored], correction)
                     if measure.is_test else [None] * len(scored))
         for (name, score), p_adjusted in zip(scored, adjusted):

@@ -107,8 +107,14 @@ class Metrics:
                                             labels, buckets=DURATION_BUCKETS, registry=self.registry)
         self.poll_seconds = Histogram("driftd_poll_duration_seconds", "Time of one fetch from the source.",
                                       labels, buckets=DURATION_BUCKETS, registry=self.registry)
+        self.tick_seconds = Histogram("driftd_tick_duration_seconds", "Time of one whole tick of a monitor.",
+                                      labels, buckets=DURATION_BUCKETS, registry=self.registry)
+        self.scheduler_lag = Histogram("driftd_scheduler_lag_seconds",
+                                       "How late a tick was submitted after its scheduled time.", labels,
+                                       buckets=DURATION_BUCKETS, registry=self.registry)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
-                             self.evaluation_errors, self.evaluation_seconds, self.poll_seconds)
+                             self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
+                             self.tick_seconds, self.scheduler_lag)
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)

@@ -80,6 +80,7 @@ class ReferenceVersion(Base):
     features: Mapped[dict[str, str]] = mapped_column(JSON)
     summary: Mapped[bytes] = mapped_column(LargeBinary)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class SourceCursor(Base):

@@ -19,6 +19,7 @@ log = logging.getLogger("driftd.plugins")
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.connectors.synthetic",
     "plugins.connectors.files",
+    "plugins.connectors.sql",
 )
 ENTRY_POINT_GROUP = "driftd"
 PROVIDER_HOOKS: dict[str, str] = {

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Collection, Iterable, Literal, Mapping, Sequence
 
-from monitor.config import DriftConfig
+from monitor.config import DriftConfig, SequentialConfig
+from monitor.sequential import PageHinkley
+from monitor.store import ResultRecord
 
 State = Literal["ok", "warning", "drift"]
 STATE_CODES: dict[str, int] = {"ok": 0, "warning": 1, "drift": 2}
+
+#: A past window for ``DriftPolicy.restore``: (state, drift share) or (state, drift share, statistic).
+PastWindow = tuple[str, float] | tuple[str, float, float | None]
 
 
 @dataclass(frozen=True)
@@ -19,28 +24,66 @@ class Decision:
     drift_share: float
     drifted_features: list[str]
     starts_event: bool
+    detector_fired: bool = False
+
+
+def sequential_detector(config: SequentialConfig) -> PageHinkley:
+    """A fresh Page–Hinkley detector with the configured parameters."""
+    return PageHinkley(delta=config.delta, threshold=config.threshold, min_instances=config.min_windows)
+
+
+def max_divergence(results: Iterable[ResultRecord], distance_measures: Collection[str]) -> float | None:
+    """The largest value among a window's results of the given distance measures; None if none.
+
+    Pass the non-test measures whose larger values mean more drift.
+    """
+    values = [result.value for result in results if result.measure in distance_measures]
+    return max(values) if values else None
 
 
 class DriftPolicy:
-    """Dataset drift when the drifted share reaches ``share`` for ``consecutive`` windows in a row."""
+    """Drift when the drifted share reaches ``share`` for ``consecutive`` windows in a row,
+    or, with ``sequential`` configured, when its detector sees the window statistic creep up.
 
-    def __init__(self, config: DriftConfig, streak: int = 0, in_drift: bool = False) -> None:
+    A detector alarm makes that one window a drift window (a new event when the monitor was not
+    in drift); the detector then restarts from the current level, so a creep that goes on
+    raises another alarm only once it has built up the same evidence again.
+    """
+
+    def __init__(self, config: DriftConfig, streak: int = 0, in_drift: bool = False,
+                 detector: PageHinkley | None = None) -> None:
         self.config = config
         self.streak = streak
         self.in_drift = in_drift
+        if detector is None and config.sequential is not None:
+            detector = sequential_detector(config.sequential)
+        self.detector = detector
 
-    def decide(self, feature_drifted: Mapping[str, bool]) -> Decision:
+    def decide(self, feature_drifted: Mapping[str, bool], statistic: float | None = None) -> Decision:
         """Feed one window's per-feature verdicts; returns the window's state.
 
-        A window with no verdicts (no feature could be measured) leaves the state as it was.
+        ``statistic`` is the value the sequential detector watches; when it is None and the
+        configured statistic is ``drift_share``, the window's drift share is used. A window with
+        no verdicts (no feature could be measured) leaves the state and the detector as they were.
         """
         drifted = [name for name, flag in feature_drifted.items() if flag]
         share = len(drifted) / len(feature_drifted) if feature_drifted else 0.0
         was_in_drift = self.in_drift
+        fired = False
         if feature_drifted:
             self.streak = self.streak + 1 if share >= self.config.share else 0
-            self.in_drift = self.streak >= self.config.consecutive
-        return Decision(self.state, share, drifted, starts_event=self.in_drift and not was_in_drift)
+            fired = self._feed(share if statistic is None else statistic, share_given=statistic is None)
+            self.in_drift = self.streak >= self.config.consecutive or fired
+        return Decision(self.state, share, drifted, starts_event=self.in_drift and not was_in_drift,
+                        detector_fired=fired)
+
+    def _feed(self, value: float, share_given: bool) -> bool:
+        sequential = self.config.sequential
+        if self.detector is None or sequential is None:
+            return False
+        if share_given and sequential.statistic != "drift_share":
+            return False  # no max_divergence for this window (no distance measure scored)
+        return self.detector.update(value)
 
     @property
     def state(self) -> State:
@@ -48,14 +91,43 @@ class DriftPolicy:
         return "drift" if self.in_drift else ("warning" if self.streak else "ok")
 
     @classmethod
-    def restore(cls, config: DriftConfig, recent: list[tuple[str, float]]) -> DriftPolicy:
-        """Rebuild the policy from the latest windows' (state, drift share), newest first."""
+    def restore(cls, config: DriftConfig, recent: Sequence[PastWindow]) -> DriftPolicy:
+        """Rebuild the policy from the latest windows, newest first.
+
+        Each window is ``(state, drift_share)`` or ``(state, drift_share, statistic)``, where
+        ``statistic`` is what the sequential detector was fed (None: it was not fed). The streak
+        and the drift state come from the newest windows; the detector is rebuilt by replaying
+        the windows' statistics oldest first, so it equals an uninterrupted run when they reach
+        back to the monitor's first window or to the detector's last alarm. Without a third
+        element a ``drift_share`` detector replays the drift shares, skipping windows without
+        verdicts, and a ``max_divergence`` one skips the window.
+        """
         streak = 0
-        for state, share in recent:
-            if share == 0.0 and state != "ok":
-                continue  # a window with no verdicts: it kept the state and does not break the streak
+        for state, share, *_ in recent:
+            if _without_verdicts(state, share):
+                continue  # it kept the state and does not break the streak
             if share < config.share:
                 break
             streak += 1
         in_drift = bool(recent) and recent[0][0] == "drift"
-        return cls(config, streak=streak, in_drift=in_drift)
+        policy = cls(config, streak=streak, in_drift=in_drift)
+        if policy.detector is not None and config.sequential is not None:
+            for window in reversed(recent):
+                value = _replayed_statistic(window, config.sequential)
+                if value is not None:
+                    policy.detector.update(value)
+        return policy
+
+
+def _without_verdicts(state: str, share: float) -> bool:
+    # with verdicts, a zero share always means "ok": neither rule can fire on it
+    return share == 0.0 and state != "ok"
+
+
+def _replayed_statistic(window: PastWindow, config: SequentialConfig) -> float | None:
+    if len(window) > 2:
+        return window[2]
+    state, share = window[0], window[1]
+    if config.statistic == "drift_share" and not _without_verdicts(state, share):
+        return share
+    return None

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Callable
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -28,12 +29,20 @@ def make_trigger(schedule: ScheduleConfig) -> BaseTrigger:
 class Scheduler:
     """Runs each monitor's tick on its schedule, on a bounded thread pool."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, on_lag: Callable[[str, float], None] | None = None) -> None:
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=max(1, workers))},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=timezone.utc,
         )
+        if on_lag is not None:
+            self._scheduler.add_listener(lambda event: self._report_lag(event, on_lag), EVENT_JOB_SUBMITTED)
+
+    @staticmethod
+    def _report_lag(event: JobSubmissionEvent, on_lag: Callable[[str, float], None]) -> None:
+        now = datetime.now(timezone.utc)
+        for scheduled in event.scheduled_run_times:
+            on_lag(event.job_id, max(0.0, (now - scheduled).total_seconds()))
 
     def add(self, name: str, schedule: ScheduleConfig, tick: Callable[[], None]) -> None:
         """Schedule ``tick`` for monitor ``name``; the first run is immediate for intervals."""

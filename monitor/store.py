@@ -49,6 +49,7 @@ class StoredReference:
     active: bool
     created_at: datetime
     summary: bytes = field(repr=False)
+    calibration: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class Store:
     @staticmethod
     def _stored(row: ReferenceVersion) -> StoredReference:
         return StoredReference(row.id, row.version, row.rows, dict(row.features), row.origin,
-                               row.active, row.created_at, row.summary)
+                               row.active, row.created_at, row.summary, row.calibration)
 
     def _add_reference(self, session: Session, monitor_id: int, reference: NewReference, activate: bool) -> StoredReference:
         version = (session.scalar(
@@ -293,6 +294,16 @@ class Store:
                             .values(active=False))
             row.active = True
             return self._stored(row)
+
+    def set_calibration(self, monitor: str, version: int, report: dict[str, Any]) -> None:
+        """Store a calibration report (JSON-serialisable) with one reference version, replacing any earlier one."""
+        with self._session() as session, session.begin():
+            monitor_id = self._require_monitor(session, monitor)
+            row = session.scalar(select(ReferenceVersion).where(
+                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.version == version))
+            if row is None:
+                raise StoreError(f"monitor {monitor!r} has no reference version {version}")
+            row.calibration = report
 
     # ---- history --------------------------------------------------------------------------
 

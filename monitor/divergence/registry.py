@@ -5,15 +5,27 @@ from __future__ import annotations
 from typing import Iterator, Mapping
 
 from monitor.divergence.measures import (
+    AndersonDarling,
     ChiSquare,
+    CramerVonMises,
+    Energy,
+    Hellinger,
     JensenShannon,
+    JensenShannonDivergence,
     KolmogorovSmirnov,
+    KullbackLeibler,
+    KullbackLeiblerReverse,
+    LInfinity,
     Measure,
     PopulationStabilityIndex,
+    TotalVariation,
+    UnseenShare,
     Wasserstein,
+    WassersteinRaw,
+    WelchT,
 )
 
-#: The built-in measures by name.
+#: The built-in measures by name: the first five are the original set, in their original order.
 BUILTIN_MEASURES: dict[str, Measure] = {
     measure.name: measure
     for measure in (
@@ -22,6 +34,18 @@ BUILTIN_MEASURES: dict[str, Measure] = {
         JensenShannon(),
         Wasserstein(),
         ChiSquare(),
+        JensenShannonDivergence(),
+        KullbackLeibler(),
+        KullbackLeiblerReverse(),
+        Hellinger(),
+        WassersteinRaw(),
+        AndersonDarling(),
+        CramerVonMises(),
+        Energy(),
+        WelchT(),
+        TotalVariation(),
+        LInfinity(),
+        UnseenShare(),
     )
 }
 

@@ -6,6 +6,7 @@ import io
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,11 @@ class CategoricalSummary:
     def n(self) -> int:
         """The reference sample size."""
         return int(self.counts.sum())
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Each category's position in ``categories``."""
+        return {category: i for i, category in enumerate(self.categories)}
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CategoricalSummary):

@@ -54,6 +54,10 @@ def test_demo_runs_drifts_and_keeps_history(tmp_path: Path, driftd_process) -> N
                for labels, value in _samples(metrics, "driftd_feature_drifted").items()
                if dict(labels)["monitor"] == "demo-sensors"}
     assert drifted == {**{f: 1.0 for f in DRIFTING}, **{f: 0.0 for f in STEADY}}
+    for histogram in ("driftd_scheduler_lag_seconds_count", "driftd_tick_duration_seconds_count",
+                      "driftd_evaluation_duration_seconds_count", "driftd_poll_duration_seconds_count"):
+        assert _samples(metrics, histogram)[(("monitor", "demo-sensors"),)] >= 4, histogram
+    assert _samples(metrics, "driftd_windows_total")[(("monitor", "demo-sensors"),)] >= 5
 
     health = daemon.get("/healthz")
     assert health.status_code == 200

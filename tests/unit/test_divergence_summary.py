@@ -12,6 +12,7 @@ from monitor.divergence import (
     BUILTIN_MEASURES,
     CategoricalSummary,
     NumericSummary,
+    NumericWindow,
     ReferenceSummary,
     summarize_categorical,
     summarize_numeric,
@@ -49,7 +50,7 @@ def test_constant_numeric_summary_has_one_bin_and_scores_without_crashing() -> N
     assert summary.std == 0.0
     for measure in BUILTIN_MEASURES.values():
         if "numeric" in measure.kinds:
-            score = measure.score(summary, np.array([4.0, 5.0]))
+            score = measure.score(summary, NumericWindow(np.array([4.0, 5.0])))
             assert np.isfinite(score.value)
 
 

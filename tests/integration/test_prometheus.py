@@ -1,0 +1,235 @@
+"""The alert rules and dashboards against a real Prometheus scraping a real driftd running its demo."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import under_ci
+from tests.e2e.conftest import Driftd, free_port, wait_for
+from tests.unit.test_deploy_files import (PROMETHEUS, RULE_TESTS, RULES, load_dashboards, load_rules,
+                                          panel_targets, query_annotations, query_variables, variable_query)
+
+pytestmark = pytest.mark.slow
+
+MONITOR = "demo-sensors"
+#: What Grafana would put in for its built-in variables on a short time range.
+BUILTINS = {"$__rate_interval": "30s", "$__interval": "30s", "$__range": "5m"}
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"`{name}` is not installed (Debian package `prometheus`; .ci/run installs it)"
+        if under_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def _promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_binary("promtool"), *args], cwd=PROMETHEUS, input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_promtool_checks_the_rules() -> None:
+    result = _promtool("check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(load_rules())} rules found" in result.stdout
+
+
+def test_promtool_unit_tests_of_the_rules_pass() -> None:
+    result = _promtool("test", "rules", str(RULE_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_checks_the_example_config() -> None:
+    result = _promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+class Prometheus:
+    """A Prometheus server on loopback with its own config and storage in a temp directory."""
+
+    def __init__(self, directory: Path, driftd_port: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / "prometheus.log"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(RULES)],
+            "scrape_configs": [{"job_name": "driftd",
+                                "static_configs": [{"targets": [f"127.0.0.1:{driftd_port}"]}]}],
+        }
+        config_path = directory / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [_binary("prometheus"), f"--config.file={config_path}", f"--storage.tsdb.path={directory / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                cwd=directory, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
+
+    def api(self, path: str, **params: str) -> Any:
+        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        body = response.json()
+        assert body["status"] == "success", f"{path} {params}: {body}"
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr)
+        return data["result"] if data["resultType"] == "vector" else [{"value": data["result"]}]
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                pytest.fail(f"prometheus exited with {self.proc.returncode}\n{self.log()}")
+            try:
+                return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_for(ready, timeout, interval=0.2, message="Prometheus /-/ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Driftd, Prometheus]]:
+    """The demo daemon and a Prometheus scraping it, once the demo is in drift in Prometheus."""
+    _binary("prometheus")
+    directory = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    daemon = Driftd(directory, [], port, DRIFTD_SERVER_PORT=str(port)).start()
+    prometheus = None
+    try:
+        daemon.wait_http()
+        prometheus = Prometheus(directory, port)
+        prometheus.wait_ready()
+        wait_for(lambda: prometheus.query(f'driftd_dataset_drift{{monitor="{MONITOR}"}} == 1'), 60, interval=1,
+                 message="the demo in drift, seen by Prometheus", process=daemon)
+        yield daemon, prometheus
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        daemon.kill()
+
+
+def test_promtool_checks_the_metrics_driftd_serves(stack: tuple[Driftd, Prometheus]) -> None:
+    daemon, _ = stack
+    result = _promtool("check", "metrics", stdin=daemon.get("/metrics").text)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_driftd_and_sees_the_drift(stack: tuple[Driftd, Prometheus]) -> None:
+    _, prometheus = stack
+    (up,) = prometheus.query('up{job="driftd"}')
+    assert up["value"][1] == "1"
+    (drift,) = prometheus.query(f'driftd_dataset_drift{{monitor="{MONITOR}"}}')
+    assert drift["value"][1] == "1"
+
+
+def test_every_rule_is_loaded_healthy_and_drift_alert_is_active(stack: tuple[Driftd, Prometheus]) -> None:
+    _, prometheus = stack
+    expected = {rule["alert"]: rule for rule in load_rules()}
+
+    def evaluated() -> dict[str, dict[str, Any]] | None:
+        rules = {rule["name"]: rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]}
+        return rules if all(rule["health"] != "unknown" for rule in rules.values()) else None
+
+    rules = wait_for(evaluated, 20, message="every rule evaluated once")
+    assert set(rules) == set(expected)
+    assert {name: (rule["health"], rule.get("lastError", "")) for name, rule in rules.items()} == {
+        name: ("ok", "") for name in expected}
+
+    # The product rule waits 5m before firing; meanwhile its expression holds and the alert is pending.
+    active = prometheus.query(expected["DriftdDatasetDrift"]["expr"])
+    assert [series["metric"]["monitor"] for series in active] == [MONITOR]
+    alerts = wait_for(lambda: prometheus.api("alerts")["alerts"], 10, message="an active alert")
+    states = {(alert["labels"]["alertname"], alert["labels"].get("monitor")): alert["state"] for alert in alerts}
+    assert states[("DriftdDatasetDrift", MONITOR)] in {"pending", "firing"}
+    # A healthy daemon raises nothing about its own health.
+    assert {name for name, _ in states} <= {"DriftdDatasetDrift", "DriftdDriftShareHigh"}, states
+
+
+def _label_values(prometheus: Prometheus, query: str) -> list[str]:
+    match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query.strip())
+    assert match, f"unsupported variable query {query!r}"
+    return prometheus.api(f"label/{match[2]}/values", **{"match[]": match[1]})
+
+
+def _dashboard_queries(prometheus: Prometheus) -> list[tuple[str, str]]:
+    """(where, PromQL) of every panel target with the variables filled in as Grafana would."""
+    queries = []
+    for name, dashboard in load_dashboards().items():
+        values = {"monitor": MONITOR}
+        variables = query_variables(dashboard)
+        for variable in variables:
+            if variable["name"] == "monitor":
+                continue
+            resolved = _label_values(prometheus, variable_query(variable).replace("$monitor", MONITOR))
+            assert resolved, f"{name}: variable {variable['name']} has no values"
+            values[variable["name"]] = resolved
+        for panel, target in panel_targets(dashboard):
+            repeat = panel.get("repeat")
+            for value in (values[repeat] if repeat else [None]):
+                expr = target["expr"]
+                for builtin, replacement in BUILTINS.items():
+                    expr = expr.replace(builtin, replacement)
+                for variable in variables:
+                    var = variable["name"]
+                    if var == repeat:
+                        substitute = value
+                    elif var == "monitor":
+                        substitute = MONITOR
+                    else:
+                        substitute = variable["allValue"] if variable.get("includeAll") else values[var][0]
+                    expr = expr.replace(f"${var}", substitute)
+                assert "$" not in expr, f"{name}: unresolved variable in {expr}"
+                queries.append((f"{name}: {panel['title']!r} ({value or target['refId']})", expr))
+    return queries
+
+
+def _has_data(result: list[dict[str, Any]]) -> bool:
+    return any(math.isfinite(float(series["value"][1])) for series in result)
+
+
+def test_every_dashboard_panel_query_returns_data(stack: tuple[Driftd, Prometheus]) -> None:
+    _, prometheus = stack
+    queries = _dashboard_queries(prometheus)
+    assert len(queries) >= 30
+    pending = dict(queries)
+    # rate() and histogram panels need a few scrapes in their window: poll until every one has data.
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        pending = {where: expr for where, expr in pending.items() if not _has_data(prometheus.query(expr))}
+        if pending:
+            time.sleep(2)
+    assert not pending, "panels without data:\n" + "\n".join(f"{w}: {e}" for w, e in pending.items())
+
+
+def test_every_dashboard_annotation_is_valid_promql(stack: tuple[Driftd, Prometheus]) -> None:
+    _, prometheus = stack
+    for name, dashboard in load_dashboards().items():
+        for annotation in query_annotations(dashboard):
+            expr = annotation["expr"].replace("$monitor", MONITOR)
+            for builtin, replacement in BUILTINS.items():
+                expr = expr.replace(builtin, replacement)
+            prometheus.query(expr)  # status "success", or the helper fails the test
