@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--driftd-python", default=sys.executable, help="interpreter of driftd's venv")
     parser.add_argument("--peers-python", default=str(REPO_ROOT / ".peers" / "bin" / "python"),
                         help="interpreter of the peers venv")
+    parser.add_argument("--libraries", help="comma-separated libraries to run (default: all)")
+    parser.add_argument("--measures", help="comma-separated measures to run (default: all)")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="seconds before a runner is stopped")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     args = parser.parse_args()
@@ -240,10 +242,15 @@ def main() -> None:
             continue
         if args.peers_only and not job.peer:
             continue
+        if args.libraries and job.library not in args.libraries.split(","):
+            continue
+        if args.measures and job.measure not in args.measures.split(","):
+            continue
         python = args.peers_python if job.peer else args.driftd_python
         print(f"... {job.library} case {job.case} {job.measure}", file=sys.stderr, flush=True)
         record = run_job(job, python, args.timeout)
-        print(f"    {_seconds(record)} s  {record.get('notes', '')}", file=sys.stderr, flush=True)
+        print(f"    {_seconds(record)}{' s' if record.get('seconds') else ''}  {record.get('notes', '')}",
+              file=sys.stderr, flush=True)
         (peer_records if job.peer else records).append(record)
 
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -251,7 +258,10 @@ def main() -> None:
     if args.reuse_peers and peers_file.exists():
         peer_records = [r for r in json.loads(peers_file.read_text())["records"] if r["case"] in cases]
     elif peer_records:
-        _write(peers_file, peer_records)
+        # New records replace the stored ones of the same library, case and measure.
+        stored = json.loads(peers_file.read_text())["records"] if peers_file.exists() else []
+        fresh = {(r["library"], r["case"], r["measure"]) for r in peer_records}
+        _write(peers_file, [r for r in stored if (r["library"], r["case"], r["measure"]) not in fresh] + peer_records)
     if not peers_available and not args.skip_peers:
         print(f"peers venv not found at {args.peers_python}: peers skipped", file=sys.stderr)
     all_records = records + peer_records

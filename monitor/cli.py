@@ -274,8 +274,9 @@ def reference_capture(config_path: Path | None, monitor: str, rows: int | None, 
             table, origin = read_table(from_file), f"file:{from_file}"
         else:
             table, origin = _capture_from_source(store, monitor_config, wanted), "capture"
-        new = summarize_table(table, monitor_config.features,
-                              monitor_config.reference.bins, monitor_config.reference.max_rows, origin)
+        new = summarize_table(table, monitor_config.features, monitor_config.reference.bins,
+                              monitor_config.reference.max_rows, origin,
+                              multivariate_sample=monitor_config.reference.multivariate_sample)
     except (ReferenceDataError, MonitorError) as error:
         _fail(f"monitor {monitor!r}: {error}")
     stored = store.add_reference(store.monitor_id(monitor), new, activate=activate)

@@ -142,6 +142,7 @@ class ReferenceConfig(_Strict):
     first_rows: int | None = Field(None, ge=2)
     bins: int = Field(10, ge=2, le=1000)
     max_rows: int = Field(100_000, ge=2, description="a larger reference is sub-sampled to this many rows")
+    multivariate_sample: int = Field(2_000, ge=2, description="reference rows kept for multivariate measures")
 
     @model_validator(mode="after")
     def _at_most_one(self) -> ReferenceConfig:
@@ -151,9 +152,18 @@ class ReferenceConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    """Per-measure settings."""
+    """Per-measure settings: a threshold, and options the measure's class takes."""
 
     threshold: float | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BackendConfig(_Strict):
+    """Where measures compute: numpy, torch, or auto (torch when a GPU is there)."""
+
+    name: Literal["numpy", "torch", "auto"] = "numpy"
+    device: str | None = None
+    dtype: Literal["float32", "float64"] = "float64"
 
 
 class SequentialConfig(_Strict):
@@ -197,7 +207,13 @@ class MonitorConfig(_Strict):
     )
     drift: DriftConfig = Field(default_factory=DriftConfig)
     max_rows: int = Field(10_000, ge=1, description="rows fetched per tick at most")
+    backend: BackendConfig = Field(default_factory=BackendConfig)
     enabled: bool = True
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("measures", mode="before")
     @classmethod

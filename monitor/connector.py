@@ -69,7 +69,8 @@ def _describe(type_name: str, model: type[BaseModel], error: ValidationError) ->
     for detail in error.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
         if detail["type"] == "extra_forbidden":
-            known = f"; expected one of {', '.join(model.model_fields)}" if len(detail["loc"]) == 1 else ""
+            names = (field.alias or name for name, field in model.model_fields.items())
+            known = f"; expected one of {', '.join(names)}" if len(detail["loc"]) == 1 else ""
             lines.append(f"option {loc!r} is unknown{known}")
         elif detail["type"] == "missing":
             lines.append(f"option {loc!r} is required")

@@ -12,11 +12,11 @@ import pyarrow as pa
 
 from monitor.config import MonitorConfig
 from monitor.connector import Batch, Connector, ConnectorError
-from monitor.divergence import MeasureRegistry, ReferenceSummary
-from monitor.evaluate import MeasureSetting, evaluate_window, resolve_measures
+from monitor.divergence import Backend, MeasureRegistry, ReferenceSummary, resolve_backend
+from monitor.evaluate import MeasureSetting, WindowEvaluation, evaluate_window, resolve_measures
 from monitor.metrics import FeatureScore, Metrics, MonitorSnapshot
 from monitor.plugins import PluginManager
-from monitor.policy import STATE_CODES, DriftPolicy
+from monitor.policy import STATE_CODES, DriftPolicy, max_divergence
 from monitor.reference import (
     feature_kinds,
     read_table,
@@ -58,6 +58,9 @@ class MonitorRunner:
         self.metrics = metrics
         self.kinds = feature_kinds(config.features)
         self.measures, self.connector = self.validate(config, plugins)
+        self.backend = _backend(config)
+        self._distance_measures = {s.measure.name for s in self.measures
+                                   if not s.measure.is_test and s.measure.higher_is_drift}
         self.monitor_id = store.monitor_id(self.name)
         self.stop_requested = threading.Event()
         self._loaded = False
@@ -72,6 +75,7 @@ class MonitorRunner:
             measures = resolve_measures(config.measures, MeasureRegistry(plugins.provided["divergences"]))
         except (KeyError, ValueError, TypeError) as error:
             raise MonitorError(f"monitor {config.name!r}: measures: {error.args[0]}") from None
+        _backend(config)
         try:
             connector = plugins.connector(config.source.type, config.source.options)
         except Exception as error:  # noqa: BLE001 - any plugin failure becomes a clear monitor error
@@ -81,8 +85,7 @@ class MonitorRunner:
     # ---- state held between ticks (reloaded from SQL after any failure) ------------------
 
     def _load(self) -> None:
-        # a few more than `consecutive`: windows with no verdict do not count towards the streak
-        progress = self.store.load_progress(self.monitor_id, recent=self.config.drift.consecutive + 20)
+        progress = self.store.load_progress(self.monitor_id, recent=self._history_needed())
         self.position = progress.position
         self.pending = table_from_bytes(progress.pending) if progress.pending else None
         self.next_seq = progress.next_seq
@@ -92,12 +95,30 @@ class MonitorRunner:
         self.summary: ReferenceSummary | None = None
         self._loaded = True
 
+    def _history_needed(self) -> int:
+        """Windows to replay on restart: the streak, plus the sequential detector's warm-up."""
+        sequential = self.config.drift.sequential
+        warm_up = 0 if sequential is None else max(20, 10 * sequential.min_windows)
+        # a few more than `consecutive`: windows with no verdict do not count towards the streak
+        return self.config.drift.consecutive + max(20, warm_up)
+
+    def _detector_statistic(self, evaluation: WindowEvaluation) -> float | None:
+        """The value the sequential detector watches for this window (None: nothing to feed)."""
+        sequential = self.config.drift.sequential
+        verdicts = evaluation.feature_drifted
+        if sequential is None or not verdicts:
+            return None
+        if sequential.statistic == "drift_share":
+            return sum(verdicts.values()) / len(verdicts)
+        return max_divergence(evaluation.results, self._distance_measures)
+
     def _refresh_reference(self) -> None:
         active = self.store.active_reference(self.monitor_id)
         if active is None and self.config.reference.path:
             table = read_table(self.config.reference.path)
             new = summarize_table(table, self.config.features, self.config.reference.bins,
-                                  self.config.reference.max_rows, origin=f"file:{self.config.reference.path}")
+                                  self.config.reference.max_rows, origin=f"file:{self.config.reference.path}",
+                                  multivariate_sample=self.config.reference.multivariate_sample)
             active = self.store.add_reference(self.monitor_id, new)
             log.info("monitor %s: stored reference version %d from %s (%d rows)",
                      self.name, active.version, self.config.reference.path, active.rows)
@@ -199,7 +220,8 @@ class MonitorRunner:
             self.position, self.pending = batch.cursor, rows
             return TickReport(batch.num_rows, [], self.policy.state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
-                              self.config.reference.max_rows, origin=f"first {wanted} rows")
+                              self.config.reference.max_rows, origin=f"first {wanted} rows",
+                              multivariate_sample=self.config.reference.multivariate_sample)
         remainder = rows.slice(wanted)
         stored, _ = self.store.commit_tick(self.monitor_id, batch.cursor, _serialise(remainder),
                                            remainder.num_rows, [], reference=new)
@@ -224,19 +246,23 @@ class MonitorRunner:
         seq = self.next_seq
         self.next_seq += 1
         evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.measures,
-                                     self.config.drift.correction)
+                                     self.config.drift.correction, backend=self.backend)
         for feature, reason in evaluation.missing.items():
             log.warning("monitor %s window %d: feature %r not measured: %s", self.name, seq, feature, reason)
         for measure, reason in evaluation.failed_measures.items():
             log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, reason)
-        decision = self.policy.decide(evaluation.feature_drifted)
+        statistic = self._detector_statistic(evaluation)
+        decision = self.policy.decide(evaluation.feature_drifted, statistic, evaluation.multivariate_drift)
+        if decision.detector_fired:
+            log.warning("monitor %s window %d: the sequential detector saw the %s creep up", self.name, seq,
+                        self.config.drift.sequential.statistic if self.config.drift.sequential else "statistic")
         self.metrics.evaluation_seconds.labels(self.name).observe(time.perf_counter() - started)
         return WindowRecord(
             seq=seq, reference_id=self.reference.id, rows=window.rows.num_rows,
             started_at=window.started_at, ended_at=window.ended_at, state=decision.state,
             drift_share=decision.drift_share, drifted_features=decision.drifted_features,
             missing_features=sorted(evaluation.missing), results=evaluation.results,
-            starts_event=decision.starts_event,
+            starts_event=decision.starts_event, statistic=statistic,
         )
 
     # ---- after the commit -----------------------------------------------------------------
@@ -275,6 +301,14 @@ class MonitorRunner:
             self.connector.close()
         except Exception:  # noqa: BLE001
             log.exception("monitor %s: closing the connector failed", self.name)
+
+
+def _backend(config: MonitorConfig) -> Backend:
+    """The monitor's compute backend; MonitorError when it cannot be had (e.g. torch missing)."""
+    try:
+        return resolve_backend(config.backend.name, config.backend.device, config.backend.dtype)
+    except (ImportError, ValueError, RuntimeError) as error:
+        raise MonitorError(f"monitor {config.name!r}: backend: {error}") from None
 
 
 def _window_event(record: WindowRecord) -> dict[str, Any]:

@@ -6,29 +6,33 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.config import MeasureConfig
 from monitor.divergence import (
-    BACKENDS,
+    NUMPY,
+    AnyMeasure,
+    Backend,
     CategoricalWindow,
     FeatureWindow,
-    Measure,
     MeasureRegistry,
+    MultivariateMeasure,
+    MultivariateSummary,
     NumericWindow,
     ReferenceSummary,
     adjust_p_values,
 )
 from monitor.reference import numeric_values
-from monitor.store import ResultRecord
+from monitor.store import ALL_FEATURES, ResultRecord
 
 
 @dataclass(frozen=True)
 class MeasureSetting:
     """A configured measure with its threshold resolved."""
 
-    measure: Measure
+    measure: AnyMeasure
     threshold: float
 
 
@@ -40,14 +44,23 @@ class WindowEvaluation:
     feature_drifted: dict[str, bool]
     missing: dict[str, str]
     failed_measures: dict[str, str]
+    multivariate_drift: bool = False
 
 
 def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureRegistry) -> list[MeasureSetting]:
-    """Look up each configured measure (KeyError names unknown ones) and settle its threshold."""
+    """Look up each configured measure and settle its threshold and options.
+
+    KeyError names an unknown measure; ValueError names options its class does not take.
+    """
     settings = []
-    for name, options in configured.items():
+    for name, config in configured.items():
         measure = registry.get(name)
-        threshold = measure.default_threshold if options.threshold is None else options.threshold
+        if config.options:
+            try:
+                measure = type(measure)(**config.options)
+            except TypeError as error:
+                raise ValueError(f"measure {name!r}: bad options {sorted(config.options)}: {error}") from None
+        threshold = measure.default_threshold if config.threshold is None else config.threshold
         settings.append(MeasureSetting(measure, threshold))
     return settings
 
@@ -73,14 +86,13 @@ def evaluate_window(
     settings: list[MeasureSetting],
     correction: str,
     *,
-    backend: str = "numpy",
+    backend: Backend = NUMPY,
 ) -> WindowEvaluation:
     """Score every feature with every measure that takes its kind; correct p-values across features.
 
-    Each feature's column is converted and counted once; ``backend`` goes to ``score_many``.
+    Each feature's column is converted and counted once. Multivariate measures score the rows
+    whose numeric features are all finite, as one result under the feature name ``*``.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {sorted(BACKENDS)}")
     windows: dict[str, FeatureWindow] = {}
     missing: dict[str, str] = {}
     for name, kind in kinds.items():
@@ -103,8 +115,18 @@ def evaluate_window(
     results: list[ResultRecord] = []
     drifted = {name: False for name in windows}
     failed: dict[str, str] = {}
+    multivariate_drift = False
     for setting in settings:
         measure = setting.measure
+        if isinstance(measure, MultivariateMeasure):
+            try:
+                result = _score_multivariate(rows, summary.multivariate, setting, backend)
+            except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
+                failed[measure.name] = f"{type(error).__name__}: {error}"
+                continue
+            results.append(result)
+            multivariate_drift = multivariate_drift or result.drifted
+            continue
         names = [name for name in windows if kinds[name] in measure.kinds]
         try:
             scores = measure.score_many(
@@ -125,4 +147,25 @@ def evaluate_window(
                 p_value_adjusted=None if p_adjusted is None else float(p_adjusted),
                 threshold=setting.threshold, drifted=flag,
             ))
-    return WindowEvaluation(results, drifted, missing, failed)
+    return WindowEvaluation(results, drifted, missing, failed, multivariate_drift)
+
+
+
+def _score_multivariate(rows: pa.Table, summary: MultivariateSummary | None, setting: MeasureSetting,
+                        backend: Backend) -> ResultRecord:
+    if summary is None:
+        raise ValueError("the active reference version has no multivariate summary "
+                         "(it has no numeric features, or predates it: capture a new reference)")
+    missing = [name for name in summary.features if name not in rows.column_names]
+    if missing:
+        raise ValueError(f"columns {missing} are missing from the source")
+    columns = np.column_stack([
+        pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False) for name in summary.features
+    ])
+    complete = columns[np.isfinite(columns).all(axis=1)]
+    if len(complete) < 2:
+        raise ValueError("fewer than 2 rows have every numeric feature finite")
+    score = setting.measure.score(summary, complete, backend)
+    return ResultRecord(feature=ALL_FEATURES, measure=setting.measure.name, value=float(score.value),
+                        p_value=score.p_value, p_value_adjusted=score.p_value, threshold=setting.threshold,
+                        drifted=bool(setting.measure.drifted(score, setting.threshold)))

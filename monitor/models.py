@@ -111,6 +111,7 @@ class Window(Base):
     drift_share: Mapped[float] = mapped_column(Float)
     drifted_features: Mapped[list[str]] = mapped_column(JSON)
     missing_features: Mapped[list[str]] = mapped_column(JSON)
+    statistic: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Result(Base):

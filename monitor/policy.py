@@ -7,13 +7,14 @@ from typing import Collection, Iterable, Literal, Mapping, Sequence
 
 from monitor.config import DriftConfig, SequentialConfig
 from monitor.sequential import PageHinkley
-from monitor.store import ResultRecord
+from monitor.store import ALL_FEATURES, ResultRecord
 
 State = Literal["ok", "warning", "drift"]
 STATE_CODES: dict[str, int] = {"ok": 0, "warning": 1, "drift": 2}
 
-#: A past window for ``DriftPolicy.restore``: (state, drift share) or (state, drift share, statistic).
-PastWindow = tuple[str, float] | tuple[str, float, float | None]
+#: A past window for ``DriftPolicy.restore``: (state, drift share), optionally followed by the
+#: statistic fed to the detector and whether a multivariate test flagged the window.
+PastWindow = tuple[str, float] | tuple[str, float, float | None] | tuple[str, float, float | None, bool]
 
 
 @dataclass(frozen=True)
@@ -59,21 +60,27 @@ class DriftPolicy:
             detector = sequential_detector(config.sequential)
         self.detector = detector
 
-    def decide(self, feature_drifted: Mapping[str, bool], statistic: float | None = None) -> Decision:
+    def decide(self, feature_drifted: Mapping[str, bool], statistic: float | None = None,
+               multivariate_drift: bool = False) -> Decision:
         """Feed one window's per-feature verdicts; returns the window's state.
 
         ``statistic`` is the value the sequential detector watches; when it is None and the
-        configured statistic is ``drift_share``, the window's drift share is used. A window with
-        no verdicts (no feature could be measured) leaves the state and the detector as they were.
+        configured statistic is ``drift_share``, the window's drift share is used. A window that
+        a multivariate test flagged counts as reaching the share (its drifted features then end
+        with ``*``). A window with no verdicts at all leaves the state and the detector as they were.
         """
         drifted = [name for name, flag in feature_drifted.items() if flag]
         share = len(drifted) / len(feature_drifted) if feature_drifted else 0.0
         was_in_drift = self.in_drift
         fired = False
-        if feature_drifted:
-            self.streak = self.streak + 1 if share >= self.config.share else 0
-            fired = self._feed(share if statistic is None else statistic, share_given=statistic is None)
+        if feature_drifted or multivariate_drift:
+            over_level = multivariate_drift or share >= self.config.share
+            self.streak = self.streak + 1 if over_level else 0
+            if feature_drifted:
+                fired = self._feed(share if statistic is None else statistic, share_given=statistic is None)
             self.in_drift = self.streak >= self.config.consecutive or fired
+        if multivariate_drift:
+            drifted.append(ALL_FEATURES)
         return Decision(self.state, share, drifted, starts_event=self.in_drift and not was_in_drift,
                         detector_fired=fired)
 
@@ -103,10 +110,11 @@ class DriftPolicy:
         verdicts, and a ``max_divergence`` one skips the window.
         """
         streak = 0
-        for state, share, *_ in recent:
-            if _without_verdicts(state, share):
+        for state, share, *rest in recent:
+            multivariate_drift = len(rest) > 1 and bool(rest[1])
+            if _without_verdicts(state, share) and not multivariate_drift:
                 continue  # it kept the state and does not break the streak
-            if share < config.share:
+            if share < config.share and not multivariate_drift:
                 break
             streak += 1
         in_drift = bool(recent) and recent[0][0] == "drift"

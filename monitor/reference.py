@@ -14,7 +14,13 @@ import pyarrow.json
 import pyarrow.parquet
 
 from monitor.config import FeaturesConfig
-from monitor.divergence import ReferenceSummary, summarize_categorical, summarize_numeric
+from monitor.divergence import (
+    MultivariateSummary,
+    ReferenceSummary,
+    summarize_categorical,
+    summarize_multivariate,
+    summarize_numeric,
+)
 from monitor.store import NewReference
 
 READERS = {
@@ -79,7 +85,18 @@ def feature_kinds(features: FeaturesConfig) -> dict[str, str]:
     return {**{name: "numeric" for name in features.numeric}, **{name: "categorical" for name in features.categorical}}
 
 
-def summarize_table(table: pa.Table, features: FeaturesConfig, bins: int, max_rows: int, origin: str) -> NewReference:
+def _multivariate(table: pa.Table, numeric: list[str], max_sample: int) -> MultivariateSummary | None:
+    """The multivariate side over the rows whose numeric features are all finite (None if < 2)."""
+    if not numeric:
+        return None
+    columns = np.column_stack([pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+                               for name in numeric])
+    complete = columns[np.isfinite(columns).all(axis=1)]
+    return summarize_multivariate(complete, numeric, max_sample=max_sample) if len(complete) >= 2 else None
+
+
+def summarize_table(table: pa.Table, features: FeaturesConfig, bins: int, max_rows: int, origin: str,
+                    multivariate_sample: int = 2_000) -> NewReference:
     """Summarise a reference table; sub-samples (seeded) to ``max_rows`` rows first."""
     if table.num_rows > max_rows:
         keep = np.sort(np.random.default_rng(0).choice(table.num_rows, size=max_rows, replace=False))
@@ -99,7 +116,7 @@ def summarize_table(table: pa.Table, features: FeaturesConfig, bins: int, max_ro
         summaries[name] = summarize_numeric(values, bins) if kind == "numeric" else summarize_categorical(values)
     if problems:
         raise ReferenceDataError(f"reference from {origin}: " + "; ".join(problems))
-    summary = ReferenceSummary(summaries)
+    summary = ReferenceSummary(summaries, _multivariate(table, features.numeric, multivariate_sample))
     return NewReference(summary=summary.to_bytes(), rows=table.num_rows, features=kinds, origin=origin)
 
 

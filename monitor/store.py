@@ -23,6 +23,10 @@ from monitor.models import (
 )
 
 
+#: The feature name of results about all features jointly (multivariate measures).
+ALL_FEATURES = "*"
+
+
 class StoreError(Exception):
     """The history database refused an operation."""
 
@@ -80,6 +84,7 @@ class WindowRecord:
     missing_features: list[str]
     results: list[ResultRecord]
     starts_event: bool
+    statistic: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class Progress:
     position: Any
     pending: bytes | None
     next_seq: int
-    recent: list[tuple[str, float]]
+    recent: list[tuple[str, float, float | None, bool]]
     last_window_end: datetime | None
 
 
@@ -181,7 +186,8 @@ class Store:
         with self._session() as session:
             cursor = session.get(SourceCursor, monitor_id)
             last = session.execute(
-                select(Window.seq, Window.state, Window.drift_share, Window.ended_at)
+                select(Window.seq, Window.state, Window.drift_share, Window.statistic, Window.drifted_features,
+                       Window.ended_at)
                 .where(Window.monitor_id == monitor_id)
                 .order_by(Window.seq.desc())
                 .limit(max(recent, 1))
@@ -190,7 +196,8 @@ class Store:
             position=cursor.position if cursor else None,
             pending=cursor.pending if cursor else None,
             next_seq=(last[0].seq + 1) if last else 1,
-            recent=[(row.state, row.drift_share) for row in last[:recent]],
+            recent=[(row.state, row.drift_share, row.statistic, ALL_FEATURES in row.drifted_features)
+                    for row in last[:recent]],
             last_window_end=last[0].ended_at if last else None,
         )
 
@@ -223,6 +230,7 @@ class Store:
             started_at=record.started_at, ended_at=record.ended_at, evaluated_at=utcnow(),
             state=record.state, drift_share=record.drift_share,
             drifted_features=record.drifted_features, missing_features=record.missing_features,
+            statistic=record.statistic,
         )
         session.add(window)
         session.flush()

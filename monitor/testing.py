@@ -83,12 +83,13 @@ def check_connector(
     assert restarted == expected, (
         "restarting a new connector from each stored cursor (JSON round trip) gave other rows: "
         f"first difference at row {_first_difference(restarted, expected)}")
+    end = _round_trip(end)
     after, cursor = _read_ids(make, end, first_size, id_column, limit)
     assert after == [], f"fetch after the end returned rows {after[:10]}"
     assert cursor == end, f"fetch after the end moved the cursor from {end!r} to {cursor!r}"
     if write_rows is not None and new_rows:
         write_rows(new_rows)
-        added, _ = _read_ids(make, _round_trip(end), first_size, id_column, limit)
+        added, _ = _read_ids(make, end, first_size, id_column, limit)
         _check_ids(added, new_rows, f"reading the {new_rows} rows written after the end")
         again = sorted(set(added) & set(expected), key=str)
         assert not again, f"rows written after the end repeated earlier rows {again[:10]}"

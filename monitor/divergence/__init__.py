@@ -1,8 +1,15 @@
 """The divergence engine: reference summaries, prepared windows, drift measures, corrections."""
 
 from monitor.divergence.corrections import adjust_p_values
-from monitor.divergence.measures import BACKENDS, Measure, Score
-from monitor.divergence.registry import BUILTIN_MEASURES, MeasureRegistry
+from monitor.divergence.measures import Measure, Score
+from monitor.divergence.backend import NUMPY, Backend, resolve_backend
+from monitor.divergence.multivariate import (
+    MULTIVARIATE_MEASURES,
+    MultivariateMeasure,
+    MultivariateSummary,
+    summarize_multivariate,
+)
+from monitor.divergence.registry import BUILTIN, BUILTIN_MEASURES, AnyMeasure, MeasureRegistry
 from monitor.divergence.summary import (
     CategoricalSummary,
     FeatureSummary,
@@ -19,8 +26,14 @@ from monitor.divergence.window import (
 )
 
 __all__ = [
-    "BACKENDS",
+    "AnyMeasure",
+    "BUILTIN",
     "BUILTIN_MEASURES",
+    "Backend",
+    "MULTIVARIATE_MEASURES",
+    "NUMPY",
+    "MultivariateMeasure",
+    "MultivariateSummary",
     "CategoricalSummary",
     "CategoricalWindow",
     "FeatureSummary",
@@ -33,6 +46,8 @@ __all__ = [
     "Score",
     "adjust_p_values",
     "prepare_window",
+    "resolve_backend",
+    "summarize_multivariate",
     "summarize_categorical",
     "summarize_numeric",
 ]

@@ -57,3 +57,7 @@ def _import_torch() -> Any:
     except ImportError:
         return None
     return torch
+
+
+#: The default backend.
+NUMPY = Backend("numpy")

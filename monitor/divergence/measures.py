@@ -15,11 +15,10 @@ from typing import ClassVar, Sequence
 import numpy as np
 from scipy import special, stats
 
+from monitor.divergence.backend import NUMPY, Backend
 from monitor.divergence.summary import CategoricalSummary, FeatureSummary, NumericSummary
 from monitor.divergence.window import CategoricalWindow, FeatureWindow, NumericWindow
 
-#: The backends a caller may ask for; a measure without the one asked for runs on numpy.
-BACKENDS = frozenset({"numpy", "torch", "auto"})
 
 #: ``ks_2samp(method="auto")`` is exact up to this sample size and asymptotic beyond it.
 _KS_EXACT_MAX_N = 10_000
@@ -53,11 +52,9 @@ class Measure:
         raise NotImplementedError
 
     def score_many(
-        self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: str = "numpy"
+        self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
     ) -> list[Score]:
-        """Score many (reference, window) pairs; measures lacking ``backend`` run on numpy."""
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; use one of {sorted(BACKENDS)}")
+        """Score many (reference, window) pairs; measures without a ``backend`` path run on numpy."""
         return [self.score(reference, window) for reference, window in pairs]
 
     def drifted(self, score: Score, threshold: float) -> bool:
@@ -82,6 +79,7 @@ class KolmogorovSmirnov(Measure):
     """
 
     name = "ks"
+    backends = frozenset({"numpy", "torch"})
     kinds = frozenset({"numeric"})
     is_test = True
     default_threshold = 0.05
@@ -95,9 +93,35 @@ class KolmogorovSmirnov(Measure):
             # the exact computation fails) is scipy's; at these sizes that is cheap.
             result = stats.ks_2samp(ref.sorted_values, win.values, method="auto")
             return Score(value=float(result.statistic), p_value=float(result.pvalue))
-        d = ks_statistic(ref.sorted_values, win)
-        m, n = sorted([float(ref.n), float(win.n)], reverse=True)
-        return Score(value=d, p_value=ks_asymptotic_p_value(d, int(np.round(m * n / (m + n)))))
+        return _asymptotic_ks(ks_statistic(ref.sorted_values, win), ref.n, win.n)
+
+    def score_many(
+        self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
+    ) -> list[Score]:
+        """On torch, the statistics of the asymptotic regime are computed in one batch."""
+        large = [i for i, (ref, win) in enumerate(pairs) if max(ref.n, win.n) > _KS_EXACT_MAX_N]
+        if backend.name != "torch" or not large:
+            return super().score_many(pairs, backend)
+        scores: list[Score | None] = [None if i in set(large) else self.score(*pair)
+                                      for i, pair in enumerate(pairs)]
+        for i, (d, _) in zip(large, _batched(self, [pairs[i] for i in large], backend)):
+            scores[i] = _asymptotic_ks(d, pairs[i][0].n, pairs[i][1].n)
+        return [score for score in scores if score is not None]
+
+
+def _asymptotic_ks(d: float, n1: int, n2: int) -> Score:
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    return Score(value=d, p_value=ks_asymptotic_p_value(d, int(np.round(m * n / (m + n)))))
+
+
+def _batched(measure: Measure, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]],
+             backend: Backend) -> list[tuple[float, float]]:
+    """(KS statistic, Wasserstein-1) of every pair, on the torch backend in batches."""
+    from monitor.divergence.torch_ops import ks_wasserstein_batched  # torch stays optional
+
+    checked = [_numeric(measure, ref, win) for ref, win in pairs]
+    return ks_wasserstein_batched([ref.sorted_values for ref, _ in checked],
+                                  [win.sorted for _, win in checked], backend)
 
 
 def ks_statistic(sorted_ref: np.ndarray, window: NumericWindow) -> float:
@@ -227,6 +251,7 @@ class Wasserstein(Measure):
     """
 
     name = "wasserstein"
+    backends = frozenset({"numpy", "torch"})
     kinds = frozenset({"numeric"})
     is_test = False
     default_threshold = 0.1
@@ -238,6 +263,15 @@ class Wasserstein(Measure):
         distance = cdf_distance(ref.sorted_values, win, power=1)
         return Score(value=distance / (ref.std if ref.std > 0 else 1.0))
 
+    def score_many(
+        self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
+    ) -> list[Score]:
+        """On torch, every feature's distance is computed in one batch."""
+        if backend.name != "torch" or not pairs:
+            return super().score_many(pairs, backend)
+        return [Score(value=w1 / (ref.std if ref.std > 0 else 1.0))
+                for (ref, _), (_, w1) in zip(pairs, _batched(self, pairs, backend))]
+
 
 class WassersteinRaw(Measure):
     """Wasserstein-1 distance in the feature's own units; equals ``wasserstein_distance``.
@@ -246,6 +280,7 @@ class WassersteinRaw(Measure):
     """
 
     name = "wasserstein_raw"
+    backends = frozenset({"numpy", "torch"})
     kinds = frozenset({"numeric"})
     is_test = False
     default_threshold = 0.1
@@ -255,6 +290,14 @@ class WassersteinRaw(Measure):
         """The Wasserstein-1 distance."""
         ref, win = _numeric(self, reference, window)
         return Score(value=cdf_distance(ref.sorted_values, win, power=1))
+
+    def score_many(
+        self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
+    ) -> list[Score]:
+        """On torch, every feature's distance is computed in one batch."""
+        if backend.name != "torch" or not pairs:
+            return super().score_many(pairs, backend)
+        return [Score(value=w1) for _, w1 in _batched(self, pairs, backend)]
 
 
 class Energy(Measure):

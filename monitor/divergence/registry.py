@@ -24,6 +24,10 @@ from monitor.divergence.measures import (
     WassersteinRaw,
     WelchT,
 )
+from monitor.divergence.multivariate import MULTIVARIATE_MEASURES, MultivariateMeasure
+
+#: A per-feature or a multivariate measure.
+AnyMeasure = Measure | MultivariateMeasure
 
 #: The built-in measures by name: the first five are the original set, in their original order.
 BUILTIN_MEASURES: dict[str, Measure] = {
@@ -50,21 +54,26 @@ BUILTIN_MEASURES: dict[str, Measure] = {
 }
 
 
+#: Every built-in measure: per feature, then multivariate.
+BUILTIN: dict[str, AnyMeasure] = {**BUILTIN_MEASURES, **MULTIVARIATE_MEASURES}
+
+
 class MeasureRegistry:
     """The measures a daemon can use, by name: the built-ins, then plugin extras."""
 
-    def __init__(self, extra: Mapping[str, Measure] | None = None) -> None:
-        self._measures: dict[str, Measure] = dict(BUILTIN_MEASURES)
+    def __init__(self, extra: Mapping[str, AnyMeasure] | None = None) -> None:
+        self._measures: dict[str, AnyMeasure] = dict(BUILTIN)
         for name, measure in dict(extra or {}).items():
-            if name in BUILTIN_MEASURES:
+            if name in BUILTIN:
                 raise ValueError(f"plugin measure {name!r} has the name of a built-in measure")
-            if not isinstance(measure, Measure):
+            if not isinstance(measure, (Measure, MultivariateMeasure)):
                 raise TypeError(
-                    f"plugin measure {name!r} is not a Measure instance: {type(measure).__name__}"
+                    f"plugin measure {name!r} is not a Measure or MultivariateMeasure instance: "
+                    f"{type(measure).__name__}"
                 )
             self._measures[name] = measure
 
-    def get(self, name: str) -> Measure:
+    def get(self, name: str) -> AnyMeasure:
         """The measure called ``name``; KeyError listing the known names if there is none."""
         try:
             return self._measures[name]

@@ -7,9 +7,12 @@ import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from monitor.divergence.multivariate import MultivariateSummary
 
 _FORMAT_VERSION = 1
 
@@ -112,9 +115,10 @@ def summarize_categorical(values: np.ndarray) -> CategoricalSummary:
 
 @dataclass(frozen=True)
 class ReferenceSummary:
-    """The summaries of every feature of one reference version."""
+    """The summaries of every feature of one reference version, and the multivariate side."""
 
     features: dict[str, FeatureSummary]
+    multivariate: MultivariateSummary | None = None
 
     def to_bytes(self) -> bytes:
         """Serialise to a compressed ``.npz`` archive that loads without pickle.
@@ -139,6 +143,8 @@ class ReferenceSummary:
                 arrays[f"{i}.counts"] = summary.counts
             else:
                 raise TypeError(f"feature {name!r}: not a feature summary: {type(summary)!r}")
+        if self.multivariate is not None:
+            arrays.update({f"mv.{key}": value for key, value in self.multivariate.to_arrays().items()})
         document = json.dumps({"version": _FORMAT_VERSION, "features": meta}, ensure_ascii=True)
         arrays["meta"] = np.frombuffer(document.encode("ascii"), dtype=np.uint8)
         buffer = io.BytesIO()
@@ -170,7 +176,12 @@ class ReferenceSummary:
                     )
                 else:
                     raise ValueError(f"unknown feature kind {entry['kind']!r}")
-        return cls(features=features)
+            multivariate = {key[3:]: archive[key] for key in archive.files if key.startswith("mv.")}
+        if not multivariate:
+            return cls(features=features)
+        from monitor.divergence.multivariate import MultivariateSummary  # it imports this module
+
+        return cls(features=features, multivariate=MultivariateSummary.from_arrays(multivariate))
 
 
 def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -27,7 +27,10 @@ def pooled_forms(
     backend: Backend,
     block_rows: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The torch twin of ``multivariate.pooled_forms``: uᵀKu, uᵀK1 per split u, and 1ᵀK1."""
+    """The torch twin of ``multivariate.pooled_forms``: uᵀKu, uᵀK1 per split u, and 1ᵀK1.
+
+    As there, reductions after the tile-by-indicators product are in float64.
+    """
     if block_rows < 1:
         raise ValueError(f"block_rows must be positive, got {block_rows}")
     device = torch.device(backend.device)
@@ -35,7 +38,7 @@ def pooled_forms(
     norms = (z * z).sum(dim=1)
     with_ones = torch.ones(len(z), indicators.shape[1] + 1, dtype=z.dtype, device=device)
     with_ones[:, :-1] = torch.as_tensor(indicators, device=device)
-    split = with_ones[:, :-1]
+    split = with_ones[:, :-1].double()
     quadratic = torch.zeros(split.shape[1], dtype=torch.float64, device=device)
     linear = torch.zeros_like(quadratic)
     total = torch.zeros(1, dtype=torch.float64, device=device)
@@ -47,17 +50,17 @@ def pooled_forms(
             tile = _tile(z[rows], z[cols], norms[rows], norms[cols], pair, bandwidth, buffer)
             if col == start:
                 tile.fill_diagonal_(0)
-            product = tile @ with_ones[cols]
-            inner = (split[rows] * product[:, :-1]).sum(dim=0).double()
+            product = (tile @ with_ones[cols]).double()
+            inner = (split[rows] * product[:, :-1]).sum(dim=0)
             sums = product[:, -1]
-            linear += (split[rows].T @ sums).double()
+            linear += split[rows].T @ sums
             if col == start:
                 quadratic += inner
-                total += sums.sum().double()
+                total += sums.sum()
             else:
                 quadratic += 2 * inner
-                linear += product[:, :-1].sum(dim=0).double()
-                total += 2 * sums.sum().double()
+                linear += product[:, :-1].sum(dim=0)
+                total += 2 * sums.sum()
     return quadratic.cpu().numpy(), linear.cpu().numpy(), total.cpu().numpy()
 
 
@@ -86,8 +89,8 @@ def mlp_scores(
     test_x: np.ndarray,
     backend: Backend,
     hidden: int = 32,
-    epochs: int = 20,
-    batch_size: int = 256,
+    epochs: int = 10,
+    batch_size: int = 512,
     learning_rate: float = 1e-2,
     weight_decay: float = 1e-4,
     seed: int = 0,

@@ -2,11 +2,13 @@
 
 Rows are read in ``(cursor_column, tiebreaker_column)`` order, ``max_rows`` at a time, with
 
-    WHERE (c, t) > (:c, :t) ORDER BY c, t LIMIT :n
+    WHERE (c, t) > (:c, :t) ORDER BY c, t LIMIT :n                   -- PostgreSQL
+    WHERE c >= :c AND (c > :c OR t > :t) ORDER BY c, t LIMIT :n      -- elsewhere
 
-so rows sharing a cursor value (a timestamp) are neither skipped nor repeated across batches.
-Every value is a bound parameter, and every identifier from the options must name a table or
-column the database itself reports (by reflection) before it is used, quoted, in a statement.
+(the same rows; each is the form that database's planner bounds by an index on ``c``), so rows
+sharing a cursor value (a timestamp) are neither skipped nor repeated across batches. Every value
+is a bound parameter, and every identifier from the options must name a table or column the
+database itself reports (by reflection) before it is used, quoted, in a statement.
 
 The cursor column must only grow: a row written later with a cursor value below the stored
 cursor is not read. Rows whose cursor or tie-breaker column is NULL are not read.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -28,21 +30,36 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchT
 from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
 from monitor.hookspecs import hookimpl
 
-#: Python types a cursor or tie-breaker value may have, with how each is written to JSON and read back.
-_CURSOR_CODECS: dict[type, tuple[Any, Any]] = {
-    bool: (lambda v: v, lambda v: v if isinstance(v, bool) else _bad(v)),
-    int: (lambda v: v, lambda v: v if isinstance(v, int) and not isinstance(v, bool) else _bad(v)),
-    float: (lambda v: v, lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _bad(v)),
-    str: (lambda v: v, lambda v: v if isinstance(v, str) else _bad(v)),
-    datetime: (datetime.isoformat, lambda v: datetime.fromisoformat(v) if isinstance(v, str) else _bad(v)),
-    date: (date.isoformat, lambda v: date.fromisoformat(v) if isinstance(v, str) else _bad(v)),
-    Decimal: (str, lambda v: Decimal(v) if isinstance(v, str) else _bad(v)),
-    uuid.UUID: (str, lambda v: uuid.UUID(v) if isinstance(v, str) else _bad(v)),
+#: Cursor value types stored in JSON as strings, and how each is read back.
+_PARSERS: dict[type, Callable[[str], Any]] = {
+    datetime: datetime.fromisoformat,
+    date: date.fromisoformat,
+    Decimal: Decimal,
+    uuid.UUID: uuid.UUID,
 }
 
 
-def _bad(value: Any) -> Any:
-    raise ValueError(f"unexpected {type(value).__name__} {value!r}")
+def _to_json(value: Any) -> Any:
+    """A cursor or tie-breaker value as JSON; TypeError for a type a cursor cannot hold."""
+    if any(isinstance(value, kind) for kind in _PARSERS):
+        return value.isoformat() if isinstance(value, date) else str(value)
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a cursor or tie-breaker column of type {type(value).__name__} is not supported")
+
+
+def _from_json(value: Any, kind: type) -> Any:
+    """A stored cursor value back as a ``kind`` to bind; ValueError when it is not one."""
+    for parsed, parse in _PARSERS.items():
+        if issubclass(kind, parsed):
+            if not isinstance(value, str):
+                raise ValueError(f"expected a {parsed.__name__} as a string, got {value!r}")
+            return parse(value)
+    if issubclass(kind, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and isinstance(value, bool) == issubclass(kind, bool):
+        return value
+    raise ValueError(f"expected {kind.__name__}, got {value!r}")
 
 
 class SqlOptions(BaseModel):
@@ -55,7 +72,8 @@ class SqlOptions(BaseModel):
     db_schema: str | None = Field(default=None, alias="schema", min_length=1)
     query: str | None = Field(
         default=None, min_length=1, validate_default=True,
-        description="a SELECT read as a subquery; trusted operator input, never built from data",
+        description="a SELECT read as a subquery; trusted operator input, never built from data "
+                    "(write a literal colon before a name as '\\:')",
     )
     columns: list[str] | None = Field(default=None, min_length=1)
     cursor_column: str = Field(min_length=1)
@@ -222,23 +240,25 @@ class SqlConnector(Connector):
 
     def _decode(self, cursor: Cursor, types: tuple[type, type | None]) -> list[Any]:
         if not (isinstance(cursor, Mapping) and set(cursor) == {"value", "tiebreak"}):
-            raise ConnectorError(f"{self.source}: invalid cursor {cursor!r}, expected {{'value': ..., 'tiebreak': ...}}")
+            raise ConnectorError(
+                f"{self.source}: invalid cursor {cursor!r}, expected {{'value': ..., 'tiebreak': ...}}")
         try:
-            values = [_codec(types[0])[1](cursor["value"])]
+            values = [_from_json(cursor["value"], types[0])]
             if types[1] is not None:
-                values.append(_codec(types[1])[1](cursor["tiebreak"]))
-        except (ValueError, TypeError) as error:
+                values.append(_from_json(cursor["tiebreak"], types[1]))
+        except (ValueError, ArithmeticError) as error:  # decimal.InvalidOperation is an ArithmeticError
             raise ConnectorError(f"{self.source}: invalid cursor {cursor!r}: {error}") from None
         return values
 
     def _encode(self, row: Sequence[Any]) -> Cursor:
-        value, tiebreak = row[0], row[1] if self.config.tiebreaker_column else None
-        return {
-            "value": _codec(type(value))[0](value),
-            "tiebreak": None if tiebreak is None else _codec(type(tiebreak))[0](tiebreak),
-        }
+        tiebreak = row[1] if self.config.tiebreaker_column else None
+        try:
+            return {"value": _to_json(row[0]), "tiebreak": None if tiebreak is None else _to_json(tiebreak)}
+        except TypeError as error:
+            raise ConnectorError(f"{self.source}: {error}") from None
 
-    def _after(self, connection: Connection, keys: list[sa.ColumnElement[Any]], after: list[Any]) -> sa.ColumnElement[bool]:
+    def _after(self, connection: Connection, keys: list[sa.ColumnElement[Any]],
+               after: list[Any]) -> sa.ColumnElement[bool]:
         """Rows strictly after the cursor, in a form the database's planner bounds by index."""
         if len(keys) == 1:
             return keys[0] > after[0]
@@ -264,7 +284,11 @@ class SqlConnector(Connector):
                     statement = statement.where(self._after(connection, self._key_columns(source),
                                                             self._decode(cursor, types)))
                 result = connection.execute(statement.limit(max_rows))
-                rows = result.all()
+                try:
+                    rows = result.all()
+                except (TypeError, ValueError, ArithmeticError) as error:  # SQLite keeps any value in any column
+                    raise ConnectorError(f"{self.source}: a value does not match its column's declared type: "
+                                         f"{type(error).__name__}: {error}") from None
         except SQLAlchemyError as error:
             raise self._error(error) from error
         if not rows:
@@ -285,7 +309,14 @@ class SqlConnector(Connector):
 
     def _table(self, source: sa.FromClause, rows: list[Sequence[Any]]) -> pa.Table:
         output = self._output(source)
-        arrays = [_arrow_column([row[i] for row in rows], _arrow_type(column.type)) for i, column in enumerate(output)]
+        arrays = []
+        for i, column in enumerate(output):
+            kind = _arrow_type(column.type)
+            try:
+                arrays.append(_arrow_column([row[i] for row in rows], kind))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
+                raise ConnectorError(f"{self.source}: column {column.name!r} ({column.type}) holds a value "
+                                     f"that does not fit {kind}: {error}") from None
         return pa.Table.from_arrays(arrays, names=[column.name for column in output])
 
     def _empty(self, source: sa.FromClause) -> pa.Table:
@@ -303,13 +334,6 @@ def _python_type(kind: sa.types.TypeEngine[Any]) -> type:
         return kind.python_type
     except NotImplementedError:
         return object
-
-
-def _codec(kind: type) -> tuple[Any, Any]:
-    for base in type.mro(kind):
-        if base in _CURSOR_CODECS:
-            return _CURSOR_CODECS[base]
-    raise ConnectorError(f"sql connector: a cursor column of type {kind.__name__} is not supported")
 
 
 @hookimpl

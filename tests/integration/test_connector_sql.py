@@ -32,10 +32,11 @@ TIES = 5
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """A fresh, empty database on the local MariaDB server, dropped afterwards."""
-    pymysql = pytest.importorskip("pymysql")
     admin = make_url(MYSQL_ADMIN_URL)
     name = f"driftd_test_{uuid.uuid4().hex[:12]}"
     try:
+        import pymysql
+
         connection = pymysql.connect(host=admin.host, port=admin.port or 3306, user=admin.username,
                                      password=admin.password or "", autocommit=True)
     except Exception as error:  # noqa: BLE001

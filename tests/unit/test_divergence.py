@@ -14,6 +14,7 @@ from scipy.spatial.distance import jensenshannon
 
 from monitor.divergence import (
     BUILTIN_MEASURES,
+    MULTIVARIATE_MEASURES,
     CategoricalSummary,
     FeatureSummary,
     Measure,
@@ -279,7 +280,8 @@ def test_builtin_measure_metadata() -> None:
     for name, measure in BUILTIN_MEASURES.items():
         assert measure.name == name and measure.description
         assert measure.higher_is_drift is True
-        assert measure.backends == frozenset({"numpy"})
+        torch_batched = {"ks", "wasserstein", "wasserstein_raw"}
+        assert measure.backends == frozenset({"numpy", "torch"} if name in torch_batched else {"numpy"})
         assert type(measure).__doc__ and "Default threshold" in type(measure).__doc__
 
 
@@ -329,13 +331,13 @@ class _Constant(Measure):
 
 def test_registry_holds_builtins_and_plugin_extras() -> None:
     registry = MeasureRegistry({"constant": _Constant()})
-    assert registry.names() == [*BUILTIN_MEASURES, "constant"]
+    assert registry.names() == [*BUILTIN_MEASURES, *MULTIVARIATE_MEASURES, "constant"]
     assert registry.names()[:5] == ["ks", "psi", "jensen_shannon", "wasserstein", "chi_square"]
     assert list(registry) == registry.names()
     assert "constant" in registry and "nope" not in registry
     assert isinstance(registry.get("constant"), _Constant)
     assert registry.get("ks") is BUILTIN_MEASURES["ks"]
-    assert MeasureRegistry().names() == list(BUILTIN_MEASURES)
+    assert MeasureRegistry().names() == [*BUILTIN_MEASURES, *MULTIVARIATE_MEASURES]
 
 
 def test_registry_errors_name_the_culprit() -> None:

@@ -11,6 +11,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from monitor.config import MeasureConfig
+from monitor.divergence import resolve_backend
 from monitor.divergence import (
     BUILTIN_MEASURES,
     CategoricalSummary,
@@ -177,18 +178,23 @@ def test_numeric_window_sorts_once_and_shares_gaps() -> None:
     assert window.gaps(reference) is window.gaps(reference)
 
 
-def test_score_many_equals_score_and_rejects_unknown_backends() -> None:
+def test_score_many_equals_score_on_both_backends() -> None:
     generator = np.random.default_rng(5)
-    pairs = [
-        (summarize_numeric(generator.normal(size=300)), NumericWindow(generator.normal(size=80)))
-        for _ in range(4)
-    ]
-    for measure in M.values():
-        if "numeric" in measure.kinds:
-            assert measure.score_many(pairs) == [measure.score(*pair) for pair in pairs]
-            assert measure.score_many(pairs, backend="torch") == measure.score_many(pairs)
-    with pytest.raises(ValueError, match="backend"):
-        M["ks"].score_many(pairs, backend="cuda")
+    torch_cpu = resolve_backend("torch", "cpu")
+    for size in (80, 12_000):  # the exact and the asymptotic KS regimes
+        pairs = [
+            (summarize_numeric(generator.normal(size=11_000)), NumericWindow(generator.normal(0.05, size=size)))
+            for _ in range(3)
+        ]
+        for measure in M.values():
+            if "numeric" in measure.kinds:
+                expected = [measure.score(*pair) for pair in pairs]
+                assert measure.score_many(pairs) == expected
+                for got, want in zip(measure.score_many(pairs, backend=torch_cpu), expected):
+                    assert got.value == pytest.approx(want.value, rel=1e-9, abs=1e-12)
+                    assert (got.p_value is None) == (want.p_value is None)
+                    if want.p_value is not None:
+                        assert got.p_value == pytest.approx(want.p_value, rel=1e-9, abs=1e-300)
 
 
 def test_evaluate_window_runs_every_measure_once_per_feature() -> None:
@@ -212,5 +218,3 @@ def test_evaluate_window_runs_every_measure_once_per_feature() -> None:
     unseen = next(r for r in evaluation.results if r.measure == "unseen_share")
     categories = rows.column("c").to_numpy(zero_copy_only=False)[:200]
     assert unseen.value == pytest.approx(np.mean(categories == "d"))
-    with pytest.raises(ValueError, match="backend"):
-        evaluate_window(rows, {"x": "numeric"}, summary, settings, "bh", backend="gpu")

@@ -186,3 +186,48 @@ def test_time_windows_close_when_a_later_row_arrives(tmp_path: Path, sqlite_url:
     assert [w.started_at.minute for w in windows] == [10, 20, 30]
     progress = runner.store.load_progress(runner.monitor_id, recent=0)
     assert progress.last_window_end is not None and progress.last_window_end.minute == 40
+
+
+def test_sequential_detector_catches_what_the_share_rule_misses(data: Path, sqlite_url: str) -> None:
+    write_csv(data / "part-1.csv", sample_table(1000, seed=1))
+    for index in range(14):  # after 6 quiet windows feature a drifts: share 1/3, below the 0.9 level
+        write_csv(data / f"part-2-{index:02d}.csv",
+                  sample_table(500, seed=10 + index, shift=1.0 if index >= 6 else 0.0))
+    drift = {"share": 0.9, "sequential": {"delta": 0.01, "threshold": 1.0, "min_windows": 3}}
+    runner = make_runner(monitor_config(max_rows=500, drift=drift), sqlite_url)
+    states = []
+    while (report := runner.tick()).rows_fetched:
+        states += [w.state for w in report.windows]
+    assert "drift" in states, "the detector fired on the steady third of drifted features"
+    windows = runner.store.windows("m", limit=100)
+    assert all(w.statistic == w.drift_share for w in windows) and len(windows) == 14
+    restarted = make_runner(monitor_config(max_rows=500, drift=drift), sqlite_url)
+    restarted._load()
+    assert restarted.policy.detector is not None
+    assert restarted.policy.detector.state == runner.policy.detector.state
+
+
+@pytest.mark.parametrize("backend", ["numpy", {"name": "torch", "device": "cpu", "dtype": "float32"}])
+def test_multivariate_measure_runs_on_the_configured_backend(data: Path, sqlite_url: str, backend) -> None:  # noqa: ANN001
+    write_csv(data / "part-1.csv", sample_table(1000, seed=1))
+    write_csv(data / "part-2.csv", sample_table(500, seed=2, shift=0.8, start_id=1000))
+    config = monitor_config(max_rows=10_000, backend=backend, drift={"share": 0.9},
+                            measures={"psi": {}, "mmd": {"options": {"permutations": 50}, "threshold": 0.05}})
+    runner = make_runner(config, sqlite_url)
+    runner.tick()
+    window = runner.tick().windows[0]
+    mmd = [r for r in window.results if r.measure == "mmd"]
+    assert len(mmd) == 1 and mmd[0].feature == "*"
+    assert mmd[0].drifted and mmd[0].p_value == pytest.approx(1 / 51)
+    # psi alone flags a third of the features, below the 0.9 share: the joint test decides
+    assert window.drifted_features == ["a", "*"] and window.state == "drift"
+    restarted = make_runner(config, sqlite_url)
+    restarted._load()
+    assert restarted.policy.streak == 1
+
+
+def test_bad_measure_options_and_backend_name_the_monitor(sqlite_url: str) -> None:
+    with pytest.raises(MonitorError, match="monitor 'm': measures: measure 'mmd': bad options"):
+        make_runner(monitor_config(measures={"mmd": {"options": {"permutatoins": 5}}}), sqlite_url)
+    with pytest.raises(MonitorError, match="monitor 'm': backend:"):
+        make_runner(monitor_config(backend={"name": "torch", "device": "cuda"}), sqlite_url)
