@@ -108,7 +108,8 @@ def measure(fn: Callable[[], Any], repeat: int = 1, warmup: int = 0) -> Timing:
     Returns the fastest wall time (and the smallest CPU time, all threads of the process: less
     disturbed than wall time when other work shares the machine), every wall time, and the
     highest memory peak over the timed runs. Work done in child processes (a library's own
-    worker pool) is added to the CPU time, and their largest peak is reported separately.
+    worker pool) is added to the CPU time, and when they worked during the timed calls the largest
+    peak of any child (``ru_maxrss`` of RUSAGE_CHILDREN) is reported separately.
     """
     for _ in range(warmup):
         fn()
@@ -116,6 +117,7 @@ def measure(fn: Callable[[], Any], repeat: int = 1, warmup: int = 0) -> Timing:
     cpu: list[float] = []
     peak_kib, delta_kib = 0.0, 0.0
     exact = True
+    children_busy = False
     result: Any = None
     for _ in range(repeat):
         result = None
@@ -128,12 +130,13 @@ def measure(fn: Callable[[], Any], repeat: int = 1, warmup: int = 0) -> Timing:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         children_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
         cpu.append(time.process_time() - cpu_start + children_cpu)
+        children_busy = children_busy or children_cpu > 0.05
         hwm = (_status_kib("VmHWM") if exact else None) or _maxrss_kib()
         peak_kib = max(peak_kib, hwm)
         delta_kib = max(delta_kib, hwm - before)
     children_kib = float(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return Timing(
-        children_peak_rss_mib=round(children_kib / 1024, 1) if children_kib else None,
+        children_peak_rss_mib=round(children_kib / 1024, 1) if children_busy else None,
         seconds=min(runs), cpu_seconds=min(cpu), runs=[round(run, 4) for run in runs], peak_rss_mib=round(peak_kib / 1024, 1),
         peak_delta_mib=round(delta_kib / 1024, 1) if exact else None, exact_peak=exact, result=result,
     )

@@ -123,7 +123,10 @@ def ratio_text(record: dict[str, Any], records: list[dict[str, Any]]) -> str:
         return f"{label} > {float(record['notes'].split()[1]) / base['seconds']:.0f}x"
     if not record.get("seconds"):
         return ""
-    return f"{label} = {record['seconds'] / base['seconds']:.1f}x"
+    text = f"{label} = {record['seconds'] / base['seconds']:.1f}x"
+    if record.get("cpu_seconds") and base.get("cpu_seconds"):
+        text += f" (CPU {record['cpu_seconds'] / base['cpu_seconds']:.1f}x)"
+    return text
 
 
 def table(records: list[dict[str, Any]]) -> str:

@@ -16,14 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, SHIFT_UNITS, CalibrationReport, calibrate
-from monitor.config import ConfigError, DriftdConfig, MonitorConfig, build_config, load_config
+from monitor.config import ConfigError, DriftdConfig, MonitorConfig, load_config
 from monitor.daemon import Daemon
 from monitor.engine import MonitorError, MonitorRunner
 from monitor.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
+from monitor.divergence import MeasureRegistry
+from monitor.evaluate import resolve_measures
 from monitor.plugins import PluginManager
-from monitor.divergence import MeasureRegistry, ReferenceSummary
-from monitor.evaluate import evaluate_window, resolve_measures
-from monitor.policy import DriftPolicy
 from monitor.reference import ReferenceDataError, feature_kinds, read_table, summarize_table
 from monitor.store import Store, StoreError
 
@@ -171,58 +170,40 @@ def check(config_path: Path | None, max_batches: int) -> None:
 @click.option("--measures", default="ks,psi,wasserstein,chi_square", show_default=True)
 @click.option("--correction", type=click.Choice(["none", "bonferroni", "bh"]), default="bh", show_default=True)
 @click.option("--share", type=float, default=0.3, show_default=True, help="Drifted share for dataset drift.")
+@click.option("--backend", type=click.Choice(["numpy", "torch", "auto"]), default="numpy", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def compare(reference_file: str, live_file: str, numeric: str | None, categorical: str | None, measures: str,
-            correction: str, share: float, as_json: bool) -> None:
+            correction: str, share: float, backend: str, as_json: bool) -> None:
     """Compare two files (CSV, Parquet, JSON lines); exit 0 no drift, 1 drift, 2 error."""
+    from monitor.divergence import compare as compare_tables
+
+    def names(value: str | None) -> list[str] | None:
+        return None if value is None else [name.strip() for name in value.split(",") if name.strip()]
+
     try:
-        reference_table, live = read_table(reference_file), read_table(live_file)
-        features = _compare_features(reference_table, numeric, categorical)
-        raw = {"monitors": [{"name": "compare", "source": {"type": "files"}, "features": features,
-                             "window": {"rows": max(1, live.num_rows)},
-                             "measures": [m.strip() for m in measures.split(",") if m.strip()],
-                             "drift": {"share": share, "correction": correction}}]}
-        monitor_config = build_config(raw, "compare options").monitors[0]
-        settings = resolve_measures(monitor_config.measures, MeasureRegistry())
-        new = summarize_table(reference_table, monitor_config.features, monitor_config.reference.bins,
-                              monitor_config.reference.max_rows, f"file:{reference_file}")
-    except (ReferenceDataError, ConfigError, KeyError) as error:
+        report = compare_tables(
+            read_table(reference_file), read_table(live_file), names(measures) or [],
+            numeric=names(numeric) if numeric or categorical else None,
+            categorical=names(categorical) if numeric or categorical else None,
+            correction=correction, share=share, backend=backend)
+    except (ReferenceDataError, KeyError, ValueError, TypeError, ImportError) as error:
         _fail(str(error.args[0] if isinstance(error, KeyError) else error))
-    evaluation = evaluate_window(live, feature_kinds(monitor_config.features),
-                                 ReferenceSummary.from_bytes(new.summary), settings, correction)
-    decision = DriftPolicy(monitor_config.drift).decide(evaluation.feature_drifted)
     if as_json:
-        click.echo(json.dumps({
-            "reference_rows": new.rows, "live_rows": live.num_rows, "drift": decision.state == "drift",
-            "drift_share": decision.drift_share, "drifted_features": decision.drifted_features,
-            "missing_features": evaluation.missing, "results": [vars(r) for r in evaluation.results],
-        }, indent=2))
+        click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(f"reference {reference_file}: {new.rows} rows; live {live_file}: {live.num_rows} rows")
-        click.echo(f"{'feature':<24} {'measure':<15} {'value':>10} {'p-value':>10}  drifted")
-        for r in evaluation.results:
+        click.echo(f"reference {reference_file}: {report.reference_rows} rows; "
+                   f"live {live_file}: {report.window_rows} rows")
+        click.echo(f"{'feature':<24} {'measure':<17} {'value':>10} {'p-value':>10}  drifted")
+        for r in report.results:
             p_value = "" if r.p_value is None else f"{r.p_value:.3g}"
-            click.echo(f"{r.feature:<24} {r.measure:<15} {r.value:>10.4g} {p_value:>10}  {'YES' if r.drifted else ''}")
-        for feature, reason in evaluation.missing.items():
+            click.echo(f"{r.feature:<24} {r.measure:<17} {r.value:>10.4g} {p_value:>10}  {'YES' if r.drifted else ''}")
+        for feature, reason in report.missing_features.items():
             click.echo(f"{feature:<24} not measured: {reason}")
-        click.echo(f"dataset drift: {'YES' if decision.state == 'drift' else 'no'} "
-                   f"({decision.drift_share:.0%} of features drifted, threshold {share:.0%})")
-    sys.exit(EXIT_DRIFT if decision.state == "drift" else EXIT_OK)
-
-
-def _compare_features(table: pa.Table, numeric: str | None, categorical: str | None) -> dict[str, list[str]]:
-    """The features to compare: as given, or every number / text column of the reference."""
-    def split(value: str) -> list[str]:
-        return [name.strip() for name in value.split(",") if name.strip()]
-
-    if numeric is not None or categorical is not None:
-        return {"numeric": split(numeric or ""), "categorical": split(categorical or "")}
-    kinds = {field.name: field.type for field in table.schema}
-    return {
-        "numeric": [n for n, t in kinds.items() if pa.types.is_integer(t) or pa.types.is_floating(t)],
-        "categorical": [n for n, t in kinds.items() if pa.types.is_string(t) or pa.types.is_large_string(t)
-                        or pa.types.is_boolean(t) or pa.types.is_dictionary(t)],
-    }
+        for measure, reason in report.failed_measures.items():
+            click.echo(f"{measure:<24} failed: {reason}")
+        click.echo(f"dataset drift: {'YES' if report.drift else 'no'} "
+                   f"({report.drift_share:.0%} of features drifted, threshold {share:.0%})")
+    sys.exit(EXIT_DRIFT if report.drift else EXIT_OK)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from monitor.divergence.corrections import adjust_p_values
 from monitor.divergence.measures import Measure, Score
+from monitor.divergence.api import DriftReport, as_table, compare
 from monitor.divergence.backend import NUMPY, Backend, resolve_backend
 from monitor.divergence.multivariate import (
     MULTIVARIATE_MEASURES,
@@ -30,6 +31,7 @@ __all__ = [
     "BUILTIN",
     "BUILTIN_MEASURES",
     "Backend",
+    "DriftReport",
     "MULTIVARIATE_MEASURES",
     "NUMPY",
     "MultivariateMeasure",
@@ -45,6 +47,8 @@ __all__ = [
     "ReferenceSummary",
     "Score",
     "adjust_p_values",
+    "as_table",
+    "compare",
     "prepare_window",
     "resolve_backend",
     "summarize_multivariate",

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from monitor.migrate import head_revision
 from tests.e2e.conftest import query, run_cli, wait_for, write_config

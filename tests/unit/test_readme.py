@@ -41,9 +41,27 @@ def test_config_example_is_valid() -> None:
     assert config.storage.url == "sqlite:///driftd.db"
 
 
-def test_plugin_example_works() -> None:
+def _plugin_module() -> types.ModuleType:
     module = types.ModuleType("my_driftd_plugin")
-    exec(compile(_blocks("python")[0], "README plugin example", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(_blocks("python")[1], "README plugin example", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def test_python_api_example_names_real_things() -> None:
+    from monitor import divergence
+
+    example = _blocks("python")[0]
+    assert "from monitor.divergence import compare" in example and hasattr(divergence, "compare")
+
+
+def test_plugin_kit_example_passes_on_the_plugin_example() -> None:
+    namespace = dict(vars(_plugin_module()))
+    exec(compile(_blocks("python")[2], "README kit example", "exec"), namespace)  # noqa: S102
+    namespace["test_counter_connector"]()
+
+
+def test_plugin_example_works() -> None:
+    module = _plugin_module()
     manager = PluginManager(environ={}, load_entry_points=False)
     manager.register(module, "my_driftd_plugin")
     connector = manager.connector("counter", {})
@@ -52,3 +70,10 @@ def test_plugin_example_works() -> None:
     assert first.table.column("x").to_pylist() == [0, 1, 2]
     assert second.table.column("x").to_pylist() == [3, 4]
     assert manager.info["my_driftd_plugin"].provides == {"connectors": ["counter"]}
+
+
+def test_every_alert_has_a_runbook_heading() -> None:
+    from tests.unit.test_deploy_files import RUNBOOK_ANCHORS
+
+    headings = re.findall(r"^#### Alert: (\w+)$", README, flags=re.M)
+    assert {f"alert-{name.lower()}" for name in headings} == RUNBOOK_ANCHORS

@@ -1,0 +1,118 @@
+"""The small public API: compare a reference and a window, get a typed report.
+
+    >>> from monitor.divergence import compare
+    >>> report = compare(reference_df, live_df, measures=["ks", "psi", "mmd"])
+    >>> report.drift, report.drifted_features
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from monitor.store import ResultRecord
+
+#: Anything ``compare`` accepts as a table.
+TableLike = Any
+
+DEFAULT_MEASURES = ("ks", "psi", "wasserstein", "chi_square")
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The outcome of one comparison: every result, which features drifted, and what was skipped."""
+
+    reference_rows: int
+    window_rows: int
+    drift: bool
+    drift_share: float
+    drifted_features: list[str]
+    missing_features: dict[str, str]
+    failed_measures: dict[str, str]
+    results: list[ResultRecord] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+
+def as_table(data: TableLike) -> pa.Table:
+    """A pyarrow Table from a Table, a pandas DataFrame, a mapping of columns or a 2-D array."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, Mapping):
+        return pa.table({str(name): np.asarray(column) for name, column in data.items()})
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2:
+            raise ValueError(f"a numpy array must be 2-D (rows x features), got shape {data.shape}")
+        return pa.table({f"x{i}": data[:, i] for i in range(data.shape[1])})
+    if hasattr(data, "to_arrow"):  # polars
+        return data.to_arrow()
+    if type(data).__module__.startswith("pandas"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise TypeError(f"cannot compare a {type(data).__name__}: pass a pyarrow Table, a pandas DataFrame, "
+                    "a mapping of columns or a 2-D numpy array")
+
+
+def infer_features(table: pa.Table) -> tuple[list[str], list[str]]:
+    """Numeric (integer and float) and categorical (text, boolean, dictionary) columns."""
+    numeric, categorical = [], []
+    for column in table.schema:
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            numeric.append(column.name)
+        elif (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
+              or pa.types.is_dictionary(kind)):
+            categorical.append(column.name)
+    return numeric, categorical
+
+
+def compare(
+    reference: TableLike,
+    window: TableLike,
+    measures: Sequence[str] | Mapping[str, Mapping[str, Any]] = DEFAULT_MEASURES,
+    *,
+    numeric: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+    correction: str = "bh",
+    share: float = 0.3,
+    bins: int = 10,
+    backend: str = "numpy",
+) -> DriftReport:
+    """Measure how far ``window`` moved from ``reference``, with the engine's own code path.
+
+    ``measures`` is a list of names or a mapping of name → ``{"threshold": ..., "options": {...}}``.
+    Features default to every numeric and text column of the reference. ValueError/KeyError name
+    bad input (unknown measure, missing column).
+    """
+    # imported here: the engine's modules import this package
+    from monitor.config import DriftConfig, FeaturesConfig, MeasureConfig
+    from monitor.evaluate import evaluate_window, resolve_measures
+    from monitor.policy import DriftPolicy
+    from monitor.reference import feature_kinds, summarize_table
+    from monitor.divergence.backend import resolve_backend
+    from monitor.divergence.registry import MeasureRegistry
+    from monitor.divergence.summary import ReferenceSummary
+
+    reference_table, window_table = as_table(reference), as_table(window)
+    if numeric is None and categorical is None:
+        numeric, categorical = infer_features(reference_table)
+    features = FeaturesConfig(numeric=list(numeric or []), categorical=list(categorical or []))
+    configured = ({name: MeasureConfig() for name in measures} if not isinstance(measures, Mapping)
+                  else {name: MeasureConfig(**dict(options or {})) for name, options in measures.items()})
+    settings = resolve_measures(configured, MeasureRegistry())
+    new = summarize_table(reference_table, features, bins, max(reference_table.num_rows, 2), "compare")
+    evaluation = evaluate_window(window_table, feature_kinds(features), ReferenceSummary.from_bytes(new.summary),
+                                 settings, correction, backend=resolve_backend(backend))
+    decision = DriftPolicy(DriftConfig(share=share, correction=correction)).decide(
+        evaluation.feature_drifted, multivariate_drift=evaluation.multivariate_drift)
+    return DriftReport(
+        reference_rows=reference_table.num_rows, window_rows=window_table.num_rows,
+        drift=decision.state == "drift", drift_share=decision.drift_share,
+        drifted_features=decision.drifted_features, missing_features=evaluation.missing,
+        failed_measures=evaluation.failed_measures, results=evaluation.results,
+    )

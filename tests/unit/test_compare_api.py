@@ -1,0 +1,38 @@
+"""The public Python API: ``monitor.divergence.compare``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.divergence import as_table, compare
+from tests.helpers import sample_table
+
+
+def test_compare_tables_reports_the_shifted_feature() -> None:
+    report = compare(sample_table(2000, seed=1), sample_table(1000, seed=2, shift=0.7),
+                     measures=["ks", "psi", "chi_square"], numeric=["a", "b"], categorical=["c"])
+    assert report.drift and report.drifted_features == ["a"]
+    assert report.reference_rows == 2000 and report.window_rows == 1000
+    assert {(r.feature, r.measure) for r in report.results} == {
+        ("a", "ks"), ("b", "ks"), ("a", "psi"), ("b", "psi"), ("c", "psi"), ("c", "chi_square")}
+    assert report.to_dict()["results"][0]["feature"] == "a"
+
+
+def test_compare_infers_features_and_takes_numpy_and_mappings() -> None:
+    generator = np.random.default_rng(3)
+    reference = generator.normal(size=(1500, 3))
+    same = generator.normal(size=(800, 3))
+    report = compare(reference, same, measures={"ks": {}, "mmd": {"options": {"permutations": 30}}})
+    assert not report.drift and {r.feature for r in report.results} == {"x0", "x1", "x2", "*"}
+    shifted = {"x0": same[:, 0] + 1.0, "x1": same[:, 1], "x2": same[:, 2]}
+    assert compare(reference, shifted, measures=["mmd"]).drifted_features == ["*"]
+
+
+def test_compare_names_bad_input() -> None:
+    with pytest.raises(KeyError, match="unknown measure 'nope'"):
+        compare(sample_table(100, seed=1), sample_table(100, seed=2), measures=["nope"])
+    with pytest.raises(TypeError, match="cannot compare a str"):
+        as_table("not a table")
+    with pytest.raises(ValueError, match="2-D"):
+        as_table(np.zeros(3))
