@@ -118,6 +118,8 @@ def ratio_text(record: dict[str, Any], records: list[dict[str, Any]]) -> str:
     base = _driftd_for(record, records)
     if record["library"] == "driftd" or not base or not base.get("seconds"):
         return ""
+    if record["library"] == "numpy_sort_floor":
+        return f"driftd all / sort = {base['seconds'] / record['seconds']:.1f}x" if record.get("seconds") else ""
     label = f"{record['library']} / driftd {base['measure']}"
     if record.get("status") == "timeout" and base.get("seconds"):
         return f"{label} > {float(record['notes'].split()[1]) / base['seconds']:.0f}x"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from monitor.backoff import Backoff
 from monitor.config import MonitorConfig
 from monitor.connector import Batch, Connector, ConnectorError
 from monitor.divergence import Backend, MeasureRegistry, ReferenceSummary, resolve_backend
@@ -65,7 +66,7 @@ class MonitorRunner:
         self.stop_requested = threading.Event()
         self._loaded = False
         self._last_problem: str | None = None
-        self._source_failing = False
+        self.source_backoff = Backoff()
         metrics.add_monitor(self.name)
 
     @staticmethod
@@ -151,6 +152,8 @@ class MonitorRunner:
     def _tick(self) -> TickReport:
         if not self._loaded:
             self._load()
+        if not self.source_backoff.ready():
+            return TickReport(0, [], self.policy.state)  # the source failed recently: wait, do not hammer it
         self._refresh_reference()
         if self.reference is None and not self.config.reference.first_rows:
             raise MonitorError(f"monitor {self.name!r} has no reference: set reference.path or "
@@ -187,11 +190,16 @@ class MonitorRunner:
         return batch
 
     def _set_source_up(self, up: bool, error: BaseException | None = None) -> None:
-        if not up and not self._source_failing:
-            log.error("monitor %s: source %r is down: %s", self.name, self.config.source.type, _reason(error))
-        elif up and self._source_failing:
-            log.info("monitor %s: source %r is back", self.name, self.config.source.type)
-        self._source_failing = not up
+        was_failing = self.source_backoff.failures > 0
+        if up:
+            self.source_backoff.succeeded()
+            if was_failing:
+                log.info("monitor %s: source %r is back", self.name, self.config.source.type)
+        else:
+            delay = self.source_backoff.failed()
+            if not was_failing:
+                log.error("monitor %s: source %r is down: %s (retrying with backoff, next in %.0fs)",
+                          self.name, self.config.source.type, _reason(error), delay)
         snapshot = self.metrics.snapshot(self.name)
         if snapshot.source_up != up:
             self.metrics.publish(self.name, _replace(snapshot, source_up=up))

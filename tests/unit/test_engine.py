@@ -90,19 +90,33 @@ def test_restart_resumes_from_the_committed_cursor(data: Path, sqlite_url: str) 
     assert sum(w.rows for w in windows) == 2000 and pending is None
 
 
-def test_source_down_is_reported_and_nothing_is_committed(tmp_path: Path, sqlite_url: str,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_source_down_is_reported_once_retried_with_backoff_and_resumed(
+        data: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     metrics = Metrics()
-    runner = make_runner(monitor_config(source={"type": "files", "options": {"path": str(tmp_path / "gone")}}),
+    runner = make_runner(monitor_config(source={"type": "files", "options": {"path": str(data)}}),
                          sqlite_url, metrics)
-    with caplog.at_level(logging.ERROR), pytest.raises(SourceDown, match="monitor 'm'.*does not exist"):
+    now = [1000.0]
+    runner.source_backoff.clock = lambda: now[0]
+    caplog.set_level(logging.INFO)
+    with pytest.raises(SourceDown, match="monitor 'm'.*does not exist"):
         runner.tick()
+    assert runner.tick().rows_fetched == 0, "inside the backoff the source is left alone"
+    assert metrics.source_errors.labels("m")._value.get() == 1
+    now[0] += 2.0
     with pytest.raises(SourceDown):
         runner.tick()
-    assert metrics.snapshot("m").source_up is False
     assert metrics.source_errors.labels("m")._value.get() == 2
-    assert sum("is down" in record.message for record in caplog.records) == 1, "logged once per state change"
-    assert _count(runner, SourceCursor) == 0
+    assert metrics.snapshot("m").source_up is False
+    assert _count(runner, SourceCursor) == 0, "nothing was committed while the source was down"
+    write_csv(data / "part-1.csv", sample_table(1500, seed=1))
+    now[0] += 1.5
+    assert runner.tick().rows_fetched == 0, "the second delay (about 2 s) has not passed yet"
+    now[0] += 1.0
+    assert runner.tick().rows_fetched == 1500
+    assert metrics.snapshot("m").source_up is True and runner.source_backoff.failures == 0
+    messages = [record.message for record in caplog.records]
+    assert sum("is down" in m for m in messages) == 1, "logged once per state change"
+    assert sum("is back" in m for m in messages) == 1
 
 
 def test_missing_column_is_reported_and_other_features_measured(data: Path, sqlite_url: str,
