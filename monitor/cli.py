@@ -19,6 +19,7 @@ from monitor.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, SHIFT_U
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig, load_config
 from monitor.daemon import Daemon
 from monitor.engine import MonitorError, MonitorRunner
+from monitor.logs import LogFormat, setup_logging
 from monitor.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
 from monitor.divergence import MeasureRegistry
 from monitor.evaluate import resolve_measures
@@ -39,12 +40,6 @@ config_option = click.option(
 def _fail(message: str) -> NoReturn:
     click.echo(f"driftd: error: {message}", err=True)
     sys.exit(EXIT_ERROR)
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True)
-    for noisy in ("apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _load(config_path: Path | None) -> tuple[DriftdConfig, bool]:
@@ -106,10 +101,12 @@ def main() -> None:
 
 @main.command()
 @config_option
-def run(config_path: Path | None) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="DRIFTD_LOG_FORMAT", help="Plain text, or one JSON object per line.")
+def run(config_path: Path | None, log_format: LogFormat) -> None:
     """Run the daemon (with no configuration: the built-in demo on embedded SQLite)."""
     config, is_demo = _load(config_path)
-    _setup_logging(config.logging.level)
+    setup_logging(config.logging.level, log_format)
     if is_demo:
         from monitor.demo import DEMO_SHIFT_ROW
         log.info("no configuration file given: running the built-in demo (synthetic sensors drifting from "
@@ -133,7 +130,7 @@ def run(config_path: Path | None) -> None:
 def check(config_path: Path | None, max_batches: int) -> None:
     """One pass over every monitor; exit 0 no drift, 1 drift, 2 error."""
     config, _ = _load(config_path)
-    _setup_logging("WARNING")
+    setup_logging("WARNING")
     daemon = Daemon(config)
     try:
         daemon.prepare()
@@ -414,7 +411,7 @@ def db_upgrade(config_path: Path | None) -> None:
 @main.command("plugins")
 def plugins_command() -> None:
     """List plugins and what they provide."""
-    _setup_logging("ERROR")
+    setup_logging("ERROR")
     manager = PluginManager()
     for info in manager.info.values():
         click.echo(f"{info.name}  [{info.origin}]")

@@ -11,6 +11,7 @@ from types import FrameType
 from monitor.config import DriftdConfig
 from monitor.engine import MonitorError, MonitorRunner, TickReport
 from monitor.metrics import Metrics
+from monitor.migrate import current_revision, head_revision
 from monitor.plugins import PluginManager
 from monitor.scheduler import Scheduler
 from monitor.server import HttpServer, create_app
@@ -32,6 +33,7 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.http: HttpServer | None = None
         self._stopping = threading.Event()
+        self._schema_current = False
 
     def prepare(self) -> None:
         """Check the schema (migrating embedded SQLite) and build a runner per enabled monitor.
@@ -67,6 +69,11 @@ class Daemon:
             self.store.ping()
         except Exception as error:  # noqa: BLE001
             reasons.append(f"database unreachable: {type(error).__name__}")
+        else:
+            if not self._schema_current:
+                self._schema_current = current_revision(self.store.engine) == head_revision()
+            if not self._schema_current:
+                reasons.append("database schema is not current: run `driftd db upgrade`")
         if self.scheduler is None or not self.scheduler.running:
             reasons.append("scheduler not running")
         return reasons
