@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -160,17 +161,6 @@ def record_from(library: str, case: int, measure_name: str, timing: Timing, **ex
                   runs=timing.runs, notes=notes, **extra)
 
 
-def machine_notes() -> str:
-    """A short description of where the numbers were taken."""
-    return f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}"
-
-
-def add_repo_to_path() -> None:
-    """Make ``benchmarks.*`` importable when a runner is run as a script."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-
-
 def runner_arguments(description: str, measures: list[str], cases: list[int]) -> argparse.Namespace:
     """The command line every runner takes: ``--case N --measure NAME [--repeat R]``."""
     parser = argparse.ArgumentParser(description=description)
@@ -181,8 +171,8 @@ def runner_arguments(description: str, measures: list[str], cases: list[int]) ->
     return parser.parse_args()
 
 
-def standardized_like_driftd(reference: "np.ndarray", window: "np.ndarray", bandwidth_rows: int = 2_000,
-                             seed: int = 0) -> tuple["np.ndarray", "np.ndarray", float]:
+def standardized_like_driftd(reference: np.ndarray, window: np.ndarray, bandwidth_rows: int = 2_000,
+                             seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
     """Both samples standardised by the reference mean and std, and driftd's MMD bandwidth.
 
     The peers' MMD runners use this (untimed) so every library tests the same hypothesis with
@@ -190,7 +180,6 @@ def standardized_like_driftd(reference: "np.ndarray", window: "np.ndarray", band
     the first ``bandwidth_rows`` rows of a seeded permutation of the standardised reference, as
     ``monitor.divergence.multivariate.summarize_multivariate`` computes it.
     """
-    import numpy as np
     from scipy.spatial.distance import pdist
 
     mean = reference.mean(axis=0)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -280,9 +282,6 @@ def main() -> None:
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:
     """Write records with when and where they were taken (atomically)."""
-    import os
-    import platform
-
     document = {"taken": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": f"{platform.machine()}, "
                 f"{os.cpu_count()} cpu, Python {platform.python_version()}", "records": records}
     tmp = path.with_suffix(".json.tmp")

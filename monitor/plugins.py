@@ -20,6 +20,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.connectors.synthetic",
     "plugins.connectors.files",
     "plugins.connectors.sql",
+    "plugins.connectors.mqtt",
+    "plugins.connectors.http",
 )
 ENTRY_POINT_GROUP = "driftd"
 PROVIDER_HOOKS: dict[str, str] = {

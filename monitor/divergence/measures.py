@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 import warnings
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
@@ -25,6 +28,16 @@ _KS_EXACT_MAX_N = 10_000
 
 #: The proportion that stands in for an empty bin or category in PSI and KL.
 EPS = 1e-4
+
+
+#: Below this many window values in all, features are scored one after the other.
+_PARALLEL_MIN_VALUES = 200_000
+
+
+@functools.cache
+def _feature_pool() -> ThreadPoolExecutor:
+    """The process-wide pool that scores large features in parallel."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="driftd-measure")
 
 
 @dataclass(frozen=True)
@@ -51,11 +64,20 @@ class Measure:
         """Score a non-empty prepared window against the reference summary."""
         raise NotImplementedError
 
+    #: Whether ``score`` may run for several features at once (False: it touches process state).
+    thread_safe: ClassVar[bool] = True
+
     def score_many(
         self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
     ) -> list[Score]:
-        """Score many (reference, window) pairs; measures without a ``backend`` path run on numpy."""
-        return [self.score(reference, window) for reference, window in pairs]
+        """Score many (reference, window) pairs; measures without a ``backend`` path run on numpy.
+
+        Large features are scored on a small shared thread pool (numpy releases the GIL while
+        it sorts and searches), so one window uses every core.
+        """
+        if not self.thread_safe or len(pairs) < 2 or sum(window.n for _, window in pairs) < _PARALLEL_MIN_VALUES:
+            return [self.score(reference, window) for reference, window in pairs]
+        return list(_feature_pool().map(lambda pair: self.score(*pair), pairs))
 
     def drifted(self, score: Score, threshold: float) -> bool:
         """Whether a score means drift: ``p < threshold`` for tests, else value past threshold."""
@@ -167,6 +189,7 @@ class AndersonDarling(Measure):
     score NaN (the statistic's variance is undefined). Default threshold: p < 0.05.
     """
 
+    thread_safe = False  # it silences scipy's capping warning, and warning filters are process-wide
     name = "anderson_darling"
     kinds = frozenset({"numeric"})
     is_test = True

@@ -218,3 +218,15 @@ def test_evaluate_window_runs_every_measure_once_per_feature() -> None:
     unseen = next(r for r in evaluation.results if r.measure == "unseen_share")
     categories = rows.column("c").to_numpy(zero_copy_only=False)[:200]
     assert unseen.value == pytest.approx(np.mean(categories == "d"))
+
+
+def test_large_windows_are_scored_in_parallel_with_the_same_results() -> None:
+    generator = np.random.default_rng(11)
+    pairs = [(summarize_numeric(generator.normal(size=60_000)), generator.normal(0.02, size=60_000))
+             for _ in range(5)]
+    for name in ("ks", "wasserstein", "energy", "cramer_von_mises"):
+        measure = M[name]
+        parallel = measure.score_many([(ref, NumericWindow(values)) for ref, values in pairs])
+        one_by_one = [measure.score(ref, NumericWindow(values)) for ref, values in pairs]
+        assert parallel == one_by_one
+    assert M["anderson_darling"].thread_safe is False

@@ -1,0 +1,68 @@
+"""Rows of stream entries as Arrow tables: shared by the ``redis_streams`` and ``nats`` connectors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class RecordError(ValueError):
+    """An entry that cannot become a row (not a JSON object, not UTF-8)."""
+
+
+def text_column(values: list[str | None]) -> pa.Array:
+    """Text values as int64 if every one is an integer, else float64 if every one is a number, else string.
+
+    Empty strings and missing values are nulls. The rule is applied to the whole column of one
+    batch, so a column never mixes types; Arrow's strict casts decide what a number is
+    (``"12"``, ``"-3.5"``, ``"1e3"``, ``"nan"``; not ``" 12"`` or ``"1_000"``).
+    """
+    array = pa.array([value or None for value in values], type=pa.string())
+    if array.null_count == len(array):
+        return array
+    for kind in (pa.int64(), pa.float64()):
+        try:
+            return pc.cast(array, kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return array
+
+
+def json_object(data: bytes | str) -> dict[str, Any]:
+    """A payload parsed as a JSON object; RecordError says why it is not one."""
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RecordError(f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise RecordError(f"a JSON {type(value).__name__}, expected an object")
+    return value
+
+
+def json_column(values: list[Any]) -> pa.Array:
+    """JSON values as Arrow, with Arrow's own inference; a column mixing kinds becomes JSON text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values],
+                        type=pa.string())
+
+
+def column_names(rows: Iterable[Mapping[str, Any]], wanted: list[str] | None) -> list[str]:
+    """The wanted names, or every key in order of first appearance."""
+    if wanted is not None:
+        return list(wanted)
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return list(names)
+
+
+def check_reserved(names: Iterable[str], reserved: Iterable[str], where: str) -> None:
+    """RecordError when an entry's own column would hide one the connector adds."""
+    clash = sorted(set(names) & set(reserved))
+    if clash:
+        raise RecordError(f"{where}: field {clash[0]!r} clashes with the column the connector adds")
