@@ -49,6 +49,7 @@ import json
 import logging
 import threading
 import uuid
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -119,6 +120,7 @@ class _Message:
     seq: int
     mid: int
     qos: int
+    crc: int
     row: dict[str, Any]
 
 
@@ -141,7 +143,7 @@ class MqttConnector(Connector):
         self._lock = threading.Lock()
         self._buffer: deque[_Message] = deque()
         self._seq = 0
-        self._acked: set[int] = set()  # packet ids acknowledged, in case the broker resends one
+        self._acked: dict[int, int] = {}  # packet id -> payload checksum of messages committed past
         self._client: mqtt.Client | None = None
         self._ready = threading.Event()
         self._problem: str | None = None
@@ -185,33 +187,34 @@ class MqttConnector(Connector):
                 self.malformed += 1
                 self._unreported["malformed"] += 1
                 self._malformed_reason = f"on {message.topic}: {error}"
-            self._ack([(message.mid, message.qos)])
+            self._ack([(message.mid, message.qos, 0)])
             return
+        crc = zlib.crc32(message.payload, zlib.crc32(message.topic.encode()))
         row["_topic"] = message.topic
         row["_received_at"] = datetime.now(timezone.utc)
-        evicted: list[tuple[int, int]] = []
+        evicted: list[tuple[int, int, int]] = []
         with self._lock:
-            if self.manual_ack and message.dup and message.mid in self._acked:
-                evicted.append((message.mid, message.qos))  # committed already; its PUBACK was lost
+            if self.manual_ack and message.dup and self._acked.get(message.mid) == crc:
+                evicted.append((message.mid, message.qos, crc))  # committed already; the PUBACK was lost
             elif not (self.manual_ack and message.dup and any(m.mid == message.mid for m in self._buffer)):
-                self._acked.discard(message.mid)
+                self._acked.pop(message.mid, None)  # the broker reused the id: the old message is settled
                 self._seq += 1
-                self._buffer.append(_Message(self._seq, message.mid, message.qos, row))
+                self._buffer.append(_Message(self._seq, message.mid, message.qos, crc, row))
                 while len(self._buffer) > self.config.max_buffer:
                     oldest = self._buffer.popleft()
-                    evicted.append((oldest.mid, oldest.qos))
+                    evicted.append((oldest.mid, oldest.qos, oldest.crc))
                     self.dropped += 1
                     self._unreported["dropped"] += 1
         self._ack(evicted)
 
-    def _ack(self, messages: list[tuple[int, int]]) -> None:
-        """Acknowledge messages (in manual mode); a PUBACK lost to a disconnect is resent on redelivery."""
+    def _ack(self, messages: list[tuple[int, int, int]]) -> None:
+        """Acknowledge ``(packet id, qos, checksum)`` in manual mode; a redelivery of one is acked, not read."""
         client = self._client
         if not self.manual_ack or client is None:
             return
         with self._lock:
-            self._acked.update(mid for mid, qos in messages if qos)
-        for mid, qos in messages:
+            self._acked.update((mid, crc) for mid, qos, crc in messages if qos)
+        for mid, qos, _ in messages:
             if qos and client.ack(mid, qos) != 0:  # MQTT_ERR_SUCCESS
                 log.debug("%s: acknowledging message %d failed; the broker will resend it", self.source, mid)
 
@@ -258,30 +261,36 @@ class MqttConnector(Connector):
             client.disconnect()
             client.loop_stop()
 
-    def _position(self, cursor: Cursor) -> int:
+    def _position(self, cursor: Cursor) -> tuple[int, dict[int, int]]:
+        """The message counter and the ``{packet id: checksum}`` of the last batch, from a cursor."""
         if cursor is None:
-            return 0
-        if isinstance(cursor, int) and not isinstance(cursor, bool) and cursor >= 0:
-            return cursor
-        raise ConnectorError(f"{self.source}: invalid cursor {cursor!r}, expected a message counter (int >= 0)")
+            return 0, {}
+        try:
+            seq, unacked = cursor["seq"], {int(mid): int(crc) for mid, crc in cursor["unacked"]}
+            if set(cursor) == {"seq", "unacked"} and isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+                return seq, unacked
+        except (TypeError, KeyError, ValueError):
+            pass
+        raise ConnectorError(f"{self.source}: invalid cursor {cursor!r}, "
+                             f"expected {{'seq': int >= 0, 'unacked': [[packet id, checksum], ...]}}")
 
     def fetch(self, cursor: Cursor, max_rows: int) -> Batch:
         """Return up to ``max_rows`` buffered messages numbered above ``cursor``, in arrival order."""
         if max_rows < 1:
             raise ValueError(f"max_rows must be positive, got {max_rows}")
-        after = self._position(cursor)
+        after, unacked = self._position(cursor)
         if self._client is None:
+            with self._lock:
+                self._continue_from(after)  # before connecting: a session's redelivered messages come first
+                if self.manual_ack and after > 0 and self._seq == after:
+                    self._acked.update(unacked)  # committed by an earlier run, maybe never acknowledged
             self._connect()
         with self._lock:
-            if after > self._seq:  # a cursor from an earlier run: every buffered message is after it
-                shift = after + 1 - (self._buffer[0].seq if self._buffer else self._seq + 1)
-                for message in self._buffer:
-                    message.seq += shift
-                self._seq += shift
+            self._continue_from(after)
             committed = []
             while self._buffer and self._buffer[0].seq <= after:
                 message = self._buffer.popleft()
-                committed.append((message.mid, message.qos))
+                committed.append((message.mid, message.qos, message.crc))
             batch = [self._buffer[i] for i in range(min(max_rows, len(self._buffer)))]
             unreported, self._unreported = self._unreported, {"dropped": 0, "malformed": 0}
             malformed_reason = self._malformed_reason
@@ -291,7 +300,16 @@ class MqttConnector(Connector):
             if self._problem is not None:
                 raise ConnectorError(f"{self.source}: {self._problem}")
             return Batch(_empty(), cursor)
-        return Batch(records_table([m.row for m in batch], META_TYPES), batch[-1].seq)
+        pending = [[m.mid, m.crc] for m in batch if m.qos] if self.manual_ack else []
+        return Batch(records_table([m.row for m in batch], META_TYPES), {"seq": batch[-1].seq, "unacked": pending})
+
+    def _continue_from(self, after: int) -> None:
+        """Number from ``after`` on when it is above every number given out (a cursor from an earlier run)."""
+        if after > self._seq:
+            shift = after + 1 - (self._buffer[0].seq if self._buffer else self._seq + 1)
+            for message in self._buffer:
+                message.seq += shift
+            self._seq += shift
 
     def _report(self, unreported: dict[str, int], malformed_reason: str) -> None:
         if unreported["dropped"]:
