@@ -4,14 +4,18 @@ MQTT cannot replay. A broker hands each message to the subscribers connected (or
 session) when it is published and then forgets it; it has no offset, sequence number or log
 position a reader could store and ask for again (a packet identifier is a 16-bit number for one
 message in flight, reused as soon as that message is acknowledged). So the cursor cannot be a
-broker position. It is a counter of the messages THIS connector received, in arrival order: the
+broker position. Its ``seq`` counts the messages THIS connector received, in arrival order: the
 paho network thread appends each message to an in-memory buffer with the next number, and
-``fetch(cursor, max_rows)`` hands out the buffered messages numbered above ``cursor``. A message
+``fetch(cursor, max_rows)`` hands out the buffered messages numbered above the cursor's ``seq``. A message
 stays buffered until a later ``fetch`` is given a cursor at or past its number, i.e. until the
 engine has committed the window state that covers it; a fetch that is retried from an older
 cursor (a tick that failed before its commit) therefore gets the same rows again. A cursor
 above every number this process has given out comes from an earlier run: numbering continues
-from it, so the stored cursor only ever grows.
+from it, so the stored cursor only ever grows. With ``persistent_session`` the cursor also
+lists ``unacked``: ``[packet id, CRC-32 of topic and payload]`` of each message of the batch it
+ends, which the engine committed but whose acknowledgement is only sent on the next fetch::
+
+    {"seq": 1234, "unacked": [[17, 3735928559], [18, 2882400001]]}      # [] without a session
 
 Delivery guarantee:
 
@@ -24,10 +28,14 @@ Delivery guarantee:
 * With ``persistent_session``, acknowledgement is manual: a message is acknowledged (PUBACK)
   only when the engine has committed past it (on the next ``fetch``). A message received but
   not yet committed when driftd stops or crashes is redelivered by the broker when it comes
-  back, so delivery is at-least-once across restarts and crashes. A redelivery can repeat a
-  message the engine already committed only when driftd stopped after committing it but
-  before the acknowledgement reached the broker (a narrow window); within one process a
-  redelivered duplicate is recognised by its packet identifier and dropped. The broker sends
+  back, so delivery is at-least-once across restarts and crashes. A redelivered message the
+  engine had already committed (its acknowledgement had not reached the broker) is recognised
+  by its packet identifier and checksum, from the stored cursor after a restart or from memory
+  after a reconnect, acknowledged and not read again; so a clean restart repeats nothing. A
+  message is read twice only when its acknowledgement was lost AND a later batch was committed
+  before the redelivery (a crash between ticks), and a message is wrongly skipped only when the
+  broker reuses a packet identifier for a byte-identical message on the same topic whose first
+  delivery was lost in a disconnect. The broker sends
   at most ``max_buffer`` unacknowledged messages (MQTT 5 receive maximum, capped at 65535), so
   the buffer never overflows: the backlog waits at the broker instead.
 * Without ``persistent_session``, paho acknowledges each message on receipt: rows buffered
@@ -117,6 +125,8 @@ class MqttOptions(BaseModel):
 
 @dataclass
 class _Message:
+    """One buffered message: its number here, its packet id, QoS and checksum, and its row."""
+
     seq: int
     mid: int
     qos: int
@@ -125,7 +135,7 @@ class _Message:
 
 
 class MqttConnector(Connector):
-    """Subscribes on the first ``fetch``; the cursor is this process's message counter (an int)."""
+    """Subscribes on the first ``fetch``; the cursor is ``{"seq": message counter, "unacked": [...]}``."""
 
     type_name = "mqtt"
 
@@ -282,8 +292,8 @@ class MqttConnector(Connector):
         if self._client is None:
             with self._lock:
                 self._continue_from(after)  # before connecting: a session's redelivered messages come first
-                if self.manual_ack and after > 0 and self._seq == after:
-                    self._acked.update(unacked)  # committed by an earlier run, maybe never acknowledged
+                if self.manual_ack:
+                    self._acked.update(unacked)  # committed, maybe never acknowledged (an earlier run)
             self._connect()
         with self._lock:
             self._continue_from(after)

@@ -98,7 +98,7 @@ def test_messages_published_while_subscribed_are_read_once_in_order(publisher: P
         again = connector.fetch(None, size)  # nothing is consumed until a later cursor passes it
         assert ids(again.table) == list(range(min(size, 40)))
     table, end = drain(connector, None, 7)
-    assert ids(table) == list(range(40)) and end == 40
+    assert ids(table) == list(range(40)) and end == {"seq": 40, "unacked": []}
     assert table.schema.field("_received_at").type == pa.timestamp("us", tz="UTC")
     assert set(table.column("_topic").to_pylist()) == {f"{publisher.prefix}/readings"}
     after, cursor = drain(connector, json.loads(json.dumps(end)), 7)
@@ -107,7 +107,7 @@ def test_messages_published_while_subscribed_are_read_once_in_order(publisher: P
     wait_buffered(connector, 5)
     added, cursor = drain(connector, end, 3)
     connector.close()
-    assert ids(added) == list(range(40, 45)) and cursor == 45
+    assert ids(added) == list(range(40, 45)) and cursor["seq"] == 45
 
 
 def test_a_retried_fetch_from_a_stored_cursor_gets_the_same_rows(publisher: Publisher) -> None:
@@ -120,18 +120,19 @@ def test_a_retried_fetch_from_a_stored_cursor_gets_the_same_rows(publisher: Publ
     second = connector.fetch(first.cursor, 5)
     retried = connector.fetch(json.loads(json.dumps(first.cursor)), 5)
     assert ids(second.table) == ids(retried.table) == [5, 6, 7, 8, 9]
-    assert retried.cursor == second.cursor == 10 and connector.buffered == 7
+    assert retried.cursor == second.cursor == {"seq": 10, "unacked": []} and connector.buffered == 7
     connector.close()
 
 
 def test_a_cursor_from_an_earlier_run_is_continued(publisher: Publisher) -> None:
     connector = MqttConnector(publisher.options())
-    assert connector.fetch(1234, 10).cursor == 1234
+    stored = {"seq": 1234, "unacked": []}
+    assert connector.fetch(stored, 10).cursor == stored
     publisher.send(3)
     wait_buffered(connector, 3)
-    batch = connector.fetch(1234, 10)
+    batch = connector.fetch(stored, 10)
     connector.close()
-    assert ids(batch.table) == [0, 1, 2] and batch.cursor == 1237
+    assert ids(batch.table) == [0, 1, 2] and batch.cursor == {"seq": 1237, "unacked": []}
 
 
 def test_wildcards_topics_and_bad_payloads(publisher: Publisher, caplog: pytest.LogCaptureFixture) -> None:
@@ -164,7 +165,8 @@ def test_a_full_buffer_drops_the_oldest_and_says_so(publisher: Publisher, caplog
 
 
 def test_a_persistent_session_keeps_messages_published_while_closed(publisher: Publisher) -> None:
-    options = publisher.options(persistent_session=True, client_id=f"driftd-{uuid.uuid4().hex[:12]}")
+    options = publisher.options(persistent_session=True, session_expiry=60,
+                                client_id=f"driftd-{uuid.uuid4().hex[:12]}")
     first = MqttConnector(options)
     first.fetch(None, 10)
     first.close()
@@ -174,7 +176,7 @@ def test_a_persistent_session_keeps_messages_published_while_closed(publisher: P
     wait_buffered(second, 15)
     table, cursor = drain(second, None, 4)
     second.close()
-    assert ids(table) == list(range(15)) and cursor == 15
+    assert ids(table) == list(range(15)) and cursor["seq"] == 15 and len(cursor["unacked"]) == 3
 
 
 def test_without_a_persistent_session_messages_published_while_closed_are_lost(publisher: Publisher) -> None:
@@ -196,7 +198,8 @@ def test_without_a_persistent_session_messages_published_while_closed_are_lost(p
 
 def test_uncommitted_messages_are_redelivered_after_a_crash(publisher: Publisher) -> None:
     """Manual acknowledgement: only what the engine committed past is acknowledged."""
-    options = publisher.options(persistent_session=True, client_id=f"driftd-{uuid.uuid4().hex[:12]}")
+    options = publisher.options(persistent_session=True, session_expiry=60,
+                                client_id=f"driftd-{uuid.uuid4().hex[:12]}")
     first = MqttConnector(options)
     first.fetch(None, 10)
     publisher.send(10)
@@ -213,7 +216,7 @@ def test_uncommitted_messages_are_redelivered_after_a_crash(publisher: Publisher
     wait_buffered(second, 6)
     table, cursor = drain(second, committed.cursor, 10)
     second.close()
-    assert ids(table) == [4, 5, 6, 7, 8, 9] and cursor == 10
+    assert ids(table) == [4, 5, 6, 7, 8, 9] and cursor["seq"] == 10
 
 
 def test_building_never_connects_and_a_down_broker_is_named() -> None:
@@ -253,7 +256,8 @@ def test_bad_options_are_rejected() -> None:
 def test_monitor_over_mqtt_counts_every_message_across_a_restart(publisher: Publisher, tmp_path: Path) -> None:
     """Persistent session, QoS 1: messages published while ticking and while the runner is down."""
     url = f"sqlite:///{tmp_path / 'driftd.db'}"
-    options = publisher.options(persistent_session=True, client_id=f"driftd-{uuid.uuid4().hex[:12]}")
+    options = publisher.options(persistent_session=True, session_expiry=60,
+                                client_id=f"driftd-{uuid.uuid4().hex[:12]}")
     config = monitor_config(
         source={"type": "mqtt", "options": options},
         reference={"path": str(write_csv(tmp_path / "reference.csv", sample_table(500, seed=99)))},
@@ -285,3 +289,23 @@ def test_monitor_over_mqtt_counts_every_message_across_a_restart(publisher: Publ
     runner.store.close()
     assert windows + pending == publisher.sent == 1000
     assert windows == 1000 and pending == 0
+
+
+def test_committed_messages_redelivered_after_a_crash_are_not_read_again(publisher: Publisher) -> None:
+    """The stored cursor names the committed batch the broker still holds unacknowledged."""
+    options = publisher.options(persistent_session=True, session_expiry=60,
+                                client_id=f"driftd-{uuid.uuid4().hex[:12]}")
+    first = MqttConnector(options)
+    first.fetch(None, 10)
+    publisher.send(8)
+    wait_buffered(first, 8)
+    committed = json.loads(json.dumps(first.fetch(None, 5).cursor))  # the engine commits 0..4 and dies
+    first._client._sock.close()
+    first._client.loop_stop()
+    first._client = None
+    second = MqttConnector(options)
+    second.fetch(committed, 10)
+    wait_buffered(second, 3)
+    table, _ = drain(second, committed, 10)
+    second.close()
+    assert ids(table) == [5, 6, 7]
