@@ -20,6 +20,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.connectors.synthetic",
     "plugins.connectors.files",
     "plugins.connectors.sql",
+    "plugins.connectors.redis_streams",
+    "plugins.connectors.nats_jetstream",
     "plugins.connectors.mqtt",
     "plugins.connectors.http",
 )

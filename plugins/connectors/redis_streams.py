@@ -12,9 +12,11 @@ without a field has null there.
 
 Rows are lost when the stream is trimmed (``MAXLEN``/``MINID``, ``XTRIM``) or entries are
 deleted (``XDEL``) before driftd reads them. Each fetch asks ``XINFO STREAM`` in the same round
-trip; when the first remaining entry is after the cursor (trimmed past it) or the last deleted
-entry is after it, the connector logs one warning. Size ``MAXLEN`` to cover the longest time
-driftd may be down or behind.
+trip and logs one warning (per connector) when the last deleted entry is after the cursor (exact)
+or the first remaining entry is (the stream was trimmed past the cursor: entries after it may
+have gone too; Redis keeps no record of trimmed ids, so this can also fire when nothing unread
+was lost, e.g. a MINID-trimmed stream that emptied during a quiet spell). Size ``MAXLEN``/``MINID``
+to cover the longest time driftd may be down or behind.
 """
 
 from __future__ import annotations

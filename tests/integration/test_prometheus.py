@@ -162,8 +162,12 @@ def test_every_rule_is_loaded_healthy_and_drift_alert_is_active(stack: tuple[Dri
     # The product rule waits 5m before firing; meanwhile its expression holds and the alert is pending.
     active = prometheus.query(expected["DriftdDatasetDrift"]["expr"])
     assert [series["metric"]["monitor"] for series in active] == [MONITOR]
-    alerts = wait_for(lambda: prometheus.api("alerts")["alerts"], 10, message="an active alert")
-    states = {(alert["labels"]["alertname"], alert["labels"].get("monitor")): alert["state"] for alert in alerts}
+    def alert_states() -> dict[tuple[str, str | None], str] | None:
+        states = {(alert["labels"]["alertname"], alert["labels"].get("monitor")): alert["state"]
+                  for alert in prometheus.api("alerts")["alerts"]}
+        return states if ("DriftdDatasetDrift", MONITOR) in states else None
+
+    states = wait_for(alert_states, 20, message="the drift alert active")
     assert states[("DriftdDatasetDrift", MONITOR)] in {"pending", "firing"}
     # A healthy daemon raises nothing about its own health.
     assert {name for name, _ in states} <= {"DriftdDatasetDrift", "DriftdDriftShareHigh"}, states
