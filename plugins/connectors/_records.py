@@ -1,9 +1,9 @@
-"""Rows of stream entries as Arrow tables: shared by the ``redis_streams`` and ``nats`` connectors."""
+"""Rows of JSON-like records as Arrow tables, shared by the record-reading connectors."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,10 +42,10 @@ def json_object(data: bytes | str) -> dict[str, Any]:
     return value
 
 
-def json_column(values: list[Any]) -> pa.Array:
-    """JSON values as Arrow, with Arrow's own inference; a column mixing kinds becomes JSON text."""
+def json_column(values: list[Any], kind: pa.DataType | None = None) -> pa.Array:
+    """JSON values as Arrow (of ``kind``, or inferred); a column mixing kinds becomes JSON text."""
     try:
-        return pa.array(values)
+        return pa.array(values, type=kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values],
                         type=pa.string())
@@ -66,3 +66,11 @@ def check_reserved(names: Iterable[str], reserved: Iterable[str], where: str) ->
     clash = sorted(set(names) & set(reserved))
     if clash:
         raise RecordError(f"{where}: field {clash[0]!r} clashes with the column the connector adds")
+
+
+def records_table(records: Sequence[Mapping[str, Any]], types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
+    """A table with one column per key seen, in order of first appearance; a missing key is null."""
+    names = column_names(records, None)
+    types = types or {}
+    return pa.Table.from_arrays(
+        [json_column([record.get(name) for record in records], types.get(name)) for name in names], names=names)

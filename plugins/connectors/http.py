@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
 from monitor.hookspecs import hookimpl
-from plugins.connectors.json_rows import records_table
+from plugins.connectors._records import records_table
 
 #: Characters of a failing response's body quoted in the error.
 EXCERPT_CHARS = 200

@@ -68,7 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
 from monitor.hookspecs import hookimpl
-from plugins.connectors.json_rows import records_table
+from plugins.connectors._records import records_table
 
 if TYPE_CHECKING:
     from paho.mqtt import client as mqtt
