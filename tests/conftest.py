@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,6 +19,13 @@ POSTGRES_ADMIN_URL = os.environ.get("DRIFTD_TEST_POSTGRES_URL", "postgresql+psyc
 def under_ci() -> bool:
     """True under CI, where a missing service is a failure rather than a skip."""
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_module(name: str) -> Any:
+    """Import an optional dependency; skip without it, except under CI where it must be installed."""
+    if under_ci():
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
 
 
 @pytest.fixture

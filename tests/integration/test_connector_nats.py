@@ -20,10 +20,10 @@ from monitor.engine import SourceDown
 from monitor.models import SourceCursor
 from monitor.testing import check_bad_options, check_connector, drain
 from plugins.connectors.nats_jetstream import NatsConnector, subject_within
-from tests.conftest import under_ci
+from tests.conftest import require_module, under_ci
 from tests.helpers import make_runner, monitor_config, sample_table, write_csv
 
-nats = pytest.importorskip("nats")
+nats = require_module("nats")
 
 #: The NATS server (with JetStream) these tests use; override with DRIFTD_TEST_NATS_URL.
 NATS_URL = os.environ.get("DRIFTD_TEST_NATS_URL", "nats://127.0.0.1:4222")

@@ -18,10 +18,10 @@ from monitor.engine import SourceDown
 from monitor.models import SourceCursor
 from monitor.testing import check_bad_options, check_connector, drain
 from plugins.connectors.redis_streams import RedisStreamsConnector
-from tests.conftest import under_ci
+from tests.conftest import require_module, under_ci
 from tests.helpers import make_runner, monitor_config, sample_table, write_csv
 
-redis = pytest.importorskip("redis")
+redis = require_module("redis")
 
 #: The Redis server these tests use; override with DRIFTD_TEST_REDIS_URL.
 REDIS_URL = os.environ.get("DRIFTD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -19,9 +19,10 @@ from monitor.divergence.multivariate import (
     permutation_test,
     summarize_multivariate,
 )
+from tests.conftest import require_module
 
-torch = pytest.importorskip("torch")
-torch_ops = pytest.importorskip("monitor.divergence.torch_ops")
+torch = require_module("torch")
+torch_ops = require_module("monitor.divergence.torch_ops")
 
 TORCH = Backend("torch")
 TORCH32 = Backend("torch", dtype="float32")
