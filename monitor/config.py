@@ -54,6 +54,8 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535)
     enabled: bool = True
+    token_env: str = Field("DRIFTD_API_TOKEN", min_length=1,
+                           description="the environment variable holding the API's bearer token")
 
 
 class LoggingConfig(_Strict):

@@ -39,7 +39,8 @@ def driftd_adapters() -> Mapping[str, type]:
 
 @hookspec
 def driftd_divergences() -> Mapping[str, Any]:
-    """Return extra divergence measures by name (``monitor.divergence.Measure`` instances).
+    """Return extra divergence measures by name: ``monitor.divergence.Measure`` (per feature) or
+    ``MultivariateMeasure`` (all numeric features jointly) instances.
 
     Called once when the plugin manager is built. The measures join the built-in registry and
     can be named in a monitor's ``measures`` like any built-in one.

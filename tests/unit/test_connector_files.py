@@ -288,3 +288,20 @@ def test_bad_options_are_refused_by_name(options: dict, named: str) -> None:
 def test_bad_cursor_is_a_connector_error(tmp_path: Path, cursor: object) -> None:
     with pytest.raises(ConnectorError, match="invalid cursor"):
         FilesConnector({"path": str(tmp_path)}).fetch(cursor, 10)
+
+
+def test_date_partitioned_folders_are_read_in_time_order_and_new_partitions_picked_up(tmp_path: Path) -> None:
+    def write_partition(day: str, hour: int, first_id: int) -> None:
+        folder = tmp_path / "events" / f"dt={day}" / f"hour={hour:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": list(range(first_id, first_id + 5))}), folder / "part-0.parquet")
+
+    write_partition("2026-11-28", 23, 0)
+    write_partition("2026-11-29", 0, 5)
+    write_partition("2026-11-29", 9, 10)
+    connector = FilesConnector({"path": str(tmp_path / "events" / "**" / "*.parquet")})
+    first = connector.fetch(None, 100)
+    assert first.table.column("id").to_pylist() == list(range(15))
+    write_partition("2026-11-29", 10, 15)  # an object-store layout grows by new partitions
+    second = connector.fetch(json.loads(json.dumps(first.cursor)), 100)
+    assert second.table.column("id").to_pylist() == list(range(15, 20))
