@@ -8,6 +8,7 @@ import threading
 import time
 from types import FrameType
 
+from monitor.api import build_api
 from monitor.config import DriftdConfig
 from monitor.engine import MonitorError, MonitorRunner, TickReport
 from monitor.metrics import Metrics
@@ -34,6 +35,8 @@ class Daemon:
         self.http: HttpServer | None = None
         self._stopping = threading.Event()
         self._schema_current = False
+        self._tick_locks: dict[str, threading.Lock] = {}
+        self._tick_locks_guard = threading.Lock()
 
     def prepare(self) -> None:
         """Check the schema (migrating embedded SQLite) and build a runner per enabled monitor.
@@ -81,10 +84,11 @@ class Daemon:
     def start(self) -> None:
         """Serve HTTP and start ticking every monitor on its schedule."""
         if self.config.server.enabled:
-            self.http = HttpServer(create_app(self.metrics, self.readiness),
+            self.http = HttpServer(create_app(self.metrics, self.readiness, api=build_api(self)),
                                    self.config.server.host, self.config.server.port)
             self.http.start()
-            log.info("serving /metrics, /healthz, /readyz on http://%s:%d", self.config.server.host, self.http.port)
+            log.info("serving /metrics, /healthz, /readyz, /api/v1 on http://%s:%d",
+                     self.config.server.host, self.http.port)
         self.scheduler = Scheduler(workers=min(8, max(1, len(self.runners))), on_lag=self._observe_lag)
         for name, runner in self.runners.items():
             self.scheduler.add(name, runner.config.schedule, self._job(runner))
@@ -95,13 +99,33 @@ class Daemon:
         if monitor in self.runners:
             self.metrics.scheduler_lag.labels(monitor).observe(seconds)
 
+    def _tick_lock(self, monitor: str) -> threading.Lock:
+        with self._tick_locks_guard:
+            return self._tick_locks.setdefault(monitor, threading.Lock())
+
+    def trigger(self, monitor: str) -> TickReport:
+        """Run one tick of ``monitor`` now, after any scheduled tick of it in flight.
+
+        Raises KeyError when no such monitor is running, MonitorError when the tick fails.
+        """
+        runner = self.runners.get(monitor)
+        if runner is None:
+            raise KeyError(f"no running monitor named {monitor!r}")
+        with self._tick_lock(monitor):
+            started = time.perf_counter()
+            try:
+                return runner.tick()
+            finally:
+                self.metrics.tick_seconds.labels(monitor).observe(time.perf_counter() - started)
+
     def _job(self, runner: MonitorRunner):  # noqa: ANN202 - a zero-argument callable
         def tick() -> None:
             if self._stopping.is_set():
                 return
             started = time.perf_counter()
             try:
-                runner.tick()
+                with self._tick_lock(runner.name):
+                    runner.tick()
             except MonitorError:
                 pass  # already logged by the runner, once per change of cause
             except Exception:  # noqa: BLE001 - nothing may kill the scheduler thread
