@@ -38,6 +38,28 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a mapping holding the same key twice (YAML leaves it to the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,6 +109,18 @@ class ScheduleConfig(_Strict):
     @classmethod
     def _interval(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"not a valid cron expression (minute hour day month weekday): {error}") from None
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> ScheduleConfig:
@@ -220,9 +254,11 @@ class MonitorConfig(_Strict):
     @field_validator("measures", mode="before")
     @classmethod
     def _measure_list(cls, value: Any) -> Any:
-        if isinstance(value, list):
+        if isinstance(value, list) and all(isinstance(name, str) for name in value):
             return {name: {} for name in value}
-        return {name: ({} if options is None else options) for name, options in value.items()}
+        if isinstance(value, dict):
+            return {name: ({} if options is None else options) for name, options in value.items()}
+        return value  # anything else: pydantic reports that it is not a mapping of measures
 
 
 class DriftdConfig(_Strict):
@@ -256,9 +292,9 @@ class DriftdConfig(_Strict):
 def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
     if isinstance(value, dict):
-        return {key: interpolate(item, environ, f"{where}.{key}" if where else str(key)) for key, item in value.items()}
+        return {key: interpolate(item, environ, _key_where(where, key)) for key, item in value.items()}
     if isinstance(value, list):
-        return [interpolate(item, environ, f"{where}[{index}]") for index, item in enumerate(value)]
+        return [interpolate(item, environ, _item_where(where, index, item)) for index, item in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -271,6 +307,19 @@ def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
         raise ConfigError(f"{where}: environment variable {name} is not set")
 
     return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _item_where(where: str, index: int, item: Any) -> str:
+    """Where a list item is: a monitor by its name (``monitor 'orders':``), else by index."""
+    if where == "monitors" and isinstance(item, dict) and isinstance(item.get("name"), str):
+        return f"monitor {item['name']!r}:"
+    return f"{where}[{index}]"
+
+
+def _key_where(where: str, key: Any) -> str:
+    if not where:
+        return str(key)
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
 
 
 def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -300,9 +349,9 @@ def _describe_error(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
 
 def _without_input(message: str, value: Any) -> str:
     """Drop the offending value from a message: it may be a secret that came from ``${VAR}``."""
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    if isinstance(value, str):  # only text can come from ``${VAR}``; numbers stay (they may be bounds)
         message = message.replace(repr(value), "<value hidden>")
-        if isinstance(value, str) and len(value) >= 4:
+        if len(value) >= 4:
             message = message.replace(value, "<value hidden>")
     return message
 
@@ -335,7 +384,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> D
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read the configuration file: {error}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     return build_config(raw, str(path), environ)

@@ -290,6 +290,7 @@ class MonitorRunner:
             scores=[FeatureScore(r.feature, r.measure, r.value, r.p_value, r.drifted) for r in last.results],
             feature_drifted={name: name in last.drifted_features
                              for name in self.kinds if name not in last.missing_features},
+            features=list(self.kinds), missing_features=frozenset(last.missing_features),
         ))
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()

@@ -12,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.store import ALL_FEATURES
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -38,6 +39,8 @@ class MonitorSnapshot:
     source_up: bool | None = None
     scores: list[FeatureScore] = field(default_factory=list)
     feature_drifted: dict[str, bool] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)
+    missing_features: frozenset[str] = frozenset()
 
 
 class DriftCollector(Collector):
@@ -64,6 +67,9 @@ class DriftCollector(Collector):
         reference = GaugeMetricFamily("driftd_reference_version", "Active reference version.", labels=["monitor"])
         source_up = GaugeMetricFamily("driftd_source_up", "1 when the latest fetch from the source succeeded.",
                                       labels=["monitor"])
+        missing = GaugeMetricFamily("driftd_feature_missing",
+                                    "1 when the feature could not be measured in the latest window "
+                                    "(column missing, retyped, or no usable values).", labels=["monitor", "feature"])
         limit = self.metrics.max_features
         for name, snap in self.metrics.snapshots():
             if snap.source_up is not None:
@@ -72,19 +78,21 @@ class DriftCollector(Collector):
                 reference.add_metric([name], snap.reference_version)
             if snap.last_window_timestamp is None:
                 continue
-            exported = set(list(snap.feature_drifted)[:limit])
+            exported = set(snap.features[:limit])
             for score in snap.scores:
-                if score.feature in exported:
+                if score.feature in exported or score.feature == ALL_FEATURES:
                     divergence.add_metric([name, score.feature, score.measure], score.value)
                     if score.p_value is not None:
                         p_value.add_metric([name, score.feature, score.measure], score.p_value)
-            for feature in exported:
-                drifted.add_metric([name, feature], float(snap.feature_drifted[feature]))
+            for feature in snap.features[:limit]:
+                missing.add_metric([name, feature], float(feature in snap.missing_features))
+                if feature in snap.feature_drifted:
+                    drifted.add_metric([name, feature], float(snap.feature_drifted[feature]))
             state.add_metric([name], snap.state_code)
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, state, dataset, share, last, reference, source_up)
+        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up)
 
 
 class Metrics:

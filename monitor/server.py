@@ -1,4 +1,4 @@
-"""The one HTTP port: ``/metrics``, ``/healthz`` and ``/readyz``, served by uvicorn in a thread."""
+"""The one HTTP port: ``/metrics``, ``/healthz``, ``/readyz`` and the API, served by uvicorn in a thread."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from monitor.metrics import Metrics
 
@@ -22,8 +22,12 @@ log = logging.getLogger("driftd.server")
 ReadinessCheck = Callable[[], list[str]]
 
 
-def create_app(metrics: Metrics, readiness: ReadinessCheck) -> Starlette:
-    """The Starlette application behind the port."""
+#: Where the HTTP API is mounted.
+API_PREFIX = "/api/v1"
+
+
+def create_app(metrics: Metrics, readiness: ReadinessCheck, api: Starlette | None = None) -> Starlette:
+    """The Starlette application behind the port; ``api`` is mounted at ``/api/v1`` when given."""
 
     async def scrape(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -35,11 +39,14 @@ def create_app(metrics: Metrics, readiness: ReadinessCheck) -> Starlette:
         reasons = readiness()
         return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=503 if reasons else 200)
 
-    return Starlette(routes=[
+    routes: list[BaseRoute] = [
         Route("/metrics", scrape),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-    ])
+    ]
+    if api is not None:
+        routes.append(Mount(API_PREFIX, app=api))
+    return Starlette(routes=routes)
 
 
 class HttpServer:

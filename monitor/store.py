@@ -456,7 +456,8 @@ class Store:
             if monitor_id is None:
                 return Overview(None, None, 0, 0)
             last = session.execute(
-                select(Window, ReferenceVersion.version).join(ReferenceVersion, Window.reference_id == ReferenceVersion.id)
+                select(Window, ReferenceVersion.version)
+                .join(ReferenceVersion, Window.reference_id == ReferenceVersion.id)
                 .where(Window.monitor_id == monitor_id).order_by(Window.seq.desc()).limit(1)).first()
             active = session.scalar(select(ReferenceVersion.version).where(
                 ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.active.is_(True)))
@@ -490,7 +491,8 @@ class Store:
             if monitor_id is None:
                 return None
             found = session.execute(
-                select(Window, ReferenceVersion.version).join(ReferenceVersion, Window.reference_id == ReferenceVersion.id)
+                select(Window, ReferenceVersion.version)
+                .join(ReferenceVersion, Window.reference_id == ReferenceVersion.id)
                 .where(Window.monitor_id == monitor_id, Window.seq == seq)).first()
             if found is None:
                 return None
@@ -518,7 +520,8 @@ class Store:
             if measure is not None:
                 query = query.where(Result.measure == measure)
             if before is not None:
-                query = query.where(or_(Window.seq < before[0], and_(Window.seq == before[0], Result.id < before[1])))
+                seq, result_id = before
+                query = query.where(or_(Window.seq < seq, and_(Window.seq == seq, Result.id < result_id)))
             rows = session.execute(query.order_by(Window.seq.desc(), Result.id.desc()).limit(limit + 1)).all()
             points = [SeriesPoint(row[0].id, row.seq, row.ended_at, row.evaluated_at, _result_record(row[0]))
                       for row in rows[:limit]]

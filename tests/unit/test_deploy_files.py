@@ -100,7 +100,7 @@ def exported_series_names() -> set[str]:
     metrics.publish("m", MonitorSnapshot(
         state_code=2, drift_share=0.5, last_window_timestamp=1_700_000_000.0, reference_version=1,
         source_up=True, scores=[FeatureScore("a", "ks", 0.4, 1e-6, True), FeatureScore("b", "psi", 0.01, None, False)],
-        feature_drifted={"a": True, "b": False},
+        feature_drifted={"a": True, "b": False}, features=["a", "b", "c"], missing_features=frozenset({"c"}),
     ))
     text = generate_latest(metrics.registry).decode()
     names = {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}

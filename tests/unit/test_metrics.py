@@ -26,7 +26,7 @@ def _snapshot(features: list[str], drifted: set[str]) -> MonitorSnapshot:
         reference_version=3, source_up=True,
         scores=[FeatureScore(f, "ks", 0.5 if f in drifted else 0.01, 1e-9 if f in drifted else 0.7, f in drifted)
                 for f in features],
-        feature_drifted={f: f in drifted for f in features},
+        feature_drifted={f: f in drifted for f in features}, features=list(features),
     )
 
 
@@ -90,3 +90,17 @@ def test_http_endpoints() -> None:
     reasons.append("database unreachable: OperationalError")
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503 and not_ready.json()["reasons"] == reasons
+
+
+def test_missing_features_and_multivariate_scores_are_exported() -> None:
+    metrics = Metrics()
+    metrics.publish("m", MonitorSnapshot(
+        state_code=1, drift_share=0.5, last_window_timestamp=1_700_000_000.0,
+        scores=[FeatureScore("a", "ks", 0.3, 1e-4, True), FeatureScore("*", "mmd", 0.02, 0.01, True)],
+        feature_drifted={"a": True}, features=["a", "b"], missing_features=frozenset({"b"}),
+    ))
+    samples = _samples(metrics)
+    assert samples[("driftd_feature_missing", (("feature", "b"), ("monitor", "m")))] == 1
+    assert samples[("driftd_feature_missing", (("feature", "a"), ("monitor", "m")))] == 0
+    assert ("driftd_feature_drifted", (("feature", "b"), ("monitor", "m"))) not in samples
+    assert samples[("driftd_feature_p_value", (("feature", "*"), ("measure", "mmd"), ("monitor", "m")))] == 0.01
