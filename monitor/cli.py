@@ -169,22 +169,29 @@ def check(config_path: Path | None, max_batches: int) -> None:
 @click.option("--share", type=float, default=0.3, show_default=True, help="Drifted share for dataset drift.")
 @click.option("--backend", type=click.Choice(["numpy", "torch", "auto"]), default="numpy", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML report with per-feature distribution plots.")
 def compare(reference_file: str, live_file: str, numeric: str | None, categorical: str | None, measures: str,
-            correction: str, share: float, backend: str, as_json: bool) -> None:
+            correction: str, share: float, backend: str, as_json: bool, html_path: Path | None) -> None:
     """Compare two files (CSV, Parquet, JSON lines); exit 0 no drift, 1 drift, 2 error."""
     from monitor.divergence import compare as compare_tables
+    from monitor.divergence.api import infer_features
+    from monitor.report import render_html
 
-    def names(value: str | None) -> list[str] | None:
-        return None if value is None else [name.strip() for name in value.split(",") if name.strip()]
+    def names(value: str | None) -> list[str]:
+        return [name.strip() for name in (value or "").split(",") if name.strip()]
 
     try:
-        report = compare_tables(
-            read_table(reference_file), read_table(live_file), names(measures) or [],
-            numeric=names(numeric) if numeric or categorical else None,
-            categorical=names(categorical) if numeric or categorical else None,
-            correction=correction, share=share, backend=backend)
+        reference, live = read_table(reference_file), read_table(live_file)
+        features = (names(numeric), names(categorical)) if numeric or categorical else infer_features(reference)
+        report = compare_tables(reference, live, names(measures), numeric=features[0], categorical=features[1],
+                                correction=correction, share=share, backend=backend)
     except (ReferenceDataError, KeyError, ValueError, TypeError, ImportError) as error:
         _fail(str(error.args[0] if isinstance(error, KeyError) else error))
+    if html_path is not None:
+        html_path.write_text(render_html(report, reference, live, *features,
+                                         title=f"driftd: {Path(live_file).name} vs {Path(reference_file).name}"),
+                             encoding="utf-8")
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -34,3 +34,27 @@ def test_compare_same_distribution_exits_0(tmp_path: Path) -> None:
 def test_compare_names_an_unknown_measure(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=0.0), "--measures", "ks,bogus"])
     assert result.exit_code == 2 and "bogus" in result.output
+
+
+def test_compare_writes_a_self_contained_html_report(tmp_path: Path) -> None:
+    from html.parser import HTMLParser
+
+    target = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=1.0), "--html", str(target),
+                                       "--measures", "ks,psi,chi_square,mmd"])
+    assert result.exit_code == 1, result.output
+    page = target.read_text(encoding="utf-8")
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append((tag, dict(attrs)))
+
+    parser = Collect()
+    parser.feed(page)
+    assert sum(tag == "svg" for tag, _ in parser.tags) == 3  # a, b and c
+    assert not [attrs for tag, attrs in parser.tags if tag in {"script", "link", "img"}], "no external resources"
+    assert "a (drifted)" in page and "All numeric features jointly" in page and "Dataset drift: YES" in page
