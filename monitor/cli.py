@@ -139,22 +139,27 @@ def check(config_path: Path | None, max_batches: int) -> None:
     status = EXIT_ERROR if daemon.broken else EXIT_OK
     for name, problem in daemon.broken.items():
         click.echo(f"{name}: ERROR {problem}")
-    for name, runner in daemon.runners.items():
-        windows, state = 0, "ok"
-        try:
-            for _ in range(max_batches):
-                report = runner.tick()
-                windows += len(report.windows)
-                state = report.state
-                if report.rows_fetched == 0:
-                    break
-        except MonitorError as error:
-            click.echo(f"{name}: ERROR {error}")
-            status = EXIT_ERROR
-            continue
-        click.echo(f"{name}: {state} ({windows} new window(s))")
-        if state == "drift" and status == EXIT_OK:
-            status = EXIT_DRIFT
+    lines: list[str] = []
+    with click.progressbar(daemon.runners.items(), label="checking monitors", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as runners:
+        for name, runner in runners:
+            windows, state = 0, "ok"
+            try:
+                for _ in range(max_batches):
+                    report = runner.tick()
+                    windows += len(report.windows)
+                    state = report.state
+                    if report.rows_fetched == 0:
+                        break
+            except MonitorError as error:
+                lines.append(f"{name}: ERROR {error}")
+                status = EXIT_ERROR
+                continue
+            lines.append(f"{name}: {state} ({windows} new window(s))")
+            if state == "drift" and status == EXIT_OK:
+                status = EXIT_DRIFT
+    for line in lines:
+        click.echo(line)
     daemon.stop()
     sys.exit(status)
 
