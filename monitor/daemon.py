@@ -36,7 +36,6 @@ class Daemon:
         self._stopping = threading.Event()
         self._schema_current = False
         self._tick_locks: dict[str, threading.Lock] = {}
-        self._tick_locks_guard = threading.Lock()
 
     def prepare(self) -> None:
         """Check the schema (migrating embedded SQLite) and build a runner per enabled monitor.
@@ -50,6 +49,7 @@ class Daemon:
                 continue
             try:
                 self.runners[monitor.name] = MonitorRunner(monitor, self.store, self.plugins, self.metrics)
+                self._tick_locks[monitor.name] = threading.Lock()
             except MonitorError as error:
                 self.broken[monitor.name] = str(error)
                 log.error("%s (the monitor is not running)", error)
@@ -99,10 +99,6 @@ class Daemon:
         if monitor in self.runners:
             self.metrics.scheduler_lag.labels(monitor).observe(seconds)
 
-    def _tick_lock(self, monitor: str) -> threading.Lock:
-        with self._tick_locks_guard:
-            return self._tick_locks.setdefault(monitor, threading.Lock())
-
     def trigger(self, monitor: str) -> TickReport:
         """Run one tick of ``monitor`` now, after any scheduled tick of it in flight.
 
@@ -111,7 +107,7 @@ class Daemon:
         runner = self.runners.get(monitor)
         if runner is None:
             raise KeyError(f"no running monitor named {monitor!r}")
-        with self._tick_lock(monitor):
+        with self._tick_locks[monitor]:
             started = time.perf_counter()
             try:
                 return runner.tick()
@@ -122,16 +118,12 @@ class Daemon:
         def tick() -> None:
             if self._stopping.is_set():
                 return
-            started = time.perf_counter()
             try:
-                with self._tick_lock(runner.name):
-                    runner.tick()
+                self.trigger(runner.name)
             except MonitorError:
                 pass  # already logged by the runner, once per change of cause
             except Exception:  # noqa: BLE001 - nothing may kill the scheduler thread
                 log.exception("monitor %s: unexpected error in tick", runner.name)
-            finally:
-                self.metrics.tick_seconds.labels(runner.name).observe(time.perf_counter() - started)
         return tick
 
     def stop(self) -> None:

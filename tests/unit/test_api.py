@@ -220,7 +220,7 @@ def test_trigger_waits_for_the_scheduled_tick_in_flight(daemon: Daemon) -> None:
 
     done = threading.Event()
     thread = threading.Thread(target=lambda: (daemon.trigger("m"), done.set()))
-    with daemon._tick_lock("m"):  # as the scheduler's job holds it during a tick
+    with daemon._tick_locks["m"]:  # as the scheduler's job holds it during a tick
         thread.start()
         assert not done.wait(0.3)
     thread.join(10)
