@@ -117,7 +117,7 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
     daemon = Daemon(config)
     try:
         daemon.prepare()
-        daemon.run_forever()
+        daemon.run_forever(None if is_demo else lambda: load_config(config_path))
     except SchemaOutOfDate as error:
         _fail(str(error))
     except RuntimeError as error:

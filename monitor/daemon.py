@@ -7,9 +7,10 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Callable
 
 from monitor.api import build_api
-from monitor.config import DriftdConfig
+from monitor.config import ConfigError, DriftdConfig, MonitorConfig
 from monitor.engine import MonitorError, MonitorRunner, TickReport
 from monitor.metrics import Metrics
 from monitor.migrate import current_revision, head_revision
@@ -45,15 +46,57 @@ class Daemon:
         log.info("storage: %s", self.store.describe())
         self.store.prepare()
         for monitor in self.config.monitors:
-            if not monitor.enabled:
-                continue
-            try:
-                self.runners[monitor.name] = MonitorRunner(monitor, self.store, self.plugins, self.metrics)
-                self._tick_locks[monitor.name] = threading.Lock()
-            except MonitorError as error:
-                self.broken[monitor.name] = str(error)
-                log.error("%s (the monitor is not running)", error)
+            self._add_monitor(monitor)
         self.plugins.call_event("driftd_startup", config=self.config)
+
+    def _add_monitor(self, monitor: MonitorConfig) -> None:
+        """Build the monitor's runner (and schedule it when running); a failure is logged, not raised."""
+        if not monitor.enabled:
+            return
+        try:
+            runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics)
+        except MonitorError as error:
+            self.broken[monitor.name] = str(error)
+            log.error("%s (the monitor is not running)", error)
+            return
+        self._tick_locks[monitor.name] = threading.Lock()
+        self.runners[monitor.name] = runner
+        if self.scheduler is not None:
+            self.scheduler.add(monitor.name, monitor.schedule, self._job(runner))
+
+    def _remove_monitor(self, name: str) -> None:
+        """Unschedule a monitor, wait for its tick in flight, close it and drop its series."""
+        self.broken.pop(name, None)
+        runner = self.runners.pop(name, None)
+        if runner is None:
+            return
+        if self.scheduler is not None:
+            self.scheduler.remove(name)
+        with self._tick_locks.pop(name):
+            runner.close()
+        self.metrics.remove_monitor(name)
+
+    def reload(self, config: DriftdConfig) -> None:
+        """Apply a new configuration: add, replace and remove monitors; keep unchanged ones running.
+
+        Storage and the HTTP address cannot change while running: a change there is logged and
+        needs a restart.
+        """
+        for section in ("storage", "server"):
+            if getattr(config, section) != getattr(self.config, section):
+                log.warning("reload: %s settings changed; restart driftd to apply them", section)
+        old = {monitor.name: monitor for monitor in self.config.monitors}
+        new = {monitor.name: monitor for monitor in config.monitors}
+        changed = [name for name in old if name not in new or new[name] != old[name]]
+        for name in changed:
+            self._remove_monitor(name)
+        for name, monitor in new.items():
+            if name not in old or name in changed:
+                self._add_monitor(monitor)
+        self.config = config.model_copy(update={"storage": self.config.storage, "server": self.config.server})
+        log.info("reloaded the configuration: %d monitor(s) running (%d added or changed, %d removed)",
+                 len(self.runners), sum(1 for name in new if name not in old or name in changed),
+                 sum(1 for name in old if name not in new))
 
     def tick_all(self) -> dict[str, TickReport | MonitorError]:
         """One tick of every monitor, in order; failures are returned, not raised."""
@@ -120,6 +163,8 @@ class Daemon:
                 return
             try:
                 self.trigger(runner.name)
+            except KeyError:
+                pass  # the monitor was removed by a reload after this tick was queued
             except MonitorError:
                 pass  # already logged by the runner, once per change of cause
             except Exception:  # noqa: BLE001 - nothing may kill the scheduler thread
@@ -138,9 +183,13 @@ class Daemon:
         self.plugins.call_event("driftd_shutdown")
         self.store.close()
 
-    def run_forever(self) -> None:
-        """Start, then block until SIGTERM or SIGINT, then stop cleanly after the current window."""
-        stop = threading.Event()
+    def run_forever(self, load_config: Callable[[], DriftdConfig] | None = None) -> None:
+        """Start, then block until SIGTERM or SIGINT, then stop cleanly after the current window.
+
+        With ``load_config``, SIGHUP reloads the configuration; an invalid one is logged and the
+        running one kept.
+        """
+        stop, reload = threading.Event(), threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("received %s: stopping after the ticks in flight", signal.Signals(signum).name)
@@ -148,10 +197,23 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        if load_config is not None:
+            signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())
         try:
             self.start()
-            while not stop.wait(1.0):
-                pass
+            while not stop.wait(0.5):
+                if reload.is_set():
+                    reload.clear()
+                    self._reload_from(load_config)
         finally:
             self.stop()
             log.info("stopped")
+
+    def _reload_from(self, load_config: Callable[[], DriftdConfig] | None) -> None:
+        assert load_config is not None
+        try:
+            config = load_config()
+        except ConfigError as error:
+            log.error("reload refused, keeping the running configuration: %s", error)
+            return
+        self.reload(config)

@@ -49,6 +49,10 @@ class Scheduler:
         first = {"next_run_time": datetime.now(timezone.utc)} if schedule.interval is not None else {}
         self._scheduler.add_job(tick, make_trigger(schedule), id=name, name=f"tick {name}", **first)
 
+    def remove(self, name: str) -> None:
+        """Stop scheduling monitor ``name`` (a tick in flight finishes)."""
+        self._scheduler.remove_job(name)
+
     def start(self) -> None:
         """Start running jobs in the background."""
         self._scheduler.start()
