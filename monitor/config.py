@@ -243,8 +243,14 @@ class MonitorConfig(_Strict):
     )
     drift: DriftConfig = Field(default_factory=DriftConfig)
     max_rows: int = Field(10_000, ge=1, description="rows fetched per tick at most")
+    fetch_timeout: float = Field(300.0, description="seconds before a fetch that does not return is given up")
     backend: BackendConfig = Field(default_factory=BackendConfig)
     enabled: bool = True
+
+    @field_validator("fetch_timeout", mode="before")
+    @classmethod
+    def _fetch_timeout(cls, value: Any) -> float:
+        return parse_duration(value)
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -292,9 +298,9 @@ class DriftdConfig(_Strict):
 def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
     if isinstance(value, dict):
-        return {key: interpolate(item, environ, _key_where(where, key)) for key, item in value.items()}
+        return {key: interpolate(item, environ, f"{where}.{key}" if where else str(key)) for key, item in value.items()}
     if isinstance(value, list):
-        return [interpolate(item, environ, _item_where(where, index, item)) for index, item in enumerate(value)]
+        return [interpolate(item, environ, f"{where}[{index}]") for index, item in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -309,17 +315,15 @@ def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     return _ENV_REFERENCE.sub(substitute, value)
 
 
-def _item_where(where: str, index: int, item: Any) -> str:
-    """Where a list item is: a monitor by its name (``monitor 'orders':``), else by index."""
-    if where == "monitors" and isinstance(item, dict) and isinstance(item.get("name"), str):
-        return f"monitor {item['name']!r}:"
-    return f"{where}[{index}]"
-
-
-def _key_where(where: str, key: Any) -> str:
-    if not where:
-        return str(key)
-    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+def _with_monitor_name(message: str, raw: Mapping[str, Any]) -> str:
+    """Prefix ``monitor 'name':`` to a message about ``monitors[i]...`` when that monitor has a name."""
+    match = re.match(r"monitors\[(\d+)\]", message)
+    monitors = raw.get("monitors")
+    if match and isinstance(monitors, list) and int(match.group(1)) < len(monitors):
+        entry = monitors[int(match.group(1))]
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            return f"monitor {entry['name']!r}: {message}"
+    return message
 
 
 def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -366,7 +370,7 @@ def build_config(raw: Any, source: str, environ: Mapping[str, str] | None = None
     try:
         raw = apply_env_overrides(interpolate(raw, environ), environ)
     except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+        raise ConfigError(f"{source}: {_with_monitor_name(str(error), raw)}") from None
     try:
         return DriftdConfig.model_validate(raw)
     except ValidationError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 import threading
 import time
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class MonitorRunner:
         self._loaded = False
         self._last_problem: str | None = None
         self.source_backoff = Backoff()
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"driftd-fetch-{self.name}")
+        self._fetch_in_flight: Future[Batch] | None = None
         metrics.add_monitor(self.name)
 
     @staticmethod
@@ -139,7 +142,7 @@ class MonitorRunner:
         except Exception as error:
             self._loaded = False
             self.metrics.evaluation_errors.labels(self.name).inc()
-            message = f"monitor {self.name!r}: {_reason(error)}"
+            message = str(error) if isinstance(error, MonitorError) else f"monitor {self.name!r}: {_reason(error)}"
             if message != self._last_problem:
                 log.error("%s", message)
                 self._last_problem = message
@@ -177,7 +180,7 @@ class MonitorRunner:
     def _fetch(self) -> Batch:
         started = time.perf_counter()
         try:
-            batch = self.connector.fetch(self.position, self.config.max_rows)
+            batch = self._fetch_within_timeout()
             if not isinstance(batch, Batch):
                 raise TypeError(f"fetch() returned {type(batch).__name__}, expected a Batch")
         except Exception as error:  # noqa: BLE001 - any connector failure is a source outage
@@ -188,6 +191,21 @@ class MonitorRunner:
             self.metrics.poll_seconds.labels(self.name).observe(time.perf_counter() - started)
         self._set_source_up(True)
         return batch
+
+    def _fetch_within_timeout(self) -> Batch:
+        """``connector.fetch`` on the monitor's fetch thread, given up after ``fetch_timeout``.
+
+        A fetch that hangs keeps its thread; until it returns, later ticks fail fast instead of
+        stacking more threads on a stuck source.
+        """
+        timeout = self.config.fetch_timeout
+        if self._fetch_in_flight is not None and not self._fetch_in_flight.done():
+            raise TimeoutError(f"an earlier fetch has not returned yet (timeout {timeout:g}s)")
+        self._fetch_in_flight = self._fetcher.submit(self.connector.fetch, self.position, self.config.max_rows)
+        try:
+            return self._fetch_in_flight.result(timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(f"fetch did not return within {timeout:g}s") from None
 
     def _set_source_up(self, up: bool, error: BaseException | None = None) -> None:
         was_failing = self.source_backoff.failures > 0
@@ -305,7 +323,8 @@ class MonitorRunner:
                     "features": list(record.drifted_features)})
 
     def close(self) -> None:
-        """Close the connector."""
+        """Close the connector and its fetch thread (a hung fetch is left to finish on its own)."""
+        self._fetcher.shutdown(wait=False, cancel_futures=True)
         try:
             self.connector.close()
         except Exception:  # noqa: BLE001

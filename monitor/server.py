@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from monitor.metrics import Metrics
+from monitor.page import page_routes
 
 log = logging.getLogger("driftd.server")
 
@@ -27,7 +28,10 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(metrics: Metrics, readiness: ReadinessCheck, api: Starlette | None = None) -> Starlette:
-    """The Starlette application behind the port; ``api`` is mounted at ``/api/v1`` when given."""
+    """The Starlette application behind the port.
+
+    ``api`` is mounted at ``/api/v1`` when given, together with the drift page at ``/`` that reads it.
+    """
 
     async def scrape(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -46,6 +50,7 @@ def create_app(metrics: Metrics, readiness: ReadinessCheck, api: Starlette | Non
     ]
     if api is not None:
         routes.append(Mount(API_PREFIX, app=api))
+        routes.extend(page_routes())
     return Starlette(routes=routes)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_the_manifest_is_well_formed() -> None:
 def test_corpus_case(case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                      caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.chdir(tmp_path)
-    for variable in [name for name in __import__("os").environ if name.startswith("DRIFTD_")]:
+    for variable in [name for name in os.environ if name.startswith("DRIFTD_")]:
         monkeypatch.delenv(variable)
     monkeypatch.delenv("CORPUS_UNSET_PATH", raising=False)
     caplog.set_level(logging.INFO)

@@ -245,3 +245,27 @@ def test_bad_measure_options_and_backend_name_the_monitor(sqlite_url: str) -> No
         make_runner(monitor_config(measures={"mmd": {"options": {"permutatoins": 5}}}), sqlite_url)
     with pytest.raises(MonitorError, match="monitor 'm': backend:"):
         make_runner(monitor_config(backend={"name": "torch", "device": "cuda"}), sqlite_url)
+
+
+def test_a_hung_fetch_is_given_up_and_not_stacked(data: Path, sqlite_url: str) -> None:
+    import threading
+
+    release = threading.Event()
+    runner = make_runner(monitor_config(fetch_timeout="0.2s"), sqlite_url)
+    calls = []
+
+    def hang(cursor, max_rows):  # noqa: ANN001, ANN202
+        calls.append(cursor)
+        release.wait(10)
+        raise RuntimeError("released")
+
+    runner.connector.fetch = hang
+    ticks = iter(range(0, 10**9, 1000))
+    runner.source_backoff.clock = lambda: float(next(ticks))  # time flies: no backoff wait in this test
+    with pytest.raises(SourceDown, match="fetch did not return within 0.2s"):
+        runner.tick()
+    with pytest.raises(SourceDown, match="an earlier fetch has not returned yet"):
+        runner.tick()
+    assert len(calls) == 1, "no second thread piles onto the stuck source"
+    release.set()
+    runner.close()
