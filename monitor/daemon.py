@@ -130,7 +130,7 @@ class Daemon:
             self.http = HttpServer(create_app(self.metrics, self.readiness, api=build_api(self)),
                                    self.config.server.host, self.config.server.port)
             self.http.start()
-            log.info("serving /metrics, /healthz, /readyz, /api/v1 on http://%s:%d",
+            log.info("serving the drift page /, /api/v1, /metrics, /healthz, /readyz on http://%s:%d",
                      self.config.server.host, self.http.port)
         self.scheduler = Scheduler(workers=min(8, max(1, len(self.runners))), on_lag=self._observe_lag)
         for name, runner in self.runners.items():

@@ -305,7 +305,9 @@
         svgTitle("drift event " + e.id + " at window #" + e.window_seq + " (" + when(e.created_at) + "): " +
                  (e.features || []).join(", ")),
         svg("line", { x1: ex, x2: ex, y1: top, y2: top + plotH }),
-        svg("text", { x: ex + 4, y: top + 10, text: "event " + e.id }),
+        ex > left + plotW / 2
+          ? svg("text", { x: ex - 4, y: top + 10, "text-anchor": "end", text: "event " + e.id })
+          : svg("text", { x: ex + 4, y: top + 10, text: "event " + e.id }),
       ]));
     }
     for (const w of points) {

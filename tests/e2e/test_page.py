@@ -265,3 +265,69 @@ def test_page_shows_the_demo_in_drift_in_chromium(tmp_path: Path, driftd_process
     assert "no monitor named" in cdp.evaluate("document.querySelector('main .error').textContent")
     cdp.evaluate("1")  # drain pending events
     assert all("404" in error for error in cdp.errors), cdp.errors
+
+
+EVIL = '<img src=x onerror="document.title=1">'
+
+
+def _stub_api(monitors: list[dict[str, Any]]) -> Starlette:
+    """An API with the page's read endpoints answering from fixed data (monitors without windows)."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def listing(request: Request) -> JSONResponse:
+        return JSONResponse({"monitors": monitors})
+
+    async def one(request: Request) -> JSONResponse:
+        found = [m for m in monitors if m["name"] == request.path_params["name"]]
+        return JSONResponse(found[0]) if found else JSONResponse({"error": "no such monitor"}, status_code=404)
+
+    async def empty(request: Request) -> JSONResponse:
+        return JSONResponse({"items": [], "next": None})
+
+    return Starlette(routes=[Route("/monitors", listing), Route("/monitors/{name}", one),
+                             Route("/monitors/{name}/windows", empty), Route("/monitors/{name}/events", empty)])
+
+
+def _fresh_monitor(name: str) -> dict[str, Any]:
+    return {"name": name, "enabled": True, "running": True, "error": None, "state": None, "drift_share": None,
+            "last_window": None, "reference_version": None, "source_up": None, "windows": 0, "events": 0,
+            "config": {"source": "files", "features": {"numeric": ["a"], "categorical": []},
+                       "window": {"rows": 100, "span": None, "timestamp": None},
+                       "measures": [{"name": "ks", "threshold": 0.01}],
+                       "schedule": {"interval": 60, "cron": None},
+                       "drift": {"share": 0.5, "consecutive": 1, "correction": "none"}}}
+
+
+@pytest.mark.slow
+def test_page_explains_empty_states_and_escapes_api_text(tmp_path: Path, chromium: Cdp) -> None:
+    from monitor.server import HttpServer
+
+    monitors: list[dict[str, Any]] = []
+    server = HttpServer(create_app(Metrics(), lambda: [], api=_stub_api(monitors)), "127.0.0.1", 0)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        cdp = chromium
+        cdp.send("Page.navigate", url=url + "/")
+        cdp.wait("document.querySelector('main[data-loaded] [data-empty=\"monitors\"]') !== null")
+        assert "No monitors are configured" in cdp.evaluate("document.querySelector('main').innerText")
+
+        monitors.append(_fresh_monitor(EVIL))
+        cdp.send("Page.reload")
+        cdp.wait("document.querySelector('main[data-loaded] tr[data-monitor]') !== null")
+        row = cdp.evaluate("""(() => { const r = document.querySelector('tr[data-monitor]');
+            return {name: r.querySelector('a').textContent, imgs: document.querySelectorAll('main img').length,
+                    state: r.querySelector('.state').textContent}; })()""")
+        assert row == {"name": EVIL, "imgs": 0, "state": "no data"}, row
+
+        cdp.evaluate("document.querySelector('tr[data-monitor] a').click()")
+        cdp.wait("document.querySelector('main[data-page=\"monitor\"] [data-empty=\"windows\"]') !== null")
+        text = cdp.evaluate("document.querySelector('main').innerText")
+        assert "No windows evaluated yet" in text and EVIL in text, text
+        assert cdp.evaluate("document.querySelectorAll('main img').length") == 0
+        _screenshot(cdp, tmp_path / "page-empty.png")
+        assert cdp.errors == [], cdp.errors
+    finally:
+        server.stop()
