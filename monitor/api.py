@@ -348,6 +348,17 @@ def activate_reference(api: Api, name: str, version: int) -> dict[str, Any]:
     return _reference(reference)
 
 
+def acknowledge_event(api: Api, name: str, event_id: int, by: str | None) -> dict[str, Any]:
+    """Acknowledge a drift event: someone has seen it (``by`` names them)."""
+    api.monitor(name)
+    try:
+        event = api.daemon.store.acknowledge_event(name, event_id, by)
+    except StoreError as error:
+        raise ApiError(404, str(error)) from None
+    log.info("monitor %s: drift event %d acknowledged through the API", name, event_id)
+    return _event(event)
+
+
 def openapi_document(api: Api) -> dict[str, Any]:
     """This OpenAPI 3 document."""
     return openapi()
@@ -390,6 +401,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/monitors/{name}/references/{version}/activate", activate_reference, "Reference",
              (NAME, Param("version", "path", "integer", "the reference version to activate", minimum=1)),
              write=True),
+    Endpoint("POST", "/monitors/{name}/events/{event_id}/acknowledge", acknowledge_event, "Event",
+             (NAME, Param("event_id", "path", "integer", "the drift event's id", minimum=1),
+              Param("by", "query", "string", "who acknowledges it")), write=True),
     Endpoint("GET", "/openapi.json", openapi_document, "OpenAPI"),
 )
 
@@ -478,7 +492,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "WindowResults": _object(window=_ref("Window"), results=_array(_ref("Result"))),
     "SeriesPoint": _object(seq=_I, ended_at=_nullable(_T), evaluated_at=_T, **_RESULT),
     "SeriesPage": _page_of("SeriesPoint"),
-    "Event": _object(id=_I, window_seq=_I, created_at=_T, drift_share=_nullable(_N), features=_STRINGS),
+    "Event": _object(id=_I, window_seq=_I, created_at=_T, drift_share=_nullable(_N), features=_STRINGS,
+                     acknowledged_at=_nullable(_T), acknowledged_by=_nullable(_S)),
     "EventPage": _page_of("Event"),
     "Reference": _object(version=_I, rows=_I, features={"type": "object", "additionalProperties": _S}, origin=_S,
                          active=_B, created_at=_T, calibrated=_B),

@@ -139,6 +139,8 @@ class DriftEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     drift_share: Mapped[float] = mapped_column(Float)
     features: Mapped[list[str]] = mapped_column(JSON)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class Adaptation(Base):

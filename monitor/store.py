@@ -156,6 +156,8 @@ class EventRow:
     created_at: datetime
     drift_share: float
     features: list[str]
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -539,9 +541,20 @@ class Store:
             if before_id is not None:
                 query = query.where(DriftEvent.id < before_id)
             rows = session.execute(query.order_by(DriftEvent.id.desc()).limit(limit + 1)).all()
-            events = [EventRow(event.id, seq, event.created_at, event.drift_share, list(event.features))
-                      for event, seq in rows[:limit]]
-            return Page(events, len(rows) > limit)
+            return Page([_event_row(event, seq) for event, seq in rows[:limit]], len(rows) > limit)
+
+    def acknowledge_event(self, monitor: str, event_id: int, by: str | None) -> EventRow:
+        """Mark a drift event as seen by someone; StoreError when the monitor has no such event."""
+        with self._session() as session, session.begin():
+            monitor_id = self._require_monitor(session, monitor)
+            found = session.execute(
+                select(DriftEvent, Window.seq).join(Window, DriftEvent.window_id == Window.id)
+                .where(DriftEvent.monitor_id == monitor_id, DriftEvent.id == event_id)).first()
+            if found is None:
+                raise StoreError(f"monitor {monitor!r} has no drift event {event_id}")
+            event, seq = found
+            event.acknowledged_at, event.acknowledged_by = utcnow(), by
+            return _event_row(event, seq)
 
     def adaptation_page(self, limit: int, before_id: int | None = None, monitor: str | None = None,
                         state: str | None = None) -> Page[AdaptationRow]:
@@ -559,3 +572,8 @@ class Store:
             runs = [AdaptationRow(run.id, name, run.event_id, run.adapter, run.state, run.created_at, run.updated_at,
                                   run.metrics, run.artifact, run.error) for run, name in rows[:limit]]
             return Page(runs, len(rows) > limit)
+
+
+def _event_row(event: DriftEvent, seq: int) -> EventRow:
+    return EventRow(event.id, seq, event.created_at, event.drift_share, list(event.features),
+                    event.acknowledged_at, event.acknowledged_by)

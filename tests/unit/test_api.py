@@ -265,7 +265,8 @@ def test_the_running_daemon_serves_the_api(sqlite_url: str, tmp_path: Path) -> N
 
 # ---- the OpenAPI document drives a call of every endpoint ---------------------------------------
 
-GOOD = {"name": "m", "seq": "1", "version": "1", "feature": "a", "measure": "ks", "monitor": "m",
+GOOD = {"name": "m", "seq": "1", "version": "1", "event_id": "1", "by": "alice", "feature": "a", "measure": "ks",
+        "monitor": "m",
         "since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z", "limit": "1"}
 BAD = {"integer": "one", "date-time": "not-a-time", "enum": "bogus", "string": ""}
 
@@ -289,7 +290,7 @@ def test_every_documented_endpoint_answers_good_and_bad_input(client: TestClient
               for route in mount.routes if isinstance(route, Route)
               for method in route.methods or () if method != "HEAD"}
     assert served == documented
-    assert len(documented) == 11
+    assert len(documented) == 12
     for path, item in document["paths"].items():
         for method, operation in item.items():
             params = operation["parameters"]
@@ -337,3 +338,17 @@ def test_read_endpoints_on_postgresql(postgres_url: str, tmp_path: Path) -> None
         assert [e["window_seq"] for e in _get(client, "/monitors/m/events")["items"]] == [4]
     finally:
         daemon.stop()
+
+
+def test_acknowledge_an_event(client: TestClient) -> None:
+    events = client.get(f"{API_PREFIX}/monitors/m/events").json()["items"]
+    assert events and events[0]["acknowledged_at"] is None
+    event_id = events[0]["id"]
+    url = f"{API_PREFIX}/monitors/m/events/{event_id}/acknowledge"
+    assert client.post(url, params={"by": "alice"}).status_code == 401
+    acknowledged = client.post(url, params={"by": "alice"}, headers=AUTH)
+    assert acknowledged.status_code == 200 and acknowledged.json()["acknowledged_by"] == "alice"
+    again = client.get(f"{API_PREFIX}/monitors/m/events").json()["items"][0]
+    assert again["acknowledged_by"] == "alice" and again["acknowledged_at"].endswith("Z")
+    missing = client.post(f"{API_PREFIX}/monitors/m/events/999/acknowledge", headers=AUTH)
+    assert missing.status_code == 404 and "no drift event 999" in missing.json()["error"]
