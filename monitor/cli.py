@@ -187,10 +187,15 @@ def compare(reference_file: str, live_file: str, numeric: str | None, categorica
         return [name.strip() for name in (value or "").split(",") if name.strip()]
 
     try:
-        reference, live = read_table(reference_file), read_table(live_file)
-        features = (names(numeric), names(categorical)) if numeric or categorical else infer_features(reference)
-        report = compare_tables(reference, live, names(measures), numeric=features[0], categorical=features[1],
-                                correction=correction, share=share, backend=backend)
+        with click.progressbar(length=3, label="comparing", file=sys.stderr, hidden=not sys.stderr.isatty()) as bar:
+            reference = read_table(reference_file)
+            bar.update(1)
+            live = read_table(live_file)
+            bar.update(1)
+            features = (names(numeric), names(categorical)) if numeric or categorical else infer_features(reference)
+            report = compare_tables(reference, live, names(measures), numeric=features[0], categorical=features[1],
+                                    correction=correction, share=share, backend=backend)
+            bar.update(1)
     except (ReferenceDataError, KeyError, ValueError, TypeError, ImportError) as error:
         _fail(str(error.args[0] if isinstance(error, KeyError) else error))
     if html_path is not None:
