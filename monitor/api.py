@@ -322,7 +322,7 @@ def check_now(api: Api, name: str) -> dict[str, Any]:
         reason = api.daemon.broken.get(name, "disabled in the configuration")
         raise ApiError(409, f"monitor {name!r} is not running: {reason}")
     try:
-        report = api.daemon.trigger(name)
+        report = api.daemon.trigger(name, retry_now=True)  # an operator asked: do not wait out a backoff
     except KeyError:
         raise ApiError(409, f"monitor {name!r} is not running") from None
     except MonitorError as error:

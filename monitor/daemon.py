@@ -142,10 +142,11 @@ class Daemon:
         if monitor in self.runners:
             self.metrics.scheduler_lag.labels(monitor).observe(seconds)
 
-    def trigger(self, monitor: str) -> TickReport:
+    def trigger(self, monitor: str, retry_now: bool = False) -> TickReport:
         """Run one tick of ``monitor`` now, after any scheduled tick of it in flight.
 
-        Raises KeyError when no such monitor is running, MonitorError when the tick fails.
+        ``retry_now`` tries a source that is backing off anyway. Raises KeyError when no such monitor
+        is running, MonitorError when the tick fails.
         """
         runner = self.runners.get(monitor)
         if runner is None:
@@ -153,7 +154,7 @@ class Daemon:
         with self._tick_locks[monitor]:
             started = time.perf_counter()
             try:
-                return runner.tick()
+                return runner.tick(retry_now)
             finally:
                 self.metrics.tick_seconds.labels(monitor).observe(time.perf_counter() - started)
 

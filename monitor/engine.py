@@ -133,10 +133,13 @@ class MonitorRunner:
 
     # ---- the tick -------------------------------------------------------------------------
 
-    def tick(self) -> TickReport:
-        """Fetch new rows, evaluate every complete window, and commit it all in one transaction."""
+    def tick(self, retry_now: bool = False) -> TickReport:
+        """Fetch new rows, evaluate every complete window, and commit it all in one transaction.
+
+        While the source backs off after a failure, a tick does nothing unless ``retry_now``.
+        """
         try:
-            report = self._tick()
+            report = self._tick(retry_now)
         except SourceDown:
             raise
         except Exception as error:
@@ -152,10 +155,10 @@ class MonitorRunner:
             self._last_problem = None
         return report
 
-    def _tick(self) -> TickReport:
+    def _tick(self, retry_now: bool) -> TickReport:
         if not self._loaded:
             self._load()
-        if not self.source_backoff.ready():
+        if not (retry_now or self.source_backoff.ready()):
             return TickReport(0, [], self.policy.state)  # the source failed recently: wait, do not hammer it
         self._refresh_reference()
         if self.reference is None and not self.config.reference.first_rows:
