@@ -229,8 +229,15 @@ class Api:
             "source_up": snapshot.source_up if snapshot else None,
             "windows": overview.windows,
             "events": overview.events,
+            "replica": self.owner(config.name),
             "config": config_summary(config),
         }
+
+    def owner(self, monitor: str) -> str | None:
+        """The replica evaluating the monitor now: this process on SQLite, the lease holder on PostgreSQL."""
+        if self.daemon.store.is_sqlite:
+            return self.daemon.replica if monitor in self.daemon.runners else None
+        return self.daemon.store.lease_owners().get(monitor)
 
     def authorize(self, request: Request) -> None:
         """Check the bearer token; 403 when no token is configured, 401 when it is missing or wrong."""
@@ -477,7 +484,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Monitor": _object(
         name=_S, enabled=_B, running=_B, error=_nullable(_S), state=_nullable(_S),
         drift_share=_nullable(_N), last_window=_nullable(_object(seq=_I, ended_at=_nullable(_T), evaluated_at=_T)),
-        reference_version=_nullable(_I), source_up=_nullable(_B), windows=_I, events=_I,
+        reference_version=_nullable(_I), source_up=_nullable(_B), windows=_I, events=_I, replica=_nullable(_S),
         config=_object(source=_S, features=_object(numeric=_STRINGS, categorical=_STRINGS),
                        window=_object(rows=_nullable(_I), span=_nullable(_N), timestamp=_nullable(_S)),
                        measures=_array(_object(name=_S, threshold=_nullable(_N))),

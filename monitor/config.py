@@ -65,9 +65,15 @@ class _Strict(BaseModel):
 
 
 class StorageConfig(_Strict):
-    """Where the history lives."""
+    """Where the history lives, and how long a replica's claim on a monitor lasts (PostgreSQL)."""
 
     url: str = DEFAULT_STORAGE_URL
+    lease: float = Field(30.0, description="seconds a replica keeps a monitor without renewing it")
+
+    @field_validator("lease", mode="before")
+    @classmethod
+    def _lease(cls, value: Any) -> float:
+        return parse_duration(value)
 
 
 class ServerConfig(_Strict):

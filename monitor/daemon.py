@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import signal
+import socket
 import threading
 import time
+import uuid
 from types import FrameType
-from typing import Callable
+from typing import Callable, TextIO
+
+from sqlalchemy.engine import make_url
 
 from monitor.api import build_api
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig
@@ -37,6 +43,9 @@ class Daemon:
         self._stopping = threading.Event()
         self._schema_current = False
         self._tick_locks: dict[str, threading.Lock] = {}
+        #: This process among the replicas sharing the database.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._single_replica_lock: TextIO | None = None
 
     def prepare(self) -> None:
         """Check the schema (migrating embedded SQLite) and build a runner per enabled monitor.
@@ -44,6 +53,8 @@ class Daemon:
         A monitor that cannot be built is logged and left out; the others run.
         """
         log.info("storage: %s", self.store.describe())
+        if self.store.is_sqlite:
+            self._single_replica_lock = _lock_sqlite(self.store)
         self.store.prepare()
         for monitor in self.config.monitors:
             self._add_monitor(monitor)
@@ -54,7 +65,8 @@ class Daemon:
         if not monitor.enabled:
             return
         try:
-            runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics)
+            lease = None if self.store.is_sqlite else (self.replica, self.config.storage.lease)
+            runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease)
         except MonitorError as error:
             self.broken[monitor.name] = str(error)
             log.error("%s (the monitor is not running)", error)
@@ -181,8 +193,15 @@ class Daemon:
             self.http.stop()
         for runner in self.runners.values():
             runner.close()
+        if not self.store.is_sqlite:
+            try:
+                self.store.release_leases(self.replica)  # the other replicas take over at once
+            except Exception:  # noqa: BLE001 - the leases expire anyway
+                log.warning("could not release this replica's leases; they expire in %gs", self.config.storage.lease)
         self.plugins.call_event("driftd_shutdown")
         self.store.close()
+        if self._single_replica_lock is not None:
+            self._single_replica_lock.close()
 
     def run_forever(self, load_config: Callable[[], DriftdConfig] | None = None) -> None:
         """Start, then block until SIGTERM or SIGINT, then stop cleanly after the current window.
@@ -218,3 +237,18 @@ class Daemon:
             log.error("reload refused, keeping the running configuration: %s", error)
             return
         self.reload(config)
+
+
+def _lock_sqlite(store: Store) -> TextIO | None:
+    """Hold an exclusive lock beside an SQLite database: SQLite serves a single replica."""
+    database = make_url(store.url).database
+    if not database or database == ":memory:":
+        return None
+    handle = open(f"{database}.lock", "w")  # noqa: SIM115 - held open for the daemon's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(f"another driftd process is using {database}: SQLite serves a single replica; "
+                           "run several replicas on PostgreSQL") from None
+    return handle

@@ -26,7 +26,7 @@ from monitor.reference import (
     table_from_bytes,
     table_to_bytes,
 )
-from monitor.store import CommittedWindow, Store, StoredReference, WindowRecord
+from monitor.store import CommittedWindow, LeaseLost, Store, StoredReference, WindowRecord
 from monitor.windows import WindowSlice, split_by_rows, split_by_span
 
 log = logging.getLogger("driftd.engine")
@@ -47,13 +47,18 @@ class TickReport:
     rows_fetched: int
     windows: list[WindowRecord]
     state: str
+    owned: bool = True  # False: another replica holds the monitor's lease, nothing was done
 
 
 class MonitorRunner:
     """Runs the ticks of one monitor. Not thread-safe: the scheduler runs one tick at a time."""
 
-    def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics) -> None:
+    def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics,
+                 lease: tuple[str, float] | None = None) -> None:
+        """``lease`` (replica id, seconds): tick only while this replica holds the monitor's lease."""
         self.config = config
+        self.lease = lease
+        self._lease_held = False
         self.name = config.name
         self.store = store
         self.plugins = plugins
@@ -71,6 +76,7 @@ class MonitorRunner:
         self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"driftd-fetch-{self.name}")
         self._fetch_in_flight: Future[Batch] | None = None
         metrics.add_monitor(self.name)
+        metrics.lease_held.labels(self.name).set(0.0 if lease else 1.0)
 
     @staticmethod
     def validate(config: MonitorConfig, plugins: PluginManager) -> tuple[list[MeasureSetting], Connector]:
@@ -142,6 +148,11 @@ class MonitorRunner:
             report = self._tick(retry_now)
         except SourceDown:
             raise
+        except LeaseLost as error:
+            self._loaded = self._lease_held = False
+            self.metrics.lease_held.labels(self.name).set(0.0)
+            log.warning("monitor %s: tick not committed: %s", self.name, error)
+            return TickReport(0, [], "ok", owned=False)
         except Exception as error:
             self._loaded = False
             self.metrics.evaluation_errors.labels(self.name).inc()
@@ -156,6 +167,8 @@ class MonitorRunner:
         return report
 
     def _tick(self, retry_now: bool) -> TickReport:
+        if not self._own_the_monitor():
+            return TickReport(0, [], "ok", owned=False)
         if not self._loaded:
             self._load()
         if not (retry_now or self.source_backoff.ready()):
@@ -171,7 +184,7 @@ class MonitorRunner:
         slices, remainder = self._split(rows)
         records = [self._evaluate(window) for window in slices]
         _, committed = self.store.commit_tick(
-            self.monitor_id, batch.cursor, _serialise(remainder), remainder.num_rows, records)
+            self.monitor_id, batch.cursor, _serialise(remainder), remainder.num_rows, records, lease=self.lease)
         self.position, self.pending = batch.cursor, remainder
         if records:
             self.next_seq = records[-1].seq + 1
@@ -179,6 +192,18 @@ class MonitorRunner:
                 self.watermark = records[-1].ended_at.timestamp()
         self._publish(records, committed)
         return TickReport(batch.num_rows, records, self.policy.state)
+
+    def _own_the_monitor(self) -> bool:
+        """Take or renew the lease; state cached while another replica held it is reloaded from SQL."""
+        if self.lease is None:
+            return True
+        held = self.store.acquire_lease(self.monitor_id, *self.lease)
+        if held and not self._lease_held:
+            self._loaded = False
+            log.info("monitor %s: this replica (%s) now evaluates it", self.name, self.lease[0])
+        self._lease_held = held
+        self.metrics.lease_held.labels(self.name).set(float(held))
+        return held
 
     def _fetch(self) -> Batch:
         started = time.perf_counter()
@@ -245,7 +270,7 @@ class MonitorRunner:
         wanted = self.config.reference.first_rows
         assert wanted is not None
         if rows.num_rows < wanted:
-            self.store.commit_tick(self.monitor_id, batch.cursor, _serialise(rows), rows.num_rows, [])
+            self.store.commit_tick(self.monitor_id, batch.cursor, _serialise(rows), rows.num_rows, [], lease=self.lease)
             self.position, self.pending = batch.cursor, rows
             return TickReport(batch.num_rows, [], self.policy.state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
@@ -253,7 +278,7 @@ class MonitorRunner:
                               multivariate_sample=self.config.reference.multivariate_sample)
         remainder = rows.slice(wanted)
         stored, _ = self.store.commit_tick(self.monitor_id, batch.cursor, _serialise(remainder),
-                                           remainder.num_rows, [], reference=new)
+                                           remainder.num_rows, [], reference=new, lease=self.lease)
         self.position, self.pending = batch.cursor, remainder
         self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)

@@ -120,9 +120,12 @@ class Metrics:
         self.scheduler_lag = Histogram("driftd_scheduler_lag_seconds",
                                        "How late a tick was submitted after its scheduled time.", labels,
                                        buckets=DURATION_BUCKETS, registry=self.registry)
+        self.lease_held = Gauge("driftd_lease_held", "1 while this replica holds the monitor's lease "
+                                "(with several replicas on PostgreSQL; always 1 on SQLite).", labels,
+                                registry=self.registry)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
-                             self.tick_seconds, self.scheduler_lag)
+                             self.tick_seconds, self.scheduler_lag, self.lease_held)
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, Iterator, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, and_, create_engine, event, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Engine, and_, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +15,7 @@ from monitor.migrate import check_schema
 from monitor.models import (
     Adaptation,
     DriftEvent,
+    Lease,
     Monitor,
     ReferenceVersion,
     Result,
@@ -30,6 +31,10 @@ ALL_FEATURES = "*"
 
 class StoreError(Exception):
     """The history database refused an operation."""
+
+
+class LeaseLost(StoreError):
+    """Another replica took over the monitor: this replica's tick must not commit."""
 
 
 @dataclass(frozen=True)
@@ -308,9 +313,16 @@ class Store:
         pending_rows: int,
         windows: list[WindowRecord],
         reference: NewReference | None = None,
+        lease: tuple[str, float] | None = None,
     ) -> tuple[StoredReference | None, list[CommittedWindow]]:
-        """Store a tick's windows, results, events, new reference and cursor in ONE transaction."""
+        """Store a tick's windows, results, events, new reference and cursor in ONE transaction.
+
+        With ``lease`` (owner, seconds) the transaction first checks this replica still holds the
+        monitor's lease (LeaseLost otherwise: nothing is written) and renews it.
+        """
         with self._session() as session, session.begin():
+            if lease is not None:
+                self._hold_lease(session, monitor_id, *lease)
             stored = self._add_reference(session, monitor_id, reference, activate=True) if reference else None
             committed = [self._add_window(session, monitor_id, record) for record in windows]
             cursor = session.get(SourceCursor, monitor_id, with_for_update=not self.is_sqlite)
@@ -322,6 +334,47 @@ class Store:
             cursor.pending_rows = pending_rows
             cursor.updated_at = utcnow()
         return stored, committed
+
+    # ---- leases: one replica at a time per monitor ------------------------------------------------
+
+    def acquire_lease(self, monitor_id: int, owner: str, seconds: float) -> bool:
+        """Take or renew the monitor's lease for ``seconds``; False while another replica holds it."""
+        try:
+            with self._session() as session, session.begin():
+                lease = session.scalar(select(Lease).where(Lease.monitor_id == monitor_id)
+                                       .with_for_update(skip_locked=True))
+                now = utcnow()
+                if lease is None:
+                    if session.get(Lease, monitor_id) is not None:
+                        return False  # locked right now by another replica renewing it
+                    session.add(Lease(monitor_id=monitor_id, owner=owner, expires_at=now + timedelta(seconds=seconds)))
+                    return True
+                if lease.owner != owner and lease.expires_at > now:
+                    return False
+                lease.owner, lease.expires_at = owner, now + timedelta(seconds=seconds)
+                return True
+        except IntegrityError:
+            return False  # another replica inserted the lease first
+
+    def _hold_lease(self, session: Session, monitor_id: int, owner: str, seconds: float) -> None:
+        lease = session.get(Lease, monitor_id, with_for_update=True)
+        now = utcnow()
+        if lease is None or lease.owner != owner or lease.expires_at <= now:
+            holder = "nobody" if lease is None else lease.owner
+            raise LeaseLost(f"the lease moved to {holder}; another replica evaluates this monitor now")
+        lease.expires_at = now + timedelta(seconds=seconds)
+
+    def release_leases(self, owner: str) -> None:
+        """Give up every lease ``owner`` holds (on a clean stop, so others take over at once)."""
+        with self._session() as session, session.begin():
+            session.execute(delete(Lease).where(Lease.owner == owner))
+
+    def lease_owners(self) -> dict[str, str]:
+        """Monitor name → the replica whose lease has not expired."""
+        with self._session() as session:
+            rows = session.execute(select(Monitor.name, Lease.owner).join(Lease, Lease.monitor_id == Monitor.id)
+                                   .where(Lease.expires_at > utcnow()))
+            return {name: owner for name, owner in rows}
 
     def _add_window(self, session: Session, monitor_id: int, record: WindowRecord) -> CommittedWindow:
         window = Window(

@@ -1,0 +1,152 @@
+"""Several replicas on one PostgreSQL: leases, exactly-once evaluation, takeover; SQLite refuses a second."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import func, select, update
+
+from monitor.config import build_config
+from monitor.daemon import Daemon
+from monitor.migrate import upgrade
+from monitor.models import Lease, SourceCursor, Window
+from monitor.store import LeaseLost, Store
+from tests.e2e.conftest import Driftd, free_port, wait_for
+from tests.helpers import sample_table, write_csv
+
+MONITORS = ("m1", "m2", "m3", "m4")
+
+
+def _write_data(tmp_path: Path, rows: int) -> None:
+    for name in MONITORS:
+        for part in range(rows // 500):
+            write_csv(tmp_path / name / f"part-{part:03d}.csv", sample_table(500, seed=part, start_id=part * 500))
+
+
+def _config(tmp_path: Path, url: str, lease: str, interval: str = "1h") -> dict[str, Any]:
+    monitor = {"features": {"numeric": ["a", "b"], "categorical": ["c"]}, "window": {"rows": 100},
+               "reference": {"path": str(write_csv(tmp_path / "ref.csv", sample_table(500, seed=99)))},
+               "schedule": {"interval": interval}, "max_rows": 150, "measures": ["ks", "psi"]}
+    return {"storage": {"url": url, "lease": lease}, "server": {"enabled": False},
+            "monitors": [{"name": name, "source": {"type": "files", "options": {"path": str(tmp_path / name)}},
+                          **monitor} for name in MONITORS]}
+
+
+def _exactly_once(url: str, rows: int) -> None:
+    store = Store(url)
+    with store.engine.connect() as connection:
+        pending = dict(connection.execute(select(SourceCursor.monitor_id, SourceCursor.pending_rows)).all())
+        for name in MONITORS:
+            monitor_id = store.monitor_id(name)
+            seqs = connection.scalars(select(Window.seq).where(Window.monitor_id == monitor_id)
+                                      .order_by(Window.seq)).all()
+            counted = connection.scalar(select(func.sum(Window.rows)).where(Window.monitor_id == monitor_id))
+            assert seqs == list(range(1, len(seqs) + 1)), f"{name}: windows evaluated twice or skipped"
+            assert counted + pending.get(monitor_id, 0) == rows, name
+            assert counted == rows, name
+    store.close()
+
+
+@pytest.mark.postgres
+def test_leases_give_each_monitor_to_one_replica_and_a_dead_ones_to_another(tmp_path: Path, postgres_url: str) -> None:
+    _write_data(tmp_path, 1500)
+    upgrade(Store(postgres_url).engine)
+    replicas = [Daemon(build_config(_config(tmp_path, postgres_url, lease="1s"), "test", environ={}))
+                for _ in range(2)]
+    for daemon in replicas:
+        daemon.prepare()
+    first, second = replicas
+
+    assert all(report.owned for report in first.tick_all().values())
+    assert not any(report.owned for report in second.tick_all().values()), "the first replica holds every lease"
+    assert set(first.store.lease_owners().values()) == {first.replica}
+
+    time.sleep(1.2)  # the first replica dies silently: its leases expire
+    while any(report.rows_fetched for report in second.tick_all().values()):
+        pass
+    assert set(second.store.lease_owners().values()) == {second.replica}
+    _exactly_once(postgres_url, 1500)
+
+    # Fencing: a replica whose lease moved on cannot commit what it computed.
+    with pytest.raises(LeaseLost, match=second.replica):
+        first.store.commit_tick(first.runners["m1"].monitor_id, None, None, 0, [], lease=(first.replica, 1.0))
+    for daemon in replicas:
+        daemon.stop()
+
+
+def test_sqlite_refuses_a_second_replica(sqlite_url: str) -> None:
+    first = Daemon(build_config({"storage": {"url": sqlite_url}}, "test", environ={}))
+    first.prepare()
+    second = Daemon(build_config({"storage": {"url": sqlite_url}}, "test", environ={}))
+    with pytest.raises(RuntimeError, match="SQLite serves a single replica; run several replicas on PostgreSQL"):
+        second.prepare()
+    first.stop()
+    third = Daemon(build_config({"storage": {"url": sqlite_url}}, "test", environ={}))
+    third.prepare()  # the lock goes with the process that held it
+    third.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_three_replicas_share_monitors_and_survive_a_kill(tmp_path: Path, postgres_url: str) -> None:
+    rows = 6000
+    _write_data(tmp_path, rows)
+    upgrade(Store(postgres_url).engine)
+    config = _config(tmp_path, postgres_url, lease="2s", interval="0.2s")
+    path = tmp_path / "driftd.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    replicas = [Driftd(tmp_path / f"r{index}", ["-c", str(path)], free_port()) for index in range(3)]
+    store = Store(postgres_url)
+    try:
+        for replica in replicas:
+            replica.cwd.mkdir()
+            replica.start()
+
+        def windows() -> int:
+            with store.engine.connect() as connection:
+                return int(connection.scalar(select(func.count()).select_from(Window)))
+
+        wait_for(lambda: windows() >= 40, 60, message="windows from the replicas")
+        owners = store.lease_owners()
+        victim = max(replicas, key=lambda replica: sum(f":{replica.proc.pid}:" in owner for owner in owners.values()))
+        assert victim.proc is not None
+        victim_id = f":{victim.proc.pid}:"
+        taken_over = [name for name, owner in owners.items() if victim_id in owner]
+        assert taken_over, owners
+        victim.kill()  # SIGKILL: its leases are not released, they expire
+        wait_for(lambda: windows() == len(MONITORS) * rows // 100, 90, message="every window evaluated")
+        _exactly_once(postgres_url, rows)
+        after = store.lease_owners()
+        assert all(victim_id not in owner for owner in after.values())
+        assert all(name in after for name in taken_over), "the dead replica's monitors were taken over"
+    finally:
+        for replica in replicas:
+            replica.kill()
+        with store.engine.begin() as connection:
+            connection.execute(update(Lease).values(owner="test-cleanup"))
+        store.close()
+
+
+@pytest.mark.postgres
+def test_ownership_is_visible_in_the_api_and_metrics(tmp_path: Path, postgres_url: str) -> None:
+    from prometheus_client import generate_latest
+    from starlette.testclient import TestClient
+
+    from monitor.api import build_api
+    from monitor.server import create_app
+
+    _write_data(tmp_path, 500)
+    upgrade(Store(postgres_url).engine)
+    daemon = Daemon(build_config(_config(tmp_path, postgres_url, lease="30s"), "test", environ={}))
+    daemon.prepare()
+    daemon.tick_all()
+    client = TestClient(create_app(daemon.metrics, daemon.readiness, api=build_api(daemon)))
+    monitors = client.get("/api/v1/monitors").json()["monitors"]
+    assert {monitor["replica"] for monitor in monitors} == {daemon.replica}
+    assert 'driftd_lease_held{monitor="m1"} 1.0' in generate_latest(daemon.metrics.registry).decode()
+    daemon.stop()
+    assert Store(postgres_url).lease_owners() == {}, "a clean stop hands the monitors over at once"
