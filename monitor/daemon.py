@@ -244,7 +244,10 @@ def _lock_sqlite(store: Store) -> TextIO | None:
     database = make_url(store.url).database
     if not database or database == ":memory:":
         return None
-    handle = open(f"{database}.lock", "w")  # noqa: SIM115 - held open for the daemon's lifetime
+    try:
+        handle = open(f"{database}.lock", "w")  # noqa: SIM115 - held open for the daemon's lifetime
+    except OSError:
+        return None  # e.g. the folder does not exist: opening the database itself reports it
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
