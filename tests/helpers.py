@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv
+import pytest
 
 from monitor.config import MonitorConfig, build_config
-from monitor.engine import MonitorRunner
+from monitor.connector import Connector
+from monitor.engine import MonitorRunner, SourceDown
 from monitor.metrics import Metrics
 from monitor.migrate import upgrade
 from monitor.plugins import PluginManager
+from monitor.reference import table_from_bytes
 from monitor.store import Store
 
 
@@ -54,3 +58,52 @@ def make_runner(config: MonitorConfig, url: str, metrics: Metrics | None = None)
     store = Store(url)
     upgrade(store.engine)
     return MonitorRunner(config, store, PluginManager(load_entry_points=False), metrics or Metrics())
+
+
+def wait_until_up(runner: MonitorRunner, seconds: float = 10.0) -> None:
+    """Tick until the source is up again (the engine waits out its backoff between tries)."""
+    deadline = time.monotonic() + seconds
+    while runner.metrics.snapshot(runner.name).source_up is not True:
+        assert time.monotonic() < deadline, "the source did not come back"
+        try:
+            runner.tick()
+        except SourceDown:
+            pass
+        time.sleep(0.05)
+
+
+def restart_and_outage(config: MonitorConfig, url: str, write: Callable[[int], None],
+                       unreachable: Callable[[], Connector], secret: str, refused: str = "(?i)refused") -> tuple[int, int]:
+    """Rows written between ticks, a restart part-way and an outage while rows keep arriving.
+
+    Returns (rows in windows, rows pending) once the source is drained; the outage's error must
+    match ``refused`` and must not contain ``secret``.
+    """
+    runner = make_runner(config, url)
+    for step, rows in enumerate([250, 0, 333, 170, 95, 0, 97]):
+        if rows:
+            write(rows)
+        if step == 3:  # restart: a new runner resumes from the committed cursor
+            runner.close()
+            runner.store.close()
+            runner = make_runner(config, url)
+        if step == 4:  # outage: the source is unreachable while rows keep arriving
+            good, runner.connector = runner.connector, unreachable()
+            with pytest.raises(SourceDown, match=refused) as caught:
+                runner.tick()
+            assert secret not in str(caught.value)
+            assert runner.metrics.snapshot(runner.name).source_up is False
+            write(55)
+            runner.connector.close()
+            runner.connector = good
+            wait_until_up(runner)
+        for _ in range(2):
+            runner.tick()
+        assert runner.metrics.snapshot(runner.name).source_up is True
+    while runner.tick().rows_fetched:
+        pass
+    pending = runner.store.load_progress(runner.monitor_id, recent=0).pending
+    windows = runner.store.count_rows(runner.name)
+    runner.close()
+    runner.store.close()
+    return windows, 0 if pending is None else table_from_bytes(pending).num_rows

@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from monitor.connector import ConnectorError
-from monitor.engine import SourceDown
-from monitor.models import SourceCursor
 from monitor.testing import check_bad_options, check_connector, drain
 from plugins.connectors.nats_jetstream import NatsConnector, subject_within
 from tests.conftest import require_module, under_ci
-from tests.helpers import make_runner, monitor_config, sample_table, write_csv
+from tests.helpers import monitor_config, restart_and_outage, sample_table, write_csv
 
 nats = require_module("nats")
 
@@ -221,47 +218,10 @@ def test_monitor_counts_every_row_once_across_a_restart_and_an_outage(
         reference={"path": str(write_csv(tmp_path / "reference.csv", sample_table(500, seed=99)))},
         window={"rows": 100}, max_rows=130,
     )
-    runner = make_runner(config, sqlite_url)
-    for step, rows in enumerate([250, 0, 333, 170, 95, 0, 97]):
-        if rows:
-            stream.write(rows)
-        if step == 3:  # restart: a new runner resumes from the committed cursor
-            runner.close()
-            runner.store.close()
-            runner = make_runner(config, sqlite_url)
-        if step == 4:  # outage: the source is unreachable while rows keep arriving
-            good, runner.connector = runner.connector, NatsConnector(
-                {**options, "servers": "nats://driftd:s3cret-pw@127.0.0.1:1"})
-            with pytest.raises(SourceDown, match="(?i)refused") as caught:
-                runner.tick()
-            assert "s3cret-pw" not in str(caught.value)
-            assert runner.metrics.snapshot("m").source_up is False
-            stream.write(55)
-            runner.connector.close()
-            runner.connector = good
-            wait_until_up(runner)
-        for _ in range(2):
-            runner.tick()
-        assert runner.metrics.snapshot("m").source_up is True
-    while runner.tick().rows_fetched:
-        pass
-    with runner.store.engine.connect() as connection:
-        pending = connection.scalar(sa.select(SourceCursor.pending_rows))
-    windows = runner.store.count_rows("m")
-    runner.close()
-    runner.store.close()
+    windows, pending = restart_and_outage(config, sqlite_url, stream.write,
+                                          lambda: NatsConnector({**options, "servers": "nats://driftd:s3cret-pw@127.0.0.1:1"}), secret="s3cret-pw")
     assert windows + pending == stream.rows == 1000
     assert windows == 1000 and pending == 0
     assert stream.info().state.consumer_count == 0
 
 
-def wait_until_up(runner: Any, seconds: float = 10.0) -> None:
-    """Tick until the source is up again (the engine waits out its backoff between tries)."""
-    deadline = time.monotonic() + seconds
-    while runner.metrics.snapshot(runner.name).source_up is not True:
-        assert time.monotonic() < deadline, "the source did not come back"
-        try:
-            runner.tick()
-        except SourceDown:
-            pass
-        time.sleep(0.05)
