@@ -61,7 +61,7 @@ def test_twenty_random_sigkills_lose_nothing_and_count_nothing_twice(tmp_path: P
     store = Store(postgres_url)
     upgrade(store.engine)
     common = {"features": {"numeric": ["a", "b"], "categorical": ["c"]}, "window": {"rows": WINDOW_ROWS},
-              "reference": {"path": str(reference)}, "schedule": {"interval": "0.1s"}, "max_rows": 450,
+              "reference": {"path": str(reference)}, "schedule": {"interval": "0.1s"}, "max_rows": 120,
               "measures": ["ks", "psi", "chi_square"]}
     config = {"storage": {"url": postgres_url, "lease": "1s"}, "server": {"enabled": False}, "monitors": [
         {"name": "files", "source": {"type": "files", "options": {"path": str(tmp_path / "data")}}, **common},
