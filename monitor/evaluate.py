@@ -58,7 +58,7 @@ def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureR
         if config.options:
             try:
                 measure = type(measure)(**config.options)
-            except TypeError as error:
+            except (TypeError, ValueError) as error:
                 raise ValueError(f"measure {name!r}: bad options {sorted(config.options)}: {error}") from None
         threshold = measure.default_threshold if config.threshold is None else config.threshold
         settings.append(MeasureSetting(measure, threshold))

@@ -308,6 +308,8 @@ class PermutationMeasure(MultivariateMeasure):
         seed: int = 0,
         block_rows: int = DEFAULT_BLOCK_ROWS,
     ) -> None:
+        if permutations < 1 or max_window < 2 or block_rows < 1:
+            raise ValueError("need permutations >= 1, max_window >= 2 and block_rows >= 1")
         self.permutations = permutations
         self.max_window = max_window
         self.seed = seed
@@ -436,6 +438,8 @@ class ClassifierTest(MultivariateMeasure):
         epochs: int = 10,
         seed: int = 0,
     ) -> None:
+        if folds < 2 or l2 < 0 or hidden < 1 or epochs < 1:
+            raise ValueError("need folds >= 2, l2 >= 0, hidden >= 1 and epochs >= 1")
         self.folds = folds
         self.l2 = l2
         self.hidden = hidden

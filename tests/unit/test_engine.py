@@ -269,3 +269,8 @@ def test_a_hung_fetch_is_given_up_and_not_stacked(data: Path, sqlite_url: str) -
     assert len(calls) == 1, "no second thread piles onto the stuck source"
     release.set()
     runner.close()
+
+
+def test_out_of_range_measure_options_name_the_monitor(sqlite_url: str) -> None:
+    with pytest.raises(MonitorError, match="monitor 'm': measures: measure 'mmd': bad options.*permutations >= 1"):
+        make_runner(monitor_config(measures={"mmd": {"options": {"permutations": 0}}}), sqlite_url)
