@@ -73,6 +73,7 @@ class MonitorRunner:
         self._loaded = False
         self._last_problem: str | None = None
         self.source_backoff = Backoff()
+        self.error_backoff = Backoff(cap=60.0)  # e.g. the history database is unreachable
         self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"driftd-fetch-{self.name}")
         self._fetch_in_flight: Future[Batch] | None = None
         metrics.add_monitor(self.name)
@@ -142,8 +143,11 @@ class MonitorRunner:
     def tick(self, retry_now: bool = False) -> TickReport:
         """Fetch new rows, evaluate every complete window, and commit it all in one transaction.
 
-        While the source backs off after a failure, a tick does nothing unless ``retry_now``.
+        After a failure (the source, or e.g. the history database) the next ticks back off and do
+        nothing, unless ``retry_now``.
         """
+        if not (retry_now or self.error_backoff.ready()):
+            return TickReport(0, [], self.policy.state if self._loaded else "ok")
         try:
             report = self._tick(retry_now)
         except SourceDown:
@@ -155,12 +159,14 @@ class MonitorRunner:
             return TickReport(0, [], "ok", owned=False)
         except Exception as error:
             self._loaded = False
+            self.error_backoff.failed()
             self.metrics.evaluation_errors.labels(self.name).inc()
             message = str(error) if isinstance(error, MonitorError) else f"monitor {self.name!r}: {_reason(error)}"
             if message != self._last_problem:
                 log.error("%s", message)
                 self._last_problem = message
             raise MonitorError(message) from error
+        self.error_backoff.succeeded()
         if self._last_problem is not None:
             log.info("monitor %s: recovered", self.name)
             self._last_problem = None
