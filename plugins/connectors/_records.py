@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Sequence
+import logging
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from monitor.connector import ConnectorError
+
+log = logging.getLogger("driftd.connectors")
+T = TypeVar("T")
 
 
 class RecordError(ValueError):
@@ -74,3 +80,28 @@ def records_table(records: Sequence[Mapping[str, Any]], types: Mapping[str, pa.D
     types = types or {}
     return pa.Table.from_arrays(
         [json_column([record.get(name) for record in records], types.get(name)) for name in names], names=names)
+
+
+def readable_rows(items: Sequence[T], label: Callable[[T], str], parse: Callable[[T], dict[str, Any]],
+                  reserved: Iterable[str], on_invalid: str, source: str, hint: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """Parse each item into a row; returns the rows and the positions of the items they came from.
+
+    An unreadable item (RecordError) stops the fetch with a ConnectorError when ``on_invalid`` is
+    ``error`` (``hint`` says what to do), or is logged and skipped.
+    """
+    reserved = tuple(reserved)
+    rows, kept = [], []
+    for position, item in enumerate(items):
+        where = label(item)
+        try:
+            row = parse(item)
+            check_reserved(row, reserved, where)
+        except RecordError as error:
+            problem = str(error) if str(error).startswith(where) else f"{where}: {error}"
+            if on_invalid == "error":
+                raise ConnectorError(f"{source}: {problem} ({hint})") from None
+            log.warning("%s: skipping %s", source, problem)
+            continue
+        rows.append(row)
+        kept.append(position)
+    return rows, kept

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
 from monitor.hookspecs import hookimpl
-from plugins.connectors._records import RecordError, check_reserved, column_names, json_column, json_object
+from plugins.connectors._records import column_names, json_column, json_object, readable_rows
 
 log = logging.getLogger(__name__)
 
@@ -317,23 +317,12 @@ class NatsConnector(Connector):
                 log.debug("%s: deleting consumer %s failed; it expires by itself", self.source, consumer.name)
 
     def _rows(self, messages: list[Any]) -> tuple[list[dict[str, Any]], list[int], list[datetime]]:
-        rows, seqs, stamps = [], [], []
-        for message in messages:
-            metadata = message.metadata
-            try:
-                row = json_object(message.data)
-                check_reserved(row, (SEQ_COLUMN, TS_COLUMN), f"message {metadata.sequence.stream}")
-            except RecordError as error:
-                where = error if str(error).startswith("message ") else f"message {metadata.sequence.stream}: {error}"
-                if self.config.on_invalid == "error":
-                    raise ConnectorError(f"{self.source}: {where} (set on_invalid: skip to skip such "
-                                         f"messages)") from None
-                log.warning("%s: skipping %s", self.source, where)
-                continue
-            rows.append(row)
-            seqs.append(metadata.sequence.stream)
-            stamps.append(metadata.timestamp)
-        return rows, seqs, stamps
+        rows, kept = readable_rows(
+            messages, lambda message: f"message {message.metadata.sequence.stream}",
+            lambda message: json_object(message.data), (SEQ_COLUMN, TS_COLUMN), self.config.on_invalid,
+            self.source, "set on_invalid: skip to skip such messages")
+        chosen = [messages[position].metadata for position in kept]
+        return rows, [m.sequence.stream for m in chosen], [m.timestamp for m in chosen]
 
     def _table(self, rows: list[dict[str, Any]], seqs: list[int], stamps: list[datetime]) -> pa.Table:
         columns = {name: json_column([row.get(name) for row in rows])

@@ -33,10 +33,10 @@ from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptions
 from monitor.hookspecs import hookimpl
 from plugins.connectors._records import (
     RecordError,
-    check_reserved,
     column_names,
     json_column,
     json_object,
+    readable_rows,
     text_column,
 )
 
@@ -185,21 +185,9 @@ class RedisStreamsConnector(Connector):
 
     def _rows(self, entries: list[tuple[bytes, Mapping[bytes, bytes]]]) -> tuple[list[dict[str, Any]], list[int]]:
         """Each readable entry as a row, and the positions of those entries."""
-        rows, kept = [], []
-        for position, (entry_id, fields) in enumerate(entries):
-            try:
-                row = self._row(fields)
-                check_reserved(row, (ID_COLUMN, TS_COLUMN), f"entry {entry_id.decode()}")
-            except RecordError as error:
-                where = error if str(error).startswith("entry ") else f"entry {entry_id.decode()}: {error}"
-                if self.config.on_invalid == "error":
-                    raise ConnectorError(f"{self.source}: {where} (set on_invalid: skip to skip such entries, "
-                                         f"or XDEL it)") from None
-                log.warning("%s: skipping %s", self.source, where)
-                continue
-            rows.append(row)
-            kept.append(position)
-        return rows, kept
+        return readable_rows(entries, lambda entry: f"entry {entry[0].decode()}", lambda entry: self._row(entry[1]),
+                             (ID_COLUMN, TS_COLUMN), self.config.on_invalid, self.source,
+                             "set on_invalid: skip to skip such entries, or XDEL it")
 
     def _row(self, fields: Mapping[bytes, bytes]) -> dict[str, Any]:
         try:
