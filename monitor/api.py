@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from monitor import __version__
+from monitor.adaptation.records import STATES, AdaptationRecords
 from monitor.config import MonitorConfig
 from monitor.engine import MonitorError
 from monitor.server import API_PREFIX
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("driftd.api")
 
 WINDOW_STATES = ("ok", "warning", "drift")
-ADAPTATION_STATES = ("pending", "running", "succeeded", "failed", "rejected")
+ADAPTATION_STATES = STATES
 MAX_LIMIT = 500
 
 
@@ -322,6 +323,28 @@ def list_adaptations(api: Api, monitor: str | None, state: str | None, limit: in
     return _page(page, _adaptation, lambda row: str(row.id))
 
 
+def list_models(api: Api, name: str) -> dict[str, Any]:
+    """The monitor's model versions, oldest first; one is active."""
+    api.monitor(name)
+    try:
+        versions = AdaptationRecords(api.daemon.store).model_versions(name)
+    except StoreError:  # no history yet
+        versions = []
+    return {"items": [vars(version).copy() for version in versions]}
+
+
+def rollback_model(api: Api, name: str, to: int | None) -> dict[str, Any]:
+    """Make an earlier model version active again (default: the one before the active one)."""
+    config = api.monitor(name)
+    try:
+        left, now = api.daemon.adaptation.models.rollback(name, config.model, to)
+    except StoreError as error:
+        raise ApiError(409, str(error)) from None
+    api.daemon.metrics.model_version.labels(name).set(now.version)
+    log.info("monitor %s: model rolled back from version %d to %d through the API", name, left.version, now.version)
+    return vars(now).copy()
+
+
 def check_now(api: Api, name: str) -> dict[str, Any]:
     """Run one tick of the monitor now (after any scheduled tick in flight) and report it."""
     api.monitor(name)
@@ -402,6 +425,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/adaptations", list_adaptations, "AdaptationPage",
              (Param("monitor", "query", "string", "only runs of this monitor"),
               Param("state", "query", "enum", "only runs in this state", choices=ADAPTATION_STATES), LIMIT, CURSOR)),
+    Endpoint("GET", "/monitors/{name}/models", list_models, "ModelVersionList", (NAME,)),
+    Endpoint("POST", "/monitors/{name}/models/rollback", rollback_model, "ModelVersion",
+             (NAME, Param("to", "query", "integer", "the version to go back to (default: the one before)", minimum=1)),
+             write=True, errors={409: "there is no earlier version to roll back to"}),
     Endpoint("POST", "/monitors/{name}/check", check_now, "TickReport", (NAME,), write=True,
              errors={409: "the monitor is configured but not running",
                      503: "the tick failed (source down or evaluation error)"}),
@@ -507,8 +534,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ReferenceList": _object(items=_array(_ref("Reference"))),
     "Adaptation": _object(id=_I, monitor=_S, event_id=_I, adapter=_S,
                           state={"type": "string", "enum": list(ADAPTATION_STATES)}, created_at=_T, updated_at=_T,
-                          metrics=_nullable({"type": "object"}), artifact=_nullable(_S), error=_nullable(_S)),
+                          metrics=_nullable({"type": "object"}), artifact=_nullable(_S), error=_nullable(_S),
+                          adapter_type=_nullable(_S), started_at=_nullable(_T), finished_at=_nullable(_T),
+                          reason=_nullable(_S), model_version=_nullable(_I), replica=_nullable(_S)),
     "AdaptationPage": _page_of("Adaptation"),
+    "ModelVersion": _object(version=_I, path=_S, active=_B, created_at=_T, adaptation_id=_nullable(_I),
+                            note=_nullable(_S)),
+    "ModelVersionList": _object(items=_array(_ref("ModelVersion"))),
     "TickReport": _object(monitor=_S, rows_fetched=_I, state=_S, windows=_array(_object(
         seq=_I, rows=_I, state=_S, drift_share=_nullable(_N), drifted_features=_STRINGS, starts_event=_B))),
     "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},

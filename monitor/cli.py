@@ -116,7 +116,6 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
         log.info("configuration: %s", config_path)
     daemon = Daemon(config)
     try:
-        daemon.prepare()
         daemon.run_forever(None if is_demo else lambda: load_config(config_path))
     except SchemaOutOfDate as error:
         _fail(str(error))
@@ -127,7 +126,8 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
 @main.command()
 @config_option
 @click.option("--max-batches", default=100, show_default=True, help="Fetches per monitor at most.")
-def check(config_path: Path | None, max_batches: int) -> None:
+@click.option("--adapt", is_flag=True, help="Also run the adaptations that drift queued, before exiting.")
+def check(config_path: Path | None, max_batches: int, adapt: bool) -> None:
     """One pass over every monitor; exit 0 no drift, 1 drift, 2 error."""
     config, _ = _load(config_path)
     setup_logging("WARNING")
@@ -160,6 +160,8 @@ def check(config_path: Path | None, max_batches: int) -> None:
                 status = EXIT_DRIFT
     for line in lines:
         click.echo(line)
+    for name in daemon.runners if adapt else []:
+        daemon.adaptation.run_pending(name)
     daemon.stop()
     sys.exit(status)
 
@@ -436,6 +438,11 @@ def plugins_command() -> None:
             click.echo(f"    {kind}: {', '.join(names)}")
         if info.error:
             click.echo(f"    ERROR: {info.error}")
+
+
+from monitor.cli_adaptations import register as _register_adaptations  # noqa: E402 - needs main defined
+
+_register_adaptations(main, config_option, lambda path: _load(path), lambda config: _store(config), _fail)
 
 
 @main.group("config")

@@ -60,6 +60,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
 
 
+#: Adapters that hand the event to something outside, so they need no model.
+EXTERNAL_ADAPTERS = frozenset({"webhook", "command", "rebaseline"})
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -235,6 +239,70 @@ class DriftConfig(_Strict):
         None, description="also raise drift when a sequential detector sees the statistic creep up")
 
 
+class ModelConfig(_Strict):
+    """The model a monitor watches over, and the labelled data it was trained on (the source domain)."""
+
+    path: str = Field(description="the model file: a pickle/joblib for sklearn, a state dict for torch")
+    loader: str = Field("sklearn", description="a model loader name (driftd_model_loaders): sklearn, torch, …")
+    options: dict[str, Any] = Field(default_factory=dict, description="loader options, e.g. torch factory and classes")
+    features: list[str] | None = Field(None, description="the model's input columns; default: the numeric features")
+    label: str | None = Field(None, description="the label column, in the training data and in live rows when labels arrive")
+    training_data: str | None = Field(None, description="labelled source rows (CSV/Parquet/JSON lines); default: reference.path")
+    store: str = Field("driftd-models", description="folder where promoted model versions are written")
+
+
+class AdapterConfig(_Strict):
+    """One adapter a monitor runs when drift is confirmed."""
+
+    type: str
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="default: the type")
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: float = Field(600.0, description="seconds before the run is cancelled and marked failed")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @property
+    def label(self) -> str:
+        """The name the adapter's runs are recorded under."""
+        return self.name or self.type
+
+
+class AdaptationConfig(_Strict):
+    """What happens after drift: adapters, the gate, promotion, and how often."""
+
+    adapters: list[AdapterConfig] = Field(min_length=1)
+    cooldown: float = Field(3600.0, description="seconds after an adaptation before the monitor adapts again")
+    target_rows: int = Field(5_000, ge=10, description="recent live rows kept as the target domain")
+    validation_share: float = Field(0.3, gt=0, lt=1, description="labelled rows held out for the gate")
+    min_target_labels: int = Field(30, ge=1, description="held-out target labels needed for them to decide")
+    promote: bool = Field(True, description="promote the gate's winner as a new model version")
+    seed: int = 0
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _adapter_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"type": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _cooldown(cls, value: Any) -> float:
+        return 0.0 if value in (0, "0") else parse_duration(value)
+
+    @field_validator("adapters")
+    @classmethod
+    def _unique(cls, adapters: list[AdapterConfig]) -> list[AdapterConfig]:
+        labels = [adapter.label for adapter in adapters]
+        duplicated = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicated:
+            raise ValueError(f"adapters named more than once: {duplicated} (give each a distinct 'name')")
+        return adapters
+
+
 class MonitorConfig(_Strict):
     """One monitored data source."""
 
@@ -251,7 +319,30 @@ class MonitorConfig(_Strict):
     max_rows: int = Field(10_000, ge=1, description="rows fetched per tick at most")
     fetch_timeout: float = Field(300.0, description="seconds before a fetch that does not return is given up")
     backend: BackendConfig = Field(default_factory=BackendConfig)
+    model: ModelConfig | None = None
+    adaptation: AdaptationConfig | None = None
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _adaptation_needs(self) -> MonitorConfig:
+        if self.model is not None:
+            unknown = sorted(set(self.model_features) - set(self.features.numeric))
+            if unknown:
+                raise ValueError(f"model.features must be numeric features of the monitor; not: {unknown}")
+            if self.model.label is not None and self.model.label in self.features.names:
+                raise ValueError(f"model.label {self.model.label!r} is also a monitored feature")
+        if self.adaptation is not None and self.model is None and any(
+                adapter.type not in EXTERNAL_ADAPTERS for adapter in self.adaptation.adapters):
+            raise ValueError("adaptation needs a 'model' (path, label, training_data) for its adapters "
+                             f"(only {sorted(EXTERNAL_ADAPTERS)} work without one)")
+        return self
+
+    @property
+    def model_features(self) -> list[str]:
+        """The model's input columns (default: every numeric feature)."""
+        if self.model is None:
+            return []
+        return list(self.model.features) if self.model.features else list(self.features.numeric)
 
     @field_validator("fetch_timeout", mode="before")
     @classmethod
@@ -273,6 +364,18 @@ class MonitorConfig(_Strict):
         return value  # anything else: pydantic reports that it is not a mapping of measures
 
 
+class AdaptationPoolConfig(_Strict):
+    """The daemon's pool of adaptation workers."""
+
+    workers: int = Field(2, ge=1, le=64, description="adaptations running at once (one per monitor at most)")
+    stop_timeout: float = Field(30.0, description="seconds a stopping daemon waits for cancelled adaptations")
+
+    @field_validator("stop_timeout", mode="before")
+    @classmethod
+    def _stop_timeout(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
 class DriftdConfig(_Strict):
     """The whole configuration file."""
 
@@ -280,6 +383,7 @@ class DriftdConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    adaptation: AdaptationPoolConfig = Field(default_factory=AdaptationPoolConfig)
     monitors: list[MonitorConfig] = Field(default_factory=list)
 
     @field_validator("monitors")

@@ -14,8 +14,11 @@ from types import FrameType
 from typing import Callable, TextIO
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from monitor.adaptation.service import AdaptationService
 from monitor.api import build_api
+from monitor.backoff import Backoff
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig
 from monitor.engine import MonitorError, MonitorRunner, TickReport
 from monitor.metrics import Metrics
@@ -46,6 +49,9 @@ class Daemon:
         #: This process among the replicas sharing the database.
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._single_replica_lock: TextIO | None = None
+        self._prepared = False
+        self.adaptation = AdaptationService(self.store, self.plugins, self.metrics, self.replica,
+                                            workers=config.adaptation.workers, owns=self._owns)
 
     def prepare(self) -> None:
         """Check the schema (migrating embedded SQLite) and build a runner per enabled monitor.
@@ -53,12 +59,21 @@ class Daemon:
         A monitor that cannot be built is logged and left out; the others run.
         """
         log.info("storage: %s", self.store.describe())
-        if self.store.is_sqlite:
+        if self.store.is_sqlite and self._single_replica_lock is None:
             self._single_replica_lock = _lock_sqlite(self.store)
         self.store.prepare()
         for monitor in self.config.monitors:
-            self._add_monitor(monitor)
+            if monitor.name not in self.runners:
+                self._add_monitor(monitor)
+        self.adaptation.configure({name: runner.config for name, runner in self.runners.items()})
+        self.adaptation.recover()
+        self._prepared = True
         self.plugins.call_event("driftd_startup", config=self.config)
+
+    def _owns(self, monitor: str) -> bool:
+        """Whether this replica evaluates (and so adapts) ``monitor`` now."""
+        runner = self.runners.get(monitor)
+        return runner is not None and (runner.lease is None or runner._lease_held)
 
     def _add_monitor(self, monitor: MonitorConfig) -> None:
         """Build the monitor's runner (and schedule it when running); a failure is logged, not raised."""
@@ -66,7 +81,8 @@ class Daemon:
             return
         try:
             lease = None if self.store.is_sqlite else (self.replica, self.config.storage.lease)
-            runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease)
+            runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease,
+                                   on_adaptation=self.adaptation.notify)
         except MonitorError as error:
             self.broken[monitor.name] = str(error)
             log.error("%s (the monitor is not running)", error)
@@ -106,6 +122,7 @@ class Daemon:
             if name not in old or name in changed:
                 self._add_monitor(monitor)
         self.config = config.model_copy(update={"storage": self.config.storage, "server": self.config.server})
+        self.adaptation.configure({name: runner.config for name, runner in self.runners.items()})
         log.info("reloaded the configuration: %d monitor(s) running (%d added or changed, %d removed)",
                  len(self.runners), sum(1 for name in new if name not in old or name in changed),
                  sum(1 for name in old if name not in new))
@@ -136,18 +153,49 @@ class Daemon:
             reasons.append("scheduler not running")
         return reasons
 
+    def prepare_when_reachable(self, stop: threading.Event) -> bool:
+        """``prepare``, retrying with backoff (capped at 60 s) while a database server is unreachable.
+
+        HTTP is served meanwhile, so ``/readyz`` says why the daemon is not ready. False when
+        ``stop`` was set first. An out-of-date schema, or an SQLite file that cannot be opened,
+        is raised at once: waiting would not fix it.
+        """
+        backoff = Backoff(cap=60.0)
+        while True:
+            try:
+                self.prepare()
+                if backoff.failures:
+                    log.info("storage is reachable again: starting")
+                return True
+            except (OperationalError, InterfaceError) as error:
+                if self.store.is_sqlite:
+                    raise
+                delay = backoff.failed()
+                if backoff.failures == 1:
+                    self.serve_http()
+                    log.error("storage unreachable (%s): not ready; retrying with backoff, next in %.0fs",
+                              _first_line(error), delay)
+                if stop.wait(delay):
+                    return False
+
+    def serve_http(self) -> None:
+        """Start the HTTP port (metrics, health, API) if enabled and not started yet."""
+        if self.http is not None or not self.config.server.enabled:
+            return
+        self.http = HttpServer(create_app(self.metrics, self.readiness, api=build_api(self)),
+                               self.config.server.host, self.config.server.port)
+        self.http.start()
+        log.info("serving the drift page /, /api/v1, /metrics, /healthz, /readyz on http://%s:%d",
+                 self.config.server.host, self.http.port)
+
     def start(self) -> None:
         """Serve HTTP and start ticking every monitor on its schedule."""
-        if self.config.server.enabled:
-            self.http = HttpServer(create_app(self.metrics, self.readiness, api=build_api(self)),
-                                   self.config.server.host, self.config.server.port)
-            self.http.start()
-            log.info("serving the drift page /, /api/v1, /metrics, /healthz, /readyz on http://%s:%d",
-                     self.config.server.host, self.http.port)
+        self.serve_http()
         self.scheduler = Scheduler(workers=min(8, max(1, len(self.runners))), on_lag=self._observe_lag)
         for name, runner in self.runners.items():
             self.scheduler.add(name, runner.config.schedule, self._job(runner))
         self.scheduler.start()
+        self.adaptation.start()
         log.info("running %d monitor(s): %s", len(self.runners), ", ".join(self.runners) or "none")
 
     def _observe_lag(self, monitor: str, seconds: float) -> None:
@@ -191,6 +239,7 @@ class Daemon:
             self.scheduler.stop()
         if self.http is not None:
             self.http.stop()
+        self.adaptation.stop(self.config.adaptation.stop_timeout)
         for runner in self.runners.values():
             runner.close()
         if not self.store.is_sqlite:
@@ -220,6 +269,8 @@ class Daemon:
         if load_config is not None:
             signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())
         try:
+            if not self._prepared and not self.prepare_when_reachable(stop):
+                return
             self.start()
             while not stop.wait(0.5):
                 if reload.is_set():
@@ -255,3 +306,9 @@ def _lock_sqlite(store: Store) -> TextIO | None:
         raise RuntimeError(f"another driftd process is using {database}: SQLite serves a single replica; "
                            "run several replicas on PostgreSQL") from None
     return handle
+
+
+def _first_line(error: BaseException) -> str:
+    """A database error's cause without SQLAlchemy's trailer (and never a password: URLs are not in it)."""
+    cause = getattr(error, "orig", None) or error
+    return f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"

@@ -7,7 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -54,9 +54,13 @@ class MonitorRunner:
     """Runs the ticks of one monitor. Not thread-safe: the scheduler runs one tick at a time."""
 
     def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics,
-                 lease: tuple[str, float] | None = None) -> None:
-        """``lease`` (replica id, seconds): tick only while this replica holds the monitor's lease."""
+                 lease: tuple[str, float] | None = None, on_adaptation: Callable[[str], None] | None = None) -> None:
+        """``lease`` (replica id, seconds): tick only while this replica holds the monitor's lease.
+
+        ``on_adaptation(monitor)`` is called after a drift event with queued adapter runs was committed.
+        """
         self.config = config
+        self.on_adaptation = on_adaptation
         self.lease = lease
         self._lease_held = False
         self.name = config.name
@@ -87,6 +91,7 @@ class MonitorRunner:
         except (KeyError, ValueError, TypeError) as error:
             raise MonitorError(f"monitor {config.name!r}: measures: {error.args[0]}") from None
         _backend(config)
+        _check_adaptation(config, plugins)
         try:
             connector = plugins.connector(config.source.type, config.source.options)
         except Exception as error:  # noqa: BLE001 - any plugin failure becomes a clear monitor error
@@ -104,6 +109,7 @@ class MonitorRunner:
         self.watermark = progress.last_window_end.timestamp() if progress.last_window_end else None
         self.reference: StoredReference | None = None
         self.summary: ReferenceSummary | None = None
+        self.recent = RecentRows(self.config.adaptation.target_rows if self.config.adaptation else 0)
         self._loaded = True
 
     def _history_needed(self) -> int:
@@ -257,7 +263,8 @@ class MonitorRunner:
             self.metrics.publish(self.name, _replace(snapshot, source_up=up))
 
     def _combine(self, table: pa.Table) -> pa.Table:
-        wanted = [*self.kinds, *([self.config.window.timestamp] if self.config.window.timestamp else [])]
+        wanted = [*self.kinds, *([self.config.window.timestamp] if self.config.window.timestamp else []),
+                  *([self.config.model.label] if self.config.model and self.config.model.label else [])]
         present = [name for name in wanted if name in table.column_names]
         if table.num_rows and not present:
             raise MonitorError(f"monitor {self.name!r}: none of the configured columns {wanted} are in the "
@@ -317,12 +324,17 @@ class MonitorRunner:
             log.warning("monitor %s window %d: the sequential detector saw the %s creep up", self.name, seq,
                         self.config.drift.sequential.statistic if self.config.drift.sequential else "statistic")
         self.metrics.evaluation_seconds.labels(self.name).observe(time.perf_counter() - started)
+        self.recent.add(window.rows)
+        adaptation = self.config.adaptation
+        queue = decision.starts_event and adaptation is not None
         return WindowRecord(
             seq=seq, reference_id=self.reference.id, rows=window.rows.num_rows,
             started_at=window.started_at, ended_at=window.ended_at, state=decision.state,
             drift_share=decision.drift_share, drifted_features=decision.drifted_features,
             missing_features=sorted(evaluation.missing), results=evaluation.results,
             starts_event=decision.starts_event, statistic=statistic,
+            target_sample=self.recent.serialised() if queue else None,
+            adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
         )
 
     # ---- after the commit -----------------------------------------------------------------
@@ -355,6 +367,8 @@ class MonitorRunner:
                 self.plugins.call_event("driftd_drift_detected", monitor=self.name, event={
                     "id": ids.event_id, "window_seq": record.seq, "drift_share": record.drift_share,
                     "features": list(record.drifted_features)})
+                if record.adapters and self.on_adaptation is not None:
+                    self.on_adaptation(self.name)
 
     def close(self) -> None:
         """Close the connector and its fetch thread (a hung fetch is left to finish on its own)."""
@@ -371,6 +385,50 @@ def _backend(config: MonitorConfig) -> Backend:
         return resolve_backend(config.backend.name, config.backend.device, config.backend.dtype)
     except (ImportError, ValueError, RuntimeError) as error:
         raise MonitorError(f"monitor {config.name!r}: backend: {error}") from None
+
+
+class RecentRows:
+    """The last ``limit`` rows of evaluated windows: the target domain an adaptation works on."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._tables: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        """Keep a window's rows, dropping the oldest beyond the limit."""
+        if self.limit <= 0 or table.num_rows == 0:
+            return
+        self._tables.append(table)
+        self._rows += table.num_rows
+        while self._rows - self._tables[0].num_rows >= self.limit:
+            self._rows -= self._tables.pop(0).num_rows
+
+    def serialised(self) -> bytes | None:
+        """The kept rows (at most ``limit``, the newest) as Arrow IPC."""
+        if not self._tables:
+            return None
+        table = pa.concat_tables(self._tables, promote_options="permissive")
+        return table_to_bytes(table.slice(max(0, table.num_rows - self.limit)))
+
+
+def _check_adaptation(config: MonitorConfig, plugins: PluginManager) -> None:
+    """Every adapter type is installed and accepts its options, and the model loader exists."""
+    if config.model is not None and config.model.loader not in plugins.provided["model_loaders"]:
+        known = ", ".join(sorted(plugins.provided["model_loaders"])) or "none"
+        raise MonitorError(f"monitor {config.name!r}: model.loader {config.model.loader!r} is not installed "
+                           f"(installed: {known})")
+    for adapter in config.adaptation.adapters if config.adaptation else []:
+        cls = plugins.provided["adapters"].get(adapter.type)
+        if cls is None:
+            known = ", ".join(sorted(plugins.provided["adapters"])) or "none"
+            raise MonitorError(f"monitor {config.name!r}: adaptation: unknown adapter type {adapter.type!r} "
+                               f"(installed: {known})")
+        try:
+            cls(adapter.options)
+        except Exception as error:  # noqa: BLE001 - a plugin's complaint about its options, by name
+            raise MonitorError(f"monitor {config.name!r}: adaptation: adapter {adapter.label!r}: "
+                               f"{_reason(error)}") from None
 
 
 def _window_event(record: WindowRecord) -> dict[str, Any]:

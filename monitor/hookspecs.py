@@ -38,6 +38,16 @@ def driftd_adapters() -> Mapping[str, type]:
 
 
 @hookspec
+def driftd_model_loaders() -> Mapping[str, Any]:
+    """Return model loaders by name, e.g. ``{"sklearn": load_sklearn}``.
+
+    Called once when the plugin manager is built. A loader is ``load(path, options) -> Model``
+    (``monitor.adaptation.Model``); a monitor's ``model.loader`` names it. Loaders must not
+    unpickle files from untrusted places (torch: ``torch.load(..., weights_only=True)``).
+    """
+
+
+@hookspec
 def driftd_divergences() -> Mapping[str, Any]:
     """Return extra divergence measures by name: ``monitor.divergence.Measure`` (per feature) or
     ``MultivariateMeasure`` (all numeric features jointly) instances.
@@ -80,7 +90,12 @@ def driftd_drift_detected(monitor: str, event: Mapping[str, Any]) -> None:
 
 @hookspec
 def driftd_adaptation_finished(monitor: str, adaptation: Mapping[str, Any]) -> None:
-    """Called after an adaptation reached a final state (succeeded, failed or rejected)."""
+    """Called after an adapter's run reached a final state.
+
+    ``adaptation`` holds ``id``, ``event_id``, ``adapter``, ``state`` (succeeded, failed,
+    rejected or promoted), ``reason``, ``metrics``, ``artifact`` and ``model_version``. The
+    return value is ignored.
+    """
 
 
 @hookspec

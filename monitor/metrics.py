@@ -15,6 +15,7 @@ from monitor import __version__
 from monitor.store import ALL_FEATURES
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+ADAPTATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 @dataclass
@@ -123,9 +124,19 @@ class Metrics:
         self.lease_held = Gauge("driftd_lease_held", "1 while this replica holds the monitor's lease "
                                 "(with several replicas on PostgreSQL; always 1 on SQLite).", labels,
                                 registry=self.registry)
+        self.adaptations = Counter("driftd_adaptations", "Adapter runs that ended, by outcome (succeeded, failed, "
+                                   "rejected, promoted, skipped).", ["monitor", "adapter", "outcome"],
+                                   registry=self.registry)
+        self.adaptation_seconds = Histogram("driftd_adaptation_duration_seconds", "Time of one adapter run.",
+                                            ["monitor", "adapter"], buckets=ADAPTATION_BUCKETS, registry=self.registry)
+        self.adaptation_running = Gauge("driftd_adaptation_running", "1 while an adaptation of the monitor runs.",
+                                        labels, registry=self.registry)
+        self.model_version = Gauge("driftd_model_version", "The monitor's active model version (1: as configured; "
+                                   "each promotion adds one).", labels, registry=self.registry)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
-                             self.tick_seconds, self.scheduler_lag, self.lease_held)
+                             self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)
+        self._per_adapter = (self.adaptations, self.adaptation_seconds)
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)
@@ -161,3 +172,12 @@ class Metrics:
                 metric.remove(monitor)
             except KeyError:
                 pass
+        for metric in (*self._per_adapter, self.model_version):
+            for labels in [key for key in _label_sets(metric) if key[0] == monitor]:
+                metric.remove(*labels)
+
+
+def _label_sets(metric: Counter | Histogram | Gauge) -> list[tuple[str, ...]]:
+    """The label values of every child series of a metric."""
+    with metric._lock:  # prometheus_client has no public listing of children
+        return list(metric._metrics)

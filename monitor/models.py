@@ -141,21 +141,48 @@ class DriftEvent(Base):
     features: Mapped[list[str]] = mapped_column(JSON)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: The recent target rows (Arrow IPC) at the time of the event: what adaptation works on.
+    target_sample: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
 
 
 class Adaptation(Base):
-    """An adaptation run for a drift event: pending → running → succeeded | failed | rejected."""
+    """One adapter's run for a drift event.
+
+    pending → running → succeeded | failed | rejected; a succeeded run may become promoted, and a
+    promoted one rolled_back. ``reason`` says why it ended as it did.
+    """
 
     __tablename__ = "adaptations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("drift_events.id", ondelete="CASCADE"), index=True)
     adapter: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     artifact: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    adapter_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    replica: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ModelVersion(Base):
+    """A version of a monitor's model: the configured one, then each promoted challenger."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("monitor_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1000))
+    adaptation_id: Mapped[int | None] = mapped_column(ForeignKey("adaptations.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Lease(Base):

@@ -24,11 +24,20 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.connectors.nats_jetstream",
     "plugins.connectors.mqtt",
     "plugins.connectors.http",
+    "plugins.model_loaders",
+    "plugins.adapters.importance_weighting",
+    "plugins.adapters.feature_alignment",
+    "plugins.adapters.label_shift",
+    "plugins.adapters.finetune",
+    "plugins.adapters.webhook",
+    "plugins.adapters.command",
+    "plugins.adapters.rebaseline",
 )
 ENTRY_POINT_GROUP = "driftd"
 PROVIDER_HOOKS: dict[str, str] = {
     "connectors": "driftd_connectors",
     "adapters": "driftd_adapters",
+    "model_loaders": "driftd_model_loaders",
     "divergences": "driftd_divergences",
     "notifiers": "driftd_notifiers",
 }
@@ -56,6 +65,7 @@ def _is_connector_class(value: Any) -> bool:
 _VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "connectors": _is_connector_class,
     "adapters": lambda value: isinstance(value, type) and callable(getattr(value, "adapt", None)),
+    "model_loaders": callable,
     "divergences": lambda value: callable(getattr(value, "score", None)),
     "notifiers": lambda value: isinstance(value, type) and callable(getattr(value, "notify", None)),
 }

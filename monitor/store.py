@@ -91,6 +91,10 @@ class WindowRecord:
     results: list[ResultRecord]
     starts_event: bool
     statistic: float | None = None
+    #: With ``starts_event``: the recent target rows (Arrow IPC) kept with the event, and the
+    #: adapters (recorded name, type) whose runs are queued as pending in the same transaction.
+    target_sample: bytes | None = field(default=None, repr=False)
+    adapters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,12 @@ class AdaptationRow:
     metrics: dict[str, Any] | None
     artifact: str | None
     error: str | None
+    adapter_type: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str | None = None
+    model_version: int | None = None
+    replica: str | None = None
 
 
 @dataclass(frozen=True)
@@ -394,11 +404,13 @@ class Store:
         )
         event_id = None
         if record.starts_event:
-            drift_event = DriftEvent(monitor_id=monitor_id, window_id=window.id,
-                                     drift_share=record.drift_share, features=record.drifted_features)
+            drift_event = DriftEvent(monitor_id=monitor_id, window_id=window.id, drift_share=record.drift_share,
+                                     features=record.drifted_features, target_sample=record.target_sample)
             session.add(drift_event)
             session.flush()
             event_id = drift_event.id
+            session.add_all(Adaptation(event_id=event_id, adapter=name, adapter_type=kind, state="pending")
+                            for name, kind in record.adapters)
         return CommittedWindow(record.seq, window.id, event_id)
 
     # ---- references -----------------------------------------------------------------------
@@ -622,9 +634,15 @@ class Store:
             if before_id is not None:
                 query = query.where(Adaptation.id < before_id)
             rows = session.execute(query.order_by(Adaptation.id.desc()).limit(limit + 1)).all()
-            runs = [AdaptationRow(run.id, name, run.event_id, run.adapter, run.state, run.created_at, run.updated_at,
-                                  run.metrics, run.artifact, run.error) for run, name in rows[:limit]]
+            runs = [adaptation_row(run, name) for run, name in rows[:limit]]
             return Page(runs, len(rows) > limit)
+
+
+def adaptation_row(run: Adaptation, monitor: str) -> AdaptationRow:
+    """The read-only form of a stored adaptation run."""
+    return AdaptationRow(run.id, monitor, run.event_id, run.adapter, run.state, run.created_at, run.updated_at,
+                         run.metrics, run.artifact, run.error, run.adapter_type, run.started_at, run.finished_at,
+                         run.reason, run.model_version, run.replica)
 
 
 def _event_row(event: DriftEvent, seq: int) -> EventRow:

@@ -37,7 +37,9 @@ Delivery guarantee:
   broker reuses a packet identifier for a byte-identical message on the same topic whose first
   delivery was lost in a disconnect. The broker sends
   at most ``max_buffer`` unacknowledged messages (MQTT 5 receive maximum, capped at 65535), so
-  the buffer never overflows: the backlog waits at the broker instead.
+  the buffer does not overflow: the backlog waits at the broker instead. A broker that sends
+  more anyway (Mosquitto 2.0.11 does, once the first acknowledgement arrives) is logged once,
+  and the extra messages are kept, never dropped: dropping would acknowledge, i.e. lose, them.
 * Without ``persistent_session``, paho acknowledges each message on receipt: rows buffered
   but not yet committed when driftd stops or crashes are LOST, as are messages published
   while it is down or disconnected. With QoS 1 every message published while the connector is
@@ -159,6 +161,7 @@ class MqttConnector(Connector):
         self._problem: str | None = None
         self._unreported = {"dropped": 0, "malformed": 0}
         self._malformed_reason = ""
+        self._overflowed = False  # a persistent session's broker sent more than max_buffer (logged once)
 
     @property
     def buffered(self) -> int:
@@ -203,6 +206,7 @@ class MqttConnector(Connector):
         row["_topic"] = message.topic
         row["_received_at"] = datetime.now(timezone.utc)
         evicted: list[tuple[int, int, int]] = []
+        overflow = False
         with self._lock:
             if self.manual_ack and message.dup and self._acked.get(message.mid) == crc:
                 evicted.append((message.mid, message.qos, crc))  # committed already; the PUBACK was lost
@@ -210,12 +214,17 @@ class MqttConnector(Connector):
                 self._acked.pop(message.mid, None)  # the broker reused the id: the old message is settled
                 self._seq += 1
                 self._buffer.append(_Message(self._seq, message.mid, message.qos, crc, row))
-                while len(self._buffer) > self.config.max_buffer:
+                overflow = self.manual_ack and len(self._buffer) > self.config.max_buffer and not self._overflowed
+                self._overflowed |= overflow
+                while not self.manual_ack and len(self._buffer) > self.config.max_buffer:
                     oldest = self._buffer.popleft()
                     evicted.append((oldest.mid, oldest.qos, oldest.crc))
                     self.dropped += 1
                     self._unreported["dropped"] += 1
         self._ack(evicted)
+        if overflow:
+            log.warning("%s: the broker sent more than max_buffer=%d unacknowledged messages (it ignores the "
+                        "MQTT 5 receive maximum); keeping them all", self.source, self.config.max_buffer)
 
     def _ack(self, messages: list[tuple[int, int, int]]) -> None:
         """Acknowledge ``(packet id, qos, checksum)`` in manual mode; a redelivery of one is acked, not read."""

@@ -124,3 +124,53 @@ def test_storage_outage_keeps_the_daemon_up_and_loses_nothing(tmp_path: Path, po
     finally:
         daemon.stop()
         proxy.close()
+
+
+def test_a_daemon_started_while_the_database_is_down_serves_readyz_and_starts_when_it_returns(
+        tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    import httpx
+
+    upgrade(Store(postgres_url).engine)
+    url = make_url(postgres_url)
+    proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.cut()
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    write_csv(tmp_path / "data" / "part-0.csv", sample_table(1000, seed=0))
+    config = build_config({"storage": {"url": through_proxy}, "server": {"port": 0}, "monitors": [{
+        "name": "m", "source": {"type": "files", "options": {"path": str(tmp_path / "data")}},
+        "features": {"numeric": ["a", "b"], "categorical": ["c"]}, "window": {"rows": 250},
+        "reference": {"first_rows": 500}, "schedule": {"interval": "1s"}}]}, "test", environ={})
+    daemon = Daemon(config)
+    stop = threading.Event()
+    caplog.set_level(logging.INFO)
+    worker = threading.Thread(target=lambda: daemon.prepare_when_reachable(stop) and daemon.start())
+    worker.start()
+    try:
+        for _ in range(100):
+            if daemon.http is not None:
+                break
+            threading.Event().wait(0.1)
+        assert daemon.http is not None, "HTTP is served while the database is down"
+        base = f"http://127.0.0.1:{daemon.http.port}"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.status_code == 503 and "database unreachable" in ready.text
+        assert worker.is_alive() and not daemon.runners, "no monitor runs before the database answers"
+        assert sum("storage unreachable" in r.getMessage() for r in caplog.records) == 1
+        assert "postgres@" not in caplog.text or url.password is None  # the URL's password is never logged
+
+        proxy.restore()
+        worker.join(90)  # the backoff's first delays are 1, 2, 4 s
+        assert not worker.is_alive()
+        for _ in range(100):
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+            threading.Event().wait(0.2)
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert "m" in daemon.runners
+        assert any("storage is reachable again" in r.getMessage() for r in caplog.records)
+    finally:
+        stop.set()
+        worker.join(30)
+        daemon.stop()
+        proxy.close()

@@ -1,0 +1,18 @@
+"""Adaptation: when drift is confirmed, adapters bring the model to the target domain and a gate
+decides whether what they produced beats doing nothing."""
+
+from monitor.adaptation.contract import (
+    AdaptationCancelled,
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    Domain,
+    DriftInfo,
+)
+from monitor.adaptation.model import AdaptedModel, AffineMap, Model, ModelLoadError, SklearnModel, TorchModel
+
+__all__ = [
+    "AdaptationCancelled", "AdaptationContext", "AdaptationResult", "Adapter", "AdapterError", "AdaptedModel",
+    "AffineMap", "Domain", "DriftInfo", "Model", "ModelLoadError", "SklearnModel", "TorchModel",
+]

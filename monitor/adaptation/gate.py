@@ -1,0 +1,366 @@
+"""The gate: promote a challenger only when validated evidence says it beats doing nothing.
+
+The current model (the champion, "no adaptation") is always the baseline. Every challenger and
+the champion are scored on the same held-out rows under one validator, and a challenger passes
+when its estimated accuracy gain over the champion exceeds z standard errors of the paired
+per-row difference (and 0). Of those that pass, the one with the highest estimate wins.
+
+Which validator, decided from the evidence rather than from each adapter's own assumption:
+
+1. Held-out target labels (at least ``min_target_labels``): they decide, by paired accuracy on them.
+2. Without them, the gate asks which shift hypothesis the unlabelled target supports, using a
+   cross-fitted domain classifier between the source and the target (on ``champion.embed(x)``
+   where the model has a representation, else on the raw features):
+
+   * in support - at most 10% of target rows look off the source support (called target with
+     balanced probability > 0.95). Then feature maps are rejected (Occam: the target lies within
+     the source domain; a map would move live rows off their labels), and
+       - label shift, when re-weighting the source classes by q(y)/p(y) (q from calibrated EM on
+         the champion's posteriors) makes the source indistinguishable from the target (AUC within
+         3 null standard errors of 0.5, and clearly below the unweighted AUC): estimates are
+         Σ_y q_y·acc_y on the held-out source rows;
+       - covariate shift otherwise: importance-weighted validation (Sugiyama et al. 2007) with
+         w = p_t/p_s and the Deep Embedded Validation control variate (You et al. 2019,
+         η = -Cov(w·l, w)/Var(w)), provided the weights keep an effective sample share of 5%;
+   * off support - only a map can explain the target: the map hypothesis holds when the mapped
+     target T_inv(target) is indistinguishable from the source (AUC ≤ 0.6). Then every model is
+     scored at T_fwd(x_val) with the labels y_val, weighted by the remaining density ratio
+     between the mapped target and the source (DEV again);
+   * otherwise no label-free hypothesis explains the target.
+
+Nothing promoted without target labels means label-free evidence cannot decide (p(y|x) may have
+changed where no label-free method can see it): ``needs_labels`` is set and the reason says that
+target labels are needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from monitor.adaptation import density
+from monitor.adaptation.contract import AdaptationResult, Domain
+from monitor.adaptation.model import AffineMap, Model
+
+#: Confidence above which the domain classifier's call that a target row is target means off support.
+OFF_SUPPORT_CONFIDENCE = 0.95
+#: The target lies within the source support when at most this share of its rows is off it.
+OFF_SUPPORT_MAX = 0.10
+#: A map explains the target when the mapped target and the source are told apart with at most this AUC.
+MAP_AUC_MAX = 0.60
+#: Class re-weighting explains the target when its AUC is within this many null SEs of 0.5 (cross-fitted
+#: AUCs spread wider than the Mann-Whitney SE says) ...
+LABEL_AUC_SES = 4.0
+#: ... or within this much of 0.5, ...
+LABEL_AUC_SLACK = 0.03
+#: ... and at least this much below the unweighted AUC.
+LABEL_AUC_DROP = 0.03
+#: Importance weights with a smaller effective sample share are too uneven to validate with.
+MIN_ESS_SHARE = 0.05
+#: Density-ratio cross-fitting folds.
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class GateSplit:
+    """The rows the adapters see and the held-out rows only the gate sees."""
+
+    source_train: Domain
+    source_val: Domain
+    target: Domain
+    target_val: Domain
+
+
+@dataclass
+class Verdict:
+    """The gate's judgement of one candidate."""
+
+    name: str
+    passed: bool
+    scores: dict[str, float | str]
+    reason: str
+
+
+@dataclass
+class GateDecision:
+    """Which candidate to promote (None: keep the current model), every verdict, and why."""
+
+    winner: int | None
+    verdicts: list[Verdict]
+    reason: str
+    needs_labels: bool
+
+
+@dataclass
+class _Evidence:
+    """The validator the gate settled on: rows to score models at, their labels and weights."""
+
+    hypothesis: str
+    validator: str
+    summary: str
+    rows: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    strata: np.ndarray | None = None
+    checks: dict[str, float | str] = field(default_factory=dict)
+    map_aucs: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        """Whether models can be scored under this evidence."""
+        return self.rows is not None
+
+
+def split_for_gate(source: Domain, target: Domain, validation_share: float, seed: int) -> GateSplit:
+    """Hold out a share of the labelled source rows (per class) and of the labelled target rows."""
+    if not 0.0 < validation_share < 1.0:
+        raise ValueError(f"validation_share must be between 0 and 1 (got {validation_share})")
+    rng = np.random.default_rng(seed)
+    source_held = _stratified_pick(source, validation_share, rng)
+    target_held = _stratified_pick(target, validation_share, rng)
+    source_kept = np.setdiff1d(np.arange(source.rows), source_held)
+    masked = None if target.labelled is None else target.labelled.copy()
+    if masked is not None:
+        masked[target_held] = False
+    return GateSplit(source.take(source_kept), source.take(source_held),
+                     Domain(target.features, target.feature_names, target.labels, masked), target.take(target_held))
+
+
+def judge(champion: Model, candidates: Sequence[tuple[str, AdaptationResult]], split: GateSplit, seed: int = 0,
+          z: float = 2.0, min_target_labels: int = 30) -> GateDecision:
+    """Judge each candidate against the champion; fill their ``passed``/``scores``/``reason``."""
+    if split.target_val.labelled_rows >= min_target_labels:
+        evidence = _target_label_evidence(split.target_val)
+    else:
+        evidence = _label_free_evidence(champion, candidates, split, seed)
+    champion_correct = _correct(champion, evidence) if evidence.usable else None
+    verdicts = [_verdict(index, name, result, champion_correct, evidence, z, min_target_labels)
+                for index, (name, result) in enumerate(candidates)]
+    for (_, result), verdict in zip(candidates, verdicts):
+        if result.assumption != "none":
+            result.passed, result.scores, result.reason = verdict.passed, dict(verdict.scores), verdict.reason
+    return _decide(verdicts, evidence, split)
+
+
+def _stratified_pick(domain: Domain, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of about ``share`` of the labelled rows, drawn class by class."""
+    if domain.labels is None or domain.labelled is None:
+        return np.zeros(0, dtype=int)
+    labelled = np.flatnonzero(domain.labelled)
+    picked = []
+    for value in np.unique(domain.labels[labelled]):
+        rows = rng.permutation(labelled[domain.labels[labelled] == value])
+        picked.append(rows[: int(round(share * len(rows)))])
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
+
+
+def _target_label_evidence(target_val: Domain) -> _Evidence:
+    """Held-out target labels: every row counts once."""
+    held = target_val.with_labels()
+    return _Evidence("target_labels", "target_labels", f"judged on {held.rows} held-out target labels",
+                     held.features, held.labels, np.ones(held.rows), checks={"target_labels": float(held.rows)})
+
+
+def _label_free_evidence(champion: Model, candidates: Sequence[tuple[str, AdaptationResult]], split: GateSplit,
+                         seed: int) -> _Evidence:
+    """The validator the unlabelled target supports (see the module docstring)."""
+    val = split.source_val.with_labels()
+    if val.rows < 2 or split.target.rows < 2:
+        return _Evidence("none", "none", f"too few rows to validate on ({val.rows} held-out labelled source rows, "
+                                         f"{split.target.rows} target rows)")
+    source_rows = np.vstack([val.features, split.source_train.features])
+    space = _Space(champion, source_rows)
+    raw = density.classifier_fit(space.source, space.of(split.target.features), folds=FOLDS, seed=seed)
+    off_share = raw.off_support_share(OFF_SUPPORT_CONFIDENCE)
+    checks: dict[str, float | str] = {"domain_auc": raw.auc, "off_support_share": off_share}
+    map_aucs = {index: density.domain_auc(space.source, space.of(result.feature_map(split.target.features)),
+                                          folds=FOLDS, seed=seed)
+                for index, (_, result) in enumerate(candidates)
+                if result.assumption == "map" and result.feature_map is not None}
+    if off_share <= OFF_SUPPORT_MAX:
+        evidence = _in_support_evidence(champion, split, val, space, raw, seed, checks)
+    else:
+        evidence = _map_evidence(candidates, split, val, space, map_aucs, seed, checks)
+    evidence.map_aucs = map_aucs
+    return evidence
+
+
+class _Space:
+    """Where density ratios are computed: the champion's embedding when it has one, else raw features."""
+
+    def __init__(self, champion: Model, source_rows: np.ndarray) -> None:
+        self.champion = champion
+        embedded = champion.embed(source_rows)
+        self.embedded = embedded is not None
+        self.source = source_rows if embedded is None else embedded
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """The rows in the space."""
+        embedded = self.champion.embed(rows) if self.embedded else None
+        return rows if embedded is None else embedded
+
+
+def _in_support_evidence(champion: Model, split: GateSplit, val: Domain, space: _Space, raw: density.DomainFit,
+                         seed: int, checks: dict[str, float | str]) -> _Evidence:
+    """Label shift when class re-weighting explains the target, else covariate shift."""
+    label = _label_shift_evidence(champion, split, val, space, raw, seed, checks)
+    if label is not None:
+        return label
+    weights = raw.source_ratio[: val.rows]
+    checks["ess_share"] = density.ess_share(weights)
+    where = f"the target lies within the source support ({checks['off_support_share']:.0%} of its rows off it)"
+    if checks["ess_share"] < MIN_ESS_SHARE:
+        return _Evidence("none", "none", f"{where}, but the importance weights are too uneven to validate with "
+                                         f"(effective sample share {checks['ess_share']:.1%})", checks=checks)
+    return _Evidence("covariate", "dev", f"under covariate shift ({where}; importance-weighted validation with "
+                                        f"the DEV control variate)", val.features, val.labels, weights, checks=checks)
+
+
+def _label_shift_evidence(champion: Model, split: GateSplit, val: Domain, space: _Space, raw: density.DomainFit,
+                          seed: int, checks: dict[str, float | str]) -> _Evidence | None:
+    """The label-shift validator when re-weighting the source classes explains the target, else None."""
+    train = split.source_train.with_labels()
+    features = np.vstack([val.features, train.features])
+    index = _class_index(champion.classes, np.concatenate([val.labels, train.labels]))
+    if index is None or len(np.unique(index[: val.rows])) < len(champion.classes):
+        return None
+    # the champion learnt from the whole source, so all labelled source rows calibrate it equally well
+    source_priors, target_priors = density.estimate_target_priors(
+        champion.predict_proba(features), index, champion.predict_proba(split.target.features))
+    ratios = target_priors / np.clip(source_priors, 1e-12, None)
+    label_auc = density.domain_auc(space.of(features), space.of(split.target.features),
+                                   source_weight=ratios[index], folds=FOLDS, seed=seed)
+    checks["label_auc"] = label_auc
+    null_se = density.auc_null_se(density.effective_sample_size(ratios[index]), split.target.rows)
+    if label_auc > 0.5 + max(LABEL_AUC_SES * null_se, LABEL_AUC_SLACK) or raw.auc - label_auc < LABEL_AUC_DROP:
+        return None
+    val_index = index[: val.rows]
+    weights = (target_priors / np.clip(density.class_priors(val_index, len(source_priors)), 1e-12, None))[val_index]
+    return _Evidence("label", "iwv", f"under label shift (re-weighting the source classes explains the target: "
+                                     f"domain AUC {label_auc:.2f} against {raw.auc:.2f} unweighted)",
+                     val.features, val.labels, weights, val_index, checks)
+
+
+def _map_evidence(candidates: Sequence[tuple[str, AdaptationResult]], split: GateSplit, val: Domain, space: _Space,
+                  map_aucs: dict[int, float], seed: int, checks: dict[str, float | str]) -> _Evidence:
+    """The map validator of the map that best explains an off-support target, if one does."""
+    off = f"the target is {checks['off_support_share']:.0%} off the source support"
+    if not map_aucs or min(map_aucs.values()) > MAP_AUC_MAX:
+        best = f" (best AUC after mapping {min(map_aucs.values()):.2f})" if map_aucs else ""
+        return _Evidence("none", "none", f"{off} and no feature map makes it indistinguishable from the source{best}",
+                         checks=checks)
+    chosen = min(map_aucs, key=map_aucs.__getitem__)
+    name, result = candidates[chosen]
+    assert result.feature_map is not None
+    to_source: AffineMap = result.feature_map
+    mapped = space.of(to_source(split.target.features))
+    source_rows = np.vstack([space.of(val.features), space.of(split.source_train.features)])
+    weights = density.classifier_fit(source_rows, mapped, folds=FOLDS, seed=seed).source_ratio[: val.rows]
+    checks["map_auc"] = map_aucs[chosen]
+    return _Evidence("map", "dev", f"under the feature map of {name} ({off}; mapped back it is indistinguishable "
+                                   f"from the source, AUC {map_aucs[chosen]:.2f})",
+                     to_source.inverse()(val.features), val.labels, weights, checks=checks)
+
+
+def _class_index(classes: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """Each label's position in ``classes``, or None when a label is not among them."""
+    lookup = {value: index for index, value in enumerate(classes.tolist())}
+    try:
+        return np.array([lookup[label] for label in labels.tolist()], dtype=int)
+    except KeyError:
+        return None
+
+
+def _correct(model: Model, evidence: _Evidence) -> np.ndarray:
+    """1 where the model predicts the evidence rows' labels, else 0."""
+    assert evidence.rows is not None and evidence.labels is not None
+    return (model.predict(evidence.rows) == evidence.labels).astype(float)
+
+
+def _verdict(index: int, name: str, result: AdaptationResult, champion_correct: np.ndarray | None,
+             evidence: _Evidence, z: float, min_target_labels: int) -> Verdict:
+    """Score one candidate under the evidence and say whether it passes."""
+    if result.assumption == "none":
+        return Verdict(name, False, {}, f"not validated: a {result.remedy} remedy assumes nothing the gate can check")
+    if result.model is None:
+        return Verdict(name, False, {}, "rejected: the adapter produced no model to validate")
+    if result.assumption == "labels" and evidence.hypothesis != "target_labels":
+        return Verdict(name, False, {}, f"rejected: a {result.remedy} remedy is judged on held-out target labels "
+                                        f"only, and fewer than {min_target_labels} are held out")
+    if champion_correct is None:
+        return Verdict(name, False, dict(evidence.checks),
+                       f"not validated: {evidence.summary}; target labels are needed")
+    scores = _scores(result.model, champion_correct, evidence, z)
+    if index in evidence.map_aucs:
+        scores["map_auc"] = evidence.map_aucs[index]
+    gain, noise = float(scores["gain"]), float(scores["noise"])
+    if result.assumption == "map" and evidence.hypothesis in ("covariate", "label"):
+        return Verdict(name, False, scores, "rejected: the target lies within the source domain; "
+                                            "a map would move live rows off their labels")
+    if gain > max(noise, 0.0):
+        return Verdict(name, True, scores, f"passed: gain {gain:+.3f} exceeds the noise {noise:.3f} {evidence.summary}")
+    return Verdict(name, False, scores, f"rejected: gain {gain:+.3f} does not exceed the noise {noise:.3f} "
+                                        f"{evidence.summary}")
+
+
+def _scores(model: Model, champion_correct: np.ndarray, evidence: _Evidence, z: float) -> dict[str, float | str]:
+    """Estimated accuracies, the paired gain and its noise (z × standard error), and the checks."""
+    assert evidence.weights is not None
+    control = evidence.validator == "dev"
+    champion_estimate, _ = _weighted_mean(champion_correct, evidence.weights, control, evidence.strata)
+    gain, error = _weighted_mean(_correct(model, evidence) - champion_correct, evidence.weights, control,
+                                 evidence.strata)
+    return {"estimate": champion_estimate + gain, "champion_estimate": champion_estimate, "gain": gain,
+            "noise": z * error, "validator": evidence.validator, "hypothesis": evidence.hypothesis,
+            **evidence.checks}
+
+
+def _weighted_mean(values: np.ndarray, weights: np.ndarray, control_variate: bool,
+                   strata: np.ndarray | None = None) -> tuple[float, float]:
+    """Importance-weighted mean of per-row values and its standard error, with DEV's control variate.
+
+    With ``strata`` (weights constant within each) the error is the stratified one, Σ_s W_s² var_s / n_s.
+    """
+    weighted = weights * values
+    if strata is not None:
+        return float(weighted.mean()), _stratified_error(values, weights, strata)
+    spread = float(np.var(weights, ddof=1)) if len(weights) > 1 else 0.0
+    if control_variate and spread > 0:
+        eta = -float(np.cov(weighted, weights)[0, 1]) / spread
+        weighted = weighted + eta * (weights - 1.0)
+    error = float(np.std(weighted, ddof=1) / np.sqrt(len(weighted))) if len(weighted) > 1 else float("inf")
+    return float(weighted.mean()), error
+
+
+def _stratified_error(values: np.ndarray, weights: np.ndarray, strata: np.ndarray) -> float:
+    """Standard error of Σ_s W_s·mean_s(values), W_s the stratum's share of the total weight."""
+    variance = 0.0
+    for stratum in np.unique(strata):
+        inside = strata == stratum
+        share = float(weights[inside].sum() / len(weights))
+        count = int(inside.sum())
+        variance += share**2 * (float(np.var(values[inside], ddof=1)) / count if count > 1 else 0.0)
+    return float(np.sqrt(variance))
+
+
+def _decide(verdicts: list[Verdict], evidence: _Evidence, split: GateSplit) -> GateDecision:
+    """The passed candidate with the highest estimate, or none and why."""
+    passed = [index for index, verdict in enumerate(verdicts) if verdict.passed]
+    if passed:
+        winner = max(passed, key=lambda index: float(verdicts[index].scores["estimate"]))
+        scores = verdicts[winner].scores
+        return GateDecision(winner, verdicts, f"{verdicts[winner].name} promoted: estimated target accuracy "
+                            f"{float(scores['estimate']):.3f} against {float(scores['champion_estimate']):.3f} without "
+                            f"adaptation (gain {float(scores['gain']):+.3f}, noise {float(scores['noise']):.3f}) "
+                            f"{evidence.summary}", False)
+    if evidence.hypothesis == "target_labels":
+        return GateDecision(None, verdicts, f"no adaptation promoted: {evidence.summary}, no challenger beat the "
+                                            f"current model by more than the noise", False)
+    if not evidence.usable:
+        return GateDecision(None, verdicts, f"no adaptation promoted: {evidence.summary}; target labels are needed "
+                                            f"(have {split.target_val.labelled_rows} held out)", True)
+    return GateDecision(None, verdicts, f"no adaptation promoted: no challenger beat the current model by more than "
+                                        f"the validator's noise {evidence.summary}; label-free evidence cannot rule out "
+                                        f"a change of p(y|x), so target labels are needed", True)

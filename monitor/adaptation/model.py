@@ -1,0 +1,273 @@
+"""Models the adapters work on: a small common face over scikit-learn estimators and torch modules.
+
+A model answers ``predict_proba(X)`` over its ``classes``. Adapters wrap the current model with a
+feature map or a prior correction (``AdaptedModel``), or retrain it (``refit``). ``save`` writes a
+model version as a folder with a ``manifest.json``; ``monitor.adaptation.versions`` reads it back.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+import pickle  # noqa: S403 - only from trusted places, see load_pickle
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+
+class ModelLoadError(Exception):
+    """A model could not be loaded or saved; the message names the path and the cause."""
+
+
+@dataclass(frozen=True)
+class AffineMap:
+    """x ↦ A x + b on feature rows."""
+
+    matrix: np.ndarray
+    offset: np.ndarray
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """Map the rows of ``features``."""
+        return features @ self.matrix.T + self.offset
+
+    def inverse(self) -> AffineMap:
+        """The map back (A⁻¹ (x - b))."""
+        inverse = np.linalg.inv(self.matrix)
+        return AffineMap(inverse, -inverse @ self.offset)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"matrix": self.matrix.tolist(), "offset": self.offset.tolist()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AffineMap:
+        """Read back ``to_json``."""
+        return cls(np.asarray(data["matrix"], dtype=float), np.asarray(data["offset"], dtype=float))
+
+
+class Model:
+    """A classifier over ``classes``; subclasses wrap a concrete library."""
+
+    #: The loader that reads this model's files back (``driftd_model_loaders`` name).
+    loader: str = ""
+    classes: np.ndarray
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities, one row per input row, columns in ``classes`` order."""
+        raise NotImplementedError
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The most probable class of each row."""
+        return self.classes[np.argmax(self.predict_proba(features), axis=1)]
+
+    def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
+        """A new model of the same kind trained on these rows (the current one is left as it is)."""
+        raise ModelLoadError(f"a {type(self).__name__} cannot be retrained")
+
+    def embed(self, features: np.ndarray) -> np.ndarray | None:
+        """The model's learnt representation of the rows, where it has a feature extractor."""
+        return None
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write the model's files into ``directory``; return the manifest entries that find them."""
+        raise NotImplementedError
+
+
+class SklearnModel(Model):
+    """A fitted scikit-learn classifier (anything with ``predict_proba`` and ``classes_``)."""
+
+    loader = "sklearn"
+
+    def __init__(self, estimator: Any) -> None:
+        if not callable(getattr(estimator, "predict_proba", None)) or not hasattr(estimator, "classes_"):
+            raise ModelLoadError(f"{type(estimator).__name__} is not a fitted classifier with predict_proba")
+        self.estimator = estimator
+        self.classes = np.asarray(estimator.classes_)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities from the estimator."""
+        return np.asarray(self.estimator.predict_proba(features), dtype=float)
+
+    def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
+        """Clone the estimator's settings and fit it on these rows with these weights."""
+        try:
+            from sklearn.base import clone
+            fresh = clone(self.estimator)
+        except ImportError:  # pragma: no cover - sklearn estimators come with sklearn
+            fresh = copy.deepcopy(self.estimator)
+        fresh.fit(features, labels, sample_weight=sample_weight)
+        return SklearnModel(fresh)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Pickle the estimator into ``model.pkl`` (readable by this user only)."""
+        path = directory / "model.pkl"
+        with open(path, "wb", opener=_private_opener) as handle:
+            pickle.dump(self.estimator, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"loader": self.loader, "file": path.name, "options": {}}
+
+
+class TorchModel(Model):
+    """A torch module that returns class logits; built by ``factory`` and loaded from a state dict."""
+
+    loader = "torch"
+
+    def __init__(self, module: Any, classes: Any, factory: str, factory_options: Mapping[str, Any] | None = None) -> None:
+        self.module = module
+        self.classes = np.asarray(classes)
+        self.factory = factory
+        self.factory_options = dict(factory_options or {})
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Softmax of the module's logits, computed without gradients."""
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            logits = self.module(torch.as_tensor(np.asarray(features), dtype=torch.float32))
+            return torch.softmax(logits, dim=1).double().numpy()
+
+    def embed(self, features: np.ndarray) -> np.ndarray | None:
+        """The module's ``embed`` output, when the module has one."""
+        embed = getattr(self.module, "embed", None)
+        if not callable(embed):
+            return None
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            return embed(torch.as_tensor(np.asarray(features), dtype=torch.float32)).double().numpy()
+
+    def fresh_module(self) -> Any:
+        """A new module from the same factory (untrained weights)."""
+        return call_factory(self.factory, self.factory_options)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write the state dict into ``model.pt`` (loaded back with ``weights_only=True``)."""
+        import torch
+
+        path = directory / "model.pt"
+        with open(path, "wb", opener=_private_opener) as handle:
+            torch.save(self.module.state_dict(), handle)
+        return {"loader": self.loader, "file": path.name,
+                "options": {"factory": self.factory, "factory_options": self.factory_options,
+                            "classes": self.classes.tolist()}}
+
+
+class AdaptedModel(Model):
+    """A base model behind a feature map (applied to inputs) and/or a class-prior correction."""
+
+    def __init__(self, base: Model, input_map: AffineMap | None = None, prior_ratios: np.ndarray | None = None) -> None:
+        self.base = base
+        self.input_map = input_map
+        self.prior_ratios = None if prior_ratios is None else np.asarray(prior_ratios, dtype=float)
+        self.classes = base.classes
+        self.loader = base.loader
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """The base model's probabilities on mapped inputs, re-weighted by the prior ratios."""
+        inputs = features if self.input_map is None else self.input_map(features)
+        proba = self.base.predict_proba(inputs)
+        if self.prior_ratios is not None:
+            proba = proba * self.prior_ratios
+            proba /= np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
+        return proba
+
+    def embed(self, features: np.ndarray) -> np.ndarray | None:
+        """The base model's representation of the mapped inputs."""
+        return self.base.embed(features if self.input_map is None else self.input_map(features))
+
+    def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
+        """Retrain the base model (the map and the prior correction are kept)."""
+        inputs = features if self.input_map is None else self.input_map(features)
+        return AdaptedModel(self.base.refit(inputs, labels, sample_weight), self.input_map, self.prior_ratios)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """The base model's files, plus the map and the ratios in the manifest."""
+        entry = self.base.save(directory)
+        if self.input_map is not None:
+            entry["input_map"] = self.input_map.to_json()
+        if self.prior_ratios is not None:
+            entry["prior_ratios"] = self.prior_ratios.tolist()
+        return entry
+
+
+def unwrap(model: Model) -> tuple[Model, AffineMap | None, np.ndarray | None]:
+    """The base model, input map and prior ratios of a model (plain models have neither)."""
+    if isinstance(model, AdaptedModel):
+        return model.base, model.input_map, model.prior_ratios
+    return model, None, None
+
+
+def call_factory(factory: str, options: Mapping[str, Any]) -> Any:
+    """Import ``package.module:callable`` and call it with ``options`` (a name from trusted config)."""
+    module_name, _, attribute = factory.partition(":")
+    if not module_name or not attribute:
+        raise ModelLoadError(f"factory {factory!r} must look like 'package.module:function'")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ModelLoadError(f"factory {factory!r} cannot be imported: {error}") from None
+    return function(**dict(options))
+
+
+def load_pickle(path: Path) -> Any:
+    """Unpickle a file that only this user (or root) can have written.
+
+    Unpickling runs code, so the file and its folder must be owned by this user or root and not
+    writable by group or others, as ssh demands of its keys. Anything else is refused.
+    """
+    for checked in (path, path.parent):
+        try:
+            info = checked.stat()
+        except OSError as error:
+            raise ModelLoadError(f"{path}: cannot read: {error.strerror}") from None
+        if info.st_uid not in (os.getuid(), 0):
+            raise ModelLoadError(f"{path}: refusing to unpickle: {checked} is owned by another user")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (checked.is_dir() and info.st_mode & stat.S_ISVTX):
+            raise ModelLoadError(f"{path}: refusing to unpickle: {checked} is writable by group or others "
+                                 f"(chmod go-w {checked})")
+    try:
+        if path.suffix == ".joblib":
+            import joblib
+            return joblib.load(path)
+        with open(path, "rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - trusted by the checks above
+    except Exception as error:  # noqa: BLE001 - any unpickling failure is a load error
+        raise ModelLoadError(f"{path}: cannot load the model: {type(error).__name__}: {error}") from None
+
+
+def load_sklearn(path: Path, options: Mapping[str, Any]) -> Model:
+    """A scikit-learn classifier from a pickle or joblib file."""
+    return SklearnModel(load_pickle(path))
+
+
+def load_torch(path: Path, options: Mapping[str, Any]) -> Model:
+    """A torch module: ``options.factory`` builds it, the file holds its state dict (weights only)."""
+    import torch
+
+    factory, classes = options.get("factory"), options.get("classes")
+    if not factory or classes is None:
+        raise ModelLoadError(f"{path}: a torch model needs options 'factory' (package.module:function) and 'classes'")
+    module = call_factory(str(factory), options.get("factory_options") or {})
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        module.load_state_dict(state)
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(f"{path}: cannot load the torch state dict: {type(error).__name__}: {error}") from None
+    return TorchModel(module, classes, str(factory), options.get("factory_options") or {})
+
+
+def write_manifest(directory: Path, entry: Mapping[str, Any]) -> None:
+    """Write ``manifest.json`` last, so a folder with a manifest is a complete version."""
+    temporary = directory / "manifest.json.tmp"
+    temporary.write_text(json.dumps(dict(entry), indent=2), encoding="utf-8")
+    os.replace(temporary, directory / "manifest.json")
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

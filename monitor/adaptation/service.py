@@ -1,0 +1,175 @@
+"""The adaptation service: a bounded worker pool that adapts each monitor off the scheduler thread.
+
+One event at a time per monitor, a cooldown after each, and the state of every run in SQL. At
+start-up, runs a stopped process left "running" are marked failed with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Callable, Mapping
+
+from monitor.adaptation.records import AdaptationRecords
+from monitor.adaptation.runner import EventAdaptation
+from monitor.adaptation.versions import ModelStore
+from monitor.config import MonitorConfig
+from monitor.metrics import Metrics
+from monitor.models import utcnow
+from monitor.plugins import PluginManager
+from monitor.store import AdaptationRow, Store
+
+log = logging.getLogger("driftd.adaptation")
+
+#: Seconds between looks for queued runs (events queued by other paths, cooldowns that ended).
+SWEEP_SECONDS = 5.0
+
+
+class AdaptationService:
+    """Runs queued adaptations of the monitors this replica owns, ``workers`` at a time."""
+
+    def __init__(self, store: Store, plugins: PluginManager, metrics: Metrics, replica: str, workers: int = 2,
+                 owns: Callable[[str], bool] = lambda monitor: True) -> None:
+        self.store = store
+        self.records = AdaptationRecords(store)
+        self.models = ModelStore(self.records, plugins.provided["model_loaders"])
+        self.plugins = plugins
+        self.metrics = metrics
+        self.replica = replica
+        self.owns = owns
+        self.monitors: dict[str, MonitorConfig] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="driftd-adapt")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._stopped = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self._started = False
+        self._idle = threading.Condition(self._lock)
+
+    def configure(self, monitors: Mapping[str, MonitorConfig]) -> None:
+        """Set the monitors that adapt (those with an ``adaptation`` section); publish their model versions."""
+        self.monitors = {name: config for name, config in monitors.items() if config.adaptation is not None}
+        for name, config in self.monitors.items():
+            self._publish_version(name, config)
+
+    def recover(self) -> list[AdaptationRow]:
+        """Fail runs left "running" by a process that is gone (all of them on single-replica SQLite)."""
+        interrupted = self.records.fail_interrupted(self.replica, everyone=self.store.is_sqlite)
+        for run in interrupted:
+            log.warning("monitor %s: adaptation %d (%s) was interrupted by a restart; marked failed",
+                        run.monitor, run.id, run.adapter)
+            self.metrics.adaptations.labels(run.monitor, run.adapter, "failed").inc()
+            self._announce(run)
+        return interrupted
+
+    def start(self) -> None:
+        """Look for queued runs now and every few seconds (call ``recover`` first).
+
+        Until then (``driftd check``, tests), drift only queues runs; ``run_pending`` runs them.
+        """
+        self._started = True
+        for monitor in self.records.monitors_with_pending():
+            self._maybe_start(monitor)
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="driftd-adapt-sweep", daemon=True)
+        self._sweeper.start()
+
+    def notify(self, monitor: str) -> None:
+        """A drift event with queued runs was committed for ``monitor``: start when allowed."""
+        self._maybe_start(monitor)
+
+    def stop(self, wait: float = 30.0) -> None:
+        """Cancel the runs in flight and wait up to ``wait`` seconds for them to record that."""
+        self._stopped.set()
+        self._cancelled.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        waiter = threading.Thread(target=self._pool.shutdown, kwargs={"wait": True}, daemon=True)
+        waiter.start()
+        waiter.join(wait)
+        if waiter.is_alive():
+            log.warning("adaptations still running after %gs; they will be marked failed at the next start", wait)
+
+    def run_pending(self, monitor: str) -> None:
+        """Run the monitor's newest queued event now, on the calling thread (``driftd check --adapt``, tests).
+
+        Waits for a run of the monitor already in flight; ignores the cooldown (an operator asked).
+        """
+        config = self.monitors.get(monitor)
+        if config is None:
+            return
+        with self._idle:
+            self._idle.wait_for(lambda: monitor not in self._busy)
+            self._busy.add(monitor)
+        self._work(monitor, config)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no adaptation runs; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._busy, timeout)
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _sweep_forever(self) -> None:
+        while not self._stopped.wait(SWEEP_SECONDS):
+            try:
+                if not self.store.is_sqlite:
+                    self.recover()  # runs of replicas that died since
+                for monitor in self.records.monitors_with_pending():
+                    self._maybe_start(monitor)
+                for name, config in self.monitors.items():
+                    self._publish_version(name, config)
+            except Exception:  # noqa: BLE001 - e.g. the database is down: try again next sweep
+                log.warning("adaptation sweep failed; retrying in %gs", SWEEP_SECONDS, exc_info=True)
+
+    def _maybe_start(self, monitor: str) -> None:
+        config = self.monitors.get(monitor)
+        if (config is None or not self._started or self._stopped.is_set() or not self.owns(monitor)
+                or self._cooling_down(monitor, config)):
+            return
+        with self._lock:
+            if monitor in self._busy:
+                return
+            self._busy.add(monitor)
+        try:
+            self._pool.submit(self._work, monitor, config)
+        except RuntimeError:  # the pool is shutting down
+            with self._idle:
+                self._busy.discard(monitor)
+                self._idle.notify_all()
+
+    def _cooling_down(self, monitor: str, config: MonitorConfig) -> bool:
+        assert config.adaptation is not None
+        last = self.records.last_finished(monitor)
+        return last is not None and utcnow() < last + timedelta(seconds=config.adaptation.cooldown)
+
+    def _work(self, monitor: str, config: MonitorConfig) -> None:
+        self.metrics.adaptation_running.labels(monitor).set(1)
+        try:
+            event = self.records.next_event(monitor)
+            if event is not None:
+                EventAdaptation(config, self.store, self.records, self.models, self.plugins.provided["adapters"],
+                                self.metrics, self.replica, self._cancelled, self._announce).run(event)
+        except Exception:  # noqa: BLE001 - one monitor's failure must not stop the pool
+            log.exception("monitor %s: adaptation failed unexpectedly", monitor)
+        finally:
+            self.metrics.adaptation_running.labels(monitor).set(0)
+            with self._idle:
+                self._busy.discard(monitor)
+                self._idle.notify_all()
+
+    def _announce(self, run: AdaptationRow) -> None:
+        self.plugins.call_event("driftd_adaptation_finished", monitor=run.monitor, adaptation={
+            "id": run.id, "event_id": run.event_id, "adapter": run.adapter, "state": run.state,
+            "reason": run.reason, "metrics": run.metrics, "artifact": run.artifact,
+            "model_version": run.model_version})
+
+    def _publish_version(self, monitor: str, config: MonitorConfig) -> None:
+        if config.model is None:
+            return
+        try:
+            active = self.records.active_model(monitor)
+        except Exception:  # noqa: BLE001 - the monitor has no history yet, or the database is down
+            return
+        self.metrics.model_version.labels(monitor).set(active.version if active else 1)

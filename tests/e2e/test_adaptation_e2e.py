@@ -1,0 +1,68 @@
+"""The real daemon adapts: drift on a files source queues the adapters, the gate's decision, scores and
+artifact land in SQL, the API and the metrics; killing the daemon mid-adaptation leaves a clean record."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.adaptation_scenario import build_scenario
+from tests.e2e.conftest import Driftd, query, wait_for, write_config
+
+pytest.importorskip("sklearn")
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
+
+
+def _state(db: Path, adapter: str) -> str | None:
+    rows = query(db, "SELECT state FROM adaptations WHERE adapter = ? ORDER BY id DESC", adapter)
+    return rows[0][0] if rows else None
+
+
+def test_drift_adapts_and_a_kill_mid_adaptation_is_explained_after_restart(
+        tmp_path: Path, driftd_process: Callable[..., Driftd]) -> None:
+    scenario = build_scenario(tmp_path / "data", "affine")
+    monitor = scenario.monitor(["feature_alignment", "label_shift",
+                                {"type": "command", "name": "retrain", "timeout": "10m",
+                                 "options": {"argv": SLEEPER}}])
+    monitor["schedule"] = {"interval": "1s"}
+    db = tmp_path / "driftd.db"
+    daemon = driftd_process(["--config", "driftd.yaml"])
+    write_config(tmp_path / "driftd.yaml", daemon.port, [monitor], db=db)
+    daemon.start()
+    daemon.wait_http()
+    scenario.write_live("a.csv", shifted=False, rows=500)
+    wait_for(lambda: query(db, "SELECT count(*) FROM windows")[0][0] >= 1, 30, process=daemon)
+    scenario.write_live("b.csv", shifted=True, rows=1500)
+    wait_for(lambda: _state(db, "retrain") == "running", 90, message="the command adapter running", process=daemon)
+
+    # the gate already decided for the adapters that ran before the command
+    [(state, reason, metrics, artifact, version)] = query(
+        db, "SELECT state, reason, metrics, artifact, model_version FROM adaptations WHERE adapter = 'feature_alignment'")
+    assert state == "promoted" and version == 2, reason
+    scores = json.loads(metrics)["scores"]
+    assert scores["gain"] > scores["noise"] > 0
+    assert Path(artifact, "manifest.json").is_file()
+    body = daemon.get("/metrics").text
+    assert 'driftd_adaptations_total{adapter="feature_alignment",monitor="adapt",outcome="promoted"} 1.0' in body
+    assert 'driftd_model_version{monitor="adapt"} 2.0' in body
+    assert 'driftd_adaptation_running{monitor="adapt"} 1.0' in body
+
+    daemon.kill()  # SIGKILL: no chance to record anything
+    assert _state(db, "retrain") == "running"
+    daemon.start()
+    daemon.wait_http()
+    wait_for(lambda: _state(db, "retrain") == "failed", 30, message="the interrupted run marked failed", process=daemon)
+    [(reason,)] = query(db, "SELECT reason FROM adaptations WHERE adapter = 'retrain'")
+    assert reason.startswith("interrupted: the driftd process running it") and "it was not resumed" in reason
+    runs = {run["adapter"]: run for run in daemon.get("/api/v1/adaptations?monitor=adapt").json()["items"]}
+    assert runs["retrain"]["state"] == "failed" and runs["feature_alignment"]["state"] == "promoted"
+    assert all(run["state"] not in {"pending", "running"} for run in runs.values())
+    versions = daemon.get("/api/v1/monitors/adapt/models").json()["items"]
+    assert [(v["version"], v["active"]) for v in versions] == [(1, False), (2, True)]
+    wait_for(lambda: 'driftd_model_version{monitor="adapt"} 2.0' in daemon.get("/metrics").text, 15, process=daemon)
+    assert daemon.terminate() == 0
