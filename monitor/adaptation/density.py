@@ -2,9 +2,9 @@
 
 ``w(x) = p_target(x) / p_source(x)`` evaluated on given rows, by three estimators:
 
-* a cross-fitted probabilistic domain classifier: L2 logistic regression on standardised
-  features and their squares (so that variance changes are seen), trained with both domains
-  balanced, so the odds p/(1-p) of a row held out of the fit are its density ratio;
+* a cross-fitted probabilistic domain classifier: L2 logistic regression (damped Newton steps)
+  on standardised features and their squares (so that variance changes are seen), trained with
+  both domains balanced, so the odds p/(1-p) of a row held out of the fit are its density ratio;
 * uLSIF (Kanamori, Hido and Sugiyama 2009): a Gaussian-kernel model of w fitted in closed form
   by least squares, bandwidth and ridge chosen by k-fold cross-validation of the squared loss;
 * KLIEP (Sugiyama et al. 2008): the same kernel model fitted by maximising the target
@@ -28,6 +28,8 @@ from scipy.special import expit, log_softmax, softmax
 
 #: How many standard deviations a standardised feature may reach before squaring (outlier guard).
 _Z_LIMIT = 8.0
+#: The uLSIF ridge strengths tried by cross-validation.
+_RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
 
 
 @dataclass(frozen=True)
@@ -102,16 +104,18 @@ def ulsif_ratio(source: np.ndarray, target: np.ndarray, at: np.ndarray | None = 
     _require_rows(source, target)
     rng = np.random.default_rng(seed)
     scaled, centre_rows = _kernel_space(source, target, centres, rng)
+    folds = max(2, min(folds, len(source), len(target)))
+    fold = (rng.permutation(len(source)) % folds, rng.permutation(len(target)) % folds)
     best: tuple[float, float, float] | None = None
     for sigma in _bandwidths(centre_rows):
         phi_s, phi_t = _gauss(scaled[0], centre_rows, sigma), _gauss(scaled[1], centre_rows, sigma)
-        for ridge in (1e-3, 1e-2, 1e-1, 1.0):
-            loss = _ulsif_cv(phi_s, phi_t, ridge, folds, rng)
+        for ridge, loss in zip(_RIDGES, _ulsif_cv(phi_s, phi_t, fold)):
             if best is None or loss < best[0]:
                 best = (loss, sigma, ridge)
     assert best is not None
     _, sigma, ridge = best
-    alpha = np.maximum(_ulsif_alpha(_gauss(scaled[0], centre_rows, sigma), _gauss(scaled[1], centre_rows, sigma), ridge), 0)
+    phi_s, phi_t = _gauss(scaled[0], centre_rows, sigma), _gauss(scaled[1], centre_rows, sigma)
+    alpha = np.maximum(_ulsif_alpha(phi_s, phi_t, ridge), 0.0)
     return _gauss(_rescale(source, target, at), centre_rows, sigma) @ alpha
 
 
@@ -269,7 +273,8 @@ def _as_matrix(rows: np.ndarray) -> np.ndarray:
 
 def _require_rows(source: np.ndarray, target: np.ndarray) -> None:
     if len(source) < 2 or len(target) < 2:
-        raise ValueError(f"density ratios need at least 2 source and 2 target rows (got {len(source)} and {len(target)})")
+        raise ValueError(f"density ratios need at least 2 source and 2 target rows "
+                         f"(got {len(source)} and {len(target)})")
 
 
 def _balanced(weight: np.ndarray | None, rows: int) -> np.ndarray:
@@ -366,14 +371,18 @@ def _ulsif_alpha(phi_s: np.ndarray, phi_t: np.ndarray, ridge: float) -> np.ndarr
     return np.linalg.solve(gram + ridge * np.eye(len(gram)), phi_t.mean(axis=0))
 
 
-def _ulsif_cv(phi_s: np.ndarray, phi_t: np.ndarray, ridge: float, folds: int, rng: np.random.Generator) -> float:
-    """Held-out uLSIF loss ½ mean w_s² - mean w_t over k folds."""
-    folds = max(2, min(folds, len(phi_s), len(phi_t)))
-    fold_s, fold_t = rng.permutation(len(phi_s)) % folds, rng.permutation(len(phi_t)) % folds
-    loss = 0.0
+def _ulsif_cv(phi_s: np.ndarray, phi_t: np.ndarray, fold: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Held-out uLSIF loss ½ mean w_s² - mean w_t over the folds, for each of ``_RIDGES``."""
+    fold_s, fold_t = fold
+    folds = int(fold_s.max()) + 1
+    loss = np.zeros(len(_RIDGES))
     for k in range(folds):
-        alpha = np.maximum(_ulsif_alpha(phi_s[fold_s != k], phi_t[fold_t != k], ridge), 0.0)
-        loss += 0.5 * float(np.mean((phi_s[fold_s == k] @ alpha) ** 2)) - float(np.mean(phi_t[fold_t == k] @ alpha))
+        train_s = phi_s[fold_s != k]
+        gram, mean_t = train_s.T @ train_s / len(train_s), phi_t[fold_t != k].mean(axis=0)
+        for position, ridge in enumerate(_RIDGES):
+            alpha = np.maximum(np.linalg.solve(gram + ridge * np.eye(len(gram)), mean_t), 0.0)
+            loss[position] += 0.5 * float(np.mean((phi_s[fold_s == k] @ alpha) ** 2)) \
+                - float(np.mean(phi_t[fold_t == k] @ alpha))
     return loss / folds
 
 
@@ -392,8 +401,9 @@ def _kliep_alpha(phi_t: np.ndarray, mean_s: np.ndarray, iterations: int = 300) -
     value, step = objective(alpha), 1.0
     for _ in range(iterations):
         gradient = phi_t.T @ (1.0 / np.maximum(phi_t @ alpha, 1e-300)) / len(phi_t)
+        direction = gradient / max(float(np.abs(gradient).max()), 1e-300) * alpha.max(initial=1.0)
         while step > 1e-10:
-            trial = project(alpha + step * gradient / max(float(np.abs(gradient).max()), 1e-300) * alpha.max(initial=1.0))
+            trial = project(alpha + step * direction)
             trial_value = objective(trial)
             if trial_value > value:
                 alpha, value, step = trial, trial_value, step * 1.5

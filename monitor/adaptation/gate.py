@@ -5,7 +5,10 @@ the champion are scored on the same held-out rows under one validator, and a cha
 when its estimated accuracy gain over the champion exceeds z standard errors of the paired
 per-row difference (and 0). Of those that pass, the one with the highest estimate wins.
 
-Which validator, decided from the evidence rather than from each adapter's own assumption:
+The validator follows the shift hypothesis the evidence supports, not each adapter's own
+assumption: an estimator that is right under a hypothesis is right for every model under it, so
+all candidates are compared on one footing, and only the feature-map remedies are additionally
+ruled out when the target lies within the source support. In order:
 
 1. Held-out target labels (at least ``min_target_labels``): they decide, by paired accuracy on them.
 2. Without them, the gate asks which shift hypothesis the unlabelled target supports, using a
@@ -17,15 +20,16 @@ Which validator, decided from the evidence rather than from each adapter's own a
      the source domain; a map would move live rows off their labels), and
        - label shift, when re-weighting the source classes by q(y)/p(y) (q from calibrated EM on
          the champion's posteriors) makes the source indistinguishable from the target (AUC within
-         3 null standard errors of 0.5, and clearly below the unweighted AUC): estimates are
-         Σ_y q_y·acc_y on the held-out source rows;
+         max(4 null standard errors, 0.03) of 0.5, and at least 0.03 below the unweighted AUC):
+         estimates are Σ_y q_y·acc_y on the held-out source rows, with a per-class (stratified) error;
        - covariate shift otherwise: importance-weighted validation (Sugiyama et al. 2007) with
          w = p_t/p_s and the Deep Embedded Validation control variate (You et al. 2019,
          η = -Cov(w·l, w)/Var(w)), provided the weights keep an effective sample share of 5%;
    * off support - only a map can explain the target: the map hypothesis holds when the mapped
-     target T_inv(target) is indistinguishable from the source (AUC ≤ 0.6). Then every model is
-     scored at T_fwd(x_val) with the labels y_val, weighted by the remaining density ratio
-     between the mapped target and the source (DEV again);
+     target T_inv(target) is indistinguishable from the source (AUC ≤ 0.6), for the best of the
+     candidates' maps and the current model's own input map. Then every model is scored at
+     T_fwd(x_val) with the labels y_val, weighted by the remaining density ratio between the
+     mapped target and the source (DEV again);
    * otherwise no label-free hypothesis explains the target.
 
 Nothing promoted without target labels means label-free evidence cannot decide (p(y|x) may have
@@ -42,7 +46,7 @@ import numpy as np
 
 from monitor.adaptation import density
 from monitor.adaptation.contract import AdaptationResult, Domain
-from monitor.adaptation.model import AffineMap, Model
+from monitor.adaptation.model import AffineMap, Model, unwrap
 
 #: Confidence above which the domain classifier's call that a target row is target means off support.
 OFF_SUPPORT_CONFIDENCE = 0.95
@@ -175,14 +179,14 @@ def _label_free_evidence(champion: Model, candidates: Sequence[tuple[str, Adapta
     raw = density.classifier_fit(space.source, space.of(split.target.features), folds=FOLDS, seed=seed)
     off_share = raw.off_support_share(OFF_SUPPORT_CONFIDENCE)
     checks: dict[str, float | str] = {"domain_auc": raw.auc, "off_support_share": off_share}
-    map_aucs = {index: density.domain_auc(space.source, space.of(result.feature_map(split.target.features)),
-                                          folds=FOLDS, seed=seed)
-                for index, (_, result) in enumerate(candidates)
-                if result.assumption == "map" and result.feature_map is not None}
+    maps = _maps(champion, candidates)
+    map_aucs = {key: density.domain_auc(space.source, space.of(to_source(split.target.features)),
+                                        folds=FOLDS, seed=seed)
+                for key, (_, to_source) in maps.items()}
     if off_share <= OFF_SUPPORT_MAX:
         evidence = _in_support_evidence(champion, split, val, space, raw, seed, checks)
     else:
-        evidence = _map_evidence(candidates, split, val, space, map_aucs, seed, checks)
+        evidence = _map_evidence(maps, split, val, space, map_aucs, seed, checks)
     evidence.map_aucs = map_aucs
     return evidence
 
@@ -240,10 +244,20 @@ def _label_shift_evidence(champion: Model, split: GateSplit, val: Domain, space:
     weights = (target_priors / np.clip(density.class_priors(val_index, len(source_priors)), 1e-12, None))[val_index]
     return _Evidence("label", "iwv", f"under label shift (re-weighting the source classes explains the target: "
                                      f"domain AUC {label_auc:.2f} against {raw.auc:.2f} unweighted)",
-                     val.features, val.labels, weights, val_index, checks)
+                     val.features, val.labels, weights, strata=val_index, checks=checks)
 
 
-def _map_evidence(candidates: Sequence[tuple[str, AdaptationResult]], split: GateSplit, val: Domain, space: _Space,
+def _maps(champion: Model, candidates: Sequence[tuple[str, AdaptationResult]]) -> dict[int, tuple[str, AffineMap]]:
+    """The target-to-source maps on offer, by candidate index: the candidates' and the current model's (-1)."""
+    maps = {index: (name, result.feature_map) for index, (name, result) in enumerate(candidates)
+            if result.assumption == "map" and result.feature_map is not None}
+    _, current, _ = unwrap(champion)
+    if current is not None:
+        maps[-1] = ("the current model", current)
+    return maps
+
+
+def _map_evidence(maps: dict[int, tuple[str, AffineMap]], split: GateSplit, val: Domain, space: _Space,
                   map_aucs: dict[int, float], seed: int, checks: dict[str, float | str]) -> _Evidence:
     """The map validator of the map that best explains an off-support target, if one does."""
     off = f"the target is {checks['off_support_share']:.0%} off the source support"
@@ -252,9 +266,7 @@ def _map_evidence(candidates: Sequence[tuple[str, AdaptationResult]], split: Gat
         return _Evidence("none", "none", f"{off} and no feature map makes it indistinguishable from the source{best}",
                          checks=checks)
     chosen = min(map_aucs, key=map_aucs.__getitem__)
-    name, result = candidates[chosen]
-    assert result.feature_map is not None
-    to_source: AffineMap = result.feature_map
+    name, to_source = maps[chosen]
     mapped = space.of(to_source(split.target.features))
     source_rows = np.vstack([space.of(val.features), space.of(split.source_train.features)])
     weights = density.classifier_fit(source_rows, mapped, folds=FOLDS, seed=seed).source_ratio[: val.rows]
@@ -354,13 +366,13 @@ def _decide(verdicts: list[Verdict], evidence: _Evidence, split: GateSplit) -> G
         return GateDecision(winner, verdicts, f"{verdicts[winner].name} promoted: estimated target accuracy "
                             f"{float(scores['estimate']):.3f} against {float(scores['champion_estimate']):.3f} without "
                             f"adaptation (gain {float(scores['gain']):+.3f}, noise {float(scores['noise']):.3f}) "
-                            f"{evidence.summary}", False)
+                            f"{evidence.summary}.", False)
     if evidence.hypothesis == "target_labels":
         return GateDecision(None, verdicts, f"no adaptation promoted: {evidence.summary}, no challenger beat the "
-                                            f"current model by more than the noise", False)
+                                            f"current model by more than the noise.", False)
     if not evidence.usable:
         return GateDecision(None, verdicts, f"no adaptation promoted: {evidence.summary}; target labels are needed "
-                                            f"(have {split.target_val.labelled_rows} held out)", True)
-    return GateDecision(None, verdicts, f"no adaptation promoted: no challenger beat the current model by more than "
-                                        f"the validator's noise {evidence.summary}; label-free evidence cannot rule out "
-                                        f"a change of p(y|x), so target labels are needed", True)
+                                            f"(have {split.target_val.labelled_rows} held out).", True)
+    return GateDecision(None, verdicts, f"no adaptation promoted: no challenger beat the current model by more "
+                                        f"than the validator's noise {evidence.summary}; label-free evidence cannot "
+                                        f"rule out a change of p(y|x), so target labels are needed.", True)

@@ -15,7 +15,7 @@ correlated covariance, so p(y|x) is smooth but not exactly linear. The target di
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -49,7 +49,8 @@ class _Mixture:
     chol: np.ndarray           # Cholesky factor of the shared covariance
     priors: np.ndarray
 
-    def sample(self, rows: int, rng: np.random.Generator, priors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, rows: int, rng: np.random.Generator,
+               priors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and their labels, the labels drawn from ``priors`` (default: the source priors)."""
         labels = rng.choice(len(self.priors), size=rows, p=self.priors if priors is None else priors)
         component = rng.integers(0, 2, size=rows)
@@ -136,4 +137,5 @@ def _subspace_flip(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tu
     return x, y, f"concept shift: labels move to the next class in a half-space ({flipped.mean():.0%} of rows)"
 
 
-_SHIFTS = {"covariate": _covariate, "label": _label, "affine": _affine, "subspace_flip": _subspace_flip}
+_SHIFTS: dict[str, Callable[[_Mixture, int, np.random.Generator], tuple[np.ndarray, np.ndarray, str]]] = {
+    "covariate": _covariate, "label": _label, "affine": _affine, "subspace_flip": _subspace_flip}

@@ -3,7 +3,9 @@
 Under covariate shift p(y|x) stays and only p(x) moves, so the target risk is the source risk with
 each row weighted by w(x) = p_target(x)/p_source(x) (Shimodaira 2000). The weights come from a
 cross-fitted domain classifier (default), uLSIF or KLIEP (``monitor.adaptation.density``), are
-normalised to mean 1 and capped at ``clip`` so a few rows cannot carry the fit.
+normalised to mean 1 and capped at ``clip`` so a few rows cannot carry the fit. ``folds`` and
+``l2`` tune the classifier's cross-fitting and ridge, ``centres`` the kernel methods; ``seed``
+defaults to the run's seed.
 
 With an adapted model the base model is retrained behind its input map (weights are computed
 between the source and the mapped target); earlier prior ratios are dropped, since the weighted

@@ -12,6 +12,9 @@ rows:
   rows, then C w = μ_target solved for w ≥ 0 by least squares with a small ridge towards w = 1; for
   models whose probabilities cannot be trusted.
 
+``min_ratio`` floors each target prior at that share of its source prior, so that no class is
+ruled out for good; ``ridge`` is BBSE's pull towards w = 1, relative to the size of C.
+
 The estimate uses the base model (without any earlier prior correction, behind any input map),
 so ``prior_ratios`` are q/p relative to the training priors and replace earlier ratios.
 """

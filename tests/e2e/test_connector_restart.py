@@ -21,7 +21,7 @@ import socket
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -277,7 +277,7 @@ def test_stop_and_start_again_counts_every_row_once(kind: str, stop: signal.Sign
         found = windows(db)
         assert [seq for seq, *_ in found] == list(range(1, total // WINDOW + 1)), "a window is missing or twice"
         assert [(rows, epoch(start), epoch(end)) for _, rows, start, end in found] == [
-            (WINDOW, first, first + WINDOW - 1) for first in range(0, total, WINDOW)], "rows lost, repeated or reordered"
+            (WINDOW, first, first + WINDOW - 1) for first in range(0, total, WINDOW)], "rows lost, repeated, reordered"
         assert query(db, "SELECT pending_rows FROM cursors") == [(0,)]
         logs = daemon.all_logs()
         assert "Traceback" not in logs and "is down" not in logs, logs[-6000:]

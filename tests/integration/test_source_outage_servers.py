@@ -48,7 +48,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import pytest
 from prometheus_client import generate_latest
@@ -64,11 +64,11 @@ from tests.helpers import sample_table, write_csv
 WINDOW = 50
 
 
-def _missing(what: str) -> None:
-    """Fail under CI, skip elsewhere."""
+def _missing(reason: str) -> NoReturn:
+    """Fail under CI, where every server must be there; skip elsewhere."""
     if under_ci():
-        pytest.fail(f"{what} is required under CI")
-    pytest.skip(f"{what} is not installed")
+        pytest.fail(f"{reason}: required under CI")
+    pytest.skip(reason)
 
 
 class Server:
@@ -208,13 +208,13 @@ def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
     require_module("psycopg")
     binaries = _postgres_bin()
     if binaries is None:
-        _missing("PostgreSQL's initdb and postgres")
+        _missing("PostgreSQL's initdb and postgres are not installed (looked in /usr/lib/postgresql/*/bin and PATH)")
     owner = None
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            _missing("running PostgreSQL as root needs a 'postgres' user, which")
+            _missing("running PostgreSQL as root needs a 'postgres' user, and there is none")
         directory = Path(tempfile.mkdtemp(prefix="driftd-pg-"))
         os.chown(directory, owner.pw_uid, owner.pw_gid)
     else:
@@ -284,7 +284,7 @@ class NatsServer(Server):
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     if shutil.which("nats-server") is None:
-        _missing("nats-server")
+        _missing("nats-server is not installed")
     server = NatsServer(tmp_path)
     try:
         server.start()
@@ -342,7 +342,7 @@ class MosquittoServer(Server):
 def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
     require_module("paho.mqtt")
     if shutil.which("mosquitto") is None:
-        _missing("mosquitto")
+        _missing("mosquitto is not installed")
     server = MosquittoServer(tmp_path)
     try:
         server.start()
@@ -429,7 +429,7 @@ def outage(tmp_path: Path, source: dict[str, Any], server: Server, write: Callab
         assert re.search(cause, message), message
         assert _source_up(daemon.metrics) == "0.0"
         waiting = tick()
-        assert not isinstance(waiting, Exception) and waiting.rows_fetched == 0, "it backs off, not hammering the server"
+        assert not isinstance(waiting, Exception) and waiting.rows_fetched == 0, "it backs off, not hammering"
         clock[0] += 1000
         assert isinstance(tick(), SourceDown), "retried after the delay: still down"
 
@@ -457,7 +457,7 @@ def outage(tmp_path: Path, source: dict[str, Any], server: Server, write: Callab
         assert committed() == total and progress.pending is None
         assert [w.seq for w in windows] == list(range(1, total // WINDOW + 1)), "a window is missing or stored twice"
         assert [(w.rows, round(w.started_at.timestamp()), round(w.ended_at.timestamp())) for w in windows] == [
-            (WINDOW, first, first + WINDOW - 1) for first in range(0, total, WINDOW)], "rows lost, repeated or reordered"
+            (WINDOW, first, first + WINDOW - 1) for first in range(0, total, WINDOW)], "rows lost, repeated, reordered"
         keys = [cursor_key(cursor) for cursor in cursors]
         assert keys == sorted(keys), f"the committed cursor went back: {cursors}"
     finally:

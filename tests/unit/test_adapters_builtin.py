@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from monitor.adaptation.contract import AdaptationContext, AdapterError, Domain, DriftInfo
+from monitor.adaptation.contract import AdaptationContext, Adapter, AdapterError, Domain, DriftInfo
 from monitor.adaptation.model import AdaptedModel, AffineMap, Model, SklearnModel
-from monitor.adaptation.tasks import make_task
+from monitor.adaptation.tasks import ShiftedTask, make_task
 from monitor.plugins import _VALIDATORS
 from plugins.adapters import feature_alignment, importance_weighting, label_shift
 from plugins.adapters.feature_alignment import FeatureAlignment, compose, fit_map
@@ -78,7 +78,8 @@ def test_ot_map_pushes_the_target_moments_onto_the_source_ones() -> None:
 
 
 def test_compose_applies_the_inner_map_first() -> None:
-    inner, outer = AffineMap(np.diag([2.0, 3.0]), np.array([1.0, 0.0])), AffineMap(np.eye(2) * 0.5, np.array([0.0, 1.0]))
+    inner = AffineMap(np.diag([2.0, 3.0]), np.array([1.0, 0.0]))
+    outer = AffineMap(np.eye(2) * 0.5, np.array([0.0, 1.0]))
     rows = np.array([[1.0, 1.0], [0.0, -2.0]])
     assert np.allclose(compose(outer, inner)(rows), outer(inner(rows)))
     assert compose(outer, None) is outer
@@ -159,7 +160,7 @@ def test_importance_weighting_retrains_with_clipped_weights(method: str, tmp_pat
     assert ratio_at_target_side > 0.3
 
 
-def _true_side(task) -> np.ndarray:
+def _true_side(task: ShiftedTask) -> np.ndarray:
     """How target-like each source row is, by a classifier fitted with sklearn (an independent check)."""
     both = np.vstack([task.source.features, task.target.features])
     side = np.r_[np.zeros(task.source.rows), np.ones(task.target.rows)]
@@ -185,7 +186,7 @@ def test_importance_weighting_keeps_the_input_map_and_drops_ratios(tmp_path: Pat
     (LabelShift, {"method": "mle"}, "option 'method'"),
     (LabelShift, {"min_ratio": 0}, "option 'min_ratio'"),
 ])
-def test_bad_options_name_the_option(adapter: type, options: dict, message: str) -> None:
+def test_bad_options_name_the_option(adapter: type[Adapter], options: dict[str, object], message: str) -> None:
     with pytest.raises(AdapterError, match=f"{adapter.type_name} adapter: .*{message}"):
         adapter(options)
 
@@ -194,7 +195,7 @@ ADAPTERS = [ImportanceWeighting({}), FeatureAlignment({}), FeatureAlignment({"di
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: f"{a.type_name}-{a.options}")
-def test_no_model_is_an_adapter_error(adapter, tmp_path: Path) -> None:
+def test_no_model_is_an_adapter_error(adapter: Adapter, tmp_path: Path) -> None:
     task = make_task("covariate", n_source=200, n_target=200, seed=7)
     with pytest.raises(AdapterError, match="no model"):
         adapter.adapt(context(task.source, task.target, None, tmp_path))
@@ -202,7 +203,7 @@ def test_no_model_is_an_adapter_error(adapter, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("adapter", [a for a in ADAPTERS if a.options != {} or a.type_name != "feature_alignment"],
                          ids=lambda a: f"{a.type_name}-{a.options}")
-def test_an_unlabelled_source_is_an_adapter_error(adapter, tmp_path: Path) -> None:
+def test_an_unlabelled_source_is_an_adapter_error(adapter: Adapter, tmp_path: Path) -> None:
     task = make_task("covariate", n_source=200, n_target=200, seed=8)
     unlabelled = Domain(task.source.features, task.source.feature_names)
     with pytest.raises(AdapterError, match="no labels"):

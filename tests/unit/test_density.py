@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pytest
 from scipy.special import softmax
@@ -29,7 +31,7 @@ def test_classifier_ratio_follows_the_analytic_ratio() -> None:
 
 
 @pytest.mark.parametrize("estimate", [density.ulsif_ratio, density.kliep_ratio])
-def test_kernel_estimators_follow_the_analytic_ratio(estimate) -> None:
+def test_kernel_estimators_follow_the_analytic_ratio(estimate: Callable[..., np.ndarray]) -> None:
     source, target, truth = gaussian_shift(seed=1)
     weights = estimate(source, target, centres=60)
     assert np.all(weights >= 0)

@@ -11,10 +11,12 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from monitor.adaptation.contract import AdaptationContext, AdaptationResult, Domain, DriftInfo
 from monitor.adaptation.gate import GateDecision, GateSplit, judge, split_for_gate
@@ -29,6 +31,13 @@ CLASSES = (2, 3)
 ROWS = 4000
 SHARE = 0.3
 CASES = [(n_classes, seed) for n_classes in CLASSES for seed in SEEDS]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread() -> Iterator[None]:
+    """These matrices are small: BLAS threads only spin (3x slower on a busy two-core machine)."""
+    with threadpool_limits(1, user_api="blas"):
+        yield
 
 
 @dataclass
@@ -213,7 +222,8 @@ def test_split_for_gate_holds_rows_out() -> None:
     assert split.source_val.rows == pytest.approx(250, abs=2)
     # stratified: each class keeps its share in the held-out source rows
     for value in range(3):
-        assert np.mean(split.source_val.labels == value) == pytest.approx(np.mean(task.source.labels == value), abs=0.01)
+        share = np.mean(task.source.labels == value)
+        assert np.mean(split.source_val.labels == value) == pytest.approx(share, abs=0.01)
     assert split.target.rows == 1000 and split.target_val.rows == pytest.approx(50, abs=2)
     assert split.target.labelled_rows + split.target_val.rows == 200
     held = {tuple(row) for row in split.target_val.features}
@@ -238,3 +248,43 @@ def test_tasks_are_deterministic_and_shaped() -> None:
     assert not np.array_equal(make_task("label", seed=1).target.features, make_task("label", seed=2).target.features)
     with pytest.raises(ValueError, match="kind"):
         make_task("rotation")  # type: ignore[arg-type]
+
+
+def test_after_a_promoted_map_the_current_map_explains_the_target() -> None:
+    """Once the map is deployed, a second one gains nothing: the gate validates under the current map."""
+    first = label_free("affine", 2, 0)
+    deployed = first.candidates[first.decision.winner][1].model
+    ctx = AdaptationContext("m", DriftInfo(2, 2, 1.0, ()), first.split.source_train, first.split.target, deployed,
+                            Path("."), logging.getLogger("test"))
+    candidates = [(adapter.type_name, adapter.adapt(ctx)) for adapter in (FeatureAlignment({}), LabelShift({}))]
+    decision = judge(deployed, candidates, first.split)
+    assert decision.winner is None and decision.needs_labels
+    scores = decision.verdicts[0].scores
+    assert scores["hypothesis"] == "map" and abs(scores["gain"]) < 0.01
+    assert scores["champion_estimate"] > first.champion_accuracy + 0.3  # the deployed map is credited
+
+
+class Embedded(Model):
+    """A logistic regression whose representation is its first two features."""
+
+    def __init__(self, inner: SklearnModel) -> None:
+        self.inner, self.classes = inner, inner.classes
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return self.inner.predict_proba(features)
+
+    def embed(self, features: np.ndarray) -> np.ndarray | None:
+        return features[:, :2]
+
+
+def test_density_ratios_are_computed_on_the_embedding() -> None:
+    outcome = label_free("affine", 2, 1)
+    shifted_elsewhere = Domain(outcome.split.target.features.copy(), outcome.split.target.feature_names)
+    shifted_elsewhere.features[:, :2] = outcome.task.source.features[: shifted_elsewhere.rows, :2]
+    split = GateSplit(outcome.split.source_train, outcome.split.source_val, shifted_elsewhere, outcome.split.target_val)
+    plain = judge(outcome.champion, [], split)
+    assert "off the source support" in plain.reason and plain.needs_labels  # raw features: the shift is seen
+    decision = judge(Embedded(outcome.champion), [("same", AdaptationResult("sample_weights", "covariate",
+                                                                            model=outcome.champion))], split)
+    scores = decision.verdicts[0].scores
+    assert scores["hypothesis"] == "covariate" and abs(scores["domain_auc"] - 0.5) < 0.05
