@@ -61,10 +61,11 @@ def parse_options(model: type[ModelT], options: Mapping[str, Any], type_name: st
     try:
         return model.model_validate(options)
     except ValidationError as error:
-        raise ConnectorOptionsError(_describe(type_name, model, error)) from None
+        raise ConnectorOptionsError(f"{type_name} connector: " + describe_options_error(model, error)) from None
 
 
-def _describe(type_name: str, model: type[BaseModel], error: ValidationError) -> str:
+def describe_options_error(model: type[BaseModel], error: ValidationError) -> str:
+    """One line naming each bad option of a plugin's options model (unknown, missing, invalid)."""
     lines = []
     for detail in error.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
@@ -78,4 +79,4 @@ def _describe(type_name: str, model: type[BaseModel], error: ValidationError) ->
             message = detail["msg"].removeprefix("Value error, ")
             got = "" if isinstance(detail["input"], Mapping) else f" (got {detail['input']!r})"
             lines.append(f"option {loc!r}: {message}{got}")
-    return f"{type_name} connector: " + "; ".join(lines)
+    return "; ".join(lines)

@@ -11,11 +11,15 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from monitor.adaptation.model import AffineMap, Model
+from monitor.connector import describe_options_error
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 #: What kind of remedy an adapter proposes.
 Remedy = Literal["sample_weights", "feature_map", "prior_ratios", "model", "external", "reference"]
@@ -143,7 +147,7 @@ class AdaptationResult:
     feature_map: AffineMap | None = None
     prior_ratios: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float | str] = field(default_factory=dict)
     passed: bool | None = None
     reason: str = ""
 
@@ -166,6 +170,14 @@ class Adapter:
     def adapt(self, ctx: AdaptationContext) -> AdaptationResult:
         """Bring the model to the target domain."""
         raise NotImplementedError
+
+
+def parse_adapter_options(model: type[OptionsT], options: Mapping[str, Any], type_name: str) -> OptionsT:
+    """Validate adapter options with a pydantic model; AdapterError names each bad option."""
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as error:
+        raise AdapterError(f"{type_name} adapter: " + describe_options_error(model, error)) from None
 
 
 def _jsonable(value: Any) -> Any:

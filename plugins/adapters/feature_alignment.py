@@ -21,9 +21,14 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.contract import AdaptationContext, AdaptationResult, Adapter, AdapterError
+from monitor.adaptation.contract import (
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    parse_adapter_options,
+)
 from monitor.adaptation.model import AdaptedModel, AffineMap, Model, ModelLoadError, unwrap
-from monitor.connector import ConnectorOptionsError, parse_options
 from monitor.hookspecs import hookimpl
 
 TYPE_NAME = "feature_alignment"
@@ -118,10 +123,7 @@ def _power(matrix: np.ndarray, exponent: float) -> np.ndarray:
 
 def _parse(options: Mapping[str, Any]) -> FeatureAlignmentOptions:
     """Validated options; AdapterError names each bad option."""
-    try:
-        return parse_options(FeatureAlignmentOptions, options, TYPE_NAME)
-    except ConnectorOptionsError as error:
-        raise AdapterError(str(error).replace(f"{TYPE_NAME} connector:", f"{TYPE_NAME} adapter:", 1)) from None
+    return parse_adapter_options(FeatureAlignmentOptions, options, TYPE_NAME)
 
 
 @hookimpl

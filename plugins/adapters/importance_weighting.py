@@ -20,9 +20,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.adaptation import density
-from monitor.adaptation.contract import AdaptationContext, AdaptationResult, Adapter, AdapterError
+from monitor.adaptation.contract import (
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    parse_adapter_options,
+)
 from monitor.adaptation.model import AdaptedModel, Model, ModelLoadError, unwrap
-from monitor.connector import ConnectorOptionsError, parse_options
 from monitor.hookspecs import hookimpl
 
 TYPE_NAME = "importance_weighting"
@@ -86,10 +91,7 @@ class ImportanceWeighting(Adapter):
 
 def _parse(options: Mapping[str, Any]) -> ImportanceWeightingOptions:
     """Validated options; AdapterError names each bad option."""
-    try:
-        return parse_options(ImportanceWeightingOptions, options, TYPE_NAME)
-    except ConnectorOptionsError as error:
-        raise AdapterError(str(error).replace(f"{TYPE_NAME} connector:", f"{TYPE_NAME} adapter:", 1)) from None
+    return parse_adapter_options(ImportanceWeightingOptions, options, TYPE_NAME)
 
 
 @hookimpl

@@ -26,10 +26,15 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.contract import AdaptationContext, AdaptationResult, Adapter, AdapterError
+from monitor.adaptation.contract import (
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    parse_adapter_options,
+)
 from monitor.adaptation.density import estimate_target_priors
 from monitor.adaptation.model import AdaptedModel, unwrap
-from monitor.connector import ConnectorOptionsError, parse_options
 from monitor.hookspecs import hookimpl
 
 TYPE_NAME = "label_shift"
@@ -87,10 +92,7 @@ def class_index(classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def _parse(options: Mapping[str, Any]) -> LabelShiftOptions:
     """Validated options; AdapterError names each bad option."""
-    try:
-        return parse_options(LabelShiftOptions, options, TYPE_NAME)
-    except ConnectorOptionsError as error:
-        raise AdapterError(str(error).replace(f"{TYPE_NAME} connector:", f"{TYPE_NAME} adapter:", 1)) from None
+    return parse_adapter_options(LabelShiftOptions, options, TYPE_NAME)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.adaptation import AdaptationContext, AdaptationResult, Adapter, AdapterError
-from monitor.connector import parse_options
+from monitor.adaptation.contract import parse_adapter_options
 from monitor.hookspecs import hookimpl
 
 
@@ -31,7 +31,7 @@ class Rebaseline(Adapter):
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
-        self.settings = parse_options(RebaselineOptions, options, self.type_name)
+        self.settings = parse_adapter_options(RebaselineOptions, options, self.type_name)
 
     def adapt(self, ctx: AdaptationContext) -> AdaptationResult:
         """Check there are enough target rows; the daemon stores them as the new reference."""
