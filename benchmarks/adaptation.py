@@ -80,7 +80,8 @@ def broken_feature_data(rng: np.random.Generator) -> tuple[Domain, Domain, np.nd
     target_x = rng.normal(size=(TARGET_ROWS_FT, FEATURES))
     broken = weights.copy()
     broken[0] = 0.0
-    source = Domain(source_x, NAMES, (source_x @ weights + 0.3 * rng.normal(size=SOURCE_ROWS) > 0).astype(np.int64))
+    source_y = (source_x @ weights + 0.3 * rng.normal(size=SOURCE_ROWS) > 0).astype(np.int64)
+    source = Domain(source_x, NAMES, source_y)
     target_y = (target_x @ broken + 0.3 * rng.normal(size=TARGET_ROWS_FT) > 0).astype(np.int64)
     return source, _partly_labelled(target_x, target_y), target_x, target_y
 

@@ -25,9 +25,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.adaptation.contract import AdaptationContext, AdaptationResult, Adapter, AdapterError, Domain
+from monitor.adaptation.contract import (
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    Domain,
+    parse_adapter_options,
+)
 from monitor.hookspecs import hookimpl
-from plugins.adapters.webhook import encode_body, event_body, parse_adapter_options
+from plugins.adapters.webhook import encode_body, event_body
 
 #: Bytes of stdout kept for the result and of stderr quoted in an error.
 STDOUT_TAIL_BYTES = 4096
@@ -53,7 +60,8 @@ class CommandOptions(BaseModel):
     timeout: float = Field(default=600.0, gt=0, description="seconds before the program is stopped")
     env: dict[str, str | int | float | bool] = Field(default_factory=dict, description="extra environment variables")
     cwd: str | None = Field(default=None, min_length=1, description="working directory (default: the run's workdir)")
-    inherit_env: bool = Field(default=True, description=f"false: pass on only {', '.join(BASIC_ENV)} of driftd's environment")
+    inherit_env: bool = Field(default=True,
+                              description=f"false: pass on only {', '.join(BASIC_ENV)} of driftd's environment")
 
     @field_validator("argv")
     @classmethod
@@ -128,7 +136,8 @@ class Command(Adapter):
 
     def _run(self, ctx: AdaptationContext, stdin: bytes, paths: dict[str, str]) -> Finished:
         """Run the program in its own process group until it exits, times out or is cancelled."""
-        inherited = os.environ if self.config.inherit_env else {k: v for k, v in os.environ.items() if k in BASIC_ENV}
+        inherited = (os.environ if self.config.inherit_env
+                     else {key: value for key, value in os.environ.items() if key in BASIC_ENV})
         env = {**inherited, **{key: _text(value) for key, value in self.config.env.items()}, **paths}
         cwd = os.path.expanduser(self.config.cwd) if self.config.cwd else paths["DRIFTD_WORKDIR"]
         started = time.monotonic()

@@ -21,9 +21,15 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.adaptation.contract import AdaptationContext, AdaptationResult, Adapter, AdapterError, Domain
+from monitor.adaptation.contract import (
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    Domain,
+    parse_adapter_options,
+)
 from monitor.adaptation.model import unwrap
-from monitor.connector import ConnectorOptionsError, parse_options
 from monitor.hookspecs import hookimpl
 
 #: The header that carries the body's HMAC-SHA256 signature.
@@ -32,14 +38,6 @@ SIGNATURE_HEADER = "X-Driftd-Signature"
 #: Characters of a response kept in the result, and of a failing response quoted in an error.
 RESPONSE_CHARS = 4096
 EXCERPT_CHARS = 200
-
-
-def parse_adapter_options(model: type[BaseModel], options: Mapping[str, Any], type_name: str) -> Any:
-    """Validate adapter options with a pydantic model; AdapterError names each bad option."""
-    try:
-        return parse_options(model, options, type_name)
-    except ConnectorOptionsError as error:
-        raise AdapterError(str(error).replace(f"{type_name} connector:", f"{type_name} adapter:", 1)) from None
 
 
 def domain_summary(domain: Domain) -> dict[str, Any]:

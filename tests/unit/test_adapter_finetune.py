@@ -165,7 +165,8 @@ def test_the_plugin_loads_without_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys; sys.modules['torch'] = None; import plugins.adapters.finetune as f; print(f.Finetune({}).type_name)"
+    code = ("import sys; sys.modules['torch'] = None; import plugins.adapters.finetune as f; "
+            "print(f.Finetune({}).type_name)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr

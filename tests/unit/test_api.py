@@ -11,6 +11,7 @@ import pytest
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+from monitor.adaptation.records import AdaptationRecords
 from monitor.config import build_config
 from monitor.daemon import Daemon
 from monitor.migrate import upgrade
@@ -48,6 +49,9 @@ def make_daemon(url: str, data: Path, server: dict[str, Any] | None = None) -> D
     daemon.prepare()
     daemon.tick_all()  # the reference
     daemon.tick_all()  # seven windows
+    records = AdaptationRecords(daemon.store)
+    records.ensure_first_model("m", "/models/configured.pkl")
+    records.add_model("m", "/models/m/adaptation-1", None, "a promoted challenger")
     return daemon
 
 
@@ -265,7 +269,7 @@ def test_the_running_daemon_serves_the_api(sqlite_url: str, tmp_path: Path) -> N
 
 # ---- the OpenAPI document drives a call of every endpoint ---------------------------------------
 
-GOOD = {"name": "m", "seq": "1", "version": "1", "event_id": "1", "by": "alice", "feature": "a", "measure": "ks",
+GOOD = {"name": "m", "seq": "1", "to": "1", "version": "1", "event_id": "1", "by": "alice", "feature": "a", "measure": "ks",
         "monitor": "m",
         "since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z", "limit": "1"}
 BAD = {"integer": "one", "date-time": "not-a-time", "enum": "bogus", "string": ""}
@@ -290,7 +294,7 @@ def test_every_documented_endpoint_answers_good_and_bad_input(client: TestClient
               for route in mount.routes if isinstance(route, Route)
               for method in route.methods or () if method != "HEAD"}
     assert served == documented
-    assert len(documented) == 12
+    assert len(documented) == 14
     for path, item in document["paths"].items():
         for method, operation in item.items():
             params = operation["parameters"]
@@ -319,6 +323,18 @@ def test_every_documented_endpoint_answers_good_and_bad_input(client: TestClient
                 response = _call(client, method, path, bad_query, bad_path)
                 assert 400 <= response.status_code < 500, (method, path, bad_query, bad_path, response.text)
                 assert response.json()["error"]
+
+
+def test_model_versions_are_listed_and_rolled_back_with_the_token(client: TestClient) -> None:
+    versions = client.get(f"{API_PREFIX}/monitors/m/models").json()["items"]
+    assert [(v["version"], v["active"], v["path"]) for v in versions] == [
+        (1, False, "/models/configured.pkl"), (2, True, "/models/m/adaptation-1")]
+    assert client.post(f"{API_PREFIX}/monitors/m/models/rollback").status_code == 401
+    back = client.post(f"{API_PREFIX}/monitors/m/models/rollback", headers=AUTH)
+    assert back.status_code == 200 and back.json()["version"] == 1 and back.json()["active"]
+    again = client.post(f"{API_PREFIX}/monitors/m/models/rollback", headers=AUTH)
+    assert again.status_code == 409 and "cannot roll back from version 1" in again.json()["error"]
+    assert client.get(f"{API_PREFIX}/monitors/off/models").json()["items"] == []
 
 
 @pytest.mark.postgres
