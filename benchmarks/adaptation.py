@@ -202,7 +202,8 @@ def table(results: dict[str, Any]) -> str:
     for name in ("importance_weighting", "finetune"):
         seconds, acc = results[name]["seconds"], results[name]["accuracy"]
         lines.append(f"| {name} | {seconds['split']:.3f} | {seconds['adapt']:.3f} | {seconds['judge']:.3f} | "
-                     f"{seconds['total']:.3f} | {seconds['cpu']['total']:.3f} | {acc['champion']:.3f} | {acc['challenger']:.3f} |")
+                     f"{seconds['total']:.3f} | {seconds['cpu']['total']:.3f} | "
+                     f"{acc['champion']:.3f} | {acc['challenger']:.3f} |")
     return "\n".join(lines)
 
 

@@ -10,10 +10,13 @@ timeout or a cancellation stops it and every process it started.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -60,8 +63,8 @@ class CommandOptions(BaseModel):
     timeout: float = Field(default=600.0, gt=0, description="seconds before the program is stopped")
     env: dict[str, str | int | float | bool] = Field(default_factory=dict, description="extra environment variables")
     cwd: str | None = Field(default=None, min_length=1, description="working directory (default: the run's workdir)")
-    inherit_env: bool = Field(default=True,
-                              description=f"false: pass on only {', '.join(BASIC_ENV)} of driftd's environment")
+    inherit_env: bool = Field(default=False, description=f"true: pass on all of driftd's environment (its secrets "
+                              f"too); by default only {', '.join(BASIC_ENV)} and the configured env")
 
     @field_validator("argv")
     @classmethod
@@ -126,7 +129,8 @@ class Command(Adapter):
         if finished.code != 0:
             raise AdapterError(f"command {self.name}: {_ending(finished.code)}"
                                + (f"; stderr: {finished.stderr}" if finished.stderr else ""))
-        details: dict[str, Any] = {"exit_code": 0, "elapsed": round(finished.elapsed, 4), "stdout_tail": finished.stdout}
+        details: dict[str, Any] = {"exit_code": 0, "elapsed": round(finished.elapsed, 4),
+                                   "stdout_tail": finished.stdout}
         artifact, metrics = read_result(workdir / "result.json")
         if metrics is not None:
             details["metrics"] = metrics
@@ -143,7 +147,8 @@ class Command(Adapter):
         started = time.monotonic()
         try:
             process = subprocess.Popen(self.config.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603
-                                       stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True)
+                                       stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
+                                       preexec_fn=_die_with_parent)
         except OSError as error:
             raise AdapterError(f"command {self.name}: cannot start {self.config.argv[0]!r}: "
                                f"{error.strerror or error}") from None
@@ -173,6 +178,24 @@ class Command(Adapter):
             ctx.check_cancelled()
             if time.monotonic() - started > self.config.timeout:
                 raise AdapterError(f"command {self.name}: timed out after {self.config.timeout:g}s (stopped)")
+
+
+def _load_prctl() -> Any:
+    """libc's prctl on Linux (None elsewhere), looked up once so the child only calls it."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when driftd dies (even by SIGKILL), so no run is left behind."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:

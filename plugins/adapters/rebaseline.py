@@ -35,6 +35,7 @@ class Rebaseline(Adapter):
 
     def adapt(self, ctx: AdaptationContext) -> AdaptationResult:
         """Check there are enough target rows; the daemon stores them as the new reference."""
+        ctx.check_cancelled()
         if ctx.target.rows < self.settings.min_rows:
             raise AdapterError(f"only {ctx.target.rows} target rows; a new reference needs at least "
                                f"{self.settings.min_rows} (rebaseline min_rows)")

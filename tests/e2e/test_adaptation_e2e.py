@@ -4,6 +4,7 @@ artifact land in SQL, the API and the metrics; killing the daemon mid-adaptation
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,15 @@ from tests.e2e.conftest import Driftd, query, wait_for, write_config
 
 pytest.importorskip("sklearn")
 
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
+SLEEPER = [sys.executable, "-c", "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def _state(db: Path, adapter: str) -> str | None:
@@ -28,7 +37,7 @@ def test_drift_adapts_and_a_kill_mid_adaptation_is_explained_after_restart(
     scenario = build_scenario(tmp_path / "data", "affine")
     monitor = scenario.monitor(["feature_alignment", "label_shift",
                                 {"type": "command", "name": "retrain", "timeout": "10m",
-                                 "options": {"argv": SLEEPER}}])
+                                 "options": {"argv": [*SLEEPER, str(tmp_path / "retrain.pid")]}}])
     monitor["schedule"] = {"interval": "1s"}
     db = tmp_path / "driftd.db"
     daemon = driftd_process(["--config", "driftd.yaml"])
@@ -52,8 +61,11 @@ def test_drift_adapts_and_a_kill_mid_adaptation_is_explained_after_restart(
     assert 'driftd_model_version{monitor="adapt"} 2.0' in body
     assert 'driftd_adaptation_running{monitor="adapt"} 1.0' in body
 
+    wait_for(lambda: (tmp_path / "retrain.pid").exists(), 10, process=daemon)
+    pid = int((tmp_path / "retrain.pid").read_text())
     daemon.kill()  # SIGKILL: no chance to record anything
     assert _state(db, "retrain") == "running"
+    wait_for(lambda: not _alive(pid), 10, message="the retrain command to die with driftd")
     daemon.start()
     daemon.wait_http()
     wait_for(lambda: _state(db, "retrain") == "failed", 30, message="the interrupted run marked failed", process=daemon)

@@ -19,7 +19,13 @@ from monitor.metrics import Metrics
 from monitor.migrate import upgrade
 from monitor.plugins import PluginManager
 from monitor.store import Store
-from monitor.testing import check_bad_options, check_connector
+from monitor.testing import (
+    adaptation_context,
+    check_adapter,
+    check_adapter_bad_options,
+    check_bad_options,
+    check_connector,
+)
 from tests.helpers import monitor_config
 
 PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "driftd-example-plugin"
@@ -59,7 +65,7 @@ def manager(installed: Path) -> PluginManager:
 def test_plugin_manager_lists_the_installed_distribution(manager: PluginManager) -> None:
     info = manager.info["example"]
     assert info.origin == "entry point (driftd-example-plugin)"
-    assert info.provides == {"connectors": ["random_walk"]} and info.error is None
+    assert info.provides == {"connectors": ["random_walk"], "adapters": ["mean_alignment"]} and info.error is None
 
 
 def test_driftd_plugins_shows_it(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +73,8 @@ def test_driftd_plugins_shows_it(installed: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("DRIFTD_DISABLE_PLUGINS", raising=False)
     result = CliRunner().invoke(main, ["plugins"])
     assert result.exit_code == 0, result.output
-    assert "example  [entry point (driftd-example-plugin)]\n    connectors: random_walk\n" in result.output
+    assert "example  [entry point (driftd-example-plugin)]\n" in result.output
+    assert "connectors: random_walk" in result.output and "adapters: mean_alignment" in result.output
 
 
 @pytest.mark.parametrize("total_rows", [0, 1500])
@@ -79,6 +86,13 @@ def test_it_passes_the_conformance_suite(manager: PluginManager, total_rows: int
 def test_it_rejects_bad_options(manager: PluginManager) -> None:
     walk = manager.provided["connectors"]["random_walk"]
     check_bad_options(walk, [("step", {"step": 0}), ("seed", {"seed": "x"}), ("speed", {"speed": 1})])
+
+
+def test_its_adapter_passes_the_adapter_conformance_suite(manager: PluginManager) -> None:
+    alignment = manager.provided["adapters"]["mean_alignment"]
+    result = check_adapter(lambda: alignment({}), lambda: adaptation_context("affine"))
+    assert result.remedy == "feature_map" and result.model is not None
+    check_adapter_bad_options(alignment, [("min_rows", {"min_rows": 1}), ("speed", {"speed": 2})])
 
 
 def test_a_monitor_runs_with_it(manager: PluginManager, sqlite_url: str) -> None:

@@ -1,27 +1,43 @@
-"""The alert rules and dashboards against a real Prometheus scraping a real driftd running its demo."""
+"""The alert rules and dashboards against a real Prometheus scraping a real driftd running its demo,
+with a model and adapters added to the demo monitor so that its drift is adapted to as well."""
 
 from __future__ import annotations
 
 import math
+import os
+import pickle
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import numpy as np
+import pyarrow as pa
 import pytest
 import yaml
 
-from tests.conftest import under_ci
-from tests.e2e.conftest import Driftd, free_port, wait_for
+from monitor.config import build_config
+from monitor.demo import DEMO_REFERENCE_ROWS, DEMO_SHIFT_ROW, DEMO_WINDOW_ROWS, demo_config
+from plugins.connectors.synthetic import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SyntheticConnector, demo_shifts
+from tests.conftest import require_module, under_ci
+from tests.e2e.conftest import Driftd, free_port, wait_for, write_config
+from tests.helpers import write_csv
 from tests.unit.test_deploy_files import (PROMETHEUS, RULE_TESTS, RULES, load_dashboards, load_rules,
                                           panel_targets, query_annotations, query_variables, variable_query)
 
 pytestmark = pytest.mark.slow
 
 MONITOR = "demo-sensors"
+#: The adapters of the demo monitor. Its drifted rows carry no labels and lie partly off the training
+#: data's support, so the gate rejects both challengers; the command (a retraining hand-over) succeeds.
+ADAPTERS = ["label_shift", "feature_alignment",
+            {"type": "command", "name": "notify-pipeline", "options": {"argv": [sys.executable, "-c", "pass"]}}]
+EXPECTED_RUNS = {("label_shift", "rejected"): 1, ("feature_alignment", "rejected"): 1,
+                 ("notify-pipeline", "succeeded"): 1}
 #: What Grafana would put in for its built-in variables on a short time range.
 BUILTINS = {"$__rate_interval": "30s", "$__interval": "30s", "$__range": "5m"}
 
@@ -111,13 +127,59 @@ class Prometheus:
                 self.proc.wait(10)
 
 
+def adapting_demo_monitor(directory: Path) -> dict[str, Any]:
+    """The built-in demo monitor (as monitor.demo builds it) with a model trained on its reference rows.
+
+    The labelled training data are the synthetic source's first rows (the demo's reference), labelled
+    by a rule on two sensors; a logistic regression on the six numeric sensors is pickled beside them.
+    """
+    linear_model = require_module("sklearn.linear_model")
+    options = {"seed": 7, "rows_per_fetch": DEMO_WINDOW_ROWS, "shifts": demo_shifts(DEMO_SHIFT_ROW)}
+    connector = SyntheticConnector({**options, "rows_per_fetch": DEMO_REFERENCE_ROWS})
+    rows = connector.fetch(None, DEMO_REFERENCE_ROWS).table
+    connector.close()
+    features = np.column_stack([rows.column(name).to_numpy() for name in NUMERIC_FEATURES])
+    temperature, humidity = rows.column("temperature").to_numpy(), rows.column("humidity").to_numpy()
+    labels = ((temperature - 21.0) / 1.5 + (humidity - 45.0) / 6.0 > 0).astype(np.int64)
+    model = linear_model.LogisticRegression(max_iter=1000).fit(features, labels)
+    model_path = directory / "model.pkl"
+    with open(model_path, "wb") as handle:
+        pickle.dump(model, handle)
+    os.chmod(model_path, 0o600)  # driftd loads pickles only from files no one else can write
+    training = write_csv(directory / "training.csv", pa.table(
+        {**{name: rows.column(name) for name in NUMERIC_FEATURES}, "label": pa.array(labels)}))
+    demo = {
+        "name": MONITOR,
+        "source": {"type": "synthetic", "options": options},
+        "features": {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
+        "window": {"rows": DEMO_WINDOW_ROWS},
+        "reference": {"first_rows": DEMO_REFERENCE_ROWS},
+        "schedule": {"interval": "2s"},
+        "measures": {"ks": {"threshold": 0.001}, "psi": {}, "wasserstein": {}, "chi_square": {"threshold": 0.001}},
+        "drift": {"share": 0.3, "consecutive": 2, "correction": "bh"},
+    }
+    # The existing assertions about the demo hold only while this is still the built-in demo.
+    assert build_config({"monitors": [demo]}, "test", environ={}).monitors == demo_config(environ={}).monitors
+    return {**demo,
+            "model": {"path": str(model_path), "label": "label", "training_data": str(training),
+                      "store": str(directory / "models")},
+            "adaptation": {"adapters": ADAPTERS, "cooldown": 0}}
+
+
+def _adaptation_runs(prometheus: Prometheus) -> dict[tuple[str, str], int]:
+    """Runs by (adapter, outcome) as Prometheus last scraped them (outcomes that never happened left out)."""
+    return {(series["metric"]["adapter"], series["metric"]["outcome"]): int(float(series["value"][1]))
+            for series in prometheus.query(f'driftd_adaptations_total{{monitor="{MONITOR}"}} > 0')}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Driftd, Prometheus]]:
-    """The demo daemon and a Prometheus scraping it, once the demo is in drift in Prometheus."""
+    """The adapting demo daemon and a Prometheus scraping it, once Prometheus saw the drift adapted to."""
     _binary("prometheus")
     directory = tmp_path_factory.mktemp("prometheus")
     port = free_port()
-    daemon = Driftd(directory, [], port, DRIFTD_SERVER_PORT=str(port)).start()
+    write_config(directory / "driftd.yaml", port, [adapting_demo_monitor(directory)])
+    daemon = Driftd(directory, ["--config", "driftd.yaml"], port).start()
     prometheus = None
     try:
         daemon.wait_http()
@@ -125,6 +187,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Driftd, Pr
         prometheus.wait_ready()
         wait_for(lambda: prometheus.query(f'driftd_dataset_drift{{monitor="{MONITOR}"}} == 1'), 60, interval=1,
                  message="the demo in drift, seen by Prometheus", process=daemon)
+        wait_for(lambda: _adaptation_runs(prometheus) == EXPECTED_RUNS, 60, interval=1,
+                 message=f"the drift adapted to ({EXPECTED_RUNS}), seen by Prometheus", process=daemon)
         yield daemon, prometheus
     finally:
         if prometheus is not None:
@@ -171,6 +235,47 @@ def test_every_rule_is_loaded_healthy_and_drift_alert_is_active(stack: tuple[Dri
     assert states[("DriftdDatasetDrift", MONITOR)] in {"pending", "firing"}
     # A healthy daemon raises nothing about its own health.
     assert {name for name, _ in states} <= {"DriftdDatasetDrift", "DriftdDriftShareHigh"}, states
+
+
+def test_adaptation_alert_counts_every_run_and_stays_quiet_below_its_threshold(
+        stack: tuple[Driftd, Prometheus]) -> None:
+    _, prometheus = stack
+    (rule,) = [rule for rule in load_rules() if rule["alert"] == "DriftdAdaptationFailing"]
+    match = re.fullmatch(r"(?s)(.+?)\s*>=\s*(\d+)\s+unless\s+on\s*\([^)]*\)\s*(.+?)\s*>\s*0", rule["expr"].strip())
+    assert match, rule["expr"]
+    failed_or_rejected, threshold, promoted = match[1], int(match[2]), match[3]
+    # Each series was created by its run, at 1: the rule counts that run (increase() alone would not).
+    (counted,) = prometheus.query(failed_or_rejected)
+    assert counted["metric"]["monitor"] == MONITOR
+    assert float(counted["value"][1]) == sum(n for (_, outcome), n in EXPECTED_RUNS.items()
+                                             if outcome in {"failed", "rejected"}) == 2
+    assert prometheus.query(promoted) == []
+    assert threshold > 2 and prometheus.query(rule["expr"]) == []
+    assert not [alert for alert in prometheus.api("alerts")["alerts"]
+                if alert["labels"]["alertname"] == "DriftdAdaptationFailing"]
+
+
+def test_adaptation_panels_count_the_runs_and_show_the_model(stack: tuple[Driftd, Prometheus]) -> None:
+    _, prometheus = stack
+    monitor = load_dashboards()["driftd-monitor.json"]
+    panels = {panel["title"]: target["expr"] for panel, target in panel_targets(monitor)}
+
+    def resolved(expr: str) -> str:
+        for name, value in {**BUILTINS, "$monitor": MONITOR}.items():
+            expr = expr.replace(name, value)
+        return expr
+
+    by_outcome = {series["metric"]["outcome"]: float(series["value"][1])
+                  for series in prometheus.query(resolved(panels["Adaptations in range by outcome"]))
+                  if float(series["value"][1])}
+    assert by_outcome == {"rejected": 2.0, "succeeded": 1.0}
+    (version,) = prometheus.query(resolved(panels["Model version"]))
+    assert version["value"][1] == "1"  # nothing promoted: the configured model
+    fleet = load_dashboards()["driftd-fleet.json"]
+    (failing,) = [target["expr"] for panel, target in panel_targets(fleet)
+                  if panel["title"] == "Monitors whose adaptations came to nothing"]
+    assert {(s["metric"]["monitor"], s["metric"]["outcome"], s["value"][1])
+            for s in prometheus.query(resolved(failing))} == {(MONITOR, "rejected", "2")}
 
 
 def _label_values(prometheus: Prometheus, query: str) -> list[str]:

@@ -212,11 +212,11 @@ def test_command_success_reads_inputs_and_result(ctx: AdaptationContext) -> None
                                   ctx.target.features)
 
 
-def test_command_environment_can_be_kept_to_the_basics(ctx: AdaptationContext, monkeypatch) -> None:
+def test_command_gets_only_the_basic_environment_unless_told(ctx: AdaptationContext, monkeypatch) -> None:
     monkeypatch.setenv("DRIFTD_DATABASE_PASSWORD", SECRET)
     script = "import json, os; print(json.dumps(sorted(os.environ)))"
-    inherited = json.loads(_python(script).adapt(ctx).details["stdout_tail"])
-    kept = json.loads(_python(script, inherit_env=False, env={"ONLY": "this"}).adapt(ctx).details["stdout_tail"])
+    inherited = json.loads(_python(script, inherit_env=True).adapt(ctx).details["stdout_tail"])
+    kept = json.loads(_python(script, env={"ONLY": "this"}).adapt(ctx).details["stdout_tail"])
     assert "DRIFTD_DATABASE_PASSWORD" in inherited
     assert "DRIFTD_DATABASE_PASSWORD" not in kept and "ONLY" in kept and "DRIFTD_TARGET" in kept
     assert set(kept) <= {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "ONLY", "DRIFTD_EVENT", "DRIFTD_TARGET",

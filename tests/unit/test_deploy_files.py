@@ -36,6 +36,7 @@ RUNBOOK_ANCHORS = {
     "alert-driftdevaluationerrors",
     "alert-driftdschedulerlagging",
     "alert-driftddown",
+    "alert-driftdadaptationfailing",
 }
 SEVERITIES = {"critical", "warning", "info"}
 METRIC_NAME = re.compile(r"(?<![A-Za-z0-9_:])driftd_[A-Za-z0-9_:]*")
@@ -102,6 +103,10 @@ def exported_series_names() -> set[str]:
         source_up=True, scores=[FeatureScore("a", "ks", 0.4, 1e-6, True), FeatureScore("b", "psi", 0.01, None, False)],
         feature_drifted={"a": True, "b": False}, features=["a", "b", "c"], missing_features=frozenset({"c"}),
     ))
+    # A monitor with a model and an adaptation section, after one adapter run.
+    metrics.model_version.labels("m").set(2)
+    metrics.adaptations.labels("m", "label_shift", "promoted").inc()
+    metrics.adaptation_seconds.labels("m", "label_shift").observe(1.5)
     text = generate_latest(metrics.registry).decode()
     names = {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
     # Counters' *_created samples are exposition details, not series to query.
@@ -139,6 +144,19 @@ def test_dashboards_have_their_stable_unique_uids() -> None:
         assert len(ids) > len(rows), f"{name} has no panels"
         assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
     assert len({dashboard["title"] for dashboard in dashboards.values()}) == len(dashboards)
+
+
+def test_panels_fit_the_grid_without_overlapping() -> None:
+    for name, dashboard in load_dashboards().items():
+        taken: dict[tuple[int, int], dict[str, Any]] = {}
+        # The top level as shown (the panels of a collapsed row are laid out below it when it opens).
+        for panel in dashboard["panels"]:
+            pos = panel["gridPos"]
+            assert pos["w"] > 0 and pos["h"] > 0 and pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, (name, panel["title"])
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                for y in range(pos["y"], pos["y"] + pos["h"]):
+                    other = taken.setdefault((x, y), panel)
+                    assert other is panel, f"{name}: {panel['title']!r} overlaps {other['title']!r}"
 
 
 def test_every_panel_queries_the_provisioned_datasource_with_an_expr() -> None:
