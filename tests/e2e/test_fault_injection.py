@@ -1,12 +1,14 @@
 """Fault injection: 20 seeded SIGKILLs at random moments over a files and an SQL source.
 
 Afterwards every row is in exactly one evaluated window (or still pending in the cursor), no
-window is evaluated twice, and history and cursors agree.
+window is evaluated twice, history and cursors agree, and no adaptation is left pending or
+running (the files source drifts half-way and queues a slow `command` adapter the kills land in).
 """
 
 from __future__ import annotations
 
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def _progress(store: Store) -> dict[str, tuple[list[int], int, int]]:
 def test_twenty_random_sigkills_lose_nothing_and_count_nothing_twice(tmp_path: Path, postgres_url: str) -> None:
     for index in range(FILES):
         write_csv(tmp_path / "data" / f"part-{index:02d}.csv",
-                  sample_table(FILE_ROWS, seed=index, start_id=index * FILE_ROWS))
+                  sample_table(FILE_ROWS, seed=index, start_id=index * FILE_ROWS, shift=1.5 * (index >= FILES // 2)))
     _sql_source(postgres_url)
     reference = write_csv(tmp_path / "ref.csv", sample_table(1000, seed=99))
     store = Store(postgres_url)
@@ -64,7 +66,9 @@ def test_twenty_random_sigkills_lose_nothing_and_count_nothing_twice(tmp_path: P
               "reference": {"path": str(reference)}, "schedule": {"interval": "0.1s"}, "max_rows": 120,
               "measures": ["ks", "psi", "chi_square"]}
     config = {"storage": {"url": postgres_url, "lease": "1s"}, "server": {"enabled": False}, "monitors": [
-        {"name": "files", "source": {"type": "files", "options": {"path": str(tmp_path / "data")}}, **common},
+        {"name": "files", "source": {"type": "files", "options": {"path": str(tmp_path / "data")}}, **common,
+         "adaptation": {"cooldown": 0, "adapters": [{"type": "command", "name": "retrain", "options": {
+             "argv": [sys.executable, "-c", "import time; time.sleep(3)"]}}]}},
         {"name": "sql", "source": {"type": "sql", "options": {"url": postgres_url, "table": "events",
                                                                "cursor_column": "id"}}, **common}]}
     path = tmp_path / "driftd.yaml"
@@ -88,7 +92,7 @@ def test_twenty_random_sigkills_lose_nothing_and_count_nothing_twice(tmp_path: P
         while time.monotonic() < deadline:
             progress = _progress(store)
             if all(rows + pending == expected[name] and pending < WINDOW_ROWS
-                   for name, (_, rows, pending) in progress.items()):
+                   for name, (_, rows, pending) in progress.items()) and not _unfinished(store):
                 break
             time.sleep(0.5)
         assert daemon.terminate(timeout=15) == 0, daemon.log()
@@ -99,6 +103,19 @@ def test_twenty_random_sigkills_lose_nothing_and_count_nothing_twice(tmp_path: P
         assert seqs == list(range(1, len(seqs) + 1)), f"{name}: a window evaluated twice or skipped"
         assert rows + pending == expected[name], f"{name}: {rows} in windows + {pending} pending"
         assert rows == (expected[name] // WINDOW_ROWS) * WINDOW_ROWS
+    runs = _adaptations(store)
+    assert runs, "the drift queued no adaptation"
+    assert not _unfinished(store), f"adaptations left unfinished: {runs}"
+    assert all(reason for _, reason in runs), runs
     logs = daemon.all_logs()
     assert "Traceback" not in logs, logs[-4000:]
     store.close()
+
+
+def _adaptations(store: Store) -> list[tuple[str, str | None]]:
+    with store.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.text("SELECT state, reason FROM adaptations"))]
+
+
+def _unfinished(store: Store) -> list[str]:
+    return [state for state, _ in _adaptations(store) if state in ("pending", "running")]
