@@ -203,6 +203,7 @@ class MonitorRunner:
             if records[-1].ended_at is not None:
                 self.watermark = records[-1].ended_at.timestamp()
         self._publish(records, committed)
+        self._hand_back_if_over_share()
         return TickReport(batch.num_rows, records, self.policy.state)
 
     def _own_the_monitor(self) -> bool:
@@ -216,6 +217,23 @@ class MonitorRunner:
         self._lease_held = held
         self.metrics.lease_held.labels(self.name).set(float(held))
         return held
+
+    def _hand_back_if_over_share(self) -> None:
+        """After a committed tick: give the lease up when this replica holds more than its share of monitors.
+
+        Nothing is lost: the tick is committed, and another replica takes the monitor on its next tick.
+        """
+        if self.lease is None:
+            return
+        try:
+            handed_back = self.store.balance_lease(self.monitor_id, *self.lease)
+        except Exception as error:  # noqa: BLE001 - the tick is committed; balancing can wait for the next one
+            log.warning("monitor %s: could not check the lease balance: %s", self.name, _reason(error))
+            return
+        if handed_back:
+            self._lease_held = self._loaded = False
+            self.metrics.lease_held.labels(self.name).set(0.0)
+            log.info("monitor %s: handed back by this replica (%s) to balance the replicas", self.name, self.lease[0])
 
     def _fetch(self) -> Batch:
         started = time.perf_counter()

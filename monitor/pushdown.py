@@ -23,11 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
+from monitor.config import MonitorConfig
 from monitor.divergence import (
+    BUILTIN_MEASURES,
     NUMPY,
     Backend,
     CategoricalSummary,
@@ -38,11 +40,8 @@ from monitor.divergence import (
     adjust_p_values,
 )
 from monitor.divergence.summary import bin_indices
+from monitor.evaluate import MeasureSetting, WindowEvaluation
 from monitor.store import ResultRecord
-
-if TYPE_CHECKING:
-    from monitor.config import MonitorConfig
-    from monitor.evaluate import MeasureSetting, WindowEvaluation
 
 #: Built-in measures whose score reads only bin proportions or category counts, so a window's
 #: counts give exactly the value its rows would.
@@ -121,8 +120,6 @@ def counts_only(measure: object) -> bool:
     """
     if isinstance(measure, MultivariateMeasure):
         return False
-    from monitor.divergence.registry import BUILTIN_MEASURES
-
     builtin = BUILTIN_MEASURES.get(getattr(measure, "name", ""))
     if builtin is not None:
         return measure.name in COUNT_MEASURES and type(measure) is type(builtin)
@@ -219,8 +216,6 @@ def evaluate_aggregate(
     backend: Backend = NUMPY,
 ) -> WindowEvaluation:
     """Score a counted window as ``evaluate_window`` scores rows: same measures, order, corrections."""
-    from monitor.evaluate import WindowEvaluation
-
     windows: dict[str, CategoricalWindow] = {}
     missing: dict[str, str] = {}
     for name, kind in kinds.items():

@@ -5,14 +5,16 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import time
 from typing import Any, Literal, Mapping
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor.config import parse_duration
 from monitor.connector import Batch, Connector, ConnectorError, Cursor, parse_options
 from monitor.hookspecs import hookimpl
 
@@ -47,6 +49,14 @@ class FilesOptions(BaseModel):
     format: Format | None = None
     csv: CsvOptions = CsvOptions()
     columns: list[str] | None = Field(default=None, min_length=1)
+    skip_unreadable_after: float | None = Field(
+        default=None, gt=0, description="seconds after its last change an unreadable file is skipped (logged); "
+                                        "default: never — the monitor stops at it until it is fixed or removed")
+
+    @field_validator("skip_unreadable_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
 
 
 
@@ -75,6 +85,7 @@ class FilesConnector(Connector):
         self._path = os.path.normpath(os.path.expanduser(self.config.path))
         self._cache: dict[str, tuple[tuple[int, int], pa.Table]] = {}
         self._warned: set[str] = set()
+        self._skipped: set[str] = set()
 
     def fetch(self, cursor: Cursor, max_rows: int) -> Batch:
         """Return up to ``max_rows`` rows after ``cursor``, spanning files where needed."""
@@ -91,6 +102,14 @@ class FilesConnector(Connector):
             try:
                 table = self._read(path)
             except FileNotFoundError:
+                continue
+            except ConnectorError as error:
+                if not self._skippable(path, error):
+                    raise
+                if path != current:
+                    if parts:  # the rows before it are returned now; the cursor moves past it next time
+                        break
+                    current, consumed = path, 0
                 continue
             schema = schema or table.schema
             start = consumed if path == current else 0
@@ -111,6 +130,21 @@ class FilesConnector(Connector):
     def close(self) -> None:
         """Drop the parsed-file cache."""
         self._cache.clear()
+
+    def _skippable(self, path: str, error: ConnectorError) -> bool:
+        """Whether an unreadable file has stayed unchanged long enough to be skipped (logged once)."""
+        grace = self.config.skip_unreadable_after
+        try:
+            age = time.time() - os.stat(path).st_mtime
+        except OSError:
+            return False
+        if grace is None or age < grace:
+            return False
+        if path not in self._skipped:
+            self._skipped.add(path)
+            log.error("%s; unchanged for %.0fs (skip_unreadable_after %gs): skipping it, its rows are not "
+                      "evaluated", error, age, grace)
+        return True
 
     def _parse_cursor(self, cursor: Cursor) -> tuple[str | None, int]:
         if cursor is None:

@@ -12,23 +12,34 @@ database itself reports (by reflection) before it is used, quoted, in a statemen
 
 The cursor column must only grow: a row written later with a cursor value below the stored
 cursor is not read. Rows whose cursor or tie-breaker column is NULL are not read.
+
+With ``pushdown`` the rows stay in the database: ``aggregate`` asks it, for each complete window
+of the monitor's span over the cursor column, for the row count, each numeric feature's counts in
+the reference's bins (a CASE over bound edges, searched as a binary tree, then GROUP BY) and each
+categorical feature's counts (GROUP BY). See ``monitor.pushdown``.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
+from monitor.config import parse_duration
 from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
 from monitor.hookspecs import hookimpl
+from monitor.pushdown import AggregateBatch, AggregatePlan, CategoryCounts, NumericCounts, WindowAggregate
 
 #: Cursor value types stored in JSON as strings, and how each is read back.
 _PARSERS: dict[type, Callable[[str], Any]] = {
@@ -62,6 +73,24 @@ def _from_json(value: Any, kind: type) -> Any:
     raise ValueError(f"expected {kind.__name__}, got {value!r}")
 
 
+class PushdownOptions(BaseModel):
+    """Options of ``pushdown``: the database bins and counts each window; no row is transferred."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    max_windows: int = Field(24, ge=1, le=10_000, description="complete windows aggregated per fetch at most")
+    grace: float = Field(
+        0.0, ge=0, description="a window counts as complete once the source holds a row this far past its end "
+                               "(a duration for a timestamp cursor, a number of ids for an integer one)")
+
+    @field_validator("grace", mode="before")
+    @classmethod
+    def _grace(cls, value: Any) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+            return 0.0
+        return parse_duration(value)
+
+
 class SqlOptions(BaseModel):
     """Options of the ``sql`` connector."""
 
@@ -80,6 +109,21 @@ class SqlOptions(BaseModel):
     tiebreaker_column: str | None = Field(
         default=None, min_length=1, description="a unique column; omit only when cursor_column is unique",
     )
+    pushdown: PushdownOptions | None = Field(
+        default=None, description="true (or a mapping of max_windows, grace): the database aggregates each "
+                                  "window itself and no row is transferred",
+    )
+
+    @field_validator("pushdown", mode="before")
+    @classmethod
+    def _pushdown(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return None
+        if value is True:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError("expected true, false or a mapping of max_windows and grace")
+        return value
 
     @field_validator("query")
     @classmethod

@@ -305,3 +305,33 @@ def test_date_partitioned_folders_are_read_in_time_order_and_new_partitions_pick
     write_partition("2026-11-29", 10, 15)  # an object-store layout grows by new partitions
     second = connector.fetch(json.loads(json.dumps(first.cursor)), 100)
     assert second.table.column("id").to_pylist() == list(range(15, 20))
+
+
+def test_an_unreadable_file_stops_the_monitor_until_fixed_unless_told_to_skip_it(tmp_path: Path) -> None:
+    import os
+
+    from monitor.connector import ConnectorError
+    from plugins.connectors.files import FilesConnector
+    from tests.helpers import sample_table, write_csv
+
+    write_csv(tmp_path / "a.csv", sample_table(10, seed=1))
+    (tmp_path / "b.parquet").write_bytes(b"PAR1 not really parquet")
+    write_csv(tmp_path / "c.csv", sample_table(5, seed=2, start_id=10))
+    stopping = FilesConnector({"path": str(tmp_path)})
+    first = stopping.fetch(None, 10)
+    assert first.num_rows == 10
+    with pytest.raises(ConnectorError, match="b.parquet"):
+        stopping.fetch(first.cursor, 100)
+
+    skipping = FilesConnector({"path": str(tmp_path), "skip_unreadable_after": "1m"})
+    with pytest.raises(ConnectorError, match="b.parquet"):  # just written: it may still be being copied
+        skipping.fetch(first.cursor, 100)
+    old = os.stat(tmp_path / "b.parquet").st_mtime - 120
+    os.utime(tmp_path / "b.parquet", (old, old))
+    rest = skipping.fetch(first.cursor, 100)
+    assert rest.table.column("id").to_pylist() == list(range(10, 15))
+    assert skipping.fetch(rest.cursor, 100).num_rows == 0
+    fresh = FilesConnector({"path": str(tmp_path), "skip_unreadable_after": 60})
+    before = fresh.fetch(None, 100)
+    assert before.num_rows == 10  # rows before the bad file first; the cursor moves past it next time
+    assert fresh.fetch(before.cursor, 100).table.column("id").to_pylist() == list(range(10, 15))
