@@ -235,6 +235,8 @@ class DriftConfig(_Strict):
     share: float = Field(0.3, gt=0, le=1, description="drifted share of features for dataset drift")
     consecutive: int = Field(1, ge=1, description="windows in a row at or above the share")
     correction: Literal["none", "bonferroni", "bh"] = "bh"
+    min_rows: int = Field(30, ge=0, description="values of a feature a distance measure (PSI, JS, Wasserstein, …) "
+                                                "needs in a window before it may flag drift; tests are not limited")
     sequential: SequentialConfig | None = Field(
         None, description="also raise drift when a sequential detector sees the statistic creep up")
 

@@ -19,6 +19,15 @@ from monitor.evaluate import MeasureSetting, WindowEvaluation, evaluate_window, 
 from monitor.metrics import FeatureScore, Metrics, MonitorSnapshot
 from monitor.plugins import PluginManager
 from monitor.policy import STATE_CODES, DriftPolicy, max_divergence
+from monitor.pushdown import (
+    AggregateBatch,
+    AggregatePlan,
+    CountReference,
+    WindowAggregate,
+    evaluate_aggregate,
+    pushdown_column,
+    pushdown_problems,
+)
 from monitor.reference import (
     feature_kinds,
     read_table,
@@ -69,6 +78,8 @@ class MonitorRunner:
         self.metrics = metrics
         self.kinds = feature_kinds(config.features)
         self.measures, self.connector = self.validate(config, plugins)
+        self.pushdown_column = pushdown_column(self.connector)  # None: rows are pulled
+        self._counted: CountReference | None = None
         self.backend = _backend(config)
         self._distance_measures = {s.measure.name for s in self.measures
                                    if not s.measure.is_test and s.measure.higher_is_drift}
@@ -96,6 +107,11 @@ class MonitorRunner:
             connector = plugins.connector(config.source.type, config.source.options)
         except Exception as error:  # noqa: BLE001 - any plugin failure becomes a clear monitor error
             raise MonitorError(f"monitor {config.name!r}: source {config.source.type!r}: {_reason(error)}") from None
+        column = pushdown_column(connector)
+        problems = [] if column is None else pushdown_problems(config, measures, column)
+        if problems:
+            connector.close()
+            raise MonitorError(f"monitor {config.name!r}: push-down source: " + "; ".join(problems))
         return measures, connector
 
     # ---- state held between ticks (reloaded from SQL after any failure) ------------------
@@ -189,6 +205,8 @@ class MonitorRunner:
         if self.reference is None and not self.config.reference.first_rows:
             raise MonitorError(f"monitor {self.name!r} has no reference: set reference.path or "
                                f"reference.first_rows, or run `driftd reference capture {self.name}`")
+        if self.pushdown_column is not None and self.reference is not None:
+            return self._tick_pushdown()
         batch = self._fetch()
         rows = self._combine(batch.table)
         if self.reference is None:
@@ -235,12 +253,30 @@ class MonitorRunner:
             self.metrics.lease_held.labels(self.name).set(0.0)
             log.info("monitor %s: handed back by this replica (%s) to balance the replicas", self.name, self.lease[0])
 
-    def _fetch(self) -> Batch:
+    def _tick_pushdown(self) -> TickReport:
+        """The source counted each complete window itself: score the counts, commit them with the cursor."""
+        assert self.summary is not None and self.config.window.span is not None
+        if self._counted is None or self._counted.summary is not self.summary:
+            self._counted = CountReference(self.summary)
+        batch = self._fetch(self._counted.plan(self.kinds, self.config.window.span))
+        assert isinstance(batch, AggregateBatch)
+        records = [self._evaluate(window) for window in batch.windows]
+        _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, None, 0, records, lease=self.lease)
+        self.position, self.pending = batch.cursor, None
+        if records:
+            self.next_seq = records[-1].seq + 1
+        self._publish(records, committed)
+        return TickReport(batch.num_rows, records, self.policy.state)
+
+    def _fetch(self, plan: AggregatePlan | None = None) -> Batch | AggregateBatch:
+        """``connector.fetch``, or with ``plan`` the push-down ``connector.aggregate``; SourceDown on failure."""
         started = time.perf_counter()
+        expected = Batch if plan is None else AggregateBatch
         try:
-            batch = self._fetch_within_timeout()
-            if not isinstance(batch, Batch):
-                raise TypeError(f"fetch() returned {type(batch).__name__}, expected a Batch")
+            batch = self._fetch_within_timeout(plan)
+            if not isinstance(batch, expected):
+                call = "fetch()" if plan is None else "aggregate()"
+                raise TypeError(f"{call} returned {type(batch).__name__}, expected a {expected.__name__}")
         except Exception as error:  # noqa: BLE001 - any connector failure is a source outage
             self.metrics.source_errors.labels(self.name).inc()
             self._set_source_up(False, error)
@@ -250,7 +286,7 @@ class MonitorRunner:
         self._set_source_up(True)
         return batch
 
-    def _fetch_within_timeout(self) -> Batch:
+    def _fetch_within_timeout(self, plan: AggregatePlan | None = None) -> Batch | AggregateBatch:
         """``connector.fetch`` on the monitor's fetch thread, given up after ``fetch_timeout``.
 
         A fetch that hangs keeps its thread; until it returns, later ticks fail fast instead of
@@ -259,7 +295,11 @@ class MonitorRunner:
         timeout = self.config.fetch_timeout
         if self._fetch_in_flight is not None and not self._fetch_in_flight.done():
             raise TimeoutError(f"an earlier fetch has not returned yet (timeout {timeout:g}s)")
-        self._fetch_in_flight = self._fetcher.submit(self.connector.fetch, self.position, self.config.max_rows)
+        if plan is None:
+            self._fetch_in_flight = self._fetcher.submit(self.connector.fetch, self.position, self.config.max_rows)
+        else:
+            self._fetch_in_flight = self._fetcher.submit(self.connector.aggregate,  # type: ignore[attr-defined]
+                                                         self.position, plan)
         try:
             return self._fetch_in_flight.result(timeout=timeout)
         except TimeoutError:
@@ -325,13 +365,23 @@ class MonitorRunner:
             raise MonitorError(f"monitor {self.name!r}: timestamp column {window.timestamp!r} is missing")
         return split_by_span(rows, window.timestamp, window.span, self.watermark)
 
-    def _evaluate(self, window: WindowSlice) -> WindowRecord:
+    def _evaluate(self, window: WindowSlice | WindowAggregate) -> WindowRecord:
         assert self.reference is not None and self.summary is not None
         started = time.perf_counter()
         seq = self.next_seq
         self.next_seq += 1
-        evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.measures,
-                                     self.config.drift.correction, backend=self.backend)
+        if isinstance(window, WindowAggregate):  # push-down: the source's counts, no rows
+            assert self._counted is not None
+            evaluation = evaluate_aggregate(window, self.kinds, self._counted, self.measures,
+                                            self.config.drift.correction, backend=self.backend,
+                                            min_rows=self.config.drift.min_rows)
+            rows = window.rows
+        else:
+            evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.measures,
+                                         self.config.drift.correction, backend=self.backend,
+                                         min_rows=self.config.drift.min_rows)
+            rows = window.rows.num_rows
+            self.recent.add(window.rows)
         for feature, reason in evaluation.missing.items():
             log.warning("monitor %s window %d: feature %r not measured: %s", self.name, seq, feature, reason)
         for measure, reason in evaluation.failed_measures.items():
@@ -342,11 +392,10 @@ class MonitorRunner:
             log.warning("monitor %s window %d: the sequential detector saw the %s creep up", self.name, seq,
                         self.config.drift.sequential.statistic if self.config.drift.sequential else "statistic")
         self.metrics.evaluation_seconds.labels(self.name).observe(time.perf_counter() - started)
-        self.recent.add(window.rows)
         adaptation = self.config.adaptation
         queue = decision.starts_event and adaptation is not None
         return WindowRecord(
-            seq=seq, reference_id=self.reference.id, rows=window.rows.num_rows,
+            seq=seq, reference_id=self.reference.id, rows=rows,
             started_at=window.started_at, ended_at=window.ended_at, state=decision.state,
             drift_share=decision.drift_share, drifted_features=decision.drifted_features,
             missing_features=sorted(evaluation.missing), results=evaluation.results,

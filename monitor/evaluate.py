@@ -87,11 +87,14 @@ def evaluate_window(
     correction: str,
     *,
     backend: Backend = NUMPY,
+    min_rows: int = 0,
 ) -> WindowEvaluation:
     """Score every feature with every measure that takes its kind; correct p-values across features.
 
     Each feature's column is converted and counted once. Multivariate measures score the rows
-    whose numeric features are all finite, as one result under the feature name ``*``.
+    whose numeric features are all finite, as one result under the feature name ``*``. A distance
+    (not a test) computed from fewer than ``min_rows`` values is recorded but does not vote: its
+    sampling noise alone would cross any fixed threshold (tests account for the sample size).
     """
     windows: dict[str, FeatureWindow] = {}
     missing: dict[str, str] = {}
@@ -140,7 +143,8 @@ def evaluate_window(
                     if measure.is_test else [None] * len(scored))
         for (name, score), p_adjusted in zip(scored, adjusted):
             decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
-            flag = bool(measure.drifted(decided, setting.threshold))
+            votes = measure.is_test or windows[name].n >= min_rows
+            flag = votes and bool(measure.drifted(decided, setting.threshold))
             drifted[name] = drifted[name] or flag
             results.append(ResultRecord(
                 feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,

@@ -214,8 +214,12 @@ def evaluate_aggregate(
     correction: str,
     *,
     backend: Backend = NUMPY,
+    min_rows: int = 0,
 ) -> WindowEvaluation:
-    """Score a counted window as ``evaluate_window`` scores rows: same measures, order, corrections."""
+    """Score a counted window as ``evaluate_window`` scores rows: same measures, order, corrections.
+
+    As there, a distance computed from fewer than ``min_rows`` values is recorded but does not vote.
+    """
     windows: dict[str, CategoricalWindow] = {}
     missing: dict[str, str] = {}
     for name, kind in kinds.items():
@@ -247,7 +251,8 @@ def evaluate_aggregate(
                     if measure.is_test else [None] * len(scored))
         for (name, score), p_adjusted in zip(scored, adjusted):
             decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
-            flag = bool(measure.drifted(decided, setting.threshold))
+            votes = measure.is_test or windows[name].n >= min_rows
+            flag = votes and bool(measure.drifted(decided, setting.threshold))
             drifted[name] = drifted[name] or flag
             results.append(ResultRecord(
                 feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,

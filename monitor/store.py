@@ -410,16 +410,18 @@ class Store:
         (see above).
         """
         book = self._lease_book()
+        deciding = False  # holding book.lock until the transaction is committed, so that counts stay true
         try:
-            with book.lock, self._session() as session, session.begin():
+            with self._session() as session, session.begin():
                 lease = session.scalar(select(Lease).where(Lease.monitor_id == monitor_id)
                                        .with_for_update(skip_locked=True))
-                now = utcnow()
                 if lease is None and session.get(Lease, monitor_id) is not None:
                     return False  # locked right now by another replica renewing or committing it
                 if lease is not None and lease.owner == owner:
-                    lease.expires_at = now + timedelta(seconds=seconds)
+                    lease.expires_at = utcnow() + timedelta(seconds=seconds)
                     return True
+                deciding = book.lock.acquire()
+                now = utcnow()
                 view = self._lease_view(session, owner, seconds, now, monitor_id)
                 if lease is None:
                     if view.mine >= view.share:
@@ -440,6 +442,9 @@ class Store:
                 return True
         except IntegrityError:
             return False  # another replica inserted the lease first
+        finally:
+            if deciding:
+                book.lock.release()
 
     def balance_lease(self, monitor_id: int, owner: str, seconds: float) -> bool:
         """After a committed tick: hand the monitor back when this replica holds too many; True when it did.

@@ -82,12 +82,14 @@ def compare(
     share: float = 0.3,
     bins: int = 10,
     backend: str = "numpy",
+    min_rows: int = 30,
 ) -> DriftReport:
     """Measure how far ``window`` moved from ``reference``, with the engine's own code path.
 
     ``measures`` is a list of names or a mapping of name → ``{"threshold": ..., "options": {...}}``.
     Features default to every numeric and text column of the reference. ValueError/KeyError name
-    bad input (unknown measure, missing column).
+    bad input (unknown measure, missing column). Distances from fewer than ``min_rows`` values of a
+    feature are reported but do not flag drift (tests are not limited).
     """
     # imported here: the engine's modules import this package
     from monitor.config import DriftConfig, FeaturesConfig, MeasureConfig
@@ -107,7 +109,7 @@ def compare(
     settings = resolve_measures(configured, MeasureRegistry())
     new = summarize_table(reference_table, features, bins, max(reference_table.num_rows, 2), "compare")
     evaluation = evaluate_window(window_table, feature_kinds(features), ReferenceSummary.from_bytes(new.summary),
-                                 settings, correction, backend=resolve_backend(backend))
+                                 settings, correction, backend=resolve_backend(backend), min_rows=min_rows)
     decision = DriftPolicy(DriftConfig(share=share, correction=correction)).decide(
         evaluation.feature_drifted, multivariate_drift=evaluation.multivariate_drift)
     return DriftReport(

@@ -62,8 +62,11 @@ def test_leases_give_each_monitor_to_one_replica_and_a_dead_ones_to_another(tmp_
     first, second = replicas
 
     assert all(report.owned for report in first.tick_all().values())
-    assert not any(report.owned for report in second.tick_all().values()), "the first replica holds every lease"
     assert set(first.store.lease_owners().values()) == {first.replica}
+    # The second holds nothing, so it takes over one monitor (to count as a live replica); the rest stay put.
+    assert [report.owned for report in second.tick_all().values()] == [True, False, False, False]
+    owners = first.store.lease_owners()
+    assert owners.pop("m1") == second.replica and set(owners.values()) == {first.replica}
 
     time.sleep(1.2)  # the first replica dies silently: its leases expire
     while any(report.rows_fetched for report in second.tick_all().values()):
@@ -150,3 +153,118 @@ def test_ownership_is_visible_in_the_api_and_metrics(tmp_path: Path, postgres_ur
     assert 'driftd_lease_held{monitor="m1"} 1.0' in generate_latest(daemon.metrics.registry).decode()
     daemon.stop()
     assert Store(postgres_url).lease_owners() == {}, "a clean stop hands the monitors over at once"
+
+
+BALANCED = tuple(f"b{index:02d}" for index in range(12))
+FIRST_ROWS, WINDOW_ROWS, WINDOWS = 200, 100, 30
+
+
+def _balanced_config(url: str, lease: str) -> dict[str, Any]:
+    """Twelve monitors on the synthetic source (no files: the data is the same in every replica)."""
+    total = FIRST_ROWS + WINDOW_ROWS * WINDOWS
+    return {"storage": {"url": url, "lease": lease}, "server": {"enabled": False},
+            "monitors": [{"name": name, "features": {"numeric": ["temperature", "pressure"], "categorical": ["status"]},
+                          "source": {"type": "synthetic", "options": {"seed": index, "rows_per_fetch": 150,
+                                                                      "total_rows": total}},
+                          "window": {"rows": WINDOW_ROWS}, "reference": {"first_rows": FIRST_ROWS},
+                          "schedule": {"interval": "1h"}, "max_rows": 150, "measures": ["ks", "psi"]}
+                         for index, name in enumerate(BALANCED)]}
+
+
+def _holdings(store: Store, replicas: list[Daemon]) -> dict[str, int]:
+    owners = list(store.lease_owners().values())
+    return {daemon.replica: owners.count(daemon.replica) for daemon in replicas}
+
+
+def _tick_round(replicas: list[Daemon]) -> int:
+    """One tick of every monitor on every replica, in turn; the rows they fetched."""
+    return sum(report.rows_fetched for daemon in replicas for report in daemon.tick_all().values()
+               if not isinstance(report, Exception))
+
+
+def _round_until(replicas: list[Daemon], store: Store, condition: Any, rounds: int) -> tuple[int, dict[str, int]]:
+    """Tick rounds until ``condition(holdings)`` held after two rounds in a row; (rounds ticked, holdings)."""
+    streak = 0
+    for done in range(1, rounds + 1):
+        _tick_round(replicas)
+        held = _holdings(store, replicas)
+        streak = streak + 1 if condition(held) else 0
+        if streak == 2:
+            return done, held
+    raise AssertionError(f"not balanced after {rounds} rounds: {held}")
+
+
+def _is_balanced(monitors: int) -> Any:
+    def check(held: dict[str, int]) -> bool:
+        share = -(-monitors // len(held))
+        counts = list(held.values())
+        return sum(counts) == monitors and max(counts) - min(counts) <= 1 and all(abs(c - share) <= 1 for c in counts)
+    return check
+
+
+@pytest.mark.postgres
+def test_three_replicas_balance_hand_over_a_dead_ones_share_and_give_a_newcomer_its_share(
+        postgres_url: str) -> None:
+    upgrade(Store(postgres_url).engine)
+    lease = 2.0
+    config = _balanced_config(postgres_url, lease=f"{lease:g}s")
+    replicas = [Daemon(build_config(config, "test", environ={})) for _ in range(3)]
+    for daemon in replicas:
+        daemon.prepare()
+    store = Store(postgres_url)
+    try:
+        # The first replica to tick takes everything (the others are not live yet); the others then
+        # take one each to count as live, and the first hands one back per cycle until it is even.
+        replicas[0].tick_all()
+        assert set(_holdings(store, replicas).values()) == {12, 0}
+        _, held = _round_until(replicas, store, _is_balanced(12), rounds=20)
+        assert sorted(held.values()) == [4, 4, 4], held
+        for daemon in replicas:  # ownership shows in each replica's metrics as before
+            gauges = [daemon.metrics.registry.get_sample_value("driftd_lease_held", {"monitor": name})
+                      for name in BALANCED]
+            assert sum(gauges) == held[daemon.replica], (daemon.replica, gauges)
+
+        # A replica dies silently: its monitors go to the other two within the lease time.
+        victim, survivors = replicas[0], replicas[1:]
+        victim.tick_all()
+        killed = time.monotonic()
+        while time.monotonic() - killed < lease + 3:
+            _tick_round(survivors)
+            if sum(_holdings(store, survivors).values()) == 12:
+                break
+            time.sleep(0.1)
+        taken_over = time.monotonic() - killed
+        held = _holdings(store, replicas)
+        assert held[victim.replica] == 0 and sorted(held.values()) == [0, 6, 6], held
+        assert taken_over < lease + 1.5, f"takeover took {taken_over:.1f}s with a {lease:g}s lease"
+
+        # A replica (re)starts: it gets its share back.
+        newcomer = Daemon(build_config(config, "test", environ={}))
+        newcomer.prepare()
+        alive = [*survivors, newcomer]
+        _, held = _round_until(alive, store, _is_balanced(12), rounds=20)
+        assert held[newcomer.replica] == 4 and sorted(held.values()) == [4, 4, 4], held
+
+        while _tick_round(alive):
+            pass
+        for daemon in alive:  # every monitor was drained by someone
+            assert all(not report.rows_fetched for report in daemon.tick_all().values())
+        _exactly_once_over(postgres_url, BALANCED, WINDOW_ROWS * WINDOWS)
+        replicas.append(newcomer)
+    finally:
+        for daemon in replicas:
+            daemon.stop()
+        store.close()
+
+
+def _exactly_once_over(url: str, monitors: tuple[str, ...], rows: int) -> None:
+    store = Store(url)
+    with store.engine.connect() as connection:
+        for name in monitors:
+            monitor_id = store.monitor_id(name)
+            seqs = connection.scalars(select(Window.seq).where(Window.monitor_id == monitor_id)
+                                      .order_by(Window.seq)).all()
+            counted = connection.scalar(select(func.sum(Window.rows)).where(Window.monitor_id == monitor_id))
+            assert seqs == list(range(1, len(seqs) + 1)), f"{name}: windows evaluated twice or skipped"
+            assert counted == rows, name
+    store.close()
