@@ -23,6 +23,9 @@ from monitor.store import AdaptationRow, Store
 
 log = logging.getLogger("driftd.adaptation")
 
+#: The outcomes ``driftd_adaptations_total`` counts.
+OUTCOMES = ("succeeded", "failed", "rejected", "promoted")
+
 #: Seconds between looks for queued runs (events queued by other paths, cooldowns that ended).
 SWEEP_SECONDS = 5.0
 
@@ -53,6 +56,11 @@ class AdaptationService:
         """Set the monitors that adapt (those with an ``adaptation`` section); publish their model versions."""
         self.monitors = {name: config for name, config in monitors.items() if config.adaptation is not None}
         for name, config in self.monitors.items():
+            assert config.adaptation is not None
+            for adapter in config.adaptation.adapters:  # every series from 0, so increase() sees the first run
+                self.metrics.adaptation_seconds.labels(name, adapter.label)
+                for outcome in OUTCOMES:
+                    self.metrics.adaptations.labels(name, adapter.label, outcome)
             self._publish_version(name, config)
 
     def recover(self) -> list[AdaptationRow]:
