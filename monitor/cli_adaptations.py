@@ -97,7 +97,7 @@ def register(main: click.Group, config_option: Any, load: Any, open_store: Any, 
     @click.argument("monitor")
     @click.option("--event", "event_id", type=int, help="The drift event to adapt to (default: the latest).")
     def run(config_path: Path | None, monitor: str, event_id: int | None) -> None:
-        """Queue the monitor's configured adapters for a drift event; the daemon runs them after its cooldown."""
+        """Queue the monitor's configured adapters for a drift event; the daemon runs them within seconds."""
         config, _, runs = records(config_path)
         configured = monitor_config(config, monitor)
         if configured is None or configured.adaptation is None:

@@ -14,6 +14,8 @@ from monitor.store import AdaptationRow, Store, StoreError, adaptation_row
 #: Every state a run can be in; the first two are not final.
 STATES = ("pending", "running", "succeeded", "failed", "rejected", "promoted", "rolled_back")
 FINAL_STATES = frozenset(STATES[2:])
+#: The ``replica`` of a pending run an operator queued (the replica that runs it replaces it).
+REQUESTED = "(requested)"
 
 
 @dataclass(frozen=True)
@@ -88,17 +90,26 @@ class AdaptationRecords:
                                   .where(Monitor.name == monitor, Adaptation.reason.like("superseded%"))) or 0
 
     def queue(self, monitor: str, event_id: int, adapters: list[tuple[str, str]]) -> list[int]:
-        """Queue runs for an existing event (operator request); returns their ids."""
+        """Queue runs for an existing event (an operator's request: not held by the cooldown); their ids."""
         with self.store._session() as session, session.begin():
             monitor_id = self.store._require_monitor(session, monitor)
             event = session.get(DriftEvent, event_id)
             if event is None or event.monitor_id != monitor_id:
                 raise StoreError(f"monitor {monitor!r} has no drift event {event_id}")
-            runs = [Adaptation(event_id=event_id, adapter=name, adapter_type=kind, state="pending")
+            runs = [Adaptation(event_id=event_id, adapter=name, adapter_type=kind, state="pending", replica=REQUESTED)
                     for name, kind in adapters]
             session.add_all(runs)
             session.flush()
             return [run.id for run in runs]
+
+    def requested(self, monitor: str) -> bool:
+        """Whether an operator queued runs for the monitor that have not started."""
+        with self.store._session() as session:
+            return session.scalar(select(func.count()).select_from(Adaptation)
+                                  .join(DriftEvent, Adaptation.event_id == DriftEvent.id)
+                                  .join(Monitor, DriftEvent.monitor_id == Monitor.id)
+                                  .where(Monitor.name == monitor, Adaptation.state == "pending",
+                                         Adaptation.replica == REQUESTED)) > 0
 
     def latest_event_id(self, monitor: str) -> int | None:
         """The monitor's newest drift event that kept target rows."""

@@ -150,7 +150,8 @@ class AdaptationService:
     def _cooling_down(self, monitor: str, config: MonitorConfig) -> bool:
         assert config.adaptation is not None
         last = self.records.last_finished(monitor)
-        return last is not None and utcnow() < last + timedelta(seconds=config.adaptation.cooldown)
+        cooling = last is not None and utcnow() < last + timedelta(seconds=config.adaptation.cooldown)
+        return cooling and not self.records.requested(monitor)
 
     def _work(self, monitor: str, config: MonitorConfig) -> None:
         self.metrics.adaptation_running.labels(monitor).set(1)

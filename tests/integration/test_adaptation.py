@@ -194,7 +194,8 @@ def test_a_run_interrupted_by_a_stop_is_failed_with_the_reason_at_the_next_start
     assert [f["state"] for f in plugin.finished] == ["failed"]
 
 
-def test_cooldown_holds_queued_runs_and_a_newer_event_supersedes_older_ones(tmp_path: Path) -> None:
+def test_cooldown_holds_drift_runs_an_operator_request_does_not_wait_and_newer_events_supersede(
+        tmp_path: Path) -> None:
     scenario = build_scenario(tmp_path / "data", "affine")
     daemon, _ = _daemon(scenario, ["label_shift"], tmp_path, cooldown="1h")
     records = AdaptationRecords(daemon.store)
@@ -203,23 +204,33 @@ def test_cooldown_holds_queued_runs_and_a_newer_event_supersedes_older_ones(tmp_
         daemon.adaptation.run_pending("adapt")
         daemon.adaptation.start()  # as `driftd run` does: from now on drift starts runs by itself
         first_event = records.latest_event_id("adapt")
-        [waiting] = records.queue("adapt", first_event, [("label_shift", "label_shift")])
+        older = _queue_like_drift(daemon, first_event)
+        newer_event = _second_event(daemon, first_event)
+        held = _queue_like_drift(daemon, newer_event)
         daemon.adaptation.notify("adapt")  # inside the cooldown: nothing starts
         time.sleep(0.5)
-        assert records.run(waiting).state == "pending"
+        assert records.run(held).state == records.run(older).state == "pending"
 
-        newer_event = _second_event(daemon, first_event)
-        [newest] = records.queue("adapt", newer_event, [("label_shift", "label_shift")])
-        config = daemon.runners["adapt"].config
-        cooled = config.model_copy(update={"adaptation": config.adaptation.model_copy(update={"cooldown": 0.0})})
-        daemon.adaptation.configure({"adapt": cooled})
+        [requested] = records.queue("adapt", newer_event, [("label_shift", "label_shift")])  # an operator asks
         daemon.adaptation.notify("adapt")
-        _wait(lambda: records.run(newest).state not in {"pending", "running"})
+        _wait(lambda: records.run(requested).state not in {"pending", "running"})
     finally:
         daemon.stop()
-    superseded = records.run(waiting)
+    superseded = records.run(older)
     assert superseded.state == "failed" and superseded.reason == f"superseded by the later drift event {newer_event}"
-    assert records.run(newest).state in {"promoted", "rejected", "succeeded"}
+    for run_id in (held, requested):
+        assert records.run(run_id).state in {"promoted", "rejected", "succeeded"}
+
+
+def _queue_like_drift(daemon: Daemon, event_id: int) -> int:
+    """A pending run as a drift event queues it (not an operator's request)."""
+    from monitor.models import Adaptation
+
+    with daemon.store._session() as session, session.begin():
+        run = Adaptation(event_id=event_id, adapter="label_shift", adapter_type="label_shift", state="pending")
+        session.add(run)
+        session.flush()
+        return run.id
 
 
 def _second_event(daemon: Daemon, like: int) -> int:
