@@ -296,7 +296,12 @@ class MonitorRunner:
         if self._fetch_in_flight is not None and not self._fetch_in_flight.done():
             raise TimeoutError(f"an earlier fetch has not returned yet (timeout {timeout:g}s)")
         if plan is None:
-            self._fetch_in_flight = self._fetcher.submit(self.connector.fetch, self.position, self.config.max_rows)
+            max_rows = self.config.max_rows
+            if self.pushdown_column is not None and self.config.reference.first_rows:
+                # push-down pulls only its first_rows reference: no row past it, as none would be evaluated
+                have = self.pending.num_rows if self.pending is not None else 0
+                max_rows = max(1, min(max_rows, self.config.reference.first_rows - have))
+            self._fetch_in_flight = self._fetcher.submit(self.connector.fetch, self.position, max_rows)
         else:
             self._fetch_in_flight = self._fetcher.submit(self.connector.aggregate,  # type: ignore[attr-defined]
                                                          self.position, plan)

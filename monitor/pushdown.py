@@ -169,8 +169,8 @@ class CountReference:
         """What to count for features of these kinds that the reference holds with the same kind."""
         numeric = {name: self.summary.features[name].edges for name, kind in kinds.items()  # type: ignore[union-attr]
                    if kind == "numeric" and name in self._bins}
-        categorical = tuple(name for name, kind in kinds.items()
-                            if kind == "categorical" and isinstance(self.summary.features.get(name), CategoricalSummary))
+        categorical = tuple(name for name, kind in kinds.items() if kind == "categorical"
+                            and isinstance(self.summary.features.get(name), CategoricalSummary))
         return AggregatePlan(span=span, numeric=numeric, categorical=categorical)
 
     def reference(self, name: str) -> CategoricalSummary:

@@ -111,6 +111,8 @@ class FilesConnector(Connector):
                         break
                     current, consumed = path, 0
                 continue
+            if table.num_columns == 0:  # e.g. JSON lines of only `{}`: no values yet, nothing to count
+                continue
             schema = schema or table.schema
             start = consumed if path == current else 0
             if table.num_rows > start:

@@ -425,7 +425,8 @@ class SqlConnector(Connector):
         numeric, categorical, missing = self._measurable(source, plan)
         windows: list[WindowAggregate] = []
         while len(windows) < options.max_windows and k < complete_below:
-            first = self._rows(connection, sa.select(sa.func.min(column)).where(column >= axis.value(k), *present))[0][0]
+            probe = sa.select(sa.func.min(column)).where(column >= axis.value(k), *present)
+            first = self._rows(connection, probe)[0][0]
             if first is None:
                 break
             k = max(k, axis.bucket(first))  # skip windows without rows, as pulled rows make none

@@ -112,6 +112,14 @@ def readings(url: str) -> Iterator[Readings]:
 
 
 @pytest.fixture
+def timeline(db_url: str) -> Iterator[Readings]:
+    """``readings`` on SQLite and PostgreSQL, for what the engine does with the windows."""
+    created = Readings(db_url)
+    yield created
+    created.engine.dispose()
+
+
+@pytest.fixture
 def reference_csv(tmp_path: Path) -> str:
     rows = generate(4000, seed=1)
     table = pa.table({name: [row[name] for row in rows] for name in ("a", "n", "c", "k")}
@@ -119,7 +127,7 @@ def reference_csv(tmp_path: Path) -> str:
     return str(write_csv(tmp_path / "reference.csv", table))
 
 
-def config(url: str, reference: str, *, pushdown: Any = None, cursor: str = "ts", span: float = HOUR,
+def config(url: str, reference_path: str, *, pushdown: Any = None, cursor: str = "ts", span: float = HOUR,
            measures: Any = None, features: dict[str, list[str]] | None = None, **overrides: Any) -> Any:
     options: dict[str, Any] = {"url": url, "table": "readings", "cursor_column": cursor}
     if cursor == "ts":
@@ -127,9 +135,10 @@ def config(url: str, reference: str, *, pushdown: Any = None, cursor: str = "ts"
     if pushdown is not None:
         options["pushdown"] = pushdown
     overrides.setdefault("window", {"span": span, "timestamp": cursor})
+    overrides.setdefault("reference", {"path": reference_path})
     return monitor_config(
         source={"type": "sql", "options": options},
-        features=features or {"numeric": NUMERIC, "categorical": CATEGORICAL}, reference={"path": reference},
+        features=features or {"numeric": NUMERIC, "categorical": CATEGORICAL},
         measures=MEASURES if measures is None else measures, max_rows=2500, **overrides)
 
 
@@ -156,6 +165,23 @@ def described(record: WindowRecord) -> tuple[Any, ...]:
 def values(record: WindowRecord) -> list[float]:
     return [v for r in record.results for v in (r.value, r.p_value, r.p_value_adjusted) if v is not None] + [
         record.drift_share]
+
+
+def bulk_insert(engine: sa.Engine, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Each driver's fastest load (test data, fixed names): COPY, or a multi-row executemany."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s" if engine.dialect.name == "mysql" else "?"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        raw.commit()
+    finally:
+        raw.close()
 
 
 # ---- the same numbers as pulled rows ---------------------------------------------------------
@@ -222,18 +248,15 @@ def test_200k_rows_are_counted_where_they_are(url: str, reference_csv: str, tmp_
     """Ten windows of 20 000 rows: only a few hundred aggregate rows cross the wire."""
     engine = sa.create_engine(url)
     metadata = sa.MetaData()
-    table = sa.Table("readings", metadata, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                     sa.Column("a", sa.Double), sa.Column("c", sa.String(8)))
+    sa.Table("readings", metadata, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("a", sa.Double), sa.Column("c", sa.String(8)))
     metadata.create_all(engine)
     total = 200_001
     rng = np.random.default_rng(7)
     a = np.round(rng.normal(0, 1, total), 2)
     c = rng.choice(np.array(["x", "y", "z"]), total, p=[0.5, 0.3, 0.2])
     a[120_000:140_000] += 1.0  # window 6 is shifted
-    rows = [{"id": i, "a": float(a[i]), "c": str(c[i])} for i in range(total)]
-    with engine.begin() as connection:
-        for chunk in range(0, total, 50_000):
-            connection.execute(table.insert(), rows[chunk:chunk + 50_000])
+    bulk_insert(engine, "readings", ["id", "a", "c"], list(zip(range(total), a.tolist(), c.tolist())))
     engine.dispose()
     runner = make_runner(config(url, reference_csv, cursor="id", span=20_000, pushdown={"max_windows": 24},
                                 features={"numeric": ["a"], "categorical": ["c"]}, measures=["psi", "jensen_shannon"],
@@ -256,11 +279,11 @@ def test_200k_rows_are_counted_where_they_are(url: str, reference_csv: str, tmp_
 # ---- exactly once, late rows, grace -------------------------------------------------------------
 
 
-def test_a_crash_before_the_commit_loses_and_repeats_nothing(readings: Readings, reference_csv: str,
+def test_a_crash_before_the_commit_loses_and_repeats_nothing(timeline: Readings, reference_csv: str,
                                                              tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path}/push.db"
-    settings = config(readings.url, reference_csv, pushdown={"max_windows": 2})
-    readings.write(4000, seed=2)  # hours 0-4; hour 4 stays open
+    settings = config(timeline.url, reference_csv, pushdown={"max_windows": 2})
+    timeline.write(4000, seed=2)  # hours 0-4; hour 4 stays open
     runner = make_runner(settings, storage)
     real_commit = runner.store.commit_tick
 
@@ -276,7 +299,7 @@ def test_a_crash_before_the_commit_loses_and_repeats_nothing(readings: Readings,
     close(runner)
     runner = make_runner(settings, storage)  # a restart resumes from the committed window end
     rest = drain(runner)
-    readings.write(900, seed=5, at=START + timedelta(hours=5))  # closes hour 4
+    timeline.write(900, seed=5, at=START + timedelta(hours=5))  # closes hour 4
     more = drain(runner)
     stored = runner.store.windows("m", limit=100)
     close(runner)
@@ -285,14 +308,14 @@ def test_a_crash_before_the_commit_loses_and_repeats_nothing(readings: Readings,
     assert sorted(w.seq for w in stored) == [1, 2, 3, 4, 5] and sum(w.rows for w in stored) == 4000
 
 
-def test_late_rows_for_an_evaluated_window_are_not_counted(readings: Readings, reference_csv: str,
+def test_late_rows_for_an_evaluated_window_are_not_counted(timeline: Readings, reference_csv: str,
                                                            tmp_path: Path) -> None:
-    runner = make_runner(config(readings.url, reference_csv, pushdown=True), f"sqlite:///{tmp_path}/push.db")
-    readings.write(2700, seed=2)  # hours 0-2; hour 2 open
+    runner = make_runner(config(timeline.url, reference_csv, pushdown=True), f"sqlite:///{tmp_path}/push.db")
+    timeline.write(2700, seed=2)  # hours 0-2; hour 2 open
     assert [r.rows for r in drain(runner)] == [900, 900]
-    readings.write(10, seed=6, at=START + timedelta(minutes=30))              # late: hour 0 was evaluated
-    readings.write(10, seed=7, at=START + timedelta(hours=2, minutes=30))     # hour 2 is still open: counted
-    readings.write(1, seed=8, at=START + timedelta(hours=3))                  # closes hour 2
+    timeline.write(10, seed=6, at=START + timedelta(minutes=30))              # late: hour 0 was evaluated
+    timeline.write(10, seed=7, at=START + timedelta(hours=2, minutes=30))     # hour 2 is still open: counted
+    timeline.write(1, seed=8, at=START + timedelta(hours=3))                  # closes hour 2
     later = drain(runner)
     stored = runner.store.windows("m", limit=100)
     close(runner)
@@ -300,17 +323,32 @@ def test_late_rows_for_an_evaluated_window_are_not_counted(readings: Readings, r
     assert sorted((w.seq, w.rows) for w in stored) == [(1, 900), (2, 900), (3, 910)]
 
 
-def test_grace_waits_for_rows_that_arrive_a_little_late(readings: Readings, reference_csv: str,
+def test_grace_waits_for_rows_that_arrive_a_little_late(timeline: Readings, reference_csv: str,
                                                         tmp_path: Path) -> None:
-    runner = make_runner(config(readings.url, reference_csv, pushdown={"grace": "30m"}),
+    runner = make_runner(config(timeline.url, reference_csv, pushdown={"grace": "30m"}),
                          f"sqlite:///{tmp_path}/push.db")
-    readings.write(1800 + 225, seed=2)  # hours 0-1 and 15 minutes of hour 2
+    timeline.write(1800 + 225, seed=2)  # hours 0-1 and 15 minutes of hour 2
     assert [r.rows for r in drain(runner)] == [900]  # hour 1 waits until a row at 02:30 or later
-    readings.write(5, seed=6, at=START + timedelta(hours=1, minutes=50))  # late, but within the grace
-    readings.write(1, seed=7, at=START + timedelta(hours=2, minutes=30))
+    timeline.write(5, seed=6, at=START + timedelta(hours=1, minutes=50))  # late, but within the grace
+    timeline.write(1, seed=7, at=START + timedelta(hours=2, minutes=30))
     later = drain(runner)
     close(runner)
     assert [r.rows for r in later] == [905]
+
+
+def test_a_first_rows_reference_is_pulled_then_windows_are_counted(timeline: Readings, tmp_path: Path) -> None:
+    """Only the reference rows are pulled; counting starts at the window after the last of them."""
+    runner = make_runner(config(timeline.url, "unused.csv", pushdown=True, reference={"first_rows": 1000}),
+                         f"sqlite:///{tmp_path}/push.db")
+    timeline.write(4500, seed=2)  # hours 0-4; the reference ends at id 999 (01:06:36); hour 4 stays open
+    collected = runner.tick()
+    counted = drain(runner)
+    stats = runner.connector.stats
+    close(runner)
+    assert collected.windows == [] and collected.rows_fetched == 1000
+    assert [(r.started_at, r.rows) for r in counted] == [(START + timedelta(hours=2), 900),
+                                                         (START + timedelta(hours=3), 900)]
+    assert 1000 < stats.rows_returned < 1100
 
 
 # ---- what push-down refuses ----------------------------------------------------------------------
@@ -353,11 +391,14 @@ def test_pull_mode_keeps_every_measure(sqlite_url: str) -> None:
     ("pushdown.max_windows", {"max_windows": "1; DROP TABLE readings"}),
     ("pushdown.span", {"span": "1h'; DROP TABLE readings; --"}),
 ])
-def test_injection_through_the_pushdown_options_is_rejected(readings: Readings, option: str, value: Any) -> None:
+def test_injection_through_the_pushdown_options_is_rejected(sqlite_url: str, option: str, value: Any) -> None:
+    """Rejected when the connector is built: these values never reach a statement."""
+    readings = Readings(sqlite_url)
     readings.write(10, seed=2)
     with pytest.raises(ConnectorOptionsError, match=f"option '{option}'"):
         SqlConnector({"url": readings.url, "table": "readings", "cursor_column": "ts", "pushdown": value})
     assert readings.count() == 10
+    readings.engine.dispose()
 
 
 def test_injection_through_feature_names_and_cursors_is_rejected(readings: Readings) -> None:
