@@ -269,7 +269,7 @@ class Replica:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"replica {self.index} exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if self.get("/readyz", timeout=5)[1].strip().startswith("ok"):
+                if json.loads(self.get("/readyz", timeout=5)[1]).get("ready"):
                     return
             except Exception:  # noqa: BLE001 - not listening yet
                 pass

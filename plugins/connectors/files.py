@@ -200,6 +200,10 @@ class FilesConnector(Connector):
             return cached[1]
         try:
             table = self._parse(path, self._format(path))
+            try:
+                table.column_names
+            except UnicodeDecodeError:
+                raise pa.ArrowInvalid("a column name holds bytes that are not UTF-8") from None
         except FileNotFoundError:
             raise
         except (pa.ArrowException, OSError) as error:
