@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from monitor.adaptation.contract import AdapterError
 from monitor.backoff import Backoff
 from monitor.config import MonitorConfig
 from monitor.connector import Batch, Connector, ConnectorError
@@ -525,6 +526,6 @@ def _reason(error: BaseException | None) -> str:
         return "unknown error"
     if isinstance(error, KeyError) and error.args:
         return str(error.args[0])
-    if isinstance(error, (MonitorError, ConnectorError)):
+    if isinstance(error, (MonitorError, ConnectorError, AdapterError)):
         return str(error)
     return f"{type(error).__name__}: {error}"
