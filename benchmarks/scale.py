@@ -27,6 +27,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,13 +173,14 @@ def _proc_stats(pid: int) -> tuple[float, float, float]:
 _WANTED = ("driftd_windows_total", "driftd_rows_total", "driftd_scheduler_lag_seconds_bucket",
            "driftd_tick_duration_seconds_bucket", "driftd_tick_duration_seconds_sum",
            "driftd_tick_duration_seconds_count", "driftd_evaluation_duration_seconds_sum",
-           "driftd_evaluation_duration_seconds_count", "driftd_lease_held", "driftd_last_window_timestamp_seconds")
+           "driftd_evaluation_duration_seconds_count", "driftd_lease_held", "driftd_last_window_timestamp_seconds",
+           "driftd_reference_version")
 
 
 def _parse(text: str) -> dict[str, Any]:
     """The few series the report needs, summed over monitors where that makes sense."""
     out: dict[str, Any] = {"windows": 0.0, "rows": {}, "lag": {}, "tick": {}, "tick_sum": 0.0, "tick_count": 0.0,
-                           "eval_sum": 0.0, "eval_count": 0.0, "held": 0, "last_window": {}}
+                           "eval_sum": 0.0, "eval_count": 0.0, "held": 0, "last_window": {}, "referenced": set()}
     for line in text.splitlines():
         if not line.startswith(_WANTED):
             continue
@@ -206,6 +208,8 @@ def _parse(text: str) -> dict[str, Any]:
             out["held"] += int(number)
         elif name == "driftd_last_window_timestamp_seconds":
             out["last_window"][monitor] = number
+        elif name == "driftd_reference_version":
+            out["referenced"].add(monitor)
     return out
 
 
@@ -341,13 +345,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for replica in replicas:
             replica.stop()
     verification = _verify(url, args) if replicas else {}
+    skipped = [replica.skipped_runs() for replica in replicas]
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     if admin is not None:
         from sqlalchemy import text
 
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
-    skipped = [replica.skipped_runs() for replica in replicas]
     return _summary(args, samples, skipped, verification, start, ready)
 
 
@@ -359,6 +365,7 @@ def _sample(replicas: list[Replica], t: float) -> dict[str, Any]:
     tick_sum = tick_count = eval_sum = eval_count = 0.0
     rows: dict[str, float] = {}
     last_window: dict[str, float] = {}
+    referenced: set[str] = set()
     for replica in replicas:
         rss, hwm, cpu = _proc_stats(replica.proc.pid)
         seconds, text = replica.get("/metrics")
@@ -380,10 +387,12 @@ def _sample(replicas: list[Replica], t: float) -> dict[str, Any]:
         eval_count += parsed["eval_count"]
         for monitor, count in parsed["rows"].items():
             rows[monitor] = rows.get(monitor, 0.0) + count
+        referenced |= parsed["referenced"]
         for monitor, stamp in parsed["last_window"].items():
             last_window[monitor] = max(stamp, last_window.get(monitor, 0.0))
     record.update(windows=windows, rows=sum(rows.values()), lag=lag, tick=tick, tick_sum=tick_sum,
                   tick_count=tick_count, eval_sum=eval_sum, eval_count=eval_count)
+    record["referenced"] = len(referenced)
     record["_rows"] = rows
     record["_last_window"] = last_window
     record["wall"] = time.time()
@@ -418,7 +427,10 @@ def _backlog(sample: dict[str, Any], args: argparse.Namespace, start: float) -> 
 
 def _summary(args: argparse.Namespace, samples: list[dict[str, Any]], skipped: list[int],
              verification: dict[str, Any], start: float, ready: float) -> dict[str, Any]:
-    warm = next((s for s in samples if s["t"] >= args.warmup), samples[0])
+    # Warm-up: at least --warmup seconds, and until every monitor has its reference (the first tick
+    # of each monitor only stores it, and that is where the memory goes).
+    warm = next((s for s in samples if s["t"] >= args.warmup and s["referenced"] >= args.monitors),
+                samples[len(samples) // 2])
     end = samples[-1]
     middle = min(samples, key=lambda s: abs(s["t"] - (warm["t"] + end["t"]) / 2))
     span = max(end["t"] - warm["t"], 1e-9)
@@ -474,7 +486,11 @@ def _summary(args: argparse.Namespace, samples: list[dict[str, Any]], skipped: l
                     "slope_mib_per_1000_windows": _round(slope * 1000 / window_rate
                                                          if slope is not None and window_rate else None),
                     "samples": [[s["t"], s["rss_mib"]] for s in samples]},
+        "over_time": [{"t": s["t"], "windows": s["windows"], "rows": s["rows"], "rss_mib": s["rss_mib"],
+                       "cpu_s": s["cpu_s"], "scrape_s": s["scrape_s"], "backlog_p99": s["backlog_p99"]}
+                      for s in samples],
         "leases_held_at_end": end["held"] if args.replicas > 1 else None,
+        "leases_held_over_time": [[s["t"], s["held"]] for s in samples] if args.replicas > 1 else None,
         "verification": verification,
     }
     return result
@@ -549,6 +565,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, help="seconds left out of rates and slopes (default: 2 periods)")
     parser.add_argument("--label", help="the run's name in results/scale.json")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs, SQLite file)")
     parser.add_argument("--table", action="store_true", help="print the table of stored runs and exit")
     args = parser.parse_args()
     if args.table:

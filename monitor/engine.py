@@ -235,7 +235,21 @@ class MonitorRunner:
             log.info("monitor %s: this replica (%s) now evaluates it", self.name, self.lease[0])
         self._lease_held = held
         self.metrics.lease_held.labels(self.name).set(float(held))
+        if not held:
+            self._forget_state()
         return held
+
+    def _forget_state(self) -> None:
+        """Drop what only the lease holder needs (reference summary, pending rows): reloaded from SQL if it returns.
+
+        Without this a replica would keep the references of every monitor it ever held.
+        """
+        self._loaded = False
+        if getattr(self, "reference", None) is not None or getattr(self, "pending", None) is not None:
+            self.reference = self.summary = self.pending = None
+            self.recent = RecentRows(0)
+            if getattr(self, "_counted", None) is not None:
+                self._counted = None
 
     def _hand_back_if_over_share(self) -> None:
         """After a committed tick: give the lease up when this replica holds more than its share of monitors.
@@ -250,7 +264,8 @@ class MonitorRunner:
             log.warning("monitor %s: could not check the lease balance: %s", self.name, _reason(error))
             return
         if handed_back:
-            self._lease_held = self._loaded = False
+            self._lease_held = False
+            self._forget_state()
             self.metrics.lease_held.labels(self.name).set(0.0)
             log.info("monitor %s: handed back by this replica (%s) to balance the replicas", self.name, self.lease[0])
 

@@ -407,21 +407,26 @@ class Store:
 
         The owner always renews its own lease. A free one is taken only while this replica holds
         fewer than its fair share (an abandoned one always); a held one only as a newcomer's first
-        (see above).
+        (see above). Only a lease this replica may take is locked (``FOR UPDATE SKIP LOCKED``), so
+        replicas looking at each other's leases never make an owner miss its tick.
         """
+        with self._session() as session, session.begin():
+            renewed = session.execute(update(Lease).where(Lease.monitor_id == monitor_id, Lease.owner == owner)
+                                      .values(expires_at=utcnow() + timedelta(seconds=seconds)))
+            if renewed.rowcount:
+                return True
         book = self._lease_book()
-        deciding = False  # holding book.lock until the transaction is committed, so that counts stay true
         try:
-            with self._session() as session, session.begin():
-                lease = session.scalar(select(Lease).where(Lease.monitor_id == monitor_id)
-                                       .with_for_update(skip_locked=True))
-                if lease is None and session.get(Lease, monitor_id) is not None:
-                    return False  # locked right now by another replica renewing or committing it
-                if lease is not None and lease.owner == owner:
-                    lease.expires_at = utcnow() + timedelta(seconds=seconds)
-                    return True
-                deciding = book.lock.acquire()
+            with book.lock, self._session() as session, session.begin():
                 now = utcnow()
+                seen = session.get(Lease, monitor_id)
+                if seen is not None and seen.owner and seen.expires_at > now and session.scalar(
+                        select(func.count()).where(Lease.owner == owner, Lease.expires_at > now)):
+                    return False  # held by another replica, and this one is live already: nothing to decide
+                lease = session.scalar(select(Lease).where(Lease.monitor_id == monitor_id)
+                                       .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+                if lease is None and seen is not None:
+                    return False  # locked right now by another replica renewing, committing or taking it
                 view = self._lease_view(session, owner, seconds, now, monitor_id)
                 if lease is None:
                     if view.mine >= view.share:
@@ -429,6 +434,9 @@ class Store:
                         session.add(Lease(monitor_id=monitor_id, owner="", expires_at=now))
                         return False
                     session.add(Lease(monitor_id=monitor_id, owner=owner, expires_at=now + timedelta(seconds=seconds)))
+                    return True
+                if lease.owner == owner:  # renewed meanwhile by this replica's own tick: cannot happen, but harmless
+                    lease.expires_at = now + timedelta(seconds=seconds)
                     return True
                 if lease.expires_at > now:  # held by another replica
                     if view.mine > 0 or view.held.get(lease.owner, 0) < 2:
@@ -442,9 +450,6 @@ class Store:
                 return True
         except IntegrityError:
             return False  # another replica inserted the lease first
-        finally:
-            if deciding:
-                book.lock.release()
 
     def balance_lease(self, monitor_id: int, owner: str, seconds: float) -> bool:
         """After a committed tick: hand the monitor back when this replica holds too many; True when it did.

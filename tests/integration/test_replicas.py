@@ -223,6 +223,9 @@ def test_three_replicas_balance_hand_over_a_dead_ones_share_and_give_a_newcomer_
             gauges = [daemon.metrics.registry.get_sample_value("driftd_lease_held", {"monitor": name})
                       for name in BALANCED]
             assert sum(gauges) == held[daemon.replica], (daemon.replica, gauges)
+            # and it keeps no reference in memory for a monitor it gave up
+            assert all(getattr(runner, "summary", None) is None
+                       for runner in daemon.runners.values() if not runner._lease_held)
 
         # A replica dies silently: its monitors go to the other two within the lease time.
         victim, survivors = replicas[0], replicas[1:]
