@@ -1,4 +1,4 @@
-"""Several replicas on one PostgreSQL: leases, exactly-once evaluation, takeover; SQLite refuses a second."""
+"""Several replicas on one PostgreSQL: leases, balancing, exactly-once evaluation, takeover; SQLite refuses a second."""
 
 from __future__ import annotations
 
