@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -132,26 +132,39 @@ def evaluate_window(
             continue
         names = [name for name in windows if kinds[name] in measure.kinds]
         try:
-            scores = measure.score_many(
-                [(summary.features[name], windows[name]) for name in names], backend=backend
-            )
+            scored = score_features(setting, [(name, summary.features[name], windows[name]) for name in names],
+                                    correction, backend, min_rows)
         except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
             failed[measure.name] = f"{type(error).__name__}: {error}"
             continue
-        scored = [(name, score) for name, score in zip(names, scores) if math.isfinite(score.value)]
-        adjusted = (adjust_p_values([s.p_value for _, s in scored], correction)
-                    if measure.is_test else [None] * len(scored))
-        for (name, score), p_adjusted in zip(scored, adjusted):
-            decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
-            votes = measure.is_test or windows[name].n >= min_rows
-            flag = votes and bool(measure.drifted(decided, setting.threshold))
-            drifted[name] = drifted[name] or flag
-            results.append(ResultRecord(
-                feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,
-                p_value_adjusted=None if p_adjusted is None else float(p_adjusted),
-                threshold=setting.threshold, drifted=flag,
-            ))
+        for result in scored:
+            drifted[result.feature] = drifted[result.feature] or result.drifted
+        results.extend(scored)
     return WindowEvaluation(results, drifted, missing, failed, multivariate_drift)
+
+
+def score_features(setting: MeasureSetting, features: list[tuple[str, Any, Any]], correction: str,
+                   backend: Backend, min_rows: int) -> list[ResultRecord]:
+    """One per-feature measure over ``(name, reference, window)`` triples: scores, corrected p-values, verdicts.
+
+    A distance computed from fewer than ``min_rows`` values is recorded but does not vote.
+    """
+    measure = setting.measure
+    scores = measure.score_many([(reference, window) for _, reference, window in features], backend=backend)
+    scored = [(name, window, score) for (name, _, window), score in zip(features, scores)
+              if math.isfinite(score.value)]
+    adjusted = (adjust_p_values([score.p_value for _, _, score in scored], correction)
+                if measure.is_test else [None] * len(scored))
+    results = []
+    for (name, window, score), p_adjusted in zip(scored, adjusted):
+        decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
+        votes = measure.is_test or window.n >= min_rows
+        results.append(ResultRecord(
+            feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,
+            p_value_adjusted=None if p_adjusted is None else float(p_adjusted),
+            threshold=setting.threshold, drifted=votes and bool(measure.drifted(decided, setting.threshold)),
+        ))
+    return results
 
 
 

@@ -37,10 +37,9 @@ from monitor.divergence import (
     MultivariateMeasure,
     NumericSummary,
     ReferenceSummary,
-    adjust_p_values,
 )
 from monitor.divergence.summary import bin_indices
-from monitor.evaluate import MeasureSetting, WindowEvaluation
+from monitor.evaluate import MeasureSetting, WindowEvaluation, score_features
 from monitor.store import ResultRecord
 
 #: Built-in measures whose score reads only bin proportions or category counts, so a window's
@@ -241,22 +240,12 @@ def evaluate_aggregate(
             continue
         names = [name for name in windows if kinds[name] in measure.kinds]
         try:
-            scores = measure.score_many([(reference.reference(name), windows[name]) for name in names],
-                                        backend=backend)
+            scored = score_features(setting, [(name, reference.reference(name), windows[name]) for name in names],
+                                    correction, backend, min_rows)
         except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
             failed[measure.name] = f"{type(error).__name__}: {error}"
             continue
-        scored = [(name, score) for name, score in zip(names, scores) if math.isfinite(score.value)]
-        adjusted = (adjust_p_values([s.p_value for _, s in scored], correction)
-                    if measure.is_test else [None] * len(scored))
-        for (name, score), p_adjusted in zip(scored, adjusted):
-            decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
-            votes = measure.is_test or windows[name].n >= min_rows
-            flag = votes and bool(measure.drifted(decided, setting.threshold))
-            drifted[name] = drifted[name] or flag
-            results.append(ResultRecord(
-                feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,
-                p_value_adjusted=None if p_adjusted is None else float(p_adjusted),
-                threshold=setting.threshold, drifted=flag,
-            ))
+        for result in scored:
+            drifted[result.feature] = drifted[result.feature] or result.drifted
+        results.extend(scored)
     return WindowEvaluation(results, drifted, missing, failed)

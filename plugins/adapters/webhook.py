@@ -31,6 +31,7 @@ from monitor.adaptation.contract import (
 )
 from monitor.adaptation.model import unwrap
 from monitor.hookspecs import hookimpl
+from plugins.connectors.http import http_url
 
 #: The header that carries the body's HMAC-SHA256 signature.
 SIGNATURE_HEADER = "X-Driftd-Signature"
@@ -101,16 +102,7 @@ class WebhookOptions(BaseModel):
     hmac_secret_env: str | None = Field(default=None, min_length=1, description="environment variable of the HMAC key")
     verify_tls: bool = True
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise ValueError("not a valid URL") from None
-        if parsed.scheme not in {"http", "https"} or not parsed.host:
-            raise ValueError("expected an http:// or https:// URL with a host")
-        return url
+    _url = field_validator("url")(http_url)
 
     @field_validator("headers_env")
     @classmethod

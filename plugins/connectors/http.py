@@ -30,6 +30,17 @@ from plugins.connectors._records import records_table
 EXCERPT_CHARS = 200
 
 
+def http_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; ValueError saying what is wrong otherwise."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise ValueError("not a valid URL") from None
+    if parsed.scheme not in {"http", "https"} or not parsed.host:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    return url
+
+
 class HttpOptions(BaseModel):
     """Options of the ``http`` connector."""
 
@@ -44,16 +55,7 @@ class HttpOptions(BaseModel):
     auth_env: str | None = Field(default=None, min_length=1, description="environment variable holding the header")
     timeout: float = Field(default=10.0, gt=0)
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise ValueError("not a valid URL") from None
-        if parsed.scheme not in {"http", "https"} or not parsed.host:
-            raise ValueError("expected an http:// or https:// URL with a host")
-        return url
+    _url = field_validator("url")(http_url)
 
     @model_validator(mode="after")
     def _auth_pair(self) -> HttpOptions:
