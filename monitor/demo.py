@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Any, Mapping
 
 from monitor.config import DriftdConfig, build_config
 
@@ -12,26 +12,25 @@ DEMO_REFERENCE_ROWS = 2000
 DEMO_SHIFT_ROW = DEMO_REFERENCE_ROWS + 3 * DEMO_WINDOW_ROWS
 
 
-def demo_config(environ: Mapping[str, str] | None = None) -> DriftdConfig:
-    """The configuration ``driftd run`` uses when no file is given."""
+def demo_monitor() -> dict[str, Any]:
+    """The demo monitor as it would be written in a configuration file."""
     from plugins.connectors.synthetic import CATEGORICAL_FEATURES, NUMERIC_FEATURES, demo_shifts
 
-    raw = {
-        "monitors": [
-            {
-                "name": "demo-sensors",
-                "source": {
-                    "type": "synthetic",
-                    "options": {"seed": 7, "rows_per_fetch": DEMO_WINDOW_ROWS,
-                                "shifts": demo_shifts(DEMO_SHIFT_ROW)},
-                },
-                "features": {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
-                "window": {"rows": DEMO_WINDOW_ROWS},
-                "reference": {"first_rows": DEMO_REFERENCE_ROWS},
-                "schedule": {"interval": "2s"},
-                "measures": {"ks": {"threshold": 0.001}, "psi": {}, "wasserstein": {}, "chi_square": {"threshold": 0.001}},
-                "drift": {"share": 0.3, "consecutive": 2, "correction": "bh"},
-            }
-        ]
+    return {
+        "name": "demo-sensors",
+        "source": {
+            "type": "synthetic",
+            "options": {"seed": 7, "rows_per_fetch": DEMO_WINDOW_ROWS, "shifts": demo_shifts(DEMO_SHIFT_ROW)},
+        },
+        "features": {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
+        "window": {"rows": DEMO_WINDOW_ROWS},
+        "reference": {"first_rows": DEMO_REFERENCE_ROWS},
+        "schedule": {"interval": "2s"},
+        "measures": {"ks": {"threshold": 0.001}, "psi": {}, "wasserstein": {}, "chi_square": {"threshold": 0.001}},
+        "drift": {"share": 0.3, "consecutive": 2, "correction": "bh"},
     }
-    return build_config(raw, "built-in demo", os.environ if environ is None else environ)
+
+
+def demo_config(environ: Mapping[str, str] | None = None) -> DriftdConfig:
+    """The configuration ``driftd run`` uses when no file is given."""
+    return build_config({"monitors": [demo_monitor()]}, "built-in demo", os.environ if environ is None else environ)

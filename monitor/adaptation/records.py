@@ -196,6 +196,14 @@ class AdaptationRecords:
                                    .order_by(ModelVersion.version))
             return [_version(row) for row in rows]
 
+    def active_versions(self) -> dict[str, int]:
+        """The active model version of every monitor that has one, in one query."""
+        with self.store._session() as session:
+            rows = session.execute(select(Monitor.name, ModelVersion.version)
+                                   .join(ModelVersion, ModelVersion.monitor_id == Monitor.id)
+                                   .where(ModelVersion.active.is_(True))).all()
+            return {name: version for name, version in rows}
+
     def active_model(self, monitor: str) -> StoredModelVersion | None:
         """The version in use."""
         return next((version for version in self.model_versions(monitor) if version.active), None)

@@ -61,7 +61,7 @@ class AdaptationService:
                 self.metrics.adaptation_seconds.labels(name, adapter.label)
                 for outcome in OUTCOMES:
                     self.metrics.adaptations.labels(name, adapter.label, outcome)
-            self._publish_version(name, config)
+        self._publish_versions()
 
     def recover(self) -> list[AdaptationRow]:
         """Fail runs left "running" by a process that is gone (all of them on single-replica SQLite)."""
@@ -126,8 +126,7 @@ class AdaptationService:
                     self.recover()  # runs of replicas that died since
                 for monitor in self.records.monitors_with_pending():
                     self._maybe_start(monitor)
-                for name, config in self.monitors.items():
-                    self._publish_version(name, config)
+                self._publish_versions()  # a rollback from the CLI changes them behind this process
             except Exception:  # noqa: BLE001 - e.g. the database is down: try again next sweep
                 log.warning("adaptation sweep failed; retrying in %gs", SWEEP_SECONDS, exc_info=True)
 
@@ -174,11 +173,12 @@ class AdaptationService:
             "reason": run.reason, "metrics": run.metrics, "artifact": run.artifact,
             "model_version": run.model_version})
 
-    def _publish_version(self, monitor: str, config: MonitorConfig) -> None:
-        if config.model is None:
-            return
+    def _publish_versions(self) -> None:
+        """Set ``driftd_model_version`` of every adapting monitor with a model (1 until one is recorded)."""
         try:
-            active = self.records.active_model(monitor)
-        except Exception:  # noqa: BLE001 - the monitor has no history yet, or the database is down
+            active = self.records.active_versions()
+        except Exception:  # noqa: BLE001 - the database is down: the next sweep publishes them
             return
-        self.metrics.model_version.labels(monitor).set(active.version if active else 1)
+        for name, config in self.monitors.items():
+            if config.model is not None:
+                self.metrics.model_version.labels(name).set(active.get(name, 1))

@@ -20,9 +20,8 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from monitor.config import build_config
-from monitor.demo import DEMO_REFERENCE_ROWS, DEMO_SHIFT_ROW, DEMO_WINDOW_ROWS, demo_config
-from plugins.connectors.synthetic import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SyntheticConnector, demo_shifts
+from monitor.demo import DEMO_REFERENCE_ROWS, demo_monitor
+from plugins.connectors.synthetic import NUMERIC_FEATURES, SyntheticConnector
 from tests.conftest import require_module, under_ci
 from tests.e2e.conftest import Driftd, free_port, wait_for, write_config
 from tests.helpers import write_csv
@@ -134,7 +133,7 @@ def adapting_demo_monitor(directory: Path) -> dict[str, Any]:
     by a rule on two sensors; a logistic regression on the six numeric sensors is pickled beside them.
     """
     linear_model = require_module("sklearn.linear_model")
-    options = {"seed": 7, "rows_per_fetch": DEMO_WINDOW_ROWS, "shifts": demo_shifts(DEMO_SHIFT_ROW)}
+    options = demo_monitor()["source"]["options"]
     connector = SyntheticConnector({**options, "rows_per_fetch": DEMO_REFERENCE_ROWS})
     rows = connector.fetch(None, DEMO_REFERENCE_ROWS).table
     connector.close()
@@ -148,18 +147,8 @@ def adapting_demo_monitor(directory: Path) -> dict[str, Any]:
     os.chmod(model_path, 0o600)  # driftd loads pickles only from files no one else can write
     training = write_csv(directory / "training.csv", pa.table(
         {**{name: rows.column(name) for name in NUMERIC_FEATURES}, "label": pa.array(labels)}))
-    demo = {
-        "name": MONITOR,
-        "source": {"type": "synthetic", "options": options},
-        "features": {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
-        "window": {"rows": DEMO_WINDOW_ROWS},
-        "reference": {"first_rows": DEMO_REFERENCE_ROWS},
-        "schedule": {"interval": "2s"},
-        "measures": {"ks": {"threshold": 0.001}, "psi": {}, "wasserstein": {}, "chi_square": {"threshold": 0.001}},
-        "drift": {"share": 0.3, "consecutive": 2, "correction": "bh"},
-    }
-    # The existing assertions about the demo hold only while this is still the built-in demo.
-    assert build_config({"monitors": [demo]}, "test", environ={}).monitors == demo_config(environ={}).monitors
+    demo = demo_monitor()
+    assert demo["name"] == MONITOR
     return {**demo,
             "model": {"path": str(model_path), "label": "label", "training_data": str(training),
                       "store": str(directory / "models")},
