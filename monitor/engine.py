@@ -245,11 +245,8 @@ class MonitorRunner:
         Without this a replica would keep the references of every monitor it ever held.
         """
         self._loaded = False
-        if getattr(self, "reference", None) is not None or getattr(self, "pending", None) is not None:
-            self.reference = self.summary = self.pending = None
-            self.recent = RecentRows(0)
-            if getattr(self, "_counted", None) is not None:
-                self._counted = None
+        self.reference = self.summary = self.pending = self._counted = None
+        self.recent = RecentRows(0)
 
     def _hand_back_if_over_share(self) -> None:
         """After a committed tick: give the lease up when this replica holds more than its share of monitors.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Iterator, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, and_, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Engine, and_, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker

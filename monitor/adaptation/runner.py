@@ -95,7 +95,7 @@ class EventAdaptation:
                     self._settle([attempt], None, version)
             for attempt in attempts:
                 if attempt.config.type == "rebaseline":
-                    self._rebaseline(attempt, event, target_table, promoted, info, split, champion, Path(workdir))
+                    self._rebaseline(attempt, event, target_table, promoted, info, champion, Path(workdir))
 
     # ---- inputs -------------------------------------------------------------------------------
 
@@ -242,7 +242,7 @@ class EventAdaptation:
         return promoted
 
     def _rebaseline(self, attempt: Attempt, event: QueuedEvent, table: pa.Table, promoted: bool, info: DriftInfo,
-                    split: GateSplit | None, champion: Model | None, workdir: Path) -> None:
+                    champion: Model | None, workdir: Path) -> None:
         if not promoted and self.config.model is not None and not _forced(attempt):
             self._finish(attempt, "rejected", "no adaptation was promoted, so the reference is kept")
             return

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -18,7 +17,6 @@ from monitor.adaptation.service import AdaptationService
 from monitor.cli import main
 from monitor.config import build_config
 from monitor.daemon import Daemon
-from monitor.engine import MonitorError
 from monitor.hookspecs import hookimpl
 from monitor.plugins import PluginManager
 from tests.adaptation_scenario import Scenario, build_scenario
