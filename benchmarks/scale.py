@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
-        from monitor.migrate import upgrade
+        from monitor.store.migrate import upgrade
         from monitor.store import Store
 
         database = f"driftd_scale_{uuid.uuid4().hex[:10]}"
@@ -403,7 +403,7 @@ def _verify(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Windows in the database: how many, and none evaluated twice or skipped (seqs 1..n per monitor)."""
     from sqlalchemy import func, select
 
-    from monitor.models import Window
+    from monitor.store.schema import Window
     from monitor.store import Store
 
     store = Store(url)

@@ -1,10 +1,22 @@
-"""The connector contract: what a source plugin gives the engine."""
+"""The connector contract: what a source plugin gives the engine.
+
+A connector returns rows strictly after a cursor (``fetch``). One that can count in its own
+engine may also offer *push-down* windows: ``pushdown_column`` (the column its windows are cut on,
+``None`` while push-down is off) and ``aggregate(cursor, plan) -> AggregateBatch``: for each
+*complete* window after ``cursor`` (tumbling, aligned to multiples of ``plan.span`` of that
+column, exactly as pulled rows are cut) its row count, per numeric feature the counts in the
+reference's bins (right-closed, as ``NumericSummary`` defines them) and the non-finite count, and
+per categorical feature the count of each category's text and of nulls; plus the cursor after the
+last window (JSON, committed by the engine with that window's results).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Mapping, TypeVar
 
+import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ValidationError
 
@@ -80,3 +92,65 @@ def describe_options_error(model: type[BaseModel], error: ValidationError) -> st
             got = "" if isinstance(detail["input"], Mapping) else f" (got {detail['input']!r})"
             lines.append(f"option {loc!r}: {message}{got}")
     return "; ".join(lines)
+
+
+# ---- push-down windows -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AggregatePlan:
+    """What the source counts per window: the window span, the numeric bins, the categories."""
+
+    #: Window width in the cursor column's units: seconds for a timestamp, ids for an integer.
+    span: float
+    #: Numeric feature → the reference's bin edges (bins ``(-inf, e0], (e0, e1], …, (e_last, inf)``).
+    numeric: Mapping[str, np.ndarray]
+    #: Categorical features, counted per category text.
+    categorical: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NumericCounts:
+    """One numeric feature in one window: counts per reference bin, and null/NaN/inf values."""
+
+    counts: np.ndarray
+    invalid: int = 0
+
+
+@dataclass(frozen=True)
+class CategoryCounts:
+    """One categorical feature in one window: count per category text, and nulls."""
+
+    counts: Mapping[str, int]
+    nulls: int = 0
+
+
+@dataclass(frozen=True)
+class WindowAggregate:
+    """One complete window as the source counted it."""
+
+    started_at: datetime
+    ended_at: datetime
+    rows: int
+    numeric: Mapping[str, NumericCounts] = field(default_factory=dict)
+    categorical: Mapping[str, CategoryCounts] = field(default_factory=dict)
+    #: Feature → why the source could not count it (e.g. its column is missing).
+    missing: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AggregateBatch:
+    """The complete windows after a cursor, and the cursor after the last of them."""
+
+    windows: list[WindowAggregate]
+    cursor: Any
+
+    @property
+    def num_rows(self) -> int:
+        """The source rows the windows cover (none of them was transferred)."""
+        return sum(window.rows for window in self.windows)
+
+
+def pushdown_column(connector: object) -> str | None:
+    """The column a connector cuts push-down windows on, or None when it pulls rows."""
+    column = getattr(connector, "pushdown_column", None)
+    return column if isinstance(column, str) and callable(getattr(connector, "aggregate", None)) else None

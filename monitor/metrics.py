@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import platform
 import threading
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.store import ALL_FEATURES
+from monitor.domain.records import ALL_FEATURES
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+#: How an adapter run can end (the ``outcome`` label of ``driftd_adaptations_total``).
+ADAPTATION_OUTCOMES = ("succeeded", "failed", "rejected", "promoted")
 ADAPTATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
@@ -136,7 +138,7 @@ class Metrics:
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
                              self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)
-        self._per_adapter = (self.adaptations, self.adaptation_seconds)
+        self._adapter_names: dict[str, set[str]] = {}
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)
@@ -157,6 +159,34 @@ class Metrics:
         with self._lock:
             self._snapshots[monitor] = snapshot
 
+    def update(self, monitor: str, **changes: Any) -> None:
+        """Replace some fields of a monitor's snapshot (nothing happens when they are unchanged)."""
+        with self._lock:
+            snapshot = self._snapshots.setdefault(monitor, MonitorSnapshot())
+            if any(getattr(snapshot, name) != value for name, value in changes.items()):
+                self._snapshots[monitor] = replace(snapshot, **changes)
+
+    def adapters(self, monitor: str, adapters: Iterable[str]) -> None:
+        """Start every adapter's series at zero, so ``increase()`` sees the first run."""
+        for adapter in adapters:
+            self._adapter(monitor, adapter)
+            for outcome in ADAPTATION_OUTCOMES:
+                self.adaptations.labels(monitor, adapter, outcome)
+
+    def adaptation_ended(self, monitor: str, adapter: str, outcome: str) -> None:
+        """Count an adapter run that reached ``outcome``."""
+        self._adapter(monitor, adapter)
+        self.adaptations.labels(monitor, adapter, outcome).inc()
+
+    def adaptation_took(self, monitor: str, adapter: str, seconds: float) -> None:
+        """Record how long an adapter run took."""
+        self._adapter(monitor, adapter).observe(seconds)
+
+    def _adapter(self, monitor: str, adapter: str) -> Any:
+        with self._lock:
+            self._adapter_names.setdefault(monitor, set()).add(adapter)
+        return self.adaptation_seconds.labels(monitor, adapter)
+
     def add_monitor(self, monitor: str) -> None:
         """Start every counter of a monitor at zero so rates work from the first scrape."""
         for metric in self._per_monitor:
@@ -167,17 +197,13 @@ class Metrics:
         """Drop every series of a monitor that is no longer configured."""
         with self._lock:
             self._snapshots.pop(monitor, None)
-        for metric in self._per_monitor:
+            adapters = self._adapter_names.pop(monitor, set())
+        series = [(metric, (monitor,)) for metric in (*self._per_monitor, self.model_version)]
+        series += [(self.adaptation_seconds, (monitor, adapter)) for adapter in adapters]
+        series += [(self.adaptations, (monitor, adapter, outcome))
+                   for adapter in adapters for outcome in ADAPTATION_OUTCOMES]
+        for metric, labels in series:
             try:
-                metric.remove(monitor)
+                metric.remove(*labels)
             except KeyError:
                 pass
-        for metric in (*self._per_adapter, self.model_version):
-            for labels in [key for key in _label_sets(metric) if key[0] == monitor]:
-                metric.remove(*labels)
-
-
-def _label_sets(metric: Counter | Histogram | Gauge) -> list[tuple[str, ...]]:
-    """The label values of every child series of a metric."""
-    with metric._lock:  # prometheus_client has no public listing of children
-        return list(metric._metrics)

@@ -71,8 +71,21 @@ _VALIDATORS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+class Provided(dict):  # type: ignore[type-arg]
+    """What one plugin's provider hook returned, with the plugin's name (for ``driftd plugins``)."""
+
+    def __init__(self, plugin: str, provided: Mapping[str, Any]) -> None:
+        super().__init__(provided)
+        self.plugin = plugin
+
+
 class PluginManager:
-    """Loads plugins, collects what they provide, and calls event hooks in isolation."""
+    """Loads plugins, collects what they provide, and calls event hooks through pluggy.
+
+    Every hook goes through pluggy's hook callers, so hookwrappers and pluggy's tracing see every
+    call. Each plugin's own implementations are isolated: one that raises (or returns something
+    that is not what its hook promises) is logged by name and contributes nothing; the others run.
+    """
 
     def __init__(self, environ: Mapping[str, str] | None = None, load_entry_points: bool = True) -> None:
         environ = os.environ if environ is None else environ
@@ -107,28 +120,49 @@ class PluginManager:
             return
         info = self.info.setdefault(name, PluginInfo(name, origin))
         try:
-            self.hooks.register(load(), name=name)
+            plugin = load()
+            self.hooks.register(plugin, name=name)
         except Exception as error:  # noqa: BLE001 - a broken plugin must not stop the daemon
             info.error = f"failed to load: {type(error).__name__}: {error}"
             log.error("plugin %s (%s) %s", name, origin, info.error)
+            return
+        self._isolate(name, plugin)
+
+    def _isolate(self, name: str, plugin: Any) -> None:
+        """Wrap each of the plugin's hook implementations so that a failure stays with the plugin."""
+        for caller in self.hooks.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.hookwrapper or impl.wrapper):
+                    impl.function = self._guarded(impl.function, name, caller.name)
+
+    def _guarded(self, function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+        kind = next((kind for kind, name in PROVIDER_HOOKS.items() if name == hook), None)
+
+        def call(*args: Any) -> Any:
+            try:
+                result = function(*args)
+                return result if kind is None else Provided(plugin, _checked(kind, result))
+            except Exception as error:  # noqa: BLE001 - a plugin's failure must not stop the others
+                if kind is None:
+                    log.exception("plugin %s failed in %s", plugin, hook)
+                else:
+                    info = self.info.setdefault(plugin, PluginInfo(plugin, "registered"))
+                    info.error = f"{type(error).__name__}: {error}"
+                    log.error("plugin %s: %s", plugin, info.error)
+                return None
+        return call
 
     def _collect(self, kind: str) -> dict[str, Any]:
-        hook = getattr(self.hooks.hook, PROVIDER_HOOKS[kind])
         collected: dict[str, Any] = {}
-        for impl in hook.get_hookimpls():  # registration order: built-ins first, so they keep their names
-            info = self.info.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name, "registered"))
-            try:
-                provided = impl.function()
-                if not isinstance(provided, Mapping):
-                    raise TypeError(f"{PROVIDER_HOOKS[kind]}() returned {type(provided).__name__}, expected a mapping")
-                for type_name, value in provided.items():
-                    if not isinstance(type_name, str) or not _VALIDATORS[kind](value):
-                        raise TypeError(f"{PROVIDER_HOOKS[kind]}() entry {type_name!r} is not a valid {kind[:-1]}")
-                    if type_name in collected:
-                        raise ValueError(f"{kind[:-1]} {type_name!r} is already provided by another plugin")
-            except Exception as error:  # noqa: BLE001
-                info.error = f"{type(error).__name__}: {error}"
-                log.error("plugin %s: %s", impl.plugin_name, info.error)
+        # pluggy calls the newest plugin first; collect in registration order, so built-ins keep their names
+        for provided in reversed(getattr(self.hooks.hook, PROVIDER_HOOKS[kind])()):
+            if not isinstance(provided, Provided):
+                continue  # a hookwrapper replaced the result: nothing to attribute
+            info = self.info.setdefault(provided.plugin, PluginInfo(provided.plugin, "registered"))
+            taken = [name for name in provided if name in collected]
+            if taken:
+                info.error = f"ValueError: {kind[:-1]} {taken[0]!r} is already provided by another plugin"
+                log.error("plugin %s: %s", provided.plugin, info.error)
                 continue
             info.provides[kind] = sorted(provided)
             collected.update(provided)
@@ -143,9 +177,16 @@ class PluginManager:
         return connectors[type_name](options)
 
     def call_event(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an event hook on every plugin; one that raises is logged by name and skipped."""
-        for impl in reversed(getattr(self.hooks.hook, hook_name).get_hookimpls()):
-            try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except Exception:  # noqa: BLE001
-                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
+        """Call an event hook on every plugin through pluggy; one that raises is logged by name and skipped."""
+        getattr(self.hooks.hook, hook_name)(**kwargs)
+
+
+def _checked(kind: str, provided: Any) -> Mapping[str, Any]:
+    """A provider hook's mapping, once every entry is valid; TypeError naming the first that is not."""
+    hook = PROVIDER_HOOKS[kind]
+    if not isinstance(provided, Mapping):
+        raise TypeError(f"{hook}() returned {type(provided).__name__}, expected a mapping")
+    for type_name, value in provided.items():
+        if not isinstance(type_name, str) or not _VALIDATORS[kind](value):
+            raise TypeError(f"{hook}() entry {type_name!r} is not a valid {kind[:-1]}")
+    return provided

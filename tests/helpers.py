@@ -13,11 +13,11 @@ import pytest
 
 from monitor.config import MonitorConfig, build_config
 from monitor.connector import Connector
-from monitor.engine import MonitorRunner, SourceDown
+from monitor.daemon.engine import MonitorRunner, SourceDown
 from monitor.metrics import Metrics
-from monitor.migrate import upgrade
+from monitor.store.migrate import upgrade
 from monitor.plugins import PluginManager
-from monitor.reference import table_from_bytes
+from monitor.domain.reference import table_from_bytes
 from monitor.store import Store
 
 

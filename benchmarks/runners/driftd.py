@@ -1,9 +1,9 @@
 """driftd through its public path.
 
-Case 1: the reference summary is built once with ``monitor.reference.summarize_table`` and
+Case 1: the reference summary is built once with ``monitor.domain.reference.summarize_table`` and
 deserialised with ``ReferenceSummary.from_bytes`` (both untimed: they happen once per reference
 version, and the engine keeps the summary in memory; their time is reported as
-``setup_seconds``); the timed call is ``monitor.evaluate.evaluate_window`` on the window's
+``setup_seconds``); the timed call is ``monitor.domain.evaluate.evaluate_window`` on the window's
 pyarrow table with the configured measures (one of ks, psi, jensen_shannon, wasserstein,
 chi_square, or ``all`` five together) and Benjamini–Hochberg correction.
 
@@ -38,8 +38,8 @@ def run_case1(case_number: int, measure_name: str, repeat: int, warmup: int) -> 
     """Time ``evaluate_window`` for case 1."""
     from monitor.config import FeaturesConfig, MeasureConfig
     from monitor.divergence import MeasureRegistry, ReferenceSummary
-    from monitor.evaluate import evaluate_window, resolve_measures
-    from monitor.reference import feature_kinds, summarize_table
+    from monitor.domain.evaluate import evaluate_window, resolve_measures
+    from monitor.domain.reference import feature_kinds, summarize_table
 
     case = load_case(case_number)
     features = FeaturesConfig(numeric=case.numeric, categorical=case.categorical)

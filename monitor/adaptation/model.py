@@ -2,7 +2,7 @@
 
 A model answers ``predict_proba(X)`` over its ``classes``. Adapters wrap the current model with a
 feature map or a prior correction (``AdaptedModel``), or retrain it (``refit``). ``save`` writes a
-model version as a folder with a ``manifest.json``; ``monitor.adaptation.versions`` reads it back.
+model version as a folder with a ``manifest.json``; ``monitor.daemon.model_versions`` reads it back.
 """
 
 from __future__ import annotations

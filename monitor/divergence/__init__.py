@@ -1,8 +1,13 @@
-"""The divergence engine: reference summaries, prepared windows, drift measures, corrections."""
+"""The numbers: reference summaries, prepared windows, drift measures, corrections, backends.
+
+Pure numerics over numpy and scipy (torch when asked for); nothing here imports the rest of
+driftd, so ``import monitor.divergence`` loads no database, web or configuration library.
+"""
+
+from typing import Any
 
 from monitor.divergence.corrections import adjust_p_values
 from monitor.divergence.measures import Measure, Score
-from monitor.divergence.api import DriftReport, as_table, compare
 from monitor.divergence.backend import NUMPY, Backend, resolve_backend
 from monitor.divergence.multivariate import (
     MULTIVARIATE_MEASURES,
@@ -31,7 +36,6 @@ __all__ = [
     "BUILTIN",
     "BUILTIN_MEASURES",
     "Backend",
-    "DriftReport",
     "MULTIVARIATE_MEASURES",
     "NUMPY",
     "MultivariateMeasure",
@@ -47,11 +51,19 @@ __all__ = [
     "ReferenceSummary",
     "Score",
     "adjust_p_values",
-    "as_table",
-    "compare",
     "prepare_window",
     "resolve_backend",
     "summarize_multivariate",
     "summarize_categorical",
     "summarize_numeric",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``compare``, ``DriftReport`` and ``as_table`` moved to ``monitor.compare`` (above the numbers);
+    this keeps ``from monitor.divergence import compare`` working without importing it eagerly."""
+    if name in ("compare", "DriftReport", "as_table"):
+        import monitor.compare  # compatibility: the one import from the numbers up to the domain
+
+        return getattr(monitor.compare, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ cursor is not read. Rows whose cursor or tie-breaker column is NULL are not read
 With ``pushdown`` the rows stay in the database: ``aggregate`` asks it, for each complete window
 of the monitor's span over the cursor column, for the row count, each numeric feature's counts in
 the reference's bins (a CASE over bound edges, searched as a binary tree, then GROUP BY) and each
-categorical feature's counts (GROUP BY). See ``monitor.pushdown``.
+categorical feature's counts (GROUP BY). See ``monitor.domain.pushdown``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchT
 from monitor.config import parse_duration
 from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
 from monitor.hookspecs import hookimpl
-from monitor.pushdown import AggregateBatch, AggregatePlan, CategoryCounts, NumericCounts, WindowAggregate
+from monitor.connector import AggregateBatch, AggregatePlan, CategoryCounts, NumericCounts, WindowAggregate
 
 #: Cursor value types stored in JSON as strings, and how each is read back.
 _PARSERS: dict[type, Callable[[str], Any]] = {

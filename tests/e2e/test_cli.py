@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monitor.migrate import head_revision
+from monitor.store.migrate import head_revision
 from tests.e2e.conftest import query, run_cli, wait_for, write_config
 
 pytestmark = pytest.mark.slow

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from monitor.migrate import upgrade
-from monitor.models import SourceCursor, Window
+from monitor.store.migrate import upgrade
+from monitor.store.schema import SourceCursor, Window
 from monitor.store import Store
 from tests.e2e.conftest import Driftd, free_port
 from tests.helpers import sample_table, write_csv

@@ -19,8 +19,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from monitor.metrics import Metrics
-from monitor.page import CONTENT_SECURITY_POLICY
-from monitor.server import create_app
+from monitor.http.page import CONTENT_SECURITY_POLICY
+from monitor.http.server import create_app
 from tests.e2e.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -302,7 +302,7 @@ def _fresh_monitor(name: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_page_explains_empty_states_and_escapes_api_text(tmp_path: Path, chromium: Cdp) -> None:
-    from monitor.server import HttpServer
+    from monitor.http.server import HttpServer
 
     monitors: list[dict[str, Any]] = []
     server = HttpServer(create_app(Metrics(), lambda: [], api=_stub_api(monitors)), "127.0.0.1", 0)

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.adaptation import AdaptationContext, AdaptationResult, Adapter
-from monitor.adaptation.records import AdaptationRecords
-from monitor.adaptation.service import AdaptationService
+from monitor.store.adaptations import AdaptationRecords
+from monitor.daemon.adapting import AdaptationService
 from monitor.cli import main
 from monitor.config import build_config
 from monitor.daemon import Daemon
@@ -222,7 +222,7 @@ def test_cooldown_holds_drift_runs_an_operator_request_does_not_wait_and_newer_e
 
 def _queue_like_drift(daemon: Daemon, event_id: int) -> int:
     """A pending run as a drift event queues it (not an operator's request)."""
-    from monitor.models import Adaptation
+    from monitor.store.schema import Adaptation
 
     with daemon.store._session() as session, session.begin():
         run = Adaptation(event_id=event_id, adapter="label_shift", adapter_type="label_shift", state="pending")
@@ -233,7 +233,7 @@ def _queue_like_drift(daemon: Daemon, event_id: int) -> int:
 
 def _second_event(daemon: Daemon, like: int) -> int:
     """Another drift event of the monitor (as a later episode would leave), with the same rows."""
-    from monitor.models import DriftEvent
+    from monitor.store.schema import DriftEvent
 
     with daemon.store._session() as session, session.begin():
         old = session.get(DriftEvent, like)

@@ -18,7 +18,7 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.connector import ConnectorError, ConnectorOptionsError
-from monitor.models import SourceCursor
+from monitor.store.schema import SourceCursor
 from monitor.testing import check_bad_options, drain
 from plugins.connectors.mqtt import MqttConnector
 from tests.conftest import under_ci

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from monitor.connector import ConnectorError, ConnectorOptionsError
-from monitor.models import SourceCursor
+from monitor.store.schema import SourceCursor
 from monitor.testing import check_bad_options, check_connector, drain
 from plugins.connectors.sql import SqlConnector
 from tests.conftest import under_ci

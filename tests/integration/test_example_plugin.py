@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
-from monitor.engine import MonitorRunner
+from monitor.daemon.engine import MonitorRunner
 from monitor.metrics import Metrics
-from monitor.migrate import upgrade
+from monitor.store.migrate import upgrade
 from monitor.plugins import PluginManager
 from monitor.store import Store
 from monitor.testing import (

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from monitor.demo import DEMO_REFERENCE_ROWS, demo_monitor
+from monitor.cli.demo import DEMO_REFERENCE_ROWS, demo_monitor
 from plugins.connectors.synthetic import NUMERIC_FEATURES, SyntheticConnector
 from tests.conftest import require_module, under_ci
 from tests.e2e.conftest import Driftd, free_port, wait_for, write_config
@@ -127,7 +127,7 @@ class Prometheus:
 
 
 def adapting_demo_monitor(directory: Path) -> dict[str, Any]:
-    """The built-in demo monitor (as monitor.demo builds it) with a model trained on its reference rows.
+    """The built-in demo monitor (as monitor.cli.demo builds it) with a model trained on its reference rows.
 
     The labelled training data are the synthetic source's first rows (the demo's reference), labelled
     by a rule on two sensors; a logistic regression on the six numeric sensors is pickled beside them.

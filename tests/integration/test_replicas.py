@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 
 from monitor.config import build_config
 from monitor.daemon import Daemon
-from monitor.migrate import upgrade
-from monitor.models import Lease, SourceCursor, Window
+from monitor.store.migrate import upgrade
+from monitor.store.schema import Lease, SourceCursor, Window
 from monitor.store import LeaseLost, Store
 from tests.e2e.conftest import Driftd, free_port, wait_for
 from tests.helpers import sample_table, write_csv
@@ -139,8 +139,8 @@ def test_ownership_is_visible_in_the_api_and_metrics(tmp_path: Path, postgres_ur
     from prometheus_client import generate_latest
     from starlette.testclient import TestClient
 
-    from monitor.api import build_api
-    from monitor.server import create_app
+    from monitor.http.api import build_api
+    from monitor.http.server import create_app
 
     _write_data(tmp_path, 500)
     upgrade(Store(postgres_url).engine)
@@ -225,7 +225,7 @@ def test_three_replicas_balance_hand_over_a_dead_ones_share_and_give_a_newcomer_
             assert sum(gauges) == held[daemon.replica], (daemon.replica, gauges)
             # and it keeps no reference in memory for a monitor it gave up
             assert all(getattr(runner, "summary", None) is None
-                       for runner in daemon.runners.values() if not runner._lease_held)
+                       for runner in daemon.runners.values() if not runner.owned)
 
         # A replica dies silently: its monitors go to the other two within the lease time.
         victim, survivors = replicas[0], replicas[1:]

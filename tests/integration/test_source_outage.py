@@ -11,8 +11,8 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from monitor.engine import SourceDown
-from monitor.models import SourceCursor
+from monitor.daemon.engine import SourceDown
+from monitor.store.schema import SourceCursor
 from tests.conftest import require_module, under_ci
 from tests.e2e.conftest import free_port
 from tests.helpers import make_runner, monitor_config, sample_table, write_csv
@@ -78,7 +78,7 @@ def test_stopped_source_server_is_reported_and_resumed_without_loss(server: Redi
         window={"rows": 100}, max_rows=150)
     runner = make_runner(config, sqlite_url)
     clock = [0.0]
-    runner.source_backoff.clock = lambda: clock[0]
+    runner.fetcher.backoff.clock = lambda: clock[0]
     server.write("s", 0, 400)
     for _ in range(2):
         runner.tick()

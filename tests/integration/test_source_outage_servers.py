@@ -55,7 +55,7 @@ from prometheus_client import generate_latest
 
 from monitor.config import build_config
 from monitor.daemon import Daemon
-from monitor.engine import MonitorRunner, SourceDown
+from monitor.daemon.engine import MonitorRunner, SourceDown
 from monitor.metrics import Metrics
 from tests.conftest import require_module, under_ci
 from tests.e2e.conftest import free_port
@@ -387,7 +387,7 @@ def outage(tmp_path: Path, source: dict[str, Any], server: Server, write: Callab
     daemon.prepare()
     runner = daemon.runners["m"]
     clock = [0.0]
-    runner.source_backoff.clock = lambda: clock[0]
+    runner.fetcher.backoff.clock = lambda: clock[0]
     cursors: list[Any] = []
 
     def tick() -> Any:

@@ -19,10 +19,11 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.connector import ConnectorError, ConnectorOptionsError
-from monitor.engine import MonitorError, MonitorRunner
+from monitor.daemon.engine import MonitorError, MonitorRunner
 from monitor.plugins import PluginManager
-from monitor.pushdown import COUNT_MEASURES, AggregatePlan
-from monitor.store import WindowRecord
+from monitor.connector import AggregatePlan
+from monitor.domain.pushdown import COUNT_MEASURES
+from monitor.domain.records import WindowRecord
 from plugins.connectors.sql import SqlConnector
 from tests.helpers import make_runner, monitor_config, write_csv
 from tests.integration.test_connector_sql import mariadb_url  # noqa: F401 - the MariaDB fixture

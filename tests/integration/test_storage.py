@@ -9,9 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 
-from monitor.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
-from monitor.models import Base, DriftEvent, Result, SourceCursor, Window
-from monitor.store import NewReference, Store, StoreError
+from monitor.store.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
+from monitor.store.schema import Base, DriftEvent, Result, SourceCursor, Window
+from monitor.domain.records import NewReference
+from monitor.store import Store, StoreError
 from tests.helpers import make_runner, monitor_config, sample_table, write_csv
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.engine import make_url
 
 from monitor.config import build_config
 from monitor.daemon import Daemon
-from monitor.migrate import upgrade
+from monitor.http.face import HttpFace
+from monitor.store.migrate import upgrade
 from monitor.store import Store
 from tests.helpers import sample_table, write_csv
 
@@ -141,17 +142,18 @@ def test_a_daemon_started_while_the_database_is_down_serves_readyz_and_starts_wh
         "features": {"numeric": ["a", "b"], "categorical": ["c"]}, "window": {"rows": 250},
         "reference": {"first_rows": 500}, "schedule": {"interval": "1s"}}]}, "test", environ={})
     daemon = Daemon(config)
+    http = HttpFace.attach(daemon)
     stop = threading.Event()
     caplog.set_level(logging.INFO)
     worker = threading.Thread(target=lambda: daemon.prepare_when_reachable(stop) and daemon.start())
     worker.start()
     try:
         for _ in range(100):
-            if daemon.http is not None:
+            if http.server is not None:
                 break
             threading.Event().wait(0.1)
-        assert daemon.http is not None, "HTTP is served while the database is down"
-        base = f"http://127.0.0.1:{daemon.http.port}"
+        assert http.server is not None, "HTTP is served while the database is down"
+        base = f"http://127.0.0.1:{http.port}"
         assert httpx.get(f"{base}/healthz").status_code == 200
         ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 503 and "database unreachable" in ready.text

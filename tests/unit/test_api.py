@@ -11,14 +11,14 @@ import pytest
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from monitor.adaptation.records import AdaptationRecords
+from monitor.store.adaptations import AdaptationRecords
 from monitor.config import build_config
 from monitor.daemon import Daemon
-from monitor.migrate import upgrade
-from monitor.models import Adaptation, utcnow
+from monitor.store.migrate import upgrade
+from monitor.store.schema import Adaptation, utcnow
 from monitor.plugins import PluginManager
-from monitor.reference import summarize_table
-from monitor.server import API_PREFIX, create_app
+from monitor.domain.reference import summarize_table
+from monitor.http.server import API_PREFIX, create_app
 from tests.helpers import sample_table, write_csv
 
 TOKEN = "s3cret-t0ken-for-tests"
@@ -65,7 +65,7 @@ def daemon(sqlite_url: str, tmp_path: Path) -> Iterator[Daemon]:
 @pytest.fixture
 def client(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("DRIFTD_API_TOKEN", TOKEN)
-    from monitor.api import build_api
+    from monitor.http.api import build_api
     return TestClient(create_app(daemon.metrics, daemon.readiness, api=build_api(daemon)))
 
 
@@ -257,11 +257,14 @@ def test_activate_switches_the_reference(client: TestClient, daemon: Daemon) -> 
 def test_the_running_daemon_serves_the_api(sqlite_url: str, tmp_path: Path) -> None:
     import httpx
 
+    from monitor.http.face import HttpFace
+
     daemon = make_daemon(sqlite_url, tmp_path / "data", server={"port": 0})
+    http = HttpFace.attach(daemon)
     daemon.start()
     try:
-        assert daemon.http is not None
-        response = httpx.get(f"http://127.0.0.1:{daemon.http.port}{API_PREFIX}/monitors/m", timeout=10)
+        assert http.server is not None
+        response = httpx.get(f"http://127.0.0.1:{http.port}{API_PREFIX}/monitors/m", timeout=10)
         assert response.status_code == 200 and response.json()["last_window"]["seq"] == 7
     finally:
         daemon.stop()
@@ -339,7 +342,7 @@ def test_model_versions_are_listed_and_rolled_back_with_the_token(client: TestCl
 
 @pytest.mark.postgres
 def test_read_endpoints_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
-    from monitor.api import build_api
+    from monitor.http.api import build_api
 
     daemon = make_daemon(postgres_url, tmp_path / "data")
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.backoff import Backoff
+from monitor.daemon.backoff import Backoff
 
 
 def test_delays_double_up_to_the_cap_and_reset_on_success() -> None:

@@ -10,13 +10,14 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from monitor.calibrate import CalibrationReport, calibrate
+from monitor.domain.calibrate import CalibrationReport, calibrate
 from monitor.cli import main
 from monitor.config import MeasureConfig
 from monitor.divergence import MeasureRegistry
-from monitor.evaluate import MeasureSetting, resolve_measures
-from monitor.migrate import upgrade
-from monitor.store import NewReference, Store
+from monitor.domain.evaluate import MeasureSetting, resolve_measures
+from monitor.store.migrate import upgrade
+from monitor.domain.records import NewReference
+from monitor.store import Store
 from tests.helpers import sample_table, write_csv
 
 

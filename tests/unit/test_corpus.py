@@ -25,11 +25,11 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from monitor.config import MonitorConfig, build_config
-from monitor.engine import MonitorError, MonitorRunner, SourceDown
+from monitor.daemon.engine import MonitorError, MonitorRunner, SourceDown
 from monitor.metrics import Metrics
-from monitor.migrate import upgrade
+from monitor.store.migrate import upgrade
 from monitor.plugins import PluginManager
-from monitor.reference import table_from_bytes
+from monitor.domain.reference import table_from_bytes
 from monitor.store import Store
 from plugins.connectors.files import FilesConnector
 

@@ -30,11 +30,11 @@ from starlette.testclient import TestClient
 
 from monitor.cli import main as cli_main
 from monitor.config import ServerConfig, load_config
-from monitor.engine import MonitorRunner
+from monitor.daemon.engine import MonitorRunner
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
-from monitor.scheduler import make_trigger
-from monitor.server import HttpServer, create_app
+from monitor.daemon.scheduler import make_trigger
+from monitor.http.server import HttpServer, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -482,8 +482,10 @@ def test_dockerfile_copies_what_the_wheel_build_needs() -> None:
     for source in copied:
         assert (ROOT / source).exists(), f"the Dockerfile copies {source}, which is not in the repository"
     assert "pyproject.toml" in copied and project["project"]["readme"] in copied
-    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert {package.rstrip("*") for package in packages} <= copied
+    setuptools = project["tool"]["setuptools"]
+    mapped = setuptools.get("package-dir", {})
+    folders = {mapped.get(package, package.replace(".", "/")).split("/")[0] for package in setuptools["packages"]}
+    assert folders <= copied
     ignored = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
                if line.strip() and not line.startswith("#")]
     assert "**/.venv" in ignored and "**/.git" in ignored

@@ -24,7 +24,7 @@ from monitor.divergence import (
     summarize_numeric,
 )
 from monitor.divergence.measures import EPS, ks_asymptotic_p_value, proportions
-from monitor.evaluate import evaluate_window, resolve_measures
+from monitor.domain.evaluate import evaluate_window, resolve_measures
 
 M = BUILTIN_MEASURES
 SIZES = [(40, 25), (500, 200), (3_000, 12_000), (20_000, 15_000)]

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
-from monitor.engine import MonitorError, SourceDown
+from monitor.daemon.engine import MonitorError, SourceDown
 from monitor.metrics import Metrics
-from monitor.models import DriftEvent, Result, SourceCursor, Window
+from monitor.store.schema import DriftEvent, Result, SourceCursor, Window
 from tests.helpers import make_runner, monitor_config, sample_table, write_csv
 
 
@@ -96,7 +96,7 @@ def test_source_down_is_reported_once_retried_with_backoff_and_resumed(
     runner = make_runner(monitor_config(source={"type": "files", "options": {"path": str(data)}}),
                          sqlite_url, metrics)
     now = [1000.0]
-    runner.source_backoff.clock = lambda: now[0]
+    runner.fetcher.backoff.clock = lambda: now[0]
     caplog.set_level(logging.INFO)
     with pytest.raises(SourceDown, match="monitor 'm'.*does not exist"):
         runner.tick()
@@ -113,7 +113,7 @@ def test_source_down_is_reported_once_retried_with_backoff_and_resumed(
     assert runner.tick().rows_fetched == 0, "the second delay (about 2 s) has not passed yet"
     now[0] += 1.0
     assert runner.tick().rows_fetched == 1500
-    assert metrics.snapshot("m").source_up is True and runner.source_backoff.failures == 0
+    assert metrics.snapshot("m").source_up is True and runner.fetcher.backoff.failures == 0
     messages = [record.message for record in caplog.records]
     assert sum("is down" in m for m in messages) == 1, "logged once per state change"
     assert sum("is back" in m for m in messages) == 1
@@ -170,7 +170,7 @@ def test_reference_from_a_file_is_stored_once(data: Path, tmp_path: Path, sqlite
 
 
 def test_a_newly_activated_reference_is_picked_up(data: Path, tmp_path: Path, sqlite_url: str) -> None:
-    from monitor.reference import summarize_table
+    from monitor.domain.reference import summarize_table
 
     write_csv(data / "part-1.csv", sample_table(2000, seed=1, shift=2.0))
     config = monitor_config(reference={"path": str(write_csv(tmp_path / "ref.csv", sample_table(800, seed=3)))},
@@ -261,7 +261,7 @@ def test_a_hung_fetch_is_given_up_and_not_stacked(data: Path, sqlite_url: str) -
 
     runner.connector.fetch = hang
     ticks = iter(range(0, 10**9, 1000))
-    runner.source_backoff.clock = lambda: float(next(ticks))  # time flies: no backoff wait in this test
+    runner.fetcher.backoff.clock = lambda: float(next(ticks))  # time flies: no backoff wait in this test
     with pytest.raises(SourceDown, match="fetch did not return within 0.2s"):
         runner.tick()
     with pytest.raises(SourceDown, match="an earlier fetch has not returned yet"):

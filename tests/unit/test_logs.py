@@ -30,7 +30,7 @@ def test_json_formatter_keeps_the_exception() -> None:
 def test_readiness_needs_a_current_schema(sqlite_url: str, tmp_path: pytest.TempPathFactory) -> None:
     from monitor.config import build_config
     from monitor.daemon import Daemon
-    from monitor.migrate import upgrade
+    from monitor.store.migrate import upgrade
 
     daemon = Daemon(build_config({"storage": {"url": sqlite_url}}, "test", environ={}))
     assert "database schema is not current: run `driftd db upgrade`" in daemon.readiness()

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from monitor import __version__
 from monitor.metrics import FeatureScore, Metrics, MonitorSnapshot
-from monitor.server import create_app
+from monitor.http.server import create_app
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from monitor.adaptation.model import AdaptedModel, AffineMap, ModelLoadError, load_pickle, load_sklearn, load_torch
-from monitor.adaptation.records import AdaptationRecords
-from monitor.adaptation.versions import ModelStore
+from monitor.store.adaptations import AdaptationRecords
+from monitor.daemon.model_versions import ModelStore
 from monitor.config import ModelConfig
-from monitor.migrate import upgrade
+from monitor.store.migrate import upgrade
 from monitor.plugins import PluginManager
 from monitor.store import Store
 
@@ -97,7 +97,7 @@ def test_a_promoted_version_round_trips_with_its_map_and_priors(tmp_path: Path) 
 
 def _adaptation_run(store: Store) -> int:
     """A monitor with one window, a drift event and one adaptation run; the run's id."""
-    from monitor.models import Adaptation, DriftEvent, ReferenceVersion, Window
+    from monitor.store.schema import Adaptation, DriftEvent, ReferenceVersion, Window
 
     monitor_id = store.monitor_id("m")
     with store._session() as session, session.begin():

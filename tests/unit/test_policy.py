@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from monitor.config import DriftConfig
-from monitor.policy import DriftPolicy, max_divergence
-from monitor.store import ResultRecord
+from monitor.domain.policy import DriftPolicy, max_divergence
+from monitor.domain.records import ResultRecord
 
 FEATURES = ["a", "b", "c", "d"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.sequential import PageHinkley
+from monitor.domain.sequential import PageHinkley
 
 
 def first_alarm(detector: PageHinkley, series: list[float]) -> int | None:

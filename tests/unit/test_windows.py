@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.windows import WindowError, WindowSlice, split_by_rows, split_by_span
+from monitor.domain.windows import WindowError, WindowSlice, split_by_rows, split_by_span
 
 BASE = datetime(2024, 3, 1, tzinfo=timezone.utc)
 BASE_S = BASE.timestamp()

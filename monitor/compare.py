@@ -1,6 +1,6 @@
 """The small public API: compare a reference and a window, get a typed report.
 
-    >>> from monitor.divergence import compare
+    >>> from monitor.compare import compare
     >>> report = compare(reference_df, live_df, measures=["ks", "psi", "mmd"])
     >>> report.drift, report.drifted_features
 """
@@ -8,13 +8,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    from monitor.store import ResultRecord
+from monitor.config import DriftConfig, FeaturesConfig, MeasureConfig
+from monitor.divergence import MeasureRegistry, ReferenceSummary, resolve_backend
+from monitor.domain.evaluate import evaluate_window, resolve_measures
+from monitor.domain.policy import DriftPolicy
+from monitor.domain.records import ResultRecord
+from monitor.domain.reference import feature_kinds, summarize_table
 
 #: Anything ``compare`` accepts as a table.
 TableLike = Any
@@ -91,15 +95,6 @@ def compare(
     bad input (unknown measure, missing column). Distances from fewer than ``min_rows`` values of a
     feature are reported but do not flag drift (tests are not limited).
     """
-    # imported here: the engine's modules import this package
-    from monitor.config import DriftConfig, FeaturesConfig, MeasureConfig
-    from monitor.evaluate import evaluate_window, resolve_measures
-    from monitor.policy import DriftPolicy
-    from monitor.reference import feature_kinds, summarize_table
-    from monitor.divergence.backend import resolve_backend
-    from monitor.divergence.registry import MeasureRegistry
-    from monitor.divergence.summary import ReferenceSummary
-
     reference_table, window_table = as_table(reference), as_table(window)
     if numeric is None and categorical is None:
         numeric, categorical = infer_features(reference_table)

@@ -12,19 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Callable, Mapping
 
-from monitor.adaptation.records import AdaptationRecords
-from monitor.adaptation.runner import EventAdaptation
-from monitor.adaptation.versions import ModelStore
+from monitor.store.adaptations import AdaptationRecords
+from monitor.daemon.adaptation_run import EventAdaptation
+from monitor.daemon.model_versions import ModelStore
 from monitor.config import MonitorConfig
 from monitor.metrics import Metrics
-from monitor.models import utcnow
+from monitor.store.schema import utcnow
 from monitor.plugins import PluginManager
 from monitor.store import AdaptationRow, Store
 
 log = logging.getLogger("driftd.adaptation")
 
 #: The outcomes ``driftd_adaptations_total`` counts.
-OUTCOMES = ("succeeded", "failed", "rejected", "promoted")
 
 #: Seconds between looks for queued runs (events queued by other paths, cooldowns that ended).
 SWEEP_SECONDS = 5.0
@@ -57,10 +56,7 @@ class AdaptationService:
         self.monitors = {name: config for name, config in monitors.items() if config.adaptation is not None}
         for name, config in self.monitors.items():
             assert config.adaptation is not None
-            for adapter in config.adaptation.adapters:  # every series from 0, so increase() sees the first run
-                self.metrics.adaptation_seconds.labels(name, adapter.label)
-                for outcome in OUTCOMES:
-                    self.metrics.adaptations.labels(name, adapter.label, outcome)
+            self.metrics.adapters(name, [adapter.label for adapter in config.adaptation.adapters])
         self._publish_versions()
 
     def recover(self) -> list[AdaptationRow]:
@@ -69,7 +65,7 @@ class AdaptationService:
         for run in interrupted:
             log.warning("monitor %s: adaptation %d (%s) was interrupted by a restart; marked failed",
                         run.monitor, run.id, run.adapter)
-            self.metrics.adaptations.labels(run.monitor, run.adapter, "failed").inc()
+            self.metrics.adaptation_ended(run.monitor, run.adapter, "failed")
             self._announce(run)
         return interrupted
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from monitor.adaptation.model import AdaptedModel, AffineMap, Model, ModelLoadError, write_manifest
-from monitor.adaptation.records import AdaptationRecords, StoredModelVersion
+from monitor.store.adaptations import AdaptationRecords, StoredModelVersion
 from monitor.config import ModelConfig
 
 #: ``load(path, options) -> Model``, provided through ``driftd_model_loaders``.

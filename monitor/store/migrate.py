@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+#: Alembic's scripts: ``migrations/`` at the repository root, installed as the ``monitor.migrations`` package.
+MIGRATIONS = Path(find_spec("monitor.migrations").origin).parent  # type: ignore[union-attr,arg-type]
 
 
 class SchemaOutOfDate(Exception):

@@ -1,4 +1,7 @@
-"""The daemon: storage, plugins, one runner per monitor, the scheduler and the HTTP port."""
+"""The daemon: storage, plugins, one runner per monitor, the scheduler and the adaptation service.
+
+It knows no HTTP: the command line (the composition root) shows it through ``monitor.http``.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +13,39 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
-from typing import Callable, TextIO
+from typing import Callable, Protocol, TextIO
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from monitor.adaptation.service import AdaptationService
-from monitor.api import build_api
-from monitor.backoff import Backoff
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig
-from monitor.engine import MonitorError, MonitorRunner, TickReport
+from monitor.daemon.adapting import AdaptationService
+from monitor.daemon.backoff import Backoff
+from monitor.daemon.engine import MonitorError, MonitorRunner, TickReport
+from monitor.daemon.scheduler import Scheduler
 from monitor.metrics import Metrics
-from monitor.migrate import current_revision, head_revision
 from monitor.plugins import PluginManager
-from monitor.scheduler import Scheduler
-from monitor.server import HttpServer, create_app
 from monitor.store import Store
+from monitor.store.migrate import current_revision, head_revision
 
 log = logging.getLogger("driftd")
+
+#: Scheduler threads at most; fetches get a pool of their own, FETCH_THREADS_PER_WORKER per scheduler thread.
+MAX_SCHEDULER_WORKERS = 8
+FETCH_THREADS_PER_WORKER = 4
+
+
+class Face(Protocol):
+    """What shows the daemon to the outside (its HTTP port): started as soon as the daemon starts
+    (before the database answers, so health checks can say why it is not ready), stopped last."""
+
+    def start(self) -> None:
+        """Start showing the daemon; a second call does nothing."""
+
+    def stop(self) -> None:
+        """Stop showing it."""
 
 
 class Daemon:
@@ -42,7 +59,11 @@ class Daemon:
         self.runners: dict[str, MonitorRunner] = {}
         self.broken: dict[str, str] = {}
         self.scheduler: Scheduler | None = None
-        self.http: HttpServer | None = None
+        self.faces: list[Face] = []
+        workers = min(MAX_SCHEDULER_WORKERS, max(1, sum(monitor.enabled for monitor in config.monitors)))
+        self._scheduler_workers = workers
+        self.fetch_pool = ThreadPoolExecutor(max_workers=max(8, FETCH_THREADS_PER_WORKER * workers),
+                                             thread_name_prefix="driftd-fetch")
         self._stopping = threading.Event()
         self._schema_current = False
         self._tick_locks: dict[str, threading.Lock] = {}
@@ -73,7 +94,7 @@ class Daemon:
     def _owns(self, monitor: str) -> bool:
         """Whether this replica evaluates (and so adapts) ``monitor`` now."""
         runner = self.runners.get(monitor)
-        return runner is not None and (runner.lease is None or runner._lease_held)
+        return runner is not None and runner.owned
 
     def _add_monitor(self, monitor: MonitorConfig) -> None:
         """Build the monitor's runner (and schedule it when running); a failure is logged, not raised."""
@@ -82,7 +103,7 @@ class Daemon:
         try:
             lease = None if self.store.is_sqlite else (self.replica, self.config.storage.lease)
             runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease,
-                                   on_adaptation=self.adaptation.notify)
+                                   on_adaptation=self.adaptation.notify, fetch_pool=self.fetch_pool)
         except MonitorError as error:
             self.broken[monitor.name] = str(error)
             log.error("%s (the monitor is not running)", error)
@@ -156,7 +177,7 @@ class Daemon:
     def prepare_when_reachable(self, stop: threading.Event) -> bool:
         """``prepare``, retrying with backoff (capped at 60 s) while a database server is unreachable.
 
-        HTTP is served meanwhile, so ``/readyz`` says why the daemon is not ready. False when
+        The faces are shown meanwhile, so ``/readyz`` says why the daemon is not ready. False when
         ``stop`` was set first. An out-of-date schema, or an SQLite file that cannot be opened,
         is raised at once: waiting would not fix it.
         """
@@ -172,26 +193,21 @@ class Daemon:
                     raise
                 delay = backoff.failed()
                 if backoff.failures == 1:
-                    self.serve_http()
+                    self.show()
                     log.error("storage unreachable (%s): not ready; retrying with backoff, next in %.0fs",
                               _first_line(error), delay)
                 if stop.wait(delay):
                     return False
 
-    def serve_http(self) -> None:
-        """Start the HTTP port (metrics, health, API) if enabled and not started yet."""
-        if self.http is not None or not self.config.server.enabled:
-            return
-        self.http = HttpServer(create_app(self.metrics, self.readiness, api=build_api(self)),
-                               self.config.server.host, self.config.server.port)
-        self.http.start()
-        log.info("serving the drift page /, /api/v1, /metrics, /healthz, /readyz on http://%s:%d",
-                 self.config.server.host, self.http.port)
+    def show(self) -> None:
+        """Start the faces (the HTTP port) if they are not started yet."""
+        for face in self.faces:
+            face.start()
 
     def start(self) -> None:
-        """Serve HTTP and start ticking every monitor on its schedule."""
-        self.serve_http()
-        self.scheduler = Scheduler(workers=min(8, max(1, len(self.runners))), on_lag=self._observe_lag)
+        """Show the faces and start ticking every monitor on its schedule."""
+        self.show()
+        self.scheduler = Scheduler(workers=self._scheduler_workers, on_lag=self._observe_lag)
         for name, runner in self.runners.items():
             self.scheduler.add(name, runner.config.schedule, self._job(runner))
         self.scheduler.start()
@@ -233,15 +249,16 @@ class Daemon:
         return tick
 
     def stop(self) -> None:
-        """Finish the ticks in flight, then stop the scheduler, HTTP, connectors and storage."""
+        """Finish the ticks in flight, then stop the scheduler, the faces, connectors and storage."""
         self._stopping.set()
         if self.scheduler is not None:
             self.scheduler.stop()
-        if self.http is not None:
-            self.http.stop()
+        for face in self.faces:
+            face.stop()
         self.adaptation.stop(self.config.adaptation.stop_timeout)
         for runner in self.runners.values():
             runner.close()
+        self.fetch_pool.shutdown(wait=False, cancel_futures=True)
         if not self.store.is_sqlite:
             try:
                 self.store.release_leases(self.replica)  # the other replicas take over at once

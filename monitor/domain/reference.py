@@ -21,7 +21,7 @@ from monitor.divergence import (
     summarize_multivariate,
     summarize_numeric,
 )
-from monitor.store import NewReference
+from monitor.domain.records import NewReference
 
 READERS = {
     ".csv": lambda path: pyarrow.csv.read_csv(path),

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 
-from monitor.models import Adaptation, DriftEvent, Lease, ModelVersion, Monitor, Window, utcnow
+from monitor.store.schema import Adaptation, DriftEvent, Lease, ModelVersion, Monitor, Window, utcnow
 from monitor.store import AdaptationRow, Store, StoreError, adaptation_row
 
 #: Every state a run can be in; the first two are not final.

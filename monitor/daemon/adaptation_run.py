@@ -23,11 +23,11 @@ from monitor.adaptation.contract import (
 )
 from monitor.adaptation.gate import GateDecision, GateSplit, judge, split_for_gate
 from monitor.adaptation.model import Model, ModelLoadError
-from monitor.adaptation.records import AdaptationRecords, QueuedEvent
-from monitor.adaptation.versions import ModelStore
+from monitor.store.adaptations import AdaptationRecords, QueuedEvent
+from monitor.daemon.model_versions import ModelStore
 from monitor.config import EXTERNAL_ADAPTERS, AdapterConfig, MonitorConfig
 from monitor.metrics import Metrics
-from monitor.reference import read_table, summarize_table, table_from_bytes
+from monitor.domain.reference import read_table, summarize_table, table_from_bytes
 from monitor.store import AdaptationRow, Store, StoreError
 
 log = logging.getLogger("driftd.adaptation")
@@ -150,7 +150,7 @@ class EventAdaptation:
         started = time.perf_counter()
         result, error = self._call_with_timeout(attempt.config, ctx)
         attempt.seconds = time.perf_counter() - started
-        self.metrics.adaptation_seconds.labels(name, adapter).observe(attempt.seconds)
+        self.metrics.adaptation_took(name, adapter, attempt.seconds)
         if error is not None:
             attempt.error = error
             self._finish(attempt, "failed", error)
@@ -266,7 +266,7 @@ class EventAdaptation:
         self.records.finish(attempt.run.id, state, reason, metrics=metrics,
                             artifact=artifact or (result.artifact if result else None),
                             error=attempt.error, model_version=model_version)
-        self.metrics.adaptations.labels(self.config.name, attempt.run.adapter, state).inc()
+        self.metrics.adaptation_ended(self.config.name, attempt.run.adapter, state)
         level = logging.WARNING if state == "failed" else logging.INFO
         log.log(level, "monitor %s: adaptation %d (%s) %s: %s", self.config.name, attempt.run.id,
                 attempt.run.adapter, state, reason)

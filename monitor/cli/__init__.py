@@ -15,16 +15,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
-from monitor.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, SHIFT_UNITS, CalibrationReport, calibrate
+from monitor.domain.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, SHIFT_UNITS, CalibrationReport, calibrate
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig, load_config
 from monitor.daemon import Daemon
-from monitor.engine import MonitorError, MonitorRunner
+from monitor.http.face import HttpFace
+from monitor.daemon.engine import MonitorError, MonitorRunner
 from monitor.logs import LogFormat, setup_logging
-from monitor.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
+from monitor.store.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
 from monitor.divergence import MeasureRegistry
-from monitor.evaluate import resolve_measures
+from monitor.domain.evaluate import resolve_measures
 from monitor.plugins import PluginManager
-from monitor.reference import ReferenceDataError, feature_kinds, read_table, summarize_table
+from monitor.domain.reference import ReferenceDataError, feature_kinds, read_table, summarize_table
 from monitor.store import Store, StoreError
 
 log = logging.getLogger("driftd")
@@ -46,7 +47,7 @@ def _load(config_path: Path | None) -> tuple[DriftdConfig, bool]:
     """The configuration, and whether it is the built-in demo."""
     try:
         if config_path is None:
-            from monitor.demo import demo_config
+            from monitor.cli.demo import demo_config
             config, is_demo = demo_config(), True
         else:
             config, is_demo = load_config(config_path), False
@@ -108,13 +109,14 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
     config, is_demo = _load(config_path)
     setup_logging(config.logging.level, log_format)
     if is_demo:
-        from monitor.demo import DEMO_SHIFT_ROW
+        from monitor.cli.demo import DEMO_SHIFT_ROW
         log.info("no configuration file given: running the built-in demo (synthetic sensors drifting from "
                  "row %d, history in SQLite at %s); pass --config FILE to monitor your own data",
                  DEMO_SHIFT_ROW, config.storage.url)
     else:
         log.info("configuration: %s", config_path)
     daemon = Daemon(config)
+    HttpFace.attach(daemon)
     try:
         daemon.run_forever(None if is_demo else lambda: load_config(config_path))
     except SchemaOutOfDate as error:
@@ -182,8 +184,8 @@ def compare(reference_file: str, live_file: str, numeric: str | None, categorica
             correction: str, share: float, backend: str, as_json: bool, html_path: Path | None) -> None:
     """Compare two files (CSV, Parquet, JSON lines); exit 0 no drift, 1 drift, 2 error."""
     from monitor.divergence import compare as compare_tables
-    from monitor.divergence.api import infer_features
-    from monitor.report import render_html
+    from monitor.compare import infer_features
+    from monitor.cli.report import render_html
 
     def names(value: str | None) -> list[str]:
         return [name.strip() for name in (value or "").split(",") if name.strip()]
@@ -440,7 +442,7 @@ def plugins_command() -> None:
             click.echo(f"    ERROR: {info.error}")
 
 
-from monitor.cli_adaptations import register as _register_adaptations  # noqa: E402 - needs main defined
+from monitor.cli.adaptations import register as _register_adaptations  # noqa: E402 - needs main defined
 
 _register_adaptations(main, config_option, lambda path: _load(path), lambda config: _store(config), _fail)
 
@@ -471,8 +473,3 @@ def config_validate(path: Path | None) -> None:
         sys.exit(EXIT_ERROR)
     click.echo(f"{where}: OK ({len(config.monitors)} monitor(s), storage "
                f"{Store(config.storage.url).describe()})")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from monitor.metrics import Metrics
-from monitor.page import page_routes
+from monitor.http.page import page_routes
 
 log = logging.getLogger("driftd.server")
 
@@ -83,3 +83,4 @@ class HttpServer:
         """Stop serving and wait for the thread."""
         self._server.should_exit = True
         self._thread.join(timeout=10)
+

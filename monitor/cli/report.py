@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.divergence import DriftReport
-from monitor.store import ALL_FEATURES, ResultRecord
+from monitor.domain.records import ALL_FEATURES, ResultRecord
 
 BINS = 30
 WIDTH, HEIGHT = 360, 120

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from monitor.adaptation.records import STATES, AdaptationRecords
-from monitor.adaptation.runner import OPERATOR_REBASELINE
-from monitor.adaptation.versions import ModelStore
+from monitor.store.adaptations import STATES, AdaptationRecords
+from monitor.daemon.adaptation_run import OPERATOR_REBASELINE
+from monitor.daemon.model_versions import ModelStore
 from monitor.config import DriftdConfig, MonitorConfig
 from monitor.plugins import PluginManager
 from monitor.store import AdaptationRow, Store, StoreError

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import os
-import re
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from datetime import datetime
+from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -18,140 +15,34 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from monitor import __version__
-from monitor.adaptation.records import STATES, AdaptationRecords
 from monitor.config import MonitorConfig
-from monitor.engine import MonitorError
-from monitor.server import API_PREFIX
-from monitor.store import (
-    AdaptationRow,
-    EventRow,
-    Page,
-    ResultRecord,
-    SeriesPoint,
-    StoredReference,
-    StoreError,
-    WindowRow,
+from monitor.daemon import Daemon
+from monitor.daemon.engine import MonitorError
+from monitor.domain.records import ResultRecord
+from monitor.http.openapi import openapi
+from monitor.http.params import (
+    CURSOR,
+    FEATURE,
+    LIMIT,
+    MEASURE,
+    NAME,
+    SINCE,
+    UNTIL,
+    ApiError,
+    Endpoint,
+    Param,
+    as_json,
 )
-
-if TYPE_CHECKING:
-    from monitor.daemon import Daemon
+from monitor.store import AdaptationRow, EventRow, Page, SeriesPoint, StoredReference, StoreError, WindowRow
+from monitor.store.adaptations import STATES, AdaptationRecords
 
 log = logging.getLogger("driftd.api")
 
 WINDOW_STATES = ("ok", "warning", "drift")
 ADAPTATION_STATES = STATES
-MAX_LIMIT = 500
-
-
-class ApiError(Exception):
-    """A request the API answers with an error status and a JSON body."""
-
-    def __init__(self, status: int, message: str, parameter: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.parameter, self.headers = status, message, parameter, headers
-
-    def response(self) -> JSONResponse:
-        """The JSON error response: ``{"error": ..., "parameter": ...}``."""
-        body = {"error": self.message, **({"parameter": self.parameter} if self.parameter else {})}
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
-
-
-# ---- parameters --------------------------------------------------------------------------------
-
-Kind = Literal["string", "integer", "datetime", "enum", "cursor", "pair_cursor"]
-
-
-@dataclass(frozen=True)
-class Param:
-    """A path or query parameter: how it is parsed, validated and documented."""
-
-    name: str
-    where: Literal["path", "query"]
-    kind: Kind
-    description: str
-    default: Any = None
-    minimum: int | None = None
-    maximum: int | None = None
-    choices: tuple[str, ...] = ()
-
-    def parse(self, raw: str | None) -> Any:
-        """The parameter's value from its text; ApiError(400) when malformed."""
-        if raw is None:
-            return self.default
-        if self.kind == "integer":
-            if not re.fullmatch(r"-?\d{1,18}", raw):
-                raise ApiError(400, f"{self.name} must be an integer", self.name)
-            value = int(raw)
-            too_small = self.minimum is not None and value < self.minimum
-            if too_small or (self.maximum is not None and value > self.maximum):
-                raise ApiError(400, f"{self.name} must be between {self.minimum} and {self.maximum}", self.name)
-            return value
-        if self.kind == "datetime":
-            return parse_time(raw, self.name)
-        if self.kind == "enum":
-            if raw not in self.choices:
-                raise ApiError(400, f"{self.name} must be one of {', '.join(self.choices)}", self.name)
-            return raw
-        if self.kind == "cursor":
-            if not re.fullmatch(r"\d{1,18}", raw):
-                raise ApiError(400, "cursor must be the `next` value of the previous page", self.name)
-            return int(raw)
-        if self.kind == "pair_cursor":
-            if not re.fullmatch(r"\d{1,18}-\d{1,18}", raw):
-                raise ApiError(400, "cursor must be the `next` value of the previous page", self.name)
-            seq, result_id = raw.split("-")
-            return int(seq), int(result_id)
-        if not raw or len(raw) > 200:
-            raise ApiError(400, f"{self.name} must be 1 to 200 characters", self.name)
-        return raw
-
-    def schema(self) -> dict[str, Any]:
-        """The parameter's OpenAPI schema."""
-        if self.kind == "integer":
-            bounds = {"minimum": self.minimum, "maximum": self.maximum, "default": self.default}
-            return {"type": "integer", **{key: value for key, value in bounds.items() if value is not None}}
-        if self.kind == "datetime":
-            return {"type": "string", "format": "date-time"}
-        if self.kind == "enum":
-            return {"type": "string", "enum": list(self.choices)}
-        return {"type": "string"}
-
-
-def parse_time(raw: str, parameter: str) -> datetime:
-    """An ISO 8601 time as aware UTC; a time without a zone is taken as UTC."""
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(400, f"{parameter} must be an ISO 8601 time such as 2026-01-31T12:00:00Z "
-                            "(percent-encode a '+' offset)", parameter) from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-NAME = Param("name", "path", "string", "the monitor's configured name")
-SINCE = Param("since", "query", "datetime", "only items at or after this time (ISO 8601, UTC)")
-UNTIL = Param("until", "query", "datetime", "only items before this time (ISO 8601, UTC)")
-LIMIT = Param("limit", "query", "integer", "items per page", default=50, minimum=1, maximum=MAX_LIMIT)
-CURSOR = Param("cursor", "query", "cursor", "the `next` value of the previous page")
-FEATURE = Param("feature", "query", "string", "only this feature (`*` for multivariate measures)")
-MEASURE = Param("measure", "query", "string", "only this measure, e.g. ks")
 
 
 # ---- serialisation -----------------------------------------------------------------------------
-
-def _json(value: Any) -> Any:
-    """Times as ISO 8601 UTC, non-finite numbers as null, recursively."""
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(item) for item in value]
-    return value
-
 
 def _window(row: WindowRow) -> dict[str, Any]:
     return vars(row).copy()
@@ -391,23 +282,10 @@ def acknowledge_event(api: Api, name: str, event_id: int, by: str | None) -> dic
 
 def openapi_document(api: Api) -> dict[str, Any]:
     """This OpenAPI 3 document."""
-    return openapi()
+    return openapi(ENDPOINTS)
 
 
 # ---- routes and the OpenAPI document -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One operation: its route, parameters, documented responses and handler (whose docstring is its summary)."""
-
-    method: Literal["GET", "POST"]
-    path: str
-    handler: Callable[..., dict[str, Any]]
-    response: str
-    params: tuple[Param, ...] = ()
-    write: bool = False
-    errors: dict[int, str] = field(default_factory=dict)
-
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/monitors", list_monitors, "MonitorList"),
@@ -463,7 +341,7 @@ def _route(api: Api, endpoint: Endpoint) -> Route:
             body = await run_in_threadpool(endpoint.handler, api, **arguments)
         except ApiError as error:
             return error.response()
-        return JSONResponse(_json(body))
+        return JSONResponse(as_json(body))
 
     return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.handler.__name__)
 
@@ -478,112 +356,3 @@ def build_api(daemon: Daemon) -> Starlette:
     api = Api(daemon)
     return Starlette(routes=[_route(api, endpoint) for endpoint in ENDPOINTS],
                      exception_handlers={HTTPException: _http_error})
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
-
-
-def _array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _object(**properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": list(properties), "properties": properties}
-
-
-def _page_of(name: str) -> dict[str, Any]:
-    return _object(items=_array(_ref(name)), next=_nullable({"type": "string"}))
-
-
-_S, _I, _N, _B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
-_T = {"type": "string", "format": "date-time"}
-_STRINGS = _array(_S)
-_RESULT = dict(feature=_S, measure=_S, value=_nullable(_N), p_value=_nullable(_N), p_value_adjusted=_nullable(_N),
-               threshold=_nullable(_N), drifted=_B)
-
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "Error": {**_object(error=_S), "properties": {"error": _S, "parameter": _S}},
-    "Monitor": _object(
-        name=_S, enabled=_B, running=_B, error=_nullable(_S), state=_nullable(_S),
-        drift_share=_nullable(_N), last_window=_nullable(_object(seq=_I, ended_at=_nullable(_T), evaluated_at=_T)),
-        reference_version=_nullable(_I), source_up=_nullable(_B), windows=_I, events=_I, replica=_nullable(_S),
-        config=_object(source=_S, features=_object(numeric=_STRINGS, categorical=_STRINGS),
-                       window=_object(rows=_nullable(_I), span=_nullable(_N), timestamp=_nullable(_S)),
-                       measures=_array(_object(name=_S, threshold=_nullable(_N))),
-                       schedule=_object(interval=_nullable(_N), cron=_nullable(_S)),
-                       drift=_object(share=_N, consecutive=_I, correction=_S))),
-    "MonitorList": _object(monitors=_array(_ref("Monitor"))),
-    "Window": _object(seq=_I, reference_version=_I, rows=_I, started_at=_nullable(_T), ended_at=_nullable(_T),
-                      evaluated_at=_T, state=_S, drift_share=_nullable(_N), drifted_features=_STRINGS,
-                      missing_features=_STRINGS, statistic=_nullable(_N)),
-    "WindowPage": _page_of("Window"),
-    "Result": _object(**_RESULT),
-    "WindowResults": _object(window=_ref("Window"), results=_array(_ref("Result"))),
-    "SeriesPoint": _object(seq=_I, ended_at=_nullable(_T), evaluated_at=_T, **_RESULT),
-    "SeriesPage": _page_of("SeriesPoint"),
-    "Event": _object(id=_I, window_seq=_I, created_at=_T, drift_share=_nullable(_N), features=_STRINGS,
-                     acknowledged_at=_nullable(_T), acknowledged_by=_nullable(_S)),
-    "EventPage": _page_of("Event"),
-    "Reference": _object(version=_I, rows=_I, features={"type": "object", "additionalProperties": _S}, origin=_S,
-                         active=_B, created_at=_T, calibrated=_B),
-    "ReferenceList": _object(items=_array(_ref("Reference"))),
-    "Adaptation": _object(id=_I, monitor=_S, event_id=_I, adapter=_S,
-                          state={"type": "string", "enum": list(ADAPTATION_STATES)}, created_at=_T, updated_at=_T,
-                          metrics=_nullable({"type": "object"}), artifact=_nullable(_S), error=_nullable(_S),
-                          adapter_type=_nullable(_S), started_at=_nullable(_T), finished_at=_nullable(_T),
-                          reason=_nullable(_S), model_version=_nullable(_I), replica=_nullable(_S)),
-    "AdaptationPage": _page_of("Adaptation"),
-    "ModelVersion": _object(version=_I, path=_S, active=_B, created_at=_T, adaptation_id=_nullable(_I),
-                            note=_nullable(_S)),
-    "ModelVersionList": _object(items=_array(_ref("ModelVersion"))),
-    "TickReport": _object(monitor=_S, rows_fetched=_I, state=_S, windows=_array(_object(
-        seq=_I, rows=_I, state=_S, drift_share=_nullable(_N), drifted_features=_STRINGS, starts_event=_B))),
-    "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},
-}
-
-
-def _operation(endpoint: Endpoint) -> dict[str, Any]:
-    error = {"content": {"application/json": {"schema": _ref("Error")}}}
-    responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": _ref(endpoint.response)}}},
-        "400": {"description": "a malformed or unknown query parameter", **error},
-    }
-    if any(param.name == "name" for param in endpoint.params):
-        responses["404"] = {"description": "no such monitor (or window, or reference version)", **error}
-    if endpoint.write:
-        responses["401"] = {"description": "missing or wrong bearer token", **error}
-        responses["403"] = {"description": "write API disabled: the token variable is not set", **error}
-    for status, description in endpoint.errors.items():
-        responses[str(status)] = {"description": description, **error}
-    operation: dict[str, Any] = {
-        "operationId": endpoint.handler.__name__,
-        "summary": (endpoint.handler.__doc__ or "").strip(),
-        "parameters": [{"name": p.name, "in": p.where, "required": p.where == "path", "description": p.description,
-                        "schema": p.schema()} for p in endpoint.params],
-        "responses": dict(sorted(responses.items())),
-    }
-    if endpoint.write:
-        operation["security"] = [{"bearer": []}]
-    return operation
-
-
-def openapi() -> dict[str, Any]:
-    """The OpenAPI 3 document of every endpoint, generated from ENDPOINTS."""
-    paths: dict[str, dict[str, Any]] = {}
-    for endpoint in ENDPOINTS:
-        paths.setdefault(API_PREFIX + endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "driftd API", "version": __version__,
-                 "description": "Drift history and controls. Times are ISO 8601 UTC; lists are newest first "
-                                "and paginated by the opaque `next` cursor. Write operations need "
-                                "`Authorization: Bearer <token>`."},
-        "paths": paths,
-        "components": {"schemas": SCHEMAS,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-    }

@@ -1,15 +1,5 @@
-"""Push-down windows: the source bins and counts each window itself; only the counts travel.
-
-A connector that can aggregate in its own engine (the ``sql`` connector with ``pushdown: true``)
-exposes two things besides ``fetch``:
-
-- ``pushdown_column``: the column its windows are cut on (``None`` while push-down is off);
-- ``aggregate(cursor, plan) -> AggregateBatch``: for each *complete* window after ``cursor``
-  (tumbling, aligned to multiples of ``plan.span`` of that column, exactly as ``split_by_span``
-  cuts pulled rows) its row count, per numeric feature the counts in the reference's bins
-  (right-closed, as ``NumericSummary`` defines them) and the non-finite count, and per
-  categorical feature the count of each category's text and of nulls; plus the cursor after
-  the last window (JSON, committed by the engine with that window's results).
+"""Push-down windows: scoring the counts a source made of each window (see the contract in
+``monitor.connector``: ``pushdown_column`` and ``aggregate(cursor, plan) -> AggregateBatch``).
 
 The engine scores such a window with the measures that read nothing but these counts (PSI, KL,
 Jensen–Shannon, Hellinger, chi-square, total variation, L-infinity, unseen share): each measure's
@@ -21,13 +11,12 @@ monitor is built.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from monitor.config import MonitorConfig
+from monitor.connector import AggregatePlan, WindowAggregate
 from monitor.divergence import (
     BUILTIN_MEASURES,
     NUMPY,
@@ -39,8 +28,8 @@ from monitor.divergence import (
     ReferenceSummary,
 )
 from monitor.divergence.summary import bin_indices
-from monitor.evaluate import MeasureSetting, WindowEvaluation, score_features
-from monitor.store import ResultRecord
+from monitor.domain.evaluate import MeasureSetting, WindowEvaluation, score_features
+from monitor.domain.records import ResultRecord
 
 #: Built-in measures whose score reads only bin proportions or category counts, so a window's
 #: counts give exactly the value its rows would.
@@ -48,66 +37,6 @@ COUNT_MEASURES = frozenset({
     "psi", "kl", "kl_reverse", "jensen_shannon", "js_divergence", "hellinger",
     "chi_square", "total_variation", "linf", "unseen_share",
 })
-
-
-@dataclass(frozen=True)
-class AggregatePlan:
-    """What the source counts per window: the window span, the numeric bins, the categories."""
-
-    #: Window width in the cursor column's units: seconds for a timestamp, ids for an integer.
-    span: float
-    #: Numeric feature → the reference's bin edges (bins ``(-inf, e0], (e0, e1], …, (e_last, inf)``).
-    numeric: Mapping[str, np.ndarray]
-    #: Categorical features, counted per category text.
-    categorical: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class NumericCounts:
-    """One numeric feature in one window: counts per reference bin, and null/NaN/inf values."""
-
-    counts: np.ndarray
-    invalid: int = 0
-
-
-@dataclass(frozen=True)
-class CategoryCounts:
-    """One categorical feature in one window: count per category text, and nulls."""
-
-    counts: Mapping[str, int]
-    nulls: int = 0
-
-
-@dataclass(frozen=True)
-class WindowAggregate:
-    """One complete window as the source counted it."""
-
-    started_at: datetime
-    ended_at: datetime
-    rows: int
-    numeric: Mapping[str, NumericCounts] = field(default_factory=dict)
-    categorical: Mapping[str, CategoryCounts] = field(default_factory=dict)
-    #: Feature → why the source could not count it (e.g. its column is missing).
-    missing: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AggregateBatch:
-    """The complete windows after a cursor, and the cursor after the last of them."""
-
-    windows: list[WindowAggregate]
-    cursor: Any
-
-    @property
-    def num_rows(self) -> int:
-        """The source rows the windows cover (none of them was transferred)."""
-        return sum(window.rows for window in self.windows)
-
-
-def pushdown_column(connector: object) -> str | None:
-    """The column a connector cuts push-down windows on, or None when it pulls rows."""
-    column = getattr(connector, "pushdown_column", None)
-    return column if isinstance(column, str) and callable(getattr(connector, "aggregate", None)) else None
 
 
 def counts_only(measure: object) -> bool:

@@ -19,8 +19,8 @@ from monitor.divergence import (
     summarize_categorical,
     summarize_numeric,
 )
-from monitor.evaluate import MeasureSetting, evaluate_window
-from monitor.reference import feature_values, summarize_table
+from monitor.domain.evaluate import MeasureSetting, evaluate_window
+from monitor.domain.reference import feature_values, summarize_table
 
 DEFAULT_WINDOW_SIZES = (200, 1000, 5000)
 DEFAULT_REPETITIONS = 50

@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the connection ``monitor.migrate`` hands over."""
+"""Alembic environment: runs on the connection ``monitor.store.migrate`` hands over."""
 
 from alembic import context
 
-from monitor.models import Base
+from monitor.store.schema import Base
 
 connection = context.config.attributes["connection"]
 context.configure(

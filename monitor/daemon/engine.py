@@ -1,0 +1,351 @@
+"""One monitor's tick: fetch → windows → divergences → policy → ONE transaction → metrics → hooks.
+
+``MonitorRunner.tick`` reads top to bottom; its collaborators each do one job: ``LeaseKeeper``
+(which replica evaluates the monitor), ``Fetcher`` (the source, within a timeout, with backoff),
+``PendingRows`` (rows waiting for a complete window), the domain's ``evaluate_window`` and
+``DriftPolicy``, the store's ``commit_tick`` and, after the commit, ``Publisher``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+
+from monitor.config import MonitorConfig
+from monitor.connector import AggregateBatch, Batch, Connector, pushdown_column
+from monitor.daemon.backoff import Backoff
+from monitor.daemon.errors import MonitorError, SourceDown, reason
+from monitor.daemon.fetching import Fetcher
+from monitor.daemon.leasing import LeaseKeeper
+from monitor.daemon.publishing import Publisher
+from monitor.daemon.windowing import PendingRows, RecentRows, serialised
+from monitor.divergence import Backend, MeasureRegistry, ReferenceSummary, resolve_backend
+from monitor.domain.evaluate import MeasureSetting, WindowEvaluation, evaluate_window, resolve_measures
+from monitor.domain.policy import DriftPolicy, max_divergence
+from monitor.domain.pushdown import CountReference, evaluate_aggregate, pushdown_problems
+from monitor.domain.records import WindowRecord
+from monitor.domain.reference import feature_kinds, read_table, summarize_table
+from monitor.domain.windows import WindowSlice
+from monitor.connector import WindowAggregate
+from monitor.metrics import Metrics
+from monitor.plugins import PluginManager
+from monitor.store import LeaseLost, Store, StoredReference
+
+__all__ = ["MonitorError", "MonitorRunner", "SourceDown", "TickReport"]
+
+log = logging.getLogger("driftd.engine")
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one tick did."""
+
+    rows_fetched: int
+    windows: list[WindowRecord]
+    state: str
+    owned: bool = True  # False: another replica holds the monitor's lease, nothing was done
+
+
+class MonitorRunner:
+    """Runs the ticks of one monitor. Not thread-safe: the scheduler runs one tick at a time."""
+
+    def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics,
+                 lease: tuple[str, float] | None = None, on_adaptation: Callable[[str], None] | None = None,
+                 fetch_pool: Executor | None = None) -> None:
+        """``lease`` (replica id, seconds): tick only while this replica holds the monitor's lease.
+
+        ``on_adaptation(monitor)`` is called after a drift event with queued adapter runs was committed;
+        fetches run on ``fetch_pool`` (the daemon's one pool; a process-wide default without it).
+        """
+        self.config = config
+        self.name = config.name
+        self.store = store
+        self.metrics = metrics
+        self.kinds = feature_kinds(config.features)
+        self.measures, connector = self.validate(config, plugins)
+        self.connector = connector
+        self.pushdown_column = pushdown_column(connector)  # None: rows are pulled
+        self.backend = _backend(config)
+        self._distance_measures = {s.measure.name for s in self.measures
+                                   if not s.measure.is_test and s.measure.higher_is_drift}
+        self.monitor_id = store.monitor_id(self.name)
+        metrics.add_monitor(self.name)
+        self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
+        self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
+        self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
+        self.error_backoff = Backoff(cap=60.0)  # e.g. the history database is unreachable
+        self._counted: CountReference | None = None
+        self._loaded = False
+        self._last_problem: str | None = None
+
+    @staticmethod
+    def validate(config: MonitorConfig, plugins: PluginManager) -> tuple[list[MeasureSetting], Connector]:
+        """Resolve the measures and build the connector; MonitorError names the monitor and the cause."""
+        try:
+            measures = resolve_measures(config.measures, MeasureRegistry(plugins.provided["divergences"]))
+        except (KeyError, ValueError, TypeError) as error:
+            raise MonitorError(f"monitor {config.name!r}: measures: {error.args[0]}") from None
+        _backend(config)
+        _check_adaptation(config, plugins)
+        try:
+            connector = plugins.connector(config.source.type, config.source.options)
+        except Exception as error:  # noqa: BLE001 - any plugin failure becomes a clear monitor error
+            raise MonitorError(f"monitor {config.name!r}: source {config.source.type!r}: {reason(error)}") from None
+        column = pushdown_column(connector)
+        problems = [] if column is None else pushdown_problems(config, measures, column)
+        if problems:
+            connector.close()
+            raise MonitorError(f"monitor {config.name!r}: push-down source: " + "; ".join(problems))
+        return measures, connector
+
+    @property
+    def lease(self) -> tuple[str, float] | None:
+        """(replica id, seconds) when replicas share the monitors; None on a single replica."""
+        return self.leases.lease
+
+    @property
+    def owned(self) -> bool:
+        """Whether this replica evaluates the monitor now."""
+        return self.leases.held
+
+    # ---- state held between ticks (reloaded from SQL after any failure) ------------------
+
+    def _load(self) -> None:
+        progress = self.store.load_progress(self.monitor_id, recent=self._history_needed())
+        self.position = progress.position
+        self.pending = PendingRows(self.config, progress.pending, progress.last_window_end)
+        self.next_seq = progress.next_seq
+        self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
+        self.reference: StoredReference | None = None
+        self.summary: ReferenceSummary | None = None
+        self.recent = RecentRows(self.config.adaptation.target_rows if self.config.adaptation else 0)
+        self._loaded = True
+
+    def _forget_state(self) -> None:
+        """Drop what only the lease holder needs (reference summary, pending rows): reloaded from SQL if it returns.
+
+        Without this a replica would keep the references of every monitor it ever held.
+        """
+        self._loaded = False
+        self.reference = self.summary = self.pending = self._counted = None  # type: ignore[assignment]
+        self.recent = RecentRows(0)
+
+    def _history_needed(self) -> int:
+        """Windows to replay on restart: the streak, plus the sequential detector's warm-up."""
+        sequential = self.config.drift.sequential
+        warm_up = 0 if sequential is None else max(20, 10 * sequential.min_windows)
+        # a few more than `consecutive`: windows with no verdict do not count towards the streak
+        return self.config.drift.consecutive + max(20, warm_up)
+
+    def _refresh_reference(self) -> None:
+        active = self.store.active_reference(self.monitor_id)
+        if active is None and self.config.reference.path:
+            table = read_table(self.config.reference.path)
+            new = summarize_table(table, self.config.features, self.config.reference.bins,
+                                  self.config.reference.max_rows, origin=f"file:{self.config.reference.path}",
+                                  multivariate_sample=self.config.reference.multivariate_sample)
+            active = self.store.add_reference(self.monitor_id, new)
+            log.info("monitor %s: stored reference version %d from %s (%d rows)",
+                     self.name, active.version, self.config.reference.path, active.rows)
+        if active is not None and (self.reference is None or active.id != self.reference.id):
+            self.reference, self.summary = active, ReferenceSummary.from_bytes(active.summary)
+        elif active is None:
+            self.reference, self.summary = None, None
+
+    # ---- the tick -------------------------------------------------------------------------
+
+    def tick(self, retry_now: bool = False) -> TickReport:
+        """Fetch new rows, evaluate every complete window, and commit it all in one transaction.
+
+        After a failure (the source, or e.g. the history database) the next ticks back off and do
+        nothing, unless ``retry_now``.
+        """
+        if not (retry_now or self.error_backoff.ready()):
+            return TickReport(0, [], self.policy.state if self._loaded else "ok")
+        try:
+            report = self._tick(retry_now)
+        except SourceDown:
+            raise
+        except LeaseLost as error:
+            self._loaded = False
+            self.leases.lost()
+            log.warning("monitor %s: tick not committed: %s", self.name, error)
+            return TickReport(0, [], "ok", owned=False)
+        except Exception as error:
+            self._loaded = False
+            self.error_backoff.failed()
+            self.metrics.evaluation_errors.labels(self.name).inc()
+            message = str(error) if isinstance(error, MonitorError) else f"monitor {self.name!r}: {reason(error)}"
+            if message != self._last_problem:
+                log.error("%s", message)
+                self._last_problem = message
+            raise MonitorError(message) from error
+        self.error_backoff.succeeded()
+        if self._last_problem is not None:
+            log.info("monitor %s: recovered", self.name)
+            self._last_problem = None
+        return report
+
+    def _tick(self, retry_now: bool) -> TickReport:
+        held, newly_taken = self.leases.take()
+        if not held:
+            self._forget_state()
+            return TickReport(0, [], "ok", owned=False)
+        if newly_taken or not self._loaded:
+            self._load()
+        if not (retry_now or self.fetcher.backoff.ready()):
+            return TickReport(0, [], self.policy.state)  # the source failed recently: wait, do not hammer it
+        self._refresh_reference()
+        if self.reference is None and not self.config.reference.first_rows:
+            raise MonitorError(f"monitor {self.name!r} has no reference: set reference.path or "
+                               f"reference.first_rows, or run `driftd reference capture {self.name}`")
+        if self.pushdown_column is not None and self.reference is not None:
+            return self._tick_pushdown()
+        batch = self.fetcher.fetch(self.position, self._max_rows())
+        rows = self.pending.combine(batch.table)
+        if self.reference is None:
+            return self._collect_reference(batch, rows)
+        slices, remainder = self.pending.split(rows)
+        records = [self._evaluate(window) for window in slices]
+        _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
+                                              remainder.num_rows, records, lease=self.lease)
+        self._advance(batch.cursor, records, remainder)
+        self.publisher.published(records, committed, self.reference.version)
+        if self.leases.hand_back_if_over_share():
+            self._forget_state()
+        return TickReport(batch.num_rows, records, self.policy.state)
+
+    def _max_rows(self) -> int:
+        if self.pushdown_column is not None and self.config.reference.first_rows:
+            # push-down pulls only its first_rows reference: no row past it, as none would be evaluated
+            return max(1, min(self.config.max_rows, self.config.reference.first_rows - self.pending.num_rows))
+        return self.config.max_rows
+
+    def _advance(self, cursor: object, records: list[WindowRecord], remainder: pa.Table | None) -> None:
+        """After the commit: the cursor, the waiting rows and the next window number move on."""
+        self.position = cursor
+        self.pending.committed(remainder, records[-1].ended_at if records else None)
+        if records:
+            self.next_seq = records[-1].seq + 1
+
+    def _tick_pushdown(self) -> TickReport:
+        """The source counted each complete window itself: score the counts, commit them with the cursor."""
+        assert self.summary is not None and self.reference is not None and self.config.window.span is not None
+        if self._counted is None or self._counted.summary is not self.summary:
+            self._counted = CountReference(self.summary)
+        batch: AggregateBatch = self.fetcher.aggregate(self.position, self._counted.plan(self.kinds,
+                                                                                          self.config.window.span))
+        records = [self._evaluate(window) for window in batch.windows]
+        _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, None, 0, records, lease=self.lease)
+        self.position = batch.cursor
+        self.pending.committed(None)
+        if records:
+            self.next_seq = records[-1].seq + 1
+        self.publisher.published(records, committed, self.reference.version)
+        return TickReport(batch.num_rows, records, self.policy.state)
+
+    def _collect_reference(self, batch: Batch, rows: pa.Table) -> TickReport:
+        wanted = self.config.reference.first_rows
+        assert wanted is not None
+        if rows.num_rows < wanted:
+            self.store.commit_tick(self.monitor_id, batch.cursor, serialised(rows), rows.num_rows, [],
+                                   lease=self.lease)
+            self._advance(batch.cursor, [], rows)
+            return TickReport(batch.num_rows, [], self.policy.state)
+        new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
+                              self.config.reference.max_rows, origin=f"first {wanted} rows",
+                              multivariate_sample=self.config.reference.multivariate_sample)
+        remainder = rows.slice(wanted)
+        stored, _ = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
+                                           remainder.num_rows, [], reference=new, lease=self.lease)
+        assert stored is not None
+        self._advance(batch.cursor, [], remainder)
+        self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
+        log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
+        self.publisher.published([], [], stored.version)
+        return TickReport(batch.num_rows, [], self.policy.state)
+
+    def _evaluate(self, window: WindowSlice | WindowAggregate) -> WindowRecord:
+        assert self.reference is not None and self.summary is not None
+        started = time.perf_counter()
+        seq = self.next_seq
+        self.next_seq += 1
+        if isinstance(window, WindowAggregate):  # push-down: the source's counts, no rows
+            assert self._counted is not None
+            evaluation = evaluate_aggregate(window, self.kinds, self._counted, self.measures,
+                                            self.config.drift.correction, backend=self.backend,
+                                            min_rows=self.config.drift.min_rows)
+            rows = window.rows
+        else:
+            evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.measures,
+                                         self.config.drift.correction, backend=self.backend,
+                                         min_rows=self.config.drift.min_rows)
+            rows = window.rows.num_rows
+            self.recent.add(window.rows)
+        for feature, why in evaluation.missing.items():
+            log.warning("monitor %s window %d: feature %r not measured: %s", self.name, seq, feature, why)
+        for measure, why in evaluation.failed_measures.items():
+            log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, why)
+        statistic = self._detector_statistic(evaluation)
+        decision = self.policy.decide(evaluation.feature_drifted, statistic, evaluation.multivariate_drift)
+        if decision.detector_fired:
+            log.warning("monitor %s window %d: the sequential detector saw the %s creep up", self.name, seq,
+                        self.config.drift.sequential.statistic if self.config.drift.sequential else "statistic")
+        self.metrics.evaluation_seconds.labels(self.name).observe(time.perf_counter() - started)
+        adaptation = self.config.adaptation
+        queue = decision.starts_event and adaptation is not None
+        return WindowRecord(
+            seq=seq, reference_id=self.reference.id, rows=rows,
+            started_at=window.started_at, ended_at=window.ended_at, state=decision.state,
+            drift_share=decision.drift_share, drifted_features=decision.drifted_features,
+            missing_features=sorted(evaluation.missing), results=evaluation.results,
+            starts_event=decision.starts_event, statistic=statistic,
+            target_sample=self.recent.serialised() if queue else None,
+            adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
+        )
+
+    def _detector_statistic(self, evaluation: WindowEvaluation) -> float | None:
+        """The value the sequential detector watches for this window (None: nothing to feed)."""
+        sequential = self.config.drift.sequential
+        verdicts = evaluation.feature_drifted
+        if sequential is None or not verdicts:
+            return None
+        if sequential.statistic == "drift_share":
+            return sum(verdicts.values()) / len(verdicts)
+        return max_divergence(evaluation.results, self._distance_measures)
+
+    def close(self) -> None:
+        """Close the connector (a hung fetch is left to finish on its own)."""
+        self.fetcher.close()
+
+
+def _backend(config: MonitorConfig) -> Backend:
+    """The monitor's compute backend; MonitorError when it cannot be had (e.g. torch missing)."""
+    try:
+        return resolve_backend(config.backend.name, config.backend.device, config.backend.dtype)
+    except (ImportError, ValueError, RuntimeError) as error:
+        raise MonitorError(f"monitor {config.name!r}: backend: {error}") from None
+
+
+def _check_adaptation(config: MonitorConfig, plugins: PluginManager) -> None:
+    """Every adapter type is installed and accepts its options, and the model loader exists."""
+    if config.model is not None and config.model.loader not in plugins.provided["model_loaders"]:
+        known = ", ".join(sorted(plugins.provided["model_loaders"])) or "none"
+        raise MonitorError(f"monitor {config.name!r}: model.loader {config.model.loader!r} is not installed "
+                           f"(installed: {known})")
+    for adapter in config.adaptation.adapters if config.adaptation else []:
+        cls = plugins.provided["adapters"].get(adapter.type)
+        if cls is None:
+            known = ", ".join(sorted(plugins.provided["adapters"])) or "none"
+            raise MonitorError(f"monitor {config.name!r}: adaptation: unknown adapter type {adapter.type!r} "
+                               f"(installed: {known})")
+        try:
+            cls(adapter.options)
+        except Exception as error:  # noqa: BLE001 - a plugin's complaint about its options, by name
+            raise MonitorError(f"monitor {config.name!r}: adaptation: adapter {adapter.label!r}: "
+                               f"{reason(error)}") from None

@@ -1,0 +1,25 @@
+"""The errors a monitor's tick reports, and their one-line causes."""
+
+from __future__ import annotations
+
+from monitor.adaptation.contract import AdapterError
+from monitor.connector import ConnectorError
+
+
+class MonitorError(Exception):
+    """A monitor cannot run; the message names the monitor and the cause."""
+
+
+class SourceDown(MonitorError):
+    """The monitor's source could not be read this tick."""
+
+
+def reason(error: BaseException | None) -> str:
+    """A one-line cause: our own errors as they are, others with their type."""
+    if error is None:
+        return "unknown error"
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, (MonitorError, ConnectorError, AdapterError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,101 @@
+"""Reading a monitor's source: on the daemon's one fetch pool, within ``fetch_timeout``, with backoff."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+from monitor.connector import AggregateBatch, AggregatePlan, Batch, Connector, Cursor
+from monitor.daemon.backoff import Backoff
+from monitor.daemon.errors import SourceDown, reason
+from monitor.metrics import Metrics
+
+log = logging.getLogger("driftd.engine")
+
+_default_pool: ThreadPoolExecutor | None = None
+_default_pool_lock = threading.Lock()
+
+
+def default_fetch_pool() -> ThreadPoolExecutor:
+    """The pool of runners built outside a daemon (``driftd check``, tests): one per process."""
+    global _default_pool
+    with _default_pool_lock:
+        if _default_pool is None:
+            _default_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="driftd-fetch")
+        return _default_pool
+
+
+class Fetcher:
+    """One monitor's calls into its connector, each given up after ``timeout`` seconds.
+
+    A fetch that hangs keeps its pool thread; until it returns, later ticks fail fast instead of
+    stacking more threads on a stuck source. After a failure the source backs off.
+    """
+
+    def __init__(self, name: str, source_type: str, connector: Connector, timeout: float, metrics: Metrics,
+                 pool: Executor | None = None) -> None:
+        self.name, self.source_type, self.connector, self.timeout = name, source_type, connector, timeout
+        self.metrics = metrics
+        self.pool = pool or default_fetch_pool()
+        self.backoff = Backoff()
+        self._in_flight: Future[Any] | None = None
+
+    def fetch(self, position: Cursor, max_rows: int) -> Batch:
+        """``connector.fetch``; SourceDown on any failure, a timeout or a wrong return type."""
+        return self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
+
+    def aggregate(self, position: Cursor, plan: AggregatePlan) -> AggregateBatch:
+        """The push-down ``connector.aggregate``; SourceDown as for ``fetch``."""
+        return self._call(AggregateBatch, "aggregate()", self.connector.aggregate,  # type: ignore[attr-defined]
+                          position, plan)
+
+    def _call(self, expected: type, call: str, function: Callable[..., Any], *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            result = self._within_timeout(function, *args)
+            if not isinstance(result, expected):
+                raise TypeError(f"{call} returned {type(result).__name__}, expected a {expected.__name__}")
+        except Exception as error:  # noqa: BLE001 - any connector failure is a source outage
+            self.metrics.source_errors.labels(self.name).inc()
+            self.set_source_up(False, error)
+            raise SourceDown(f"monitor {self.name!r}: source {self.source_type!r}: {reason(error)}") from error
+        finally:
+            self.metrics.poll_seconds.labels(self.name).observe(time.perf_counter() - started)
+        self.set_source_up(True)
+        return result
+
+    def _within_timeout(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self._in_flight is not None and not self._in_flight.done():
+            raise TimeoutError(f"an earlier fetch has not returned yet (timeout {self.timeout:g}s)")
+        self._in_flight = self.pool.submit(function, *args)
+        try:
+            return self._in_flight.result(timeout=self.timeout)
+        except TimeoutError:
+            if self._in_flight.cancel():  # it never started: every fetch thread is taken by hung sources
+                raise TimeoutError(f"no fetch thread was free within {self.timeout:g}s "
+                                   "(other monitors' fetches are hanging)") from None
+            raise TimeoutError(f"fetch did not return within {self.timeout:g}s") from None
+
+    def set_source_up(self, up: bool, error: BaseException | None = None) -> None:
+        """Record the source's health: log the change, back off while it is down, export ``source_up``."""
+        was_failing = self.backoff.failures > 0
+        if up:
+            self.backoff.succeeded()
+            if was_failing:
+                log.info("monitor %s: source %r is back", self.name, self.source_type)
+        else:
+            delay = self.backoff.failed()
+            if not was_failing:
+                log.error("monitor %s: source %r is down: %s (retrying with backoff, next in %.0fs)",
+                          self.name, self.source_type, reason(error), delay)
+        self.metrics.update(self.name, source_up=up)
+
+    def close(self) -> None:
+        """Close the connector (a hung fetch is left to finish on its own)."""
+        try:
+            self.connector.close()
+        except Exception:  # noqa: BLE001
+            log.exception("monitor %s: closing the connector failed", self.name)

@@ -1,0 +1,94 @@
+"""Rows between ticks: those waiting for a complete window, and the recent ones an adaptation works on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+from monitor.config import MonitorConfig
+from monitor.daemon.errors import MonitorError
+from monitor.domain.reference import table_from_bytes, table_to_bytes
+from monitor.domain.windows import WindowSlice, split_by_rows, split_by_span
+
+
+class PendingRows:
+    """The rows read but not yet in a complete window, and the end of the last window (time windows)."""
+
+    def __init__(self, config: MonitorConfig, pending: bytes | None = None,
+                 last_window_end: datetime | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.table: pa.Table | None = table_from_bytes(pending) if pending else None
+        self.watermark = last_window_end.timestamp() if last_window_end else None
+        window, model = config.window, config.model
+        self.columns = [*config.features.numeric, *config.features.categorical,
+                        *([window.timestamp] if window.timestamp else []),
+                        *([model.label] if model and model.label else [])]
+
+    @property
+    def num_rows(self) -> int:
+        """How many rows wait."""
+        return self.table.num_rows if self.table is not None else 0
+
+    def combine(self, table: pa.Table) -> pa.Table:
+        """The waiting rows followed by the configured columns of ``table``."""
+        present = [name for name in self.columns if name in table.column_names]
+        if table.num_rows and not present:
+            raise MonitorError(f"monitor {self.name!r}: none of the configured columns {self.columns} are in the "
+                               f"source (it has {table.column_names})")
+        table = table.select(present)
+        if self.table is None or self.table.num_rows == 0:
+            return table
+        if table.num_rows == 0:
+            return self.table
+        try:
+            return pa.concat_tables([self.table, table], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise MonitorError(f"monitor {self.name!r}: the source changed a column's type: {error}") from None
+
+    def split(self, rows: pa.Table) -> tuple[list[WindowSlice], pa.Table]:
+        """The complete windows in ``rows`` and the rows left over."""
+        window = self.config.window
+        if window.rows is not None:
+            return split_by_rows(rows, window.rows, window.timestamp)
+        assert window.span is not None and window.timestamp is not None
+        if rows.num_rows and window.timestamp not in rows.column_names:
+            raise MonitorError(f"monitor {self.name!r}: timestamp column {window.timestamp!r} is missing")
+        return split_by_span(rows, window.timestamp, window.span, self.watermark)
+
+    def committed(self, remainder: pa.Table | None, last_window_end: datetime | None = None) -> None:
+        """After the commit: ``remainder`` waits now, and time windows resume after ``last_window_end``."""
+        self.table = remainder
+        if last_window_end is not None:
+            self.watermark = last_window_end.timestamp()
+
+
+def serialised(table: pa.Table | None) -> bytes | None:
+    """Arrow IPC of waiting rows for SQL; None when there are none."""
+    return table_to_bytes(table) if table is not None and table.num_rows else None
+
+
+class RecentRows:
+    """The last ``limit`` rows of evaluated windows: the target domain an adaptation works on."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._tables: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        """Keep a window's rows, dropping the oldest beyond the limit."""
+        if self.limit <= 0 or table.num_rows == 0:
+            return
+        self._tables.append(table)
+        self._rows += table.num_rows
+        while self._rows - self._tables[0].num_rows >= self.limit:
+            self._rows -= self._tables.pop(0).num_rows
+
+    def serialised(self) -> bytes | None:
+        """The kept rows (at most ``limit``, the newest) as Arrow IPC."""
+        if not self._tables:
+            return None
+        table = pa.concat_tables(self._tables, promote_options="permissive")
+        return table_to_bytes(table.slice(max(0, table.num_rows - self.limit)))

@@ -1,0 +1,54 @@
+"""The plain records one tick produces: what the store persists and the faces show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: The feature name of results about all features jointly (multivariate measures).
+ALL_FEATURES = "*"
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One measure of one feature in one window."""
+
+    feature: str
+    measure: str
+    value: float
+    p_value: float | None
+    p_value_adjusted: float | None
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    """An evaluated window and everything it produced."""
+
+    seq: int
+    reference_id: int
+    rows: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    state: str
+    drift_share: float
+    drifted_features: list[str]
+    missing_features: list[str]
+    results: list[ResultRecord]
+    starts_event: bool
+    statistic: float | None = None
+    #: With ``starts_event``: the recent target rows (Arrow IPC) kept with the event, and the
+    #: adapters (recorded name, type) whose runs are queued as pending in the same transaction.
+    target_sample: bytes | None = field(default=None, repr=False)
+    adapters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class NewReference:
+    """A reference domain about to be stored."""
+
+    summary: bytes
+    rows: int
+    features: dict[str, str]
+    origin: str

@@ -1,0 +1,1 @@
+"""The HTTP face: the one port with metrics, health, the JSON API and the built-in drift page."""

@@ -1,0 +1,93 @@
+"""The connection to driftd's SQL history: engine, sessions, and the monitors' ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.store.migrate import check_schema
+from monitor.store.schema import Monitor
+
+
+class StoreError(Exception):
+    """The history database refused an operation."""
+
+
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings driftd relies on."""
+    if _is_sqlite(url):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """An engine on the history database, its sessions, and the monitor registry every part shares."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = _is_sqlite(url)
+        self.engine = create_db_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def describe(self) -> str:
+        """The URL with any password masked, for logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def prepare(self) -> None:
+        """Check the schema is current; an embedded SQLite database is migrated automatically."""
+        check_schema(self.engine, auto_migrate=self.is_sqlite)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    def monitor_id(self, name: str) -> int:
+        """The id of the monitor named ``name``, registering it on first sight."""
+        with self._session() as session:
+            found = session.scalar(select(Monitor.id).where(Monitor.name == name))
+            if found is not None:
+                return found
+            try:
+                monitor = Monitor(name=name)
+                session.add(monitor)
+                session.commit()
+                return monitor.id
+            except IntegrityError:
+                session.rollback()
+                return session.scalars(select(Monitor.id).where(Monitor.name == name)).one()
+
+    def _require_monitor(self, session: Session, name: str) -> int:
+        found = session.scalar(select(Monitor.id).where(Monitor.name == name))
+        if found is None:
+            raise StoreError(f"monitor {name!r} has no history in {self.describe()}")
+        return found
+
+    def _monitor_id_or_none(self, session: Session, name: str) -> int | None:
+        return session.scalar(select(Monitor.id).where(Monitor.name == name))

@@ -1,0 +1,100 @@
+"""Reference versions: stored summaries, one active per monitor, with their calibration reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from monitor.domain.records import NewReference
+from monitor.store.database import Database, StoreError
+from monitor.store.schema import ReferenceVersion, utcnow
+
+
+@dataclass(frozen=True)
+class StoredReference:
+    """A stored reference version."""
+
+    id: int
+    version: int
+    rows: int
+    features: dict[str, str]
+    origin: str
+    active: bool
+    created_at: datetime
+    summary: bytes = field(repr=False)
+    calibration: dict[str, Any] | None = field(default=None, repr=False)
+
+
+
+def stored_reference(row: ReferenceVersion) -> StoredReference:
+    """The read-only form of a stored reference version."""
+    return StoredReference(row.id, row.version, row.rows, dict(row.features), row.origin,
+                           row.active, row.created_at, row.summary, row.calibration)
+
+
+def add_reference(session: Session, monitor_id: int, reference: NewReference, activate: bool) -> StoredReference:
+    """Inside a transaction: store ``reference`` as the monitor's next version, optionally the active one."""
+    version = (session.scalar(
+        select(func.max(ReferenceVersion.version)).where(ReferenceVersion.monitor_id == monitor_id)
+    ) or 0) + 1
+    if activate:
+        session.execute(update(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id)
+                        .values(active=False))
+    row = ReferenceVersion(monitor_id=monitor_id, version=version, origin=reference.origin,
+                           rows=reference.rows, features=reference.features,
+                           summary=reference.summary, active=activate, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return stored_reference(row)
+
+
+class References(Database):
+    """Adding, listing and activating reference versions."""
+
+    def add_reference(self, monitor_id: int, reference: NewReference, activate: bool = True) -> StoredReference:
+        """Store a new reference version (the next number) and optionally make it the active one."""
+        with self._session() as session, session.begin():
+            return add_reference(session, monitor_id, reference, activate)
+
+    def active_reference(self, monitor_id: int) -> StoredReference | None:
+        """The monitor's active reference version, if it has one."""
+        with self._session() as session:
+            row = session.scalar(select(ReferenceVersion).where(
+                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.active.is_(True)))
+            return stored_reference(row) if row else None
+
+    def references(self, monitor: str) -> list[StoredReference]:
+        """Every reference version of a monitor, oldest first."""
+        with self._session() as session:
+            monitor_id = self._require_monitor(session, monitor)
+            rows = session.scalars(select(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id)
+                                   .order_by(ReferenceVersion.version))
+            return [stored_reference(row) for row in rows]
+
+    def activate_reference(self, monitor: str, version: int) -> StoredReference:
+        """Make ``version`` the monitor's one active reference."""
+        with self._session() as session, session.begin():
+            monitor_id = self._require_monitor(session, monitor)
+            row = session.scalar(select(ReferenceVersion).where(
+                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.version == version))
+            if row is None:
+                raise StoreError(f"monitor {monitor!r} has no reference version {version}")
+            session.execute(update(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id)
+                            .values(active=False))
+            row.active = True
+            return stored_reference(row)
+
+    def set_calibration(self, monitor: str, version: int, report: dict[str, Any]) -> None:
+        """Store a calibration report (JSON-serialisable) with one reference version, replacing any earlier one."""
+        with self._session() as session, session.begin():
+            monitor_id = self._require_monitor(session, monitor)
+            row = session.scalar(select(ReferenceVersion).where(
+                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.version == version))
+            if row is None:
+                raise StoreError(f"monitor {monitor!r} has no reference version {version}")
+            row.calibration = report
+

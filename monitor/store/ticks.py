@@ -1,0 +1,120 @@
+"""The tick's write path (the unit of work): windows, results, events, a new reference and the cursor,
+committed in ONE transaction; and the progress a monitor resumes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.domain.records import ALL_FEATURES, NewReference, WindowRecord
+from monitor.store.database import Database
+from monitor.store.leases import hold_lease
+from monitor.store.references import StoredReference, add_reference
+from monitor.store.schema import Adaptation, DriftEvent, Result, SourceCursor, Window, utcnow
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a monitor stands: cursor, rows waiting for a window, and recent window states."""
+
+    position: Any
+    pending: bytes | None
+    next_seq: int
+    recent: list[tuple[str, float, float | None, bool]]
+    last_window_end: datetime | None
+
+
+@dataclass(frozen=True)
+class CommittedWindow:
+    """Ids assigned by the database to a committed window and its event."""
+
+    seq: int
+    window_id: int
+    event_id: int | None
+
+
+
+class TickWriter(Database):
+    """Commits a tick; loads where a monitor stands."""
+
+    def load_progress(self, monitor_id: int, recent: int) -> Progress:
+        """The committed cursor, pending rows and the ``recent`` last window states."""
+        with self._session() as session:
+            cursor = session.get(SourceCursor, monitor_id)
+            last = session.execute(
+                select(Window.seq, Window.state, Window.drift_share, Window.statistic, Window.drifted_features,
+                       Window.ended_at)
+                .where(Window.monitor_id == monitor_id)
+                .order_by(Window.seq.desc())
+                .limit(max(recent, 1))
+            ).all()
+        return Progress(
+            position=cursor.position if cursor else None,
+            pending=cursor.pending if cursor else None,
+            next_seq=(last[0].seq + 1) if last else 1,
+            recent=[(row.state, row.drift_share, row.statistic, ALL_FEATURES in row.drifted_features)
+                    for row in last[:recent]],
+            last_window_end=last[0].ended_at if last else None,
+        )
+
+    def commit_tick(
+        self,
+        monitor_id: int,
+        position: Any,
+        pending: bytes | None,
+        pending_rows: int,
+        windows: list[WindowRecord],
+        reference: NewReference | None = None,
+        lease: tuple[str, float] | None = None,
+    ) -> tuple[StoredReference | None, list[CommittedWindow]]:
+        """Store a tick's windows, results, events, new reference and cursor in ONE transaction.
+
+        With ``lease`` (owner, seconds) the transaction first checks this replica still holds the
+        monitor's lease (LeaseLost otherwise: nothing is written) and renews it.
+        """
+        with self._session() as session, session.begin():
+            if lease is not None:
+                hold_lease(session, monitor_id, *lease)
+            stored = add_reference(session, monitor_id, reference, activate=True) if reference else None
+            committed = [self._add_window(session, monitor_id, record) for record in windows]
+            cursor = session.get(SourceCursor, monitor_id, with_for_update=not self.is_sqlite)
+            if cursor is None:
+                cursor = SourceCursor(monitor_id=monitor_id)
+                session.add(cursor)
+            cursor.position = position
+            cursor.pending = pending
+            cursor.pending_rows = pending_rows
+            cursor.updated_at = utcnow()
+        return stored, committed
+
+    def _add_window(self, session: Session, monitor_id: int, record: WindowRecord) -> CommittedWindow:
+        window = Window(
+            monitor_id=monitor_id, reference_id=record.reference_id, seq=record.seq, rows=record.rows,
+            started_at=record.started_at, ended_at=record.ended_at, evaluated_at=utcnow(),
+            state=record.state, drift_share=record.drift_share,
+            drifted_features=record.drifted_features, missing_features=record.missing_features,
+            statistic=record.statistic,
+        )
+        session.add(window)
+        session.flush()
+        session.add_all(
+            Result(window_id=window.id, feature=r.feature, measure=r.measure, value=r.value,
+                   p_value=r.p_value, p_value_adjusted=r.p_value_adjusted, threshold=r.threshold,
+                   drifted=r.drifted)
+            for r in record.results
+        )
+        event_id = None
+        if record.starts_event:
+            drift_event = DriftEvent(monitor_id=monitor_id, window_id=window.id, drift_share=record.drift_share,
+                                     features=record.drifted_features, target_sample=record.target_sample)
+            session.add(drift_event)
+            session.flush()
+            event_id = drift_event.id
+            session.add_all(Adaptation(event_id=event_id, adapter=name, adapter_type=kind, state="pending")
+                            for name, kind in record.adapters)
+        return CommittedWindow(record.seq, window.id, event_id)
+
