@@ -178,7 +178,7 @@ def standardized_like_driftd(reference: np.ndarray, window: np.ndarray, bandwidt
     The peers' MMD runners use this (untimed) so every library tests the same hypothesis with
     the same kernel ``exp(-|x - y|² / (2 σ²))``: σ is the median pairwise Euclidean distance of
     the first ``bandwidth_rows`` rows of a seeded permutation of the standardised reference, as
-    ``monitor.divergence.multivariate.summarize_multivariate`` computes it.
+    ``monitor.divergence.summary.summarize_multivariate`` computes it.
     """
     from scipy.spatial.distance import pdist
 

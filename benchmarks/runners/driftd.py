@@ -61,7 +61,7 @@ def run_case1(case_number: int, measure_name: str, repeat: int, warmup: int) -> 
 
 def _mmd_measure(rows: int) -> Any:
     """A fresh MMD measure with 100 permutations that keeps every window row."""
-    from monitor.divergence.multivariate import MULTIVARIATE_MEASURES
+    from monitor.divergence.registry import MULTIVARIATE_MEASURES
 
     cls = type(MULTIVARIATE_MEASURES["mmd"])
     accepted = inspect.signature(cls).parameters
@@ -73,7 +73,7 @@ def _mmd_measure(rows: int) -> Any:
 def run_mmd(case_number: int, measure_name: str, repeat: int, warmup: int) -> Record:
     """Time the MMD permutation test for case 2 or 3 on one backend."""
     from monitor.divergence.backend import resolve_backend
-    from monitor.divergence.multivariate import summarize_multivariate
+    from monitor.divergence.summary import summarize_multivariate
 
     case = load_case(case_number)
     reference = case.numeric_array(case.reference)

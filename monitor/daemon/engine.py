@@ -68,7 +68,6 @@ class MonitorRunner:
         self.metrics = metrics
         self.kinds = feature_kinds(config.features)
         self.measures, connector = self.validate(config, plugins)
-        self.connector = connector
         self.pushdown_column = pushdown_column(connector)  # None: rows are pulled
         self.backend = _backend(config)
         self._distance_measures = {s.measure.name for s in self.measures
@@ -102,6 +101,15 @@ class MonitorRunner:
             connector.close()
             raise MonitorError(f"monitor {config.name!r}: push-down source: " + "; ".join(problems))
         return measures, connector
+
+    @property
+    def connector(self) -> Connector:
+        """The monitor's source."""
+        return self.fetcher.connector
+
+    @connector.setter
+    def connector(self, connector: Connector) -> None:
+        self.fetcher.connector = connector
 
     @property
     def lease(self) -> tuple[str, float] | None:

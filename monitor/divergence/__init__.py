@@ -7,21 +7,24 @@ driftd, so ``import monitor.divergence`` loads no database, web or configuration
 from typing import Any
 
 from monitor.divergence.corrections import adjust_p_values
-from monitor.divergence.measures import Measure, Score
+from monitor.divergence.base import Measure, Score
 from monitor.divergence.backend import NUMPY, Backend, resolve_backend
-from monitor.divergence.multivariate import (
+from monitor.divergence.multivariate import MultivariateMeasure
+from monitor.divergence.registry import (
+    BUILTIN,
+    BUILTIN_MEASURES,
     MULTIVARIATE_MEASURES,
-    MultivariateMeasure,
-    MultivariateSummary,
-    summarize_multivariate,
+    AnyMeasure,
+    MeasureRegistry,
 )
-from monitor.divergence.registry import BUILTIN, BUILTIN_MEASURES, AnyMeasure, MeasureRegistry
 from monitor.divergence.summary import (
     CategoricalSummary,
     FeatureSummary,
+    MultivariateSummary,
     NumericSummary,
     ReferenceSummary,
     summarize_categorical,
+    summarize_multivariate,
     summarize_numeric,
 )
 from monitor.divergence.window import (

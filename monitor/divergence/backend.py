@@ -7,6 +7,8 @@ from typing import Any, Literal, cast
 
 BackendName = Literal["numpy", "torch"]
 DType = Literal["float32", "float64"]
+#: What a pooled matrix holds: the kernel ``exp(-|x - y|² / (2 σ²))`` (``gaussian``) or ``|x - y|`` (``distance``).
+PairFunction = Literal["gaussian", "distance"]
 
 _TORCH_MISSING = "the torch backend needs PyTorch: install driftd[torch]"
 

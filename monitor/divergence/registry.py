@@ -4,27 +4,28 @@ from __future__ import annotations
 
 from typing import Iterator, Mapping
 
-from monitor.divergence.measures import (
-    AndersonDarling,
-    ChiSquare,
-    CramerVonMises,
-    Energy,
+from monitor.divergence.base import Measure
+from monitor.divergence.binned import (
     Hellinger,
     JensenShannon,
     JensenShannonDivergence,
-    KolmogorovSmirnov,
     KullbackLeibler,
     KullbackLeiblerReverse,
-    LInfinity,
-    Measure,
     PopulationStabilityIndex,
-    TotalVariation,
-    UnseenShare,
+)
+from monitor.divergence.categorical import ChiSquare, LInfinity, TotalVariation, UnseenShare
+from monitor.divergence.classifier import ClassifierTest
+from monitor.divergence.ecdf import (
+    AndersonDarling,
+    CramerVonMises,
+    Energy,
+    KolmogorovSmirnov,
     Wasserstein,
     WassersteinRaw,
-    WelchT,
 )
-from monitor.divergence.multivariate import MULTIVARIATE_MEASURES, MultivariateMeasure
+from monitor.divergence.kernels import MMD, EnergyDistance, LinearMMD
+from monitor.divergence.moments import WelchT
+from monitor.divergence.multivariate import MultivariateMeasure
 
 #: A per-feature or a multivariate measure.
 AnyMeasure = Measure | MultivariateMeasure
@@ -53,6 +54,11 @@ BUILTIN_MEASURES: dict[str, Measure] = {
     )
 }
 
+
+#: The built-in multivariate measures by name.
+MULTIVARIATE_MEASURES: dict[str, MultivariateMeasure] = {
+    measure.name: measure for measure in (MMD(), LinearMMD(), ClassifierTest(), EnergyDistance())
+}
 
 #: Every built-in measure: per feature, then multivariate.
 BUILTIN: dict[str, AnyMeasure] = {**BUILTIN_MEASURES, **MULTIVARIATE_MEASURES}

@@ -1,4 +1,4 @@
-"""Reference-side summaries: computed once per reference version, reused for every window."""
+"""Reference-side summaries (per feature and multivariate): computed once per reference version, reused for every window."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from monitor.divergence.multivariate import MultivariateSummary
+from scipy.spatial.distance import pdist
 
 _FORMAT_VERSION = 1
+_MULTIVARIATE_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,101 @@ def summarize_categorical(values: np.ndarray) -> CategoricalSummary:
     )
 
 
+#: The median-heuristic bandwidth looks at no more than this many sample rows.
+BANDWIDTH_ROWS = 2_000
+
+
+@dataclass(frozen=True)
+class MultivariateSummary:
+    """The reference side of the multivariate measures, computed once per reference version."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    sample: np.ndarray
+    bandwidth: float
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain numeric arrays (feature names as UTF-8 JSON bytes) that load without pickle."""
+        names = json.dumps({"version": _MULTIVARIATE_FORMAT_VERSION, "features": list(self.features)})
+        return {
+            "features": np.frombuffer(names.encode("utf-8"), dtype=np.uint8),
+            "mean": self.mean,
+            "std": self.std,
+            "sample": self.sample,
+            "bandwidth": np.array([self.bandwidth], dtype=np.float64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> MultivariateSummary:
+        """Rebuild a summary from the arrays ``to_arrays`` wrote."""
+        document = json.loads(np.asarray(arrays["features"], dtype=np.uint8).tobytes())
+        if document.get("version") != _MULTIVARIATE_FORMAT_VERSION:
+            version = document.get("version")
+            raise ValueError(f"unsupported multivariate summary version {version!r}")
+        return cls(
+            features=tuple(document["features"]),
+            mean=np.asarray(arrays["mean"], dtype=np.float64),
+            std=np.asarray(arrays["std"], dtype=np.float64),
+            sample=np.asarray(arrays["sample"], dtype=np.float64),
+            bandwidth=float(np.asarray(arrays["bandwidth"])[0]),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MultivariateSummary):
+            return NotImplemented
+        return (
+            self.features == other.features
+            and np.array_equal(self.mean, other.mean)
+            and np.array_equal(self.std, other.std)
+            and np.array_equal(self.sample, other.sample)
+            and self.bandwidth == other.bandwidth
+        )
+
+
+def as_rows(values: np.ndarray, columns: int) -> np.ndarray:
+    """``values`` as a float64 (rows x columns) matrix; ValueError when it has another shape."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != columns:
+        raise ValueError(f"expected a 2-D array with {columns} columns, got shape {array.shape}")
+    if len(array) < 2:
+        raise ValueError(f"need at least 2 rows, got {len(array)}")
+    return array
+
+
+def summarize_multivariate(
+    columns: np.ndarray,
+    features: tuple[str, ...] | list[str],
+    max_sample: int = 2_000,
+    seed: int = 0,
+) -> MultivariateSummary:
+    """Summarise finite reference rows (n x d, columns in ``features`` order).
+
+    Mean and std come from every row (a zero std becomes 1); the sample is a seeded random
+    sub-sample of at most ``max_sample`` standardised rows in random order; the bandwidth is
+    the median pairwise Euclidean distance among its first ``BANDWIDTH_ROWS`` rows (1 when
+    that median is 0).
+    """
+    values = as_rows(columns, len(features))
+    if max_sample < 2:
+        raise ValueError(f"max_sample must be at least 2, got {max_sample}")
+    if not np.isfinite(values).all():
+        raise ValueError("reference rows must be finite; drop rows with missing values first")
+    mean = values.mean(axis=0)
+    std = values.std(axis=0)
+    std[std == 0] = 1.0
+    chosen = np.random.default_rng(seed).permutation(len(values))[:max_sample]
+    sample = (values[chosen] - mean) / std
+    median = float(np.median(pdist(sample[:BANDWIDTH_ROWS])))
+    return MultivariateSummary(
+        features=tuple(features),
+        mean=mean,
+        std=std,
+        sample=sample,
+        bandwidth=median if median > 0 else 1.0,
+    )
+
+
 @dataclass(frozen=True)
 class ReferenceSummary:
     """The summaries of every feature of one reference version, and the multivariate side."""
@@ -179,8 +273,6 @@ class ReferenceSummary:
             multivariate = {key[3:]: archive[key] for key in archive.files if key.startswith("mv.")}
         if not multivariate:
             return cls(features=features)
-        from monitor.divergence.multivariate import MultivariateSummary  # it imports this module
-
         return cls(features=features, multivariate=MultivariateSummary.from_arrays(multivariate))
 
 

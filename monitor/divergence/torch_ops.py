@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from monitor.divergence.backend import Backend
-from monitor.divergence.multivariate import PairFunction
+from monitor.divergence.backend import Backend, PairFunction
 
 #: Values held per feature batch of ``ks_wasserstein_batched`` (padded reference + window).
 BATCH_VALUES = 1 << 24

@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from monitor.divergence.backend import Backend, resolve_backend
-from monitor.divergence.multivariate import (
-    MULTIVARIATE_MEASURES,
-    NUMPY,
-    ClassifierTest,
-    PairFunction,
-    permutation_indicators,
-    permutation_test,
-    summarize_multivariate,
-)
+from monitor.divergence.backend import NUMPY, Backend, PairFunction, resolve_backend
+from monitor.divergence.classifier import ClassifierTest
+from monitor.divergence.kernels import permutation_indicators, permutation_test
+from monitor.divergence.registry import MULTIVARIATE_MEASURES
+from monitor.divergence.summary import summarize_multivariate
 from tests.conftest import require_module
 
 torch = require_module("torch")
@@ -67,8 +62,8 @@ def test_numpy_measures_do_not_import_torch() -> None:
     code = (
         "import sys, numpy as np\n"
         "from monitor.divergence.backend import resolve_backend\n"
-        "from monitor.divergence.multivariate import MULTIVARIATE_MEASURES as MEASURES\n"
-        "from monitor.divergence.multivariate import summarize_multivariate\n"
+        "from monitor.divergence.registry import MULTIVARIATE_MEASURES as MEASURES\n"
+        "from monitor.divergence.summary import summarize_multivariate\n"
         "s = summarize_multivariate(np.random.default_rng(0).normal(size=(40, 2)), ['a', 'b'])\n"
         "for m in MEASURES.values():\n"
         "    m.score(s, np.ones((20, 2)) + np.arange(20)[:, None])\n"

@@ -10,22 +10,20 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import pdist
 
-from monitor.divergence.measures import Score
-from monitor.divergence.multivariate import (
+from monitor.divergence.backend import NUMPY, PairFunction
+from monitor.divergence.base import Score
+from monitor.divergence.classifier import ClassifierTest
+from monitor.divergence.kernels import (
     MMD,
-    MULTIVARIATE_MEASURES,
-    NUMPY,
-    ClassifierTest,
     EnergyDistance,
     LinearMMD,
-    MultivariateSummary,
-    PairFunction,
     linear_mmd_terms,
     permutation_indicators,
     permutation_test,
-    standardized_rows,
-    summarize_multivariate,
 )
+from monitor.divergence.multivariate import standardized_rows
+from monitor.divergence.registry import MULTIVARIATE_MEASURES
+from monitor.divergence.summary import MultivariateSummary, summarize_multivariate
 
 
 def gaussian(a: np.ndarray, b: np.ndarray, bandwidth: float) -> float:

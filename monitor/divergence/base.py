@@ -1,0 +1,107 @@
+"""The measure contract: a score, and the base class every per-feature measure (plugins too) subclasses.
+
+Every measure reads the reference side from its summary (sorted values, quantile bins, category
+counts) and the window side from a prepared window (sorted once, counted once), so nothing that
+depends only on the reference is recomputed per window.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+from monitor.divergence.backend import NUMPY, Backend
+from monitor.divergence.summary import CategoricalSummary, FeatureSummary, NumericSummary
+from monitor.divergence.window import CategoricalWindow, FeatureWindow, NumericWindow
+
+#: Below this many window values in all, features are scored one after the other.
+_PARALLEL_MIN_VALUES = 200_000
+
+
+@functools.cache
+def _feature_pool() -> ThreadPoolExecutor:
+    """The process-wide pool that scores large features in parallel."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="driftd-measure")
+
+
+@dataclass(frozen=True)
+class Score:
+    """A measure's value for one feature and window, and its p-value when it is a test."""
+
+    value: float
+    p_value: float | None = None
+
+
+class Measure:
+    """Base class of a divergence measure (plugins subclass it too)."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[frozenset[str]]
+    is_test: ClassVar[bool]
+    #: Whether a larger ``value`` means more drift (tests still decide on the p-value).
+    higher_is_drift: ClassVar[bool] = True
+    default_threshold: ClassVar[float]
+    description: ClassVar[str]
+    backends: ClassVar[frozenset[str]] = frozenset({"numpy"})
+
+    def score(self, reference: FeatureSummary, window: FeatureWindow) -> Score:
+        """Score a non-empty prepared window against the reference summary."""
+        raise NotImplementedError
+
+    #: Whether ``score`` may run for several features at once (False: it touches process state).
+    thread_safe: ClassVar[bool] = True
+
+    def score_many(
+        self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
+    ) -> list[Score]:
+        """Score many (reference, window) pairs; measures without a ``backend`` path run on numpy.
+
+        Large features are scored on a small shared thread pool (numpy releases the GIL while
+        it sorts and searches), so one window uses every core.
+        """
+        if not self.thread_safe or len(pairs) < 2 or sum(window.n for _, window in pairs) < _PARALLEL_MIN_VALUES:
+            return [self.score(reference, window) for reference, window in pairs]
+        return list(_feature_pool().map(lambda pair: self.score(*pair), pairs))
+
+    def drifted(self, score: Score, threshold: float) -> bool:
+        """Whether a score means drift: ``p < threshold`` for tests, else value past threshold."""
+        if self.is_test:
+            if score.p_value is None:
+                raise ValueError(f"measure {self.name!r} is a test but its score has no p-value")
+            return score.p_value < threshold
+        return score.value > threshold if self.higher_is_drift else score.value < threshold
+
+
+def check_not_empty(window: FeatureWindow) -> None:
+    """ValueError for an empty window (the engine never scores one)."""
+    if window.n == 0:
+        raise ValueError("cannot score an empty window")
+
+
+def numeric_pair(
+    measure: Measure, reference: FeatureSummary, window: FeatureWindow
+) -> tuple[NumericSummary, NumericWindow]:
+    """The pair as numeric types; TypeError naming the measure when it is not numeric, ValueError when empty."""
+    if not isinstance(reference, NumericSummary) or not isinstance(window, NumericWindow):
+        raise TypeError(
+            f"measure {measure.name!r} needs a numeric feature, got "
+            f"{type(reference).__name__} and {type(window).__name__}"
+        )
+    check_not_empty(window)
+    return reference, window
+
+
+def categorical_pair(
+    measure: Measure, reference: FeatureSummary, window: FeatureWindow
+) -> tuple[CategoricalSummary, CategoricalWindow]:
+    """The pair as categorical types; TypeError naming the measure when it is not categorical."""
+    if not isinstance(reference, CategoricalSummary) or not isinstance(window, CategoricalWindow):
+        raise TypeError(
+            f"measure {measure.name!r} needs a categorical feature, got "
+            f"{type(reference).__name__} and {type(window).__name__}"
+        )
+    check_not_empty(window)
+    return reference, window
