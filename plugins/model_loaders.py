@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from monitor.adaptation.model import load_sklearn, load_torch
-from monitor.hookspecs import hookimpl
+from monitor.plugin import hookimpl
 
 
 @hookimpl

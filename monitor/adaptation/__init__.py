@@ -10,7 +10,14 @@ from monitor.adaptation.contract import (
     Domain,
     DriftInfo,
 )
-from monitor.adaptation.model import AdaptedModel, AffineMap, Model, ModelLoadError, SklearnModel, TorchModel
+from monitor.adaptation.model import (
+    AdaptedModel,
+    AffineMap,
+    Model,
+    ModelLoadError,
+    SklearnModel,
+    TorchModel,
+)
 
 __all__ = [
     "AdaptationCancelled", "AdaptationContext", "AdaptationResult", "Adapter", "AdapterError", "AdaptedModel",

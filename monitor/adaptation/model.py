@@ -142,10 +142,6 @@ class TorchModel(Model):
         with torch.no_grad():
             return embed(torch.as_tensor(np.asarray(features), dtype=torch.float32)).double().numpy()
 
-    def fresh_module(self) -> Any:
-        """A new module from the same factory (untrained weights)."""
-        return call_factory(self.factory, self.factory_options)
-
     def save(self, directory: Path) -> dict[str, Any]:
         """Write the state dict into ``model.pt`` (loaded back with ``weights_only=True``)."""
         import torch

@@ -14,18 +14,34 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
-from monitor.domain.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, SHIFT_UNITS, CalibrationReport, calibrate
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig, load_config
 from monitor.daemon import Daemon
-from monitor.http.face import HttpFace
 from monitor.daemon.engine import MonitorError, MonitorRunner
-from monitor.logs import LogFormat, setup_logging
-from monitor.store.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
 from monitor.divergence import MeasureRegistry
+from monitor.domain.calibrate import (
+    DEFAULT_REPETITIONS,
+    DEFAULT_WINDOW_SIZES,
+    SHIFT_UNITS,
+    CalibrationReport,
+    calibrate,
+)
 from monitor.domain.evaluate import resolve_measures
+from monitor.domain.reference import (
+    ReferenceDataError,
+    feature_kinds,
+    read_table,
+    summarize_table,
+)
+from monitor.http.face import HttpFace
+from monitor.logs import LogFormat, setup_logging
 from monitor.plugins import PluginManager
-from monitor.domain.reference import ReferenceDataError, feature_kinds, read_table, summarize_table
 from monitor.store import Store, StoreError
+from monitor.store.migrate import (
+    SchemaOutOfDate,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 
 log = logging.getLogger("driftd")
 
@@ -182,9 +198,9 @@ def check(config_path: Path | None, max_batches: int, adapt: bool) -> None:
 def compare(reference_file: str, live_file: str, numeric: str | None, categorical: str | None, measures: str,
             correction: str, share: float, backend: str, as_json: bool, html_path: Path | None) -> None:
     """Compare two files (CSV, Parquet, JSON lines); exit 0 no drift, 1 drift, 2 error."""
-    from monitor.divergence import compare as compare_tables
-    from monitor.compare import infer_features
     from monitor.cli.report import render_html
+    from monitor.compare import infer_features
+    from monitor.divergence import compare as compare_tables
 
     def names(value: str | None) -> list[str]:
         return [name.strip() for name in (value or "").split(",") if name.strip()]

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from monitor.store.adaptations import STATES, AdaptationRecords
+from monitor.config import DriftdConfig, MonitorConfig
 from monitor.daemon.adaptation_run import OPERATOR_REBASELINE
 from monitor.daemon.model_versions import ModelStore
-from monitor.config import DriftdConfig, MonitorConfig
 from monitor.plugins import PluginManager
 from monitor.store import AdaptationRow, Store, StoreError
+from monitor.store.adaptations import STATES, AdaptationRecords
 
 
 def register(main: click.Group, config_option: Any, load: Any, open_store: Any, fail: Any) -> None:

@@ -14,7 +14,11 @@ DEMO_SHIFT_ROW = DEMO_REFERENCE_ROWS + 3 * DEMO_WINDOW_ROWS
 
 def demo_monitor() -> dict[str, Any]:
     """The demo monitor as it would be written in a configuration file."""
-    from plugins.connectors.synthetic import CATEGORICAL_FEATURES, NUMERIC_FEATURES, demo_shifts
+    from plugins.connectors.synthetic import (
+        CATEGORICAL_FEATURES,
+        NUMERIC_FEATURES,
+        demo_shifts,
+    )
 
     return {
         "name": "demo-sensors",

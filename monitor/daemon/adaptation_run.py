@@ -23,12 +23,12 @@ from monitor.adaptation.contract import (
 )
 from monitor.adaptation.gate import GateDecision, GateSplit, judge, split_for_gate
 from monitor.adaptation.model import Model, ModelLoadError
-from monitor.store.adaptations import AdaptationRecords, QueuedEvent
-from monitor.daemon.model_versions import ModelStore
 from monitor.config import EXTERNAL_ADAPTERS, AdapterConfig, MonitorConfig
-from monitor.metrics import Metrics
+from monitor.daemon.model_versions import ModelStore
 from monitor.domain.reference import read_table, summarize_table, table_from_bytes
+from monitor.metrics import Metrics
 from monitor.store import AdaptationRow, Store, StoreError
+from monitor.store.adaptations import AdaptationRecords, QueuedEvent
 
 log = logging.getLogger("driftd.adaptation")
 

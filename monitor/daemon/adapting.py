@@ -12,14 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Callable, Mapping
 
-from monitor.store.adaptations import AdaptationRecords
+from monitor.config import MonitorConfig
 from monitor.daemon.adaptation_run import EventAdaptation
 from monitor.daemon.model_versions import ModelStore
-from monitor.config import MonitorConfig
 from monitor.metrics import Metrics
-from monitor.store.schema import utcnow
 from monitor.plugins import PluginManager
 from monitor.store import AdaptationRow, Store
+from monitor.store.adaptations import AdaptationRecords
+from monitor.store.schema import utcnow
 
 log = logging.getLogger("driftd.adaptation")
 
@@ -107,11 +107,6 @@ class AdaptationService:
             self._idle.wait_for(lambda: monitor not in self._busy)
             self._busy.add(monitor)
         self._work(monitor, config)
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no adaptation runs; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._busy, timeout)
 
     # ---- internals ----------------------------------------------------------------------------
 

@@ -17,21 +17,40 @@ from typing import Callable
 import pyarrow as pa
 
 from monitor.config import MonitorConfig
-from monitor.connector import AggregateBatch, Batch, Connector, pushdown_column
+from monitor.connector import (
+    AggregateBatch,
+    Batch,
+    Connector,
+    WindowAggregate,
+    pushdown_column,
+)
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
 from monitor.daemon.leasing import LeaseKeeper
 from monitor.daemon.publishing import Publisher
 from monitor.daemon.windowing import PendingRows, RecentRows, serialised
-from monitor.divergence import Backend, MeasureRegistry, ReferenceSummary, resolve_backend
-from monitor.domain.evaluate import MeasureSetting, WindowEvaluation, evaluate_window, resolve_measures
+from monitor.divergence import (
+    Backend,
+    MeasureRegistry,
+    ReferenceSummary,
+    resolve_backend,
+)
+from monitor.domain.evaluate import (
+    MeasureSetting,
+    WindowEvaluation,
+    evaluate_window,
+    resolve_measures,
+)
 from monitor.domain.policy import DriftPolicy, max_divergence
-from monitor.domain.pushdown import CountReference, evaluate_aggregate, pushdown_problems
+from monitor.domain.pushdown import (
+    CountReference,
+    evaluate_aggregate,
+    pushdown_problems,
+)
 from monitor.domain.records import WindowRecord
 from monitor.domain.reference import feature_kinds, read_table, summarize_table
 from monitor.domain.windows import WindowSlice
-from monitor.connector import WindowAggregate
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
 from monitor.store import LeaseLost, Store, StoredReference

@@ -9,9 +9,15 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from monitor.adaptation.model import AdaptedModel, AffineMap, Model, ModelLoadError, write_manifest
-from monitor.store.adaptations import AdaptationRecords, StoredModelVersion
+from monitor.adaptation.model import (
+    AdaptedModel,
+    AffineMap,
+    Model,
+    ModelLoadError,
+    write_manifest,
+)
 from monitor.config import ModelConfig
+from monitor.store.adaptations import AdaptationRecords, StoredModelVersion
 
 #: ``load(path, options) -> Model``, provided through ``driftd_model_loaders``.
 Loader = Callable[[Path, Mapping[str, Any]], Model]

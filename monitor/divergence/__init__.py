@@ -1,72 +1,68 @@
 """The numbers: reference summaries, prepared windows, drift measures, corrections, backends.
 
 Pure numerics over numpy and scipy (torch when asked for); nothing here imports the rest of
-driftd, so ``import monitor.divergence`` loads no database, web or configuration library.
+driftd. The names below load lazily from the module of their family, so ``import
+monitor.divergence`` is cheap and a plugin pays only for what it uses.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from monitor.divergence.corrections import adjust_p_values
-from monitor.divergence.base import Measure, Score
-from monitor.divergence.backend import NUMPY, Backend, resolve_backend
-from monitor.divergence.multivariate import MultivariateMeasure
-from monitor.divergence.registry import (
-    BUILTIN,
-    BUILTIN_MEASURES,
-    MULTIVARIATE_MEASURES,
-    AnyMeasure,
-    MeasureRegistry,
-)
-from monitor.divergence.summary import (
-    CategoricalSummary,
-    FeatureSummary,
-    MultivariateSummary,
-    NumericSummary,
-    ReferenceSummary,
-    summarize_categorical,
-    summarize_multivariate,
-    summarize_numeric,
-)
-from monitor.divergence.window import (
-    CategoricalWindow,
-    FeatureWindow,
-    NumericWindow,
-    prepare_window,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "AnyMeasure",
-    "BUILTIN",
-    "BUILTIN_MEASURES",
-    "Backend",
-    "MULTIVARIATE_MEASURES",
-    "NUMPY",
-    "MultivariateMeasure",
-    "MultivariateSummary",
-    "CategoricalSummary",
-    "CategoricalWindow",
-    "FeatureSummary",
-    "FeatureWindow",
-    "Measure",
-    "MeasureRegistry",
-    "NumericSummary",
-    "NumericWindow",
-    "ReferenceSummary",
-    "Score",
-    "adjust_p_values",
-    "prepare_window",
-    "resolve_backend",
-    "summarize_multivariate",
-    "summarize_categorical",
-    "summarize_numeric",
-]
+#: Public name → the module that defines it.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("Measure", "Score"), "base"),
+    **dict.fromkeys(("NUMPY", "Backend", "resolve_backend"), "backend"),
+    "adjust_p_values": "corrections",
+    "MultivariateMeasure": "multivariate",
+    **dict.fromkeys(("BUILTIN", "BUILTIN_MEASURES", "MULTIVARIATE_MEASURES", "AnyMeasure", "MeasureRegistry"),
+                    "registry"),
+    **dict.fromkeys(("CategoricalSummary", "FeatureSummary", "MultivariateSummary", "NumericSummary",
+                     "ReferenceSummary", "summarize_categorical", "summarize_multivariate", "summarize_numeric"),
+                    "summary"),
+    **dict.fromkeys(("CategoricalWindow", "FeatureWindow", "NumericWindow", "prepare_window"), "window"),
+}
+#: Kept for ``from monitor.divergence import compare``: it moved above the numbers, to ``monitor.compare``.
+_MOVED = {"compare": "monitor.compare", "DriftReport": "monitor.compare", "as_table": "monitor.compare"}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from monitor.divergence.backend import NUMPY, Backend, resolve_backend
+    from monitor.divergence.base import Measure, Score
+    from monitor.divergence.corrections import adjust_p_values
+    from monitor.divergence.multivariate import MultivariateMeasure
+    from monitor.divergence.registry import (
+        BUILTIN,
+        BUILTIN_MEASURES,
+        MULTIVARIATE_MEASURES,
+        AnyMeasure,
+        MeasureRegistry,
+    )
+    from monitor.divergence.summary import (
+        CategoricalSummary,
+        FeatureSummary,
+        MultivariateSummary,
+        NumericSummary,
+        ReferenceSummary,
+        summarize_categorical,
+        summarize_multivariate,
+        summarize_numeric,
+    )
+    from monitor.divergence.window import CategoricalWindow, FeatureWindow, NumericWindow, prepare_window
 
 
 def __getattr__(name: str) -> Any:
-    """``compare``, ``DriftReport`` and ``as_table`` moved to ``monitor.compare`` (above the numbers);
-    this keeps ``from monitor.divergence import compare`` working without importing it eagerly."""
-    if name in ("compare", "DriftReport", "as_table"):
-        import monitor.compare  # compatibility: the one import from the numbers up to the domain
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    elif name in _MOVED:  # the one import from the numbers up to the domain, for compatibility
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return getattr(monitor.compare, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
 from monitor.divergence.backend import NUMPY, Backend
-from monitor.divergence.summary import CategoricalSummary, FeatureSummary, NumericSummary
+from monitor.divergence.summary import (
+    CategoricalSummary,
+    FeatureSummary,
+    NumericSummary,
+)
 from monitor.divergence.window import CategoricalWindow, FeatureWindow, NumericWindow
 
 #: Below this many window values in all, features are scored one after the other.

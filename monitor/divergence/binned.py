@@ -11,6 +11,7 @@ from monitor.divergence.counts import proportions, smoothed
 from monitor.divergence.summary import FeatureSummary
 from monitor.divergence.window import FeatureWindow
 
+
 class PopulationStabilityIndex(Measure):
     """Population Stability Index ``sum((q - p) * ln(q / p))``, p reference, q window.
 

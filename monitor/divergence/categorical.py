@@ -10,6 +10,7 @@ from monitor.divergence.counts import category_counts, proportions
 from monitor.divergence.summary import FeatureSummary
 from monitor.divergence.window import FeatureWindow
 
+
 class TotalVariation(Measure):
     """Total variation distance ``sum(|p - q|) / 2`` of category frequencies, in [0, 1].
 

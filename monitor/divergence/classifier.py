@@ -7,8 +7,13 @@ from scipy import optimize, special, stats
 
 from monitor.divergence.backend import NUMPY, Backend
 from monitor.divergence.base import Score
-from monitor.divergence.multivariate import MultivariateMeasure, standardized_rows, supported_backend
+from monitor.divergence.multivariate import (
+    MultivariateMeasure,
+    standardized_rows,
+    supported_backend,
+)
 from monitor.divergence.summary import MultivariateSummary
+
 
 class ClassifierTest(MultivariateMeasure):
     """Classifier two-sample test: cross-fitted out-of-fold AUC of reference-vs-window.

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from monitor.divergence.base import check_not_empty
-from monitor.divergence.summary import CategoricalSummary, FeatureSummary, NumericSummary
+from monitor.divergence.summary import (
+    CategoricalSummary,
+    FeatureSummary,
+    NumericSummary,
+)
 from monitor.divergence.window import CategoricalWindow, FeatureWindow, NumericWindow
 
 #: The proportion that stands in for an empty bin or category in PSI and KL.

@@ -66,7 +66,9 @@ def _asymptotic_ks(d: float, n1: int, n2: int) -> Score:
 def _batched(measure: Measure, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]],
              backend: Backend) -> list[tuple[float, float]]:
     """(KS statistic, Wasserstein-1) of every pair, on the torch backend in batches."""
-    from monitor.divergence.torch_ops import ks_wasserstein_batched  # torch stays optional
+    from monitor.divergence.torch_ops import (
+        ks_wasserstein_batched,  # torch stays optional
+    )
 
     checked = [numeric_pair(measure, ref, win) for ref, win in pairs]
     return ks_wasserstein_batched([ref.sorted_values for ref, _ in checked],

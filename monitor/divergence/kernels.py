@@ -10,7 +10,11 @@ from scipy import stats
 
 from monitor.divergence.backend import NUMPY, Backend, PairFunction
 from monitor.divergence.base import Score
-from monitor.divergence.multivariate import MultivariateMeasure, standardized_rows, supported_backend
+from monitor.divergence.multivariate import (
+    MultivariateMeasure,
+    standardized_rows,
+    supported_backend,
+)
 from monitor.divergence.summary import MultivariateSummary
 
 #: Side of the square tiles the pooled kernel matrix is computed in.

@@ -10,8 +10,18 @@ from monitor.divergence.binned import (
     PopulationStabilityIndex,
     js_divergence,
 )
-from monitor.divergence.categorical import ChiSquare, LInfinity, TotalVariation, UnseenShare
-from monitor.divergence.counts import EPS, category_counts, proportions, window_bin_counts
+from monitor.divergence.categorical import (
+    ChiSquare,
+    LInfinity,
+    TotalVariation,
+    UnseenShare,
+)
+from monitor.divergence.counts import (
+    EPS,
+    category_counts,
+    proportions,
+    window_bin_counts,
+)
 from monitor.divergence.ecdf import (
     AndersonDarling,
     CramerVonMises,

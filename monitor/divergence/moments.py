@@ -11,6 +11,7 @@ from monitor.divergence.base import Measure, Score, numeric_pair
 from monitor.divergence.summary import FeatureSummary
 from monitor.divergence.window import FeatureWindow
 
+
 class WelchT(Measure):
     """Welch's unequal-variance t-test on the means; ``scipy.stats.ttest_ind(equal_var=False)``.
 

@@ -11,6 +11,7 @@ from monitor.divergence.backend import NUMPY, Backend
 from monitor.divergence.base import Score
 from monitor.divergence.summary import MultivariateSummary, as_rows
 
+
 class MultivariateMeasure:
     """Base class of a measure over all numeric features of a window at once.
 

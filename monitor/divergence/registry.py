@@ -13,7 +13,12 @@ from monitor.divergence.binned import (
     KullbackLeiblerReverse,
     PopulationStabilityIndex,
 )
-from monitor.divergence.categorical import ChiSquare, LInfinity, TotalVariation, UnseenShare
+from monitor.divergence.categorical import (
+    ChiSquare,
+    LInfinity,
+    TotalVariation,
+    UnseenShare,
+)
 from monitor.divergence.classifier import ClassifierTest
 from monitor.divergence.ecdf import (
     AndersonDarling,

@@ -24,8 +24,8 @@ from monitor.divergence import (
     ReferenceSummary,
     adjust_p_values,
 )
-from monitor.domain.reference import numeric_values
 from monitor.domain.records import ALL_FEATURES, ResultRecord
+from monitor.domain.reference import numeric_values
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Collection, Iterable, Literal, Mapping, Sequence
 
 from monitor.config import DriftConfig, SequentialConfig
-from monitor.domain.sequential import PageHinkley
 from monitor.domain.records import ALL_FEATURES, ResultRecord
+from monitor.domain.sequential import PageHinkley
 
 State = Literal["ok", "warning", "drift"]
 STATE_CODES: dict[str, int] = {"ok": 0, "warning": 1, "drift": 2}

@@ -33,7 +33,15 @@ from monitor.http.params import (
     Param,
     as_json,
 )
-from monitor.store import AdaptationRow, EventRow, Page, SeriesPoint, StoredReference, StoreError, WindowRow
+from monitor.store import (
+    AdaptationRow,
+    EventRow,
+    Page,
+    SeriesPoint,
+    StoredReference,
+    StoreError,
+    WindowRow,
+)
 from monitor.store.adaptations import STATES, AdaptationRecords
 
 log = logging.getLogger("driftd.api")

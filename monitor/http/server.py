@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from monitor.metrics import Metrics
 from monitor.http.page import page_routes
+from monitor.metrics import Metrics
 
 log = logging.getLogger("driftd.server")
 

@@ -6,7 +6,12 @@ puts them together. The store imports the domain's records, never the reverse.
 
 from __future__ import annotations
 
-from monitor.domain.records import ALL_FEATURES, NewReference, ResultRecord, WindowRecord
+from monitor.domain.records import (
+    ALL_FEATURES,
+    NewReference,
+    ResultRecord,
+    WindowRecord,
+)
 from monitor.store.database import Database, StoreError, create_db_engine
 from monitor.store.leases import LeaseLost, Leases
 from monitor.store.queries import (

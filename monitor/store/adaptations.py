@@ -8,8 +8,16 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 
-from monitor.store.schema import Adaptation, DriftEvent, Lease, ModelVersion, Monitor, Window, utcnow
 from monitor.store import AdaptationRow, Store, StoreError, adaptation_row
+from monitor.store.schema import (
+    Adaptation,
+    DriftEvent,
+    Lease,
+    ModelVersion,
+    Monitor,
+    Window,
+    utcnow,
+)
 
 #: Every state a run can be in; the first two are not final.
 STATES = ("pending", "running", "succeeded", "failed", "rejected", "promoted", "rolled_back")
@@ -80,14 +88,6 @@ class AdaptationRecords:
                                    .order_by(Adaptation.id))
             return QueuedEvent(event.id, monitor, seq, event.drift_share, list(event.features), event.target_sample,
                                [adaptation_row(run, monitor) for run in runs])
-
-    def superseded_count(self, monitor: str) -> int:
-        """How many runs of ``monitor`` ended superseded (for tests and the CLI)."""
-        with self.store._session() as session:
-            return session.scalar(select(func.count()).select_from(Adaptation)
-                                  .join(DriftEvent, Adaptation.event_id == DriftEvent.id)
-                                  .join(Monitor, DriftEvent.monitor_id == Monitor.id)
-                                  .where(Monitor.name == monitor, Adaptation.reason.like("superseded%"))) or 0
 
     def queue(self, monitor: str, event_id: int, adapters: list[tuple[str, str]]) -> list[int]:
         """Queue runs for an existing event (an operator's request: not held by the cooldown); their ids."""

@@ -10,7 +10,15 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from monitor.domain.records import ResultRecord
 from monitor.store.database import Database, StoreError
-from monitor.store.schema import Adaptation, DriftEvent, Monitor, ReferenceVersion, Result, Window, utcnow
+from monitor.store.schema import (
+    Adaptation,
+    DriftEvent,
+    Monitor,
+    ReferenceVersion,
+    Result,
+    Window,
+    utcnow,
+)
 
 T = TypeVar("T")
 

@@ -14,7 +14,14 @@ from monitor.domain.records import ALL_FEATURES, NewReference, WindowRecord
 from monitor.store.database import Database
 from monitor.store.leases import hold_lease
 from monitor.store.references import StoredReference, add_reference
-from monitor.store.schema import Adaptation, DriftEvent, Result, SourceCursor, Window, utcnow
+from monitor.store.schema import (
+    Adaptation,
+    DriftEvent,
+    Result,
+    SourceCursor,
+    Window,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.adaptation.contract import (
+from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
     Adapter,
     AdapterError,
     Domain,
+    hookimpl,
     parse_adapter_options,
 )
-from monitor.hookspecs import hookimpl
 from plugins.adapters.webhook import encode_body, event_body
 
 #: Bytes of stdout kept for the result and of stderr quoted in an error.

@@ -21,15 +21,21 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.contract import (
+from monitor.adaptation.model import (
+    AdaptedModel,
+    AffineMap,
+    Model,
+    ModelLoadError,
+    unwrap,
+)
+from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
     Adapter,
     AdapterError,
+    hookimpl,
     parse_adapter_options,
 )
-from monitor.adaptation.model import AdaptedModel, AffineMap, Model, ModelLoadError, unwrap
-from monitor.hookspecs import hookimpl
 
 TYPE_NAME = "feature_alignment"
 

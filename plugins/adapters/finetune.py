@@ -28,16 +28,23 @@ from typing import Any, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.contract import (
+from monitor.adaptation.model import (
+    AdaptedModel,
+    AffineMap,
+    Model,
+    TorchModel,
+    call_factory,
+    unwrap,
+)
+from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
     Adapter,
     AdapterError,
     Domain,
+    hookimpl,
     parse_adapter_options,
 )
-from monitor.adaptation.model import AdaptedModel, AffineMap, Model, TorchModel, call_factory, unwrap
-from monitor.hookspecs import hookimpl
 
 #: The factory that rebuilds a fine-tuned model (a gate in front of the original module).
 GATED_FACTORY = "plugins.adapters.finetune:build_gated"

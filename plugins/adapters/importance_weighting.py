@@ -20,15 +20,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.adaptation import density
-from monitor.adaptation.contract import (
+from monitor.adaptation.model import AdaptedModel, Model, ModelLoadError, unwrap
+from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
     Adapter,
     AdapterError,
+    hookimpl,
     parse_adapter_options,
 )
-from monitor.adaptation.model import AdaptedModel, Model, ModelLoadError, unwrap
-from monitor.hookspecs import hookimpl
 
 TYPE_NAME = "importance_weighting"
 

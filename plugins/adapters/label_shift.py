@@ -26,16 +26,16 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.contract import (
+from monitor.adaptation.density import estimate_target_priors
+from monitor.adaptation.model import AdaptedModel, unwrap
+from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
     Adapter,
     AdapterError,
+    hookimpl,
     parse_adapter_options,
 )
-from monitor.adaptation.density import estimate_target_priors
-from monitor.adaptation.model import AdaptedModel, unwrap
-from monitor.hookspecs import hookimpl
 
 TYPE_NAME = "label_shift"
 

@@ -12,9 +12,14 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation import AdaptationContext, AdaptationResult, Adapter, AdapterError
-from monitor.adaptation.contract import parse_adapter_options
-from monitor.hookspecs import hookimpl
+from monitor.plugin import (
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    hookimpl,
+    parse_adapter_options,
+)
 
 
 class RebaselineOptions(BaseModel):

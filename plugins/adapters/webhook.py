@@ -21,16 +21,16 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.adaptation.contract import (
+from monitor.adaptation.model import unwrap
+from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
     Adapter,
     AdapterError,
     Domain,
+    hookimpl,
     parse_adapter_options,
 )
-from monitor.adaptation.model import unwrap
-from monitor.hookspecs import hookimpl
 from plugins.connectors.http import http_url
 
 #: The header that carries the body's HMAC-SHA256 signature.

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.connector import ConnectorError
+from monitor.plugin import ConnectorError
 
 log = logging.getLogger("driftd.connectors")
 T = TypeVar("T")

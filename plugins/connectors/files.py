@@ -14,9 +14,15 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.config import parse_duration
-from monitor.connector import Batch, Connector, ConnectorError, Cursor, parse_options
-from monitor.hookspecs import hookimpl
+from monitor.plugin import (
+    Batch,
+    Connector,
+    ConnectorError,
+    Cursor,
+    hookimpl,
+    parse_duration,
+    parse_options,
+)
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,15 @@ import httpx
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
-from monitor.hookspecs import hookimpl
+from monitor.plugin import (
+    Batch,
+    Connector,
+    ConnectorError,
+    ConnectorOptionsError,
+    Cursor,
+    hookimpl,
+    parse_options,
+)
 from plugins.connectors._records import records_table
 
 #: Characters of a failing response's body quoted in the error.

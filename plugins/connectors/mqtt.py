@@ -66,10 +66,24 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
-from monitor.hookspecs import hookimpl
+from monitor.plugin import (
+    Batch,
+    Connector,
+    ConnectorError,
+    ConnectorOptionsError,
+    Cursor,
+    hookimpl,
+    parse_options,
+)
 from plugins.connectors._records import records_table
 
 if TYPE_CHECKING:

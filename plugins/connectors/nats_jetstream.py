@@ -36,9 +36,21 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
-from monitor.hookspecs import hookimpl
-from plugins.connectors._records import column_names, json_column, json_object, readable_rows
+from monitor.plugin import (
+    Batch,
+    Connector,
+    ConnectorError,
+    ConnectorOptionsError,
+    Cursor,
+    hookimpl,
+    parse_options,
+)
+from plugins.connectors._records import (
+    column_names,
+    json_column,
+    json_object,
+    readable_rows,
+)
 
 log = logging.getLogger(__name__)
 

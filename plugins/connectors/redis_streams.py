@@ -29,8 +29,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.connector import Batch, Connector, ConnectorError, ConnectorOptionsError, Cursor, parse_options
-from monitor.hookspecs import hookimpl
+from monitor.plugin import (
+    Batch,
+    Connector,
+    ConnectorError,
+    ConnectorOptionsError,
+    Cursor,
+    hookimpl,
+    parse_options,
+)
 from plugins.connectors._records import (
     RecordError,
     column_names,

@@ -10,8 +10,14 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.connector import Batch, Connector, ConnectorError, Cursor, parse_options
-from monitor.hookspecs import hookimpl
+from monitor.plugin import (
+    Batch,
+    Connector,
+    ConnectorError,
+    Cursor,
+    hookimpl,
+    parse_options,
+)
 
 #: Rows generated per random block; row ``i`` depends only on ``(seed, i // BLOCK_ROWS)``.
 BLOCK_ROWS = 1024

@@ -1,0 +1,79 @@
+"""The public plugin API: everything a connector, measure or adapter plugin needs, in one module.
+
+    from monitor.plugin import hookimpl, Connector, Batch, parse_options
+
+A plugin is a module with ``@hookimpl`` functions named after the hooks in ``monitor.hookspecs``
+(``driftd_connectors``, ``driftd_divergences``, ``driftd_adapters``, …), registered under the
+``driftd`` entry-point group. Conformance checks for its tests are in ``monitor.testing``.
+These names stay importable from here across releases; the modules they live in may move.
+"""
+
+from monitor.adaptation.contract import (
+    AdaptationCancelled,
+    AdaptationContext,
+    AdaptationResult,
+    Adapter,
+    AdapterError,
+    Assumption,
+    Domain,
+    DriftInfo,
+    Remedy,
+    parse_adapter_options,
+)
+from monitor.adaptation.model import (
+    AdaptedModel,
+    AffineMap,
+    Model,
+    ModelLoadError,
+    SklearnModel,
+    TorchModel,
+)
+from monitor.config.values import parse_duration
+from monitor.connector import (
+    AggregateBatch,
+    AggregatePlan,
+    Batch,
+    CategoryCounts,
+    Connector,
+    ConnectorError,
+    ConnectorOptionsError,
+    Cursor,
+    NumericCounts,
+    WindowAggregate,
+    describe_options_error,
+    parse_options,
+)
+from monitor.divergence import (
+    NUMPY,
+    Backend,
+    CategoricalSummary,
+    CategoricalWindow,
+    FeatureSummary,
+    FeatureWindow,
+    Measure,
+    MultivariateMeasure,
+    MultivariateSummary,
+    NumericSummary,
+    NumericWindow,
+    Score,
+)
+from monitor.divergence.base import categorical_pair, numeric_pair
+from monitor.divergence.counts import category_counts, proportions, window_bin_counts
+from monitor.hookspecs import hookimpl
+
+__all__ = [
+    # hooks
+    "hookimpl",
+    # connectors
+    "AggregateBatch", "AggregatePlan", "Batch", "CategoryCounts", "Connector", "ConnectorError",
+    "ConnectorOptionsError", "Cursor", "NumericCounts", "WindowAggregate", "describe_options_error",
+    "parse_duration", "parse_options",
+    # measures
+    "NUMPY", "Backend", "CategoricalSummary", "CategoricalWindow", "FeatureSummary", "FeatureWindow", "Measure",
+    "MultivariateMeasure", "MultivariateSummary", "NumericSummary", "NumericWindow", "Score",
+    "categorical_pair", "category_counts", "numeric_pair", "proportions", "window_bin_counts",
+    # adapters
+    "AdaptationCancelled", "AdaptationContext", "AdaptationResult", "AdaptedModel", "Adapter", "AdapterError",
+    "AffineMap", "Assumption", "Domain", "DriftInfo", "Model", "ModelLoadError", "Remedy", "SklearnModel",
+    "TorchModel", "parse_adapter_options",
+]
