@@ -11,7 +11,7 @@ from monitor import hookspecs
 HEADER = """# Hook reference
 
 Generated from `monitor/hookspecs.py` by `python -m monitor.hookdoc`; do not edit by hand.
-Implement any of these in a plain module with `@monitor.hookspecs.hookimpl` and register the
+Implement any of these in a plain module with `@monitor.plugin.hookimpl` and register the
 module under the `driftd` entry-point group.
 """
 

@@ -27,6 +27,7 @@ from monitor.adaptation.model import (
     ModelLoadError,
     SklearnModel,
     TorchModel,
+    unwrap,
 )
 from monitor.config.values import parse_duration
 from monitor.connector import (
@@ -75,5 +76,5 @@ __all__ = [
     # adapters
     "AdaptationCancelled", "AdaptationContext", "AdaptationResult", "AdaptedModel", "Adapter", "AdapterError",
     "AffineMap", "Assumption", "Domain", "DriftInfo", "Model", "ModelLoadError", "Remedy", "SklearnModel",
-    "TorchModel", "parse_adapter_options",
+    "TorchModel", "parse_adapter_options", "unwrap",
 ]

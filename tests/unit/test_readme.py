@@ -48,10 +48,12 @@ def _plugin_module() -> types.ModuleType:
 
 
 def test_python_api_example_names_real_things() -> None:
+    import monitor.compare
     from monitor import divergence
 
     example = _blocks("python")[0]
-    assert "from monitor.divergence import compare" in example and hasattr(divergence, "compare")
+    assert "from monitor.compare import compare" in example and hasattr(monitor.compare, "compare")
+    assert divergence.compare is monitor.compare.compare, "the earlier import path keeps working"
 
 
 def test_plugin_kit_example_passes_on_the_plugin_example() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from monitor.connector import Connector
-from monitor.hookspecs import hookimpl
+from monitor.plugin import Connector, hookimpl
 
 from driftd_example_plugin.mean_alignment import MeanAlignment
 from driftd_example_plugin.random_walk import RandomWalkConnector

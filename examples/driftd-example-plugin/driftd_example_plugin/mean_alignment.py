@@ -11,9 +11,16 @@ from typing import Any, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation import AdaptationContext, AdaptationResult, AdaptedModel, Adapter, AdapterError, AffineMap
-from monitor.adaptation.contract import parse_adapter_options
-from monitor.adaptation.model import unwrap
+from monitor.plugin import (
+    AdaptationContext,
+    AdaptationResult,
+    AdaptedModel,
+    Adapter,
+    AdapterError,
+    AffineMap,
+    parse_adapter_options,
+    unwrap,
+)
 
 
 class MeanAlignmentOptions(BaseModel):

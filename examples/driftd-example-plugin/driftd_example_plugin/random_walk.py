@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.connector import Batch, Connector, ConnectorError, Cursor, parse_options
+from monitor.plugin import Batch, Connector, ConnectorError, Cursor, parse_options
 
 #: Steps drawn per random block; block ``b`` depends only on ``(seed, b)``, so any row can be rebuilt.
 BLOCK_ROWS = 1024

@@ -1,0 +1,6 @@
+"""Import the plugin from this checkout, as ``pip install -e .`` would."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -1,0 +1,35 @@
+"""The example plugin's own tests: the conformance suites of ``monitor.testing``, nothing else of driftd's."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftd_example_plugin import MeanAlignment, RandomWalkConnector, driftd_adapters, driftd_connectors
+from monitor.testing import (
+    adaptation_context,
+    check_adapter,
+    check_adapter_bad_options,
+    check_bad_options,
+    check_connector,
+)
+
+
+def test_the_hooks_register_both_classes() -> None:
+    assert driftd_connectors() == {"random_walk": RandomWalkConnector}
+    assert driftd_adapters() == {"mean_alignment": MeanAlignment}
+
+
+@pytest.mark.parametrize("total_rows", [0, 1500])
+def test_the_connector_passes_the_conformance_suite(total_rows: int) -> None:
+    check_connector(lambda: RandomWalkConnector({"seed": 4, "drift": 0.1, "total_rows": total_rows}),
+                    total_rows=total_rows)
+
+
+def test_the_connector_rejects_bad_options() -> None:
+    check_bad_options(RandomWalkConnector, [("step", {"step": 0}), ("seed", {"seed": "x"}), ("speed", {"speed": 1})])
+
+
+def test_the_adapter_passes_the_adapter_conformance_suite() -> None:
+    result = check_adapter(lambda: MeanAlignment({}), lambda: adaptation_context("affine"))
+    assert result.remedy == "feature_map" and result.model is not None
+    check_adapter_bad_options(MeanAlignment, [("min_rows", {"min_rows": 1}), ("speed", {"speed": 2})])
