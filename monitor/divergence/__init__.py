@@ -26,7 +26,32 @@ _EXPORTS: dict[str, str] = {
 #: Kept for ``from monitor.divergence import compare``: it moved above the numbers, to ``monitor.compare``.
 _MOVED = {"compare": "monitor.compare", "DriftReport": "monitor.compare", "as_table": "monitor.compare"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AnyMeasure",
+    "BUILTIN",
+    "BUILTIN_MEASURES",
+    "Backend",
+    "CategoricalSummary",
+    "CategoricalWindow",
+    "FeatureSummary",
+    "FeatureWindow",
+    "MULTIVARIATE_MEASURES",
+    "Measure",
+    "MeasureRegistry",
+    "MultivariateMeasure",
+    "MultivariateSummary",
+    "NUMPY",
+    "NumericSummary",
+    "NumericWindow",
+    "ReferenceSummary",
+    "Score",
+    "adjust_p_values",
+    "prepare_window",
+    "resolve_backend",
+    "summarize_categorical",
+    "summarize_multivariate",
+    "summarize_numeric",
+]
 
 if TYPE_CHECKING:
     from monitor.divergence.backend import NUMPY, Backend, resolve_backend

@@ -15,6 +15,7 @@ from monitor.divergence.multivariate import (
     standardized_rows,
     supported_backend,
 )
+from monitor.divergence.pooled import add_tile
 from monitor.divergence.summary import MultivariateSummary
 
 #: Side of the square tiles the pooled kernel matrix is computed in.
@@ -119,9 +120,7 @@ def pooled_forms(
     with_ones = np.ones((len(z), indicators.shape[1] + 1), dtype=dtype)
     with_ones[:, :-1] = indicators
     split = with_ones[:, :-1].astype(np.float64, copy=False)
-    quadratic = np.zeros(split.shape[1])
-    linear = np.zeros(split.shape[1])
-    total = np.zeros(1)
+    forms = (np.zeros(split.shape[1]), np.zeros(split.shape[1]), np.zeros(1))
     buffer = np.empty(min(block_rows, len(z)) ** 2, dtype=dtype)
     for start in range(0, len(z), block_rows):
         rows = slice(start, start + block_rows)
@@ -132,16 +131,8 @@ def pooled_forms(
             _to_pair_values(tile, norms[rows], norms[cols], pair, bandwidth, col == start)
             product = (tile @ with_ones[cols]).astype(np.float64, copy=False)
             inner = np.einsum("ib,ib->b", split[rows], product[:, :-1])
-            sums = product[:, -1]
-            linear += split[rows].T @ sums
-            if col == start:
-                quadratic += inner
-                total += sums.sum()
-            else:
-                quadratic += 2 * inner
-                linear += product[:, :-1].sum(axis=0)
-                total += 2 * sums.sum()
-    return quadratic, linear, total
+            add_tile(forms, inner, split[rows], product, col == start)
+    return forms
 
 
 def _to_pair_values(

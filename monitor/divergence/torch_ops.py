@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from monitor.divergence.backend import Backend, PairFunction
+from monitor.divergence.pooled import add_tile
 
 #: Values held per feature batch of ``ks_wasserstein_batched`` (padded reference + window).
 BATCH_VALUES = 1 << 24
@@ -26,7 +27,7 @@ def pooled_forms(
     backend: Backend,
     block_rows: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The torch twin of ``multivariate.pooled_forms``: uᵀKu, uᵀK1 per split u, and 1ᵀK1.
+    """The torch twin of ``kernels.pooled_forms``: uᵀKu, uᵀK1 per split u, and 1ᵀK1.
 
     As there, reductions after the tile-by-indicators product are in float64.
     """
@@ -51,15 +52,7 @@ def pooled_forms(
                 tile.fill_diagonal_(0)
             product = (tile @ with_ones[cols]).double()
             inner = (split[rows] * product[:, :-1]).sum(dim=0)
-            sums = product[:, -1]
-            linear += split[rows].T @ sums
-            if col == start:
-                quadratic += inner
-                total += sums.sum()
-            else:
-                quadratic += 2 * inner
-                linear += product[:, :-1].sum(dim=0)
-                total += 2 * sums.sum()
+            add_tile((quadratic, linear, total), inner, split[rows], product, col == start)
     return quadratic.cpu().numpy(), linear.cpu().numpy(), total.cpu().numpy()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -115,32 +115,56 @@ def evaluate_window(
             continue
         windows[name] = window
 
-    results: list[ResultRecord] = []
-    drifted = {name: False for name in windows}
-    failed: dict[str, str] = {}
-    multivariate_drift = False
+    tally = Tally(windows)
     for setting in settings:
-        measure = setting.measure
-        if isinstance(measure, MultivariateMeasure):
-            try:
-                result = _score_multivariate(rows, summary.multivariate, setting, backend)
-            except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
-                failed[measure.name] = f"{type(error).__name__}: {error}"
-                continue
-            results.append(result)
-            multivariate_drift = multivariate_drift or result.drifted
+        if isinstance(setting.measure, MultivariateMeasure):
+            tally.multivariate(setting, lambda setting=setting: _score_multivariate(rows, summary.multivariate,
+                                                                                     setting, backend))
             continue
-        names = [name for name in windows if kinds[name] in measure.kinds]
+        names = [name for name in windows if kinds[name] in setting.measure.kinds]
+        tally.per_feature(setting, [(name, summary.features[name], windows[name]) for name in names],
+                          correction, backend, min_rows)
+    return tally.evaluation(missing)
+
+
+class Tally:
+    """What scoring one window gathers: every result, each feature's verdict, the measures that failed."""
+
+    def __init__(self, features: Mapping[str, Any]) -> None:
+        self.results: list[ResultRecord] = []
+        self.drifted = {name: False for name in features}
+        self.failed: dict[str, str] = {}
+        self.multivariate_drift = False
+
+    def per_feature(self, setting: MeasureSetting, features: list[tuple[str, Any, Any]], correction: str,
+                    backend: Backend, min_rows: int) -> None:
+        """Score one per-feature measure over ``(name, reference, window)`` triples; a failure is recorded."""
         try:
-            scored = score_features(setting, [(name, summary.features[name], windows[name]) for name in names],
-                                    correction, backend, min_rows)
+            scored = score_features(setting, features, correction, backend, min_rows)
         except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
-            failed[measure.name] = f"{type(error).__name__}: {error}"
-            continue
+            self.fail(setting, f"{type(error).__name__}: {error}")
+            return
         for result in scored:
-            drifted[result.feature] = drifted[result.feature] or result.drifted
-        results.extend(scored)
-    return WindowEvaluation(results, drifted, missing, failed, multivariate_drift)
+            self.drifted[result.feature] = self.drifted[result.feature] or result.drifted
+        self.results.extend(scored)
+
+    def multivariate(self, setting: MeasureSetting, score: Callable[[], ResultRecord]) -> None:
+        """Record a multivariate measure's one result, or its failure."""
+        try:
+            result = score()
+        except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
+            self.fail(setting, f"{type(error).__name__}: {error}")
+            return
+        self.results.append(result)
+        self.multivariate_drift = self.multivariate_drift or result.drifted
+
+    def fail(self, setting: MeasureSetting, reason: str) -> None:
+        """A measure produced nothing for this window, and why."""
+        self.failed[setting.measure.name] = reason
+
+    def evaluation(self, missing: dict[str, str]) -> WindowEvaluation:
+        """The window's evaluation."""
+        return WindowEvaluation(self.results, self.drifted, missing, self.failed, self.multivariate_drift)
 
 
 def score_features(setting: MeasureSetting, features: list[tuple[str, Any, Any]], correction: str,

@@ -28,8 +28,7 @@ from monitor.divergence import (
     ReferenceSummary,
 )
 from monitor.divergence.summary import bin_indices
-from monitor.domain.evaluate import MeasureSetting, WindowEvaluation, score_features
-from monitor.domain.records import ResultRecord
+from monitor.domain.evaluate import MeasureSetting, Tally, WindowEvaluation
 
 #: Built-in measures whose score reads only bin proportions or category counts, so a window's
 #: counts give exactly the value its rows would.
@@ -159,22 +158,12 @@ def evaluate_aggregate(
         else:
             windows[name] = window
 
-    results: list[ResultRecord] = []
-    drifted = {name: False for name in windows}
-    failed: dict[str, str] = {}
+    tally = Tally(windows)
     for setting in settings:
-        measure = setting.measure
-        if not counts_only(measure):  # refused when the monitor is built; kept off here all the same
-            failed[measure.name] = "needs the window's rows, which a push-down source does not transfer"
+        if not counts_only(setting.measure):  # refused when the monitor is built; kept off here all the same
+            tally.fail(setting, "needs the window's rows, which a push-down source does not transfer")
             continue
-        names = [name for name in windows if kinds[name] in measure.kinds]
-        try:
-            scored = score_features(setting, [(name, reference.reference(name), windows[name]) for name in names],
-                                    correction, backend, min_rows)
-        except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
-            failed[measure.name] = f"{type(error).__name__}: {error}"
-            continue
-        for result in scored:
-            drifted[result.feature] = drifted[result.feature] or result.drifted
-        results.extend(scored)
-    return WindowEvaluation(results, drifted, missing, failed)
+        names = [name for name in windows if kinds[name] in setting.measure.kinds]
+        tally.per_feature(setting, [(name, reference.reference(name), windows[name]) for name in names],
+                          correction, backend, min_rows)
+    return tally.evaluation(missing)

@@ -78,12 +78,8 @@ class References(Database):
     def activate_reference(self, monitor: str, version: int) -> StoredReference:
         """Make ``version`` the monitor's one active reference."""
         with self._session() as session, session.begin():
-            monitor_id = self._require_monitor(session, monitor)
-            row = session.scalar(select(ReferenceVersion).where(
-                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.version == version))
-            if row is None:
-                raise StoreError(f"monitor {monitor!r} has no reference version {version}")
-            session.execute(update(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id)
+            row = self._version(session, monitor, version)
+            session.execute(update(ReferenceVersion).where(ReferenceVersion.monitor_id == row.monitor_id)
                             .values(active=False))
             row.active = True
             return stored_reference(row)
@@ -91,10 +87,14 @@ class References(Database):
     def set_calibration(self, monitor: str, version: int, report: dict[str, Any]) -> None:
         """Store a calibration report (JSON-serialisable) with one reference version, replacing any earlier one."""
         with self._session() as session, session.begin():
-            monitor_id = self._require_monitor(session, monitor)
-            row = session.scalar(select(ReferenceVersion).where(
-                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.version == version))
-            if row is None:
-                raise StoreError(f"monitor {monitor!r} has no reference version {version}")
-            row.calibration = report
+            self._version(session, monitor, version).calibration = report
+
+    def _version(self, session: Session, monitor: str, version: int) -> ReferenceVersion:
+        """The stored row of one reference version; StoreError when the monitor has none of that number."""
+        monitor_id = self._require_monitor(session, monitor)
+        row = session.scalar(select(ReferenceVersion).where(
+            ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.version == version))
+        if row is None:
+            raise StoreError(f"monitor {monitor!r} has no reference version {version}")
+        return row
 

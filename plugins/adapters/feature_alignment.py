@@ -21,20 +21,18 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.model import (
-    AdaptedModel,
-    AffineMap,
-    Model,
-    ModelLoadError,
-    unwrap,
-)
 from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
+    AdaptedModel,
     Adapter,
     AdapterError,
+    AffineMap,
+    Model,
+    ModelLoadError,
     hookimpl,
     parse_adapter_options,
+    unwrap,
 )
 
 TYPE_NAME = "feature_alignment"

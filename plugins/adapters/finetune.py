@@ -28,22 +28,20 @@ from typing import Any, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.model import (
-    AdaptedModel,
-    AffineMap,
-    Model,
-    TorchModel,
-    call_factory,
-    unwrap,
-)
+from monitor.adaptation.model import call_factory
 from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
+    AdaptedModel,
     Adapter,
     AdapterError,
+    AffineMap,
     Domain,
+    Model,
+    TorchModel,
     hookimpl,
     parse_adapter_options,
+    unwrap,
 )
 
 #: The factory that rebuilds a fine-tuned model (a gate in front of the original module).

@@ -20,14 +20,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.adaptation import density
-from monitor.adaptation.model import AdaptedModel, Model, ModelLoadError, unwrap
 from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
+    AdaptedModel,
     Adapter,
     AdapterError,
+    Model,
+    ModelLoadError,
     hookimpl,
     parse_adapter_options,
+    unwrap,
 )
 
 TYPE_NAME = "importance_weighting"

@@ -27,14 +27,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.adaptation.density import estimate_target_priors
-from monitor.adaptation.model import AdaptedModel, unwrap
 from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
+    AdaptedModel,
     Adapter,
     AdapterError,
     hookimpl,
     parse_adapter_options,
+    unwrap,
 )
 
 TYPE_NAME = "label_shift"

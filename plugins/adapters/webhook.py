@@ -21,7 +21,6 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.adaptation.model import unwrap
 from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
@@ -30,6 +29,7 @@ from monitor.plugin import (
     Domain,
     hookimpl,
     parse_adapter_options,
+    unwrap,
 )
 from plugins.connectors.http import http_url
 

@@ -220,3 +220,10 @@ def test_an_installed_wheel_migrates_a_database(tmp_path: Path) -> None:
                           cwd=tmp_path, env={**os.environ, "DRIFTD_STORAGE_URL": f"sqlite:///{database}"})
     assert done.returncode == 0, done.stderr
     assert "schema empty -> " in done.stdout and database.exists()
+
+
+def test_every_name_of_the_numbers_package_resolves() -> None:
+    import monitor.divergence as numbers
+
+    assert sorted(numbers.__all__) == sorted(numbers._EXPORTS)
+    assert all(getattr(numbers, name) is not None for name in numbers.__all__)
