@@ -227,3 +227,22 @@ def test_every_name_of_the_numbers_package_resolves() -> None:
 
     assert sorted(numbers.__all__) == sorted(numbers._EXPORTS)
     assert all(getattr(numbers, name) is not None for name in numbers.__all__)
+
+
+def test_todays_plugin_import_paths_name_the_public_api() -> None:
+    """Plugins written against the earlier paths keep working: the same objects as ``monitor.plugin``'s."""
+    import monitor.plugin as public
+    from monitor.adaptation import AdaptationContext, AdaptationResult, Adapter, AdapterError
+    from monitor.adaptation.contract import parse_adapter_options
+    from monitor.connector import Batch, Connector, ConnectorError, Cursor, parse_options
+    from monitor.divergence import Measure, MultivariateMeasure, NumericSummary, NumericWindow, Score
+    from monitor.hookspecs import hookimpl
+    from monitor.testing import check_adapter, check_connector
+
+    earlier = {"AdaptationContext": AdaptationContext, "AdaptationResult": AdaptationResult, "Adapter": Adapter,
+               "AdapterError": AdapterError, "parse_adapter_options": parse_adapter_options, "Batch": Batch,
+               "Connector": Connector, "ConnectorError": ConnectorError, "Cursor": Cursor,
+               "parse_options": parse_options, "Measure": Measure, "MultivariateMeasure": MultivariateMeasure,
+               "NumericSummary": NumericSummary, "NumericWindow": NumericWindow, "Score": Score, "hookimpl": hookimpl}
+    assert {name: getattr(public, name) for name in earlier} == earlier
+    assert callable(check_adapter) and callable(check_connector)

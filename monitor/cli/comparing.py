@@ -1,0 +1,158 @@
+"""``driftd compare`` (two files) and ``driftd calibrate`` (a monitor's own reference)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from monitor.cli.base import EXIT_DRIFT, EXIT_OK, config_option, fail, load, main, open_store
+from monitor.config import ConfigError
+from monitor.divergence import MeasureRegistry
+from monitor.domain.calibrate import (
+    DEFAULT_REPETITIONS,
+    DEFAULT_WINDOW_SIZES,
+    SHIFT_UNITS,
+    CalibrationReport,
+    calibrate,
+)
+from monitor.domain.evaluate import resolve_measures
+from monitor.domain.reference import ReferenceDataError, feature_kinds, read_table
+from monitor.plugins import PluginManager
+from monitor.store import StoreError
+
+@main.command()
+@click.argument("reference_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("live_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--numeric", help="Comma-separated numeric features (default: every number column).")
+@click.option("--categorical", help="Comma-separated categorical features (default: every text column).")
+@click.option("--measures", default="ks,psi,wasserstein,chi_square", show_default=True)
+@click.option("--correction", type=click.Choice(["none", "bonferroni", "bh"]), default="bh", show_default=True)
+@click.option("--share", type=float, default=0.3, show_default=True, help="Drifted share for dataset drift.")
+@click.option("--backend", type=click.Choice(["numpy", "torch", "auto"]), default="numpy", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML report with per-feature distribution plots.")
+def compare(reference_file: str, live_file: str, numeric: str | None, categorical: str | None, measures: str,
+            correction: str, share: float, backend: str, as_json: bool, html_path: Path | None) -> None:
+    """Compare two files (CSV, Parquet, JSON lines); exit 0 no drift, 1 drift, 2 error."""
+    from monitor.cli.report import render_html
+    from monitor.compare import infer_features
+    from monitor.divergence import compare as compare_tables
+
+    def names(value: str | None) -> list[str]:
+        return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+    try:
+        with click.progressbar(length=3, label="comparing", file=sys.stderr, hidden=not sys.stderr.isatty()) as bar:
+            reference = read_table(reference_file)
+            bar.update(1)
+            live = read_table(live_file)
+            bar.update(1)
+            features = (names(numeric), names(categorical)) if numeric or categorical else infer_features(reference)
+            report = compare_tables(reference, live, names(measures), numeric=features[0], categorical=features[1],
+                                    correction=correction, share=share, backend=backend)
+            bar.update(1)
+    except (ReferenceDataError, KeyError, ValueError, TypeError, ImportError) as error:
+        fail(str(error.args[0] if isinstance(error, KeyError) else error))
+    if html_path is not None:
+        html_path.write_text(render_html(report, reference, live, *features,
+                                         title=f"driftd: {Path(live_file).name} vs {Path(reference_file).name}"),
+                             encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(f"reference {reference_file}: {report.reference_rows} rows; "
+                   f"live {live_file}: {report.window_rows} rows")
+        click.echo(f"{'feature':<24} {'measure':<17} {'value':>10} {'p-value':>10}  drifted")
+        for r in report.results:
+            p_value = "" if r.p_value is None else f"{r.p_value:.3g}"
+            click.echo(f"{r.feature:<24} {r.measure:<17} {r.value:>10.4g} {p_value:>10}  {'YES' if r.drifted else ''}")
+        for feature, reason in report.missing_features.items():
+            click.echo(f"{feature:<24} not measured: {reason}")
+        for measure, reason in report.failed_measures.items():
+            click.echo(f"{measure:<24} failed: {reason}")
+        click.echo(f"dataset drift: {'YES' if report.drift else 'no'} "
+                   f"({report.drift_share:.0%} of features drifted, threshold {share:.0%})")
+    sys.exit(EXIT_DRIFT if report.drift else EXIT_OK)
+
+
+@main.command("calibrate")
+@config_option
+@click.argument("monitor")
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False),
+              help="A sample of the reference rows (default: the monitor's reference.path).")
+@click.option("--window-sizes", help="Comma-separated window sizes "
+              f"(default: {','.join(map(str, DEFAULT_WINDOW_SIZES))} and the monitor's window.rows).")
+@click.option("--repetitions", default=DEFAULT_REPETITIONS, show_default=True, type=click.IntRange(min=1),
+              help="Resampled windows per size.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def calibrate_command(config_path: Path | None, monitor: str, from_file: str | None, window_sizes: str | None,
+                      repetitions: int, seed: int, as_json: bool) -> None:
+    """Measure false alarms and the smallest detectable shifts on the monitor's own reference.
+
+    Stores the report with the monitor's active reference version.
+    """
+    config, _ = load(config_path)
+    try:
+        monitor_config = config.monitor(monitor)
+    except ConfigError as error:
+        fail(str(error))
+    path = from_file or monitor_config.reference.path
+    if path is None:
+        fail(f"monitor {monitor!r}: only the summary of a reference is stored, not its rows: pass --from FILE "
+              "with a sample of the reference rows (or set reference.path)")
+    try:
+        sizes = ([int(size) for size in window_sizes.split(",") if size.strip()] if window_sizes
+                 else sorted({*DEFAULT_WINDOW_SIZES, *([monitor_config.window.rows] if monitor_config.window.rows
+                                                      else [])}))
+    except ValueError:
+        fail(f"monitor {monitor!r}: --window-sizes must be comma-separated whole numbers, got {window_sizes!r}")
+    store = open_store(config)
+    try:
+        active = next((v for v in store.references(monitor) if v.active), None)
+    except StoreError:
+        active = None
+    if active is None:
+        fail(f"monitor {monitor!r} has no active reference version: run the monitor once or "
+              f"`driftd reference capture {monitor}` first")
+    try:
+        settings = resolve_measures(monitor_config.measures,
+                                    MeasureRegistry(PluginManager().provided["divergences"]))
+        report = calibrate(read_table(path), feature_kinds(monitor_config.features), settings,
+                           monitor_config.drift.correction, sizes, repetitions, seed,
+                           bins=monitor_config.reference.bins, max_reference_rows=monitor_config.reference.max_rows)
+    except (ReferenceDataError, KeyError, ValueError, TypeError) as error:
+        fail(f"monitor {monitor!r}: {error.args[0] if isinstance(error, KeyError) else error}")
+    store.set_calibration(monitor, active.version, report.to_dict())
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    _print_calibration(monitor, active.version, path, report)
+
+
+def _print_calibration(monitor: str, version: int, path: str, report: CalibrationReport) -> None:
+    """The report as a table: one line per measure and window size."""
+    click.echo(f"{monitor}: calibration of reference version {version} from {path} "
+               f"({report.reference_rows} reference rows, {report.repetitions} repetitions, seed {report.seed})")
+    kinds = list(SHIFT_UNITS)
+    click.echo(f"{'measure':<15} {'rows':>6} {'FPR':>6} {'window FPR':>10}  "
+               + " ".join(f"{kind:>9}" for kind in kinds))
+    for entry in report.results:
+        smallest = [entry.detectable.get(kind) for kind in kinds]
+        cells = ["" if kind not in entry.detectable else ("-" if grade is None else f"{grade:g}")
+                 for kind, grade in zip(kinds, smallest)]
+        click.echo(f"{entry.measure:<15} {entry.window_size:>6} {entry.false_positive_rate:>6.1%} "
+                   f"{entry.window_false_positive_rate:>10.1%}  " + " ".join(f"{cell:>9}" for cell in cells))
+    click.echo("FPR: unshifted features flagged, without correction; window FPR: unshifted windows with any "
+               f"feature flagged after the {report.correction!r} correction.")
+    click.echo("Shift columns: the smallest grade flagged in 80% of windows (- none tried was); grades are "
+               + "; ".join(f"{kind}: {unit}" for kind, unit in SHIFT_UNITS.items()) + ".")
+    click.echo(f"Recommended: windows of {report.recommended_window_size} rows; measures "
+               f"{', '.join(report.recommended_measures) or 'none'}.")
+    for note in report.notes:
+        click.echo(f"  - {note}")
+    click.echo(f"Stored with reference version {version}.")

@@ -1,0 +1,124 @@
+"""``driftd history`` and ``driftd reference capture|list|activate``: what the store holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pyarrow as pa
+
+from monitor.cli.base import config_option, fail, load, main, open_store
+from monitor.config import ConfigError, MonitorConfig
+from monitor.daemon.engine import MonitorError, MonitorRunner
+from monitor.domain.reference import ReferenceDataError, read_table, summarize_table
+from monitor.plugins import PluginManager
+from monitor.store import Store, StoreError
+
+@main.command()
+@config_option
+@click.argument("monitor")
+@click.option("--limit", default=20, show_default=True, help="Windows to show, newest first.")
+@click.option("--results/--no-results", default=False, help="Show every feature's results too.")
+def history(config_path: Path | None, monitor: str, limit: int, results: bool) -> None:
+    """Show a monitor's latest windows."""
+    config, _ = load(config_path)
+    store = open_store(config)
+    try:
+        windows = store.windows(monitor, limit)
+    except StoreError as error:
+        fail(str(error))
+    click.echo(f"{'window':>7}  {'evaluated at (UTC)':<19}  {'rows':>7}  {'state':<8}{'share':>6}  drifted features")
+    for window in windows:
+        click.echo(f"{window.seq:>7}  {window.evaluated_at:%Y-%m-%d %H:%M:%S}  {window.rows:>7}  "
+                   f"{window.state:<8}{window.drift_share:>6.0%}  {', '.join(window.drifted_features) or '-'}")
+        for result in store.results(window.id) if results else []:
+            p_value = "" if result.p_value is None else f" p={result.p_value:.3g}"
+            flag = " DRIFT" if result.drifted else ""
+            click.echo(f"{'':9}{result.feature:<20} {result.measure:<15} {result.value:.4g}{p_value}{flag}")
+
+
+@main.group()
+def reference() -> None:
+    """Capture, list and activate reference versions."""
+
+
+@reference.command("capture")
+@config_option
+@click.argument("monitor")
+@click.option("--rows", type=int, help="Rows to capture from the source (default: reference.first_rows or 10000).")
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False), help="Take them from a file.")
+@click.option("--activate/--no-activate", default=True, show_default=True)
+def reference_capture(config_path: Path | None, monitor: str, rows: int | None, from_file: str | None,
+                      activate: bool) -> None:
+    """Store a new reference version from a file or the next rows of the monitor's source."""
+    config, _ = load(config_path)
+    try:
+        monitor_config = config.monitor(monitor)
+    except ConfigError as error:
+        fail(str(error))
+    store = open_store(config)
+    wanted = rows or monitor_config.reference.first_rows or 10_000
+    try:
+        if from_file:
+            table, origin = read_table(from_file), f"file:{from_file}"
+        else:
+            table, origin = _capture_from_source(store, monitor_config, wanted), "capture"
+        new = summarize_table(table, monitor_config.features, monitor_config.reference.bins,
+                              monitor_config.reference.max_rows, origin,
+                              multivariate_sample=monitor_config.reference.multivariate_sample)
+    except (ReferenceDataError, MonitorError) as error:
+        fail(f"monitor {monitor!r}: {error}")
+    stored = store.add_reference(store.monitor_id(monitor), new, activate=activate)
+    state = "active" if activate else "inactive"
+    click.echo(f"{monitor}: stored reference version {stored.version} ({stored.rows} rows, {origin}, {state})")
+
+
+def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> pa.Table:
+    """The next ``wanted`` rows after the monitor's committed cursor; the cursor does not move."""
+    _, connector = MonitorRunner.validate(monitor, PluginManager())
+    position = store.load_progress(store.monitor_id(monitor.name), recent=0).position
+    tables: list[pa.Table] = []
+    try:
+        while (have := sum(table.num_rows for table in tables)) < wanted:
+            batch = connector.fetch(position, wanted - have)
+            if batch.num_rows == 0:
+                break
+            tables.append(batch.table)
+            position = batch.cursor
+    except Exception as error:  # noqa: BLE001
+        raise MonitorError(f"source {monitor.source.type!r}: {error}") from None
+    finally:
+        connector.close()
+    if not tables:
+        raise MonitorError("the source has no rows after the monitor's cursor")
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+@reference.command("list")
+@config_option
+@click.argument("monitor")
+def reference_list(config_path: Path | None, monitor: str) -> None:
+    """List a monitor's reference versions."""
+    config, _ = load(config_path)
+    try:
+        versions = open_store(config).references(monitor)
+    except StoreError as error:
+        fail(str(error))
+    for version in versions:
+        mark = "*" if version.active else " "
+        click.echo(f"{mark} v{version.version:<4} {version.created_at:%Y-%m-%d %H:%M:%S}  {version.rows:>8} rows  "
+                   f"{version.origin}")
+
+
+@reference.command("activate")
+@config_option
+@click.argument("monitor")
+@click.argument("version", type=int)
+def reference_activate(config_path: Path | None, monitor: str, version: int) -> None:
+    """Make VERSION the monitor's active reference."""
+    config, _ = load(config_path)
+    try:
+        stored = open_store(config).activate_reference(monitor, version)
+    except StoreError as error:
+        fail(str(error))
+    click.echo(f"{monitor}: reference version {stored.version} is active")

@@ -1,0 +1,83 @@
+"""``driftd run`` (the daemon) and ``driftd check`` (one pass, for CI and cron)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from monitor.cli.base import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, config_option, fail, load, log, main
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.daemon.engine import MonitorError
+from monitor.http.face import HttpFace
+from monitor.logs import LogFormat, setup_logging
+from monitor.store.migrate import SchemaOutOfDate
+
+@main.command()
+@config_option
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="DRIFTD_LOG_FORMAT", help="Plain text, or one JSON object per line.")
+def run(config_path: Path | None, log_format: LogFormat) -> None:
+    """Run the daemon (with no configuration: the built-in demo on embedded SQLite)."""
+    config, is_demo = load(config_path)
+    setup_logging(config.logging.level, log_format)
+    if is_demo:
+        from monitor.cli.demo import DEMO_SHIFT_ROW
+        log.info("no configuration file given: running the built-in demo (synthetic sensors drifting from "
+                 "row %d, history in SQLite at %s); pass --config FILE to monitor your own data",
+                 DEMO_SHIFT_ROW, config.storage.url)
+    else:
+        log.info("configuration: %s", config_path)
+    daemon = Daemon(config)
+    HttpFace.attach(daemon)
+    try:
+        daemon.run_forever(None if is_demo else lambda: load_config(config_path))
+    except SchemaOutOfDate as error:
+        fail(str(error))
+    except RuntimeError as error:
+        fail(str(error))
+
+
+@main.command()
+@config_option
+@click.option("--max-batches", default=100, show_default=True, help="Fetches per monitor at most.")
+@click.option("--adapt", is_flag=True, help="Also run the adaptations that drift queued, before exiting.")
+def check(config_path: Path | None, max_batches: int, adapt: bool) -> None:
+    """One pass over every monitor; exit 0 no drift, 1 drift, 2 error."""
+    config, _ = load(config_path)
+    setup_logging("WARNING")
+    daemon = Daemon(config)
+    try:
+        daemon.prepare()
+    except SchemaOutOfDate as error:
+        fail(str(error))
+    status = EXIT_ERROR if daemon.broken else EXIT_OK
+    for name, problem in daemon.broken.items():
+        click.echo(f"{name}: ERROR {problem}")
+    lines: list[str] = []
+    with click.progressbar(daemon.runners.items(), label="checking monitors", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as runners:
+        for name, runner in runners:
+            windows, state = 0, "ok"
+            try:
+                for _ in range(max_batches):
+                    report = runner.tick()
+                    windows += len(report.windows)
+                    state = report.state
+                    if report.rows_fetched == 0:
+                        break
+            except MonitorError as error:
+                lines.append(f"{name}: ERROR {error}")
+                status = EXIT_ERROR
+                continue
+            lines.append(f"{name}: {state} ({windows} new window(s))")
+            if state == "drift" and status == EXIT_OK:
+                status = EXIT_DRIFT
+    for line in lines:
+        click.echo(line)
+    for name in daemon.runners if adapt else []:
+        daemon.adaptation.run_pending(name)
+    daemon.stop()
+    sys.exit(status)
