@@ -14,6 +14,7 @@ from monitor.plugins import PluginManager
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision, upgrade
 
+
 @main.group()
 def db() -> None:
     """Database schema."""

@@ -23,6 +23,7 @@ from monitor.domain.reference import ReferenceDataError, feature_kinds, read_tab
 from monitor.plugins import PluginManager
 from monitor.store import StoreError
 
+
 @main.command()
 @click.argument("reference_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("live_file", type=click.Path(exists=True, dir_okay=False))
