@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from monitor.domain.calibrate import CalibrationReport, calibrate
 from monitor.cli import main
-from monitor.config import MeasureConfig
+from monitor.config import DriftConfig, MeasureConfig
 from monitor.divergence import MeasureRegistry
 from monitor.domain.evaluate import MeasureSetting, resolve_measures
 from monitor.store.migrate import upgrade
@@ -34,12 +34,12 @@ def gaussian(rows: int, features: int, seed: int = 0) -> tuple[pa.Table, dict[st
 @pytest.fixture(scope="module")
 def gaussian_report() -> CalibrationReport:
     table, kinds = gaussian(16_000, 3)
-    return calibrate(table, kinds, settings("ks", "wasserstein"), "bh", [200, 5000], repetitions=30, seed=1)
+    return calibrate(table, kinds, settings("ks", "wasserstein"), DriftConfig(correction="bh"), [200, 5000], repetitions=30, seed=1)
 
 
 def test_unshifted_false_positive_rate_of_ks_is_near_alpha() -> None:
     table, kinds = gaussian(2400, 8, seed=2)
-    report = calibrate(table, kinds, settings("ks"), "bh", [200], repetitions=80, seed=3)
+    report = calibrate(table, kinds, settings("ks"), DriftConfig(correction="bh"), [200], repetitions=80, seed=3)
     entry = report.result("ks", 200)
     assert entry.trials == 8 * 80
     assert 0.02 <= entry.false_positive_rate <= 0.08
@@ -72,18 +72,18 @@ def test_recommendation_names_a_window_size_measures_and_reasons(gaussian_report
 def test_categorical_reweighting_is_measured() -> None:
     table = sample_table(3000, seed=4).drop_columns(["id"])
     kinds = {"a": "numeric", "b": "numeric", "c": "categorical"}
-    report = calibrate(table, kinds, settings("chi_square", "psi"), "bh", [1000], repetitions=15, seed=0)
+    report = calibrate(table, kinds, settings("chi_square", "psi"), DriftConfig(correction="bh"), [1000], repetitions=15, seed=0)
     assert report.result("chi_square", 1000).detectable["reweight"] is not None
     assert "mean" not in report.result("chi_square", 1000).detectable
 
 
 def test_window_sizes_above_half_the_sample_are_skipped_with_a_note() -> None:
     table, kinds = gaussian(1000, 1)
-    report = calibrate(table, kinds, settings("ks"), "none", [200, 5000], repetitions=3)
+    report = calibrate(table, kinds, settings("ks"), DriftConfig(correction="none"), [200, 5000], repetitions=3)
     assert report.window_sizes == [200]
     assert "5000 skipped" in report.notes[0]
     with pytest.raises(ValueError, match="at most half"):
-        calibrate(table, kinds, settings("ks"), "none", [900], repetitions=3)
+        calibrate(table, kinds, settings("ks"), DriftConfig(correction="none"), [900], repetitions=3)
 
 
 def test_report_round_trips_through_json(gaussian_report: CalibrationReport) -> None:
@@ -134,7 +134,7 @@ def test_cli_calibrates_prints_and_stores(tmp_path: Path) -> None:
                                    "--repetitions", "4", "--json"])
     assert as_json.exit_code == 0, as_json.output
     report = CalibrationReport.from_dict(json.loads(as_json.output))
-    assert report.window_sizes == [200]
+    assert report.window_sizes == [200, 300]  # the monitor's own window (300 rows) is always studied
     stored = Store(f"sqlite:///{tmp_path / 'driftd.db'}").references("m")
     assert stored[-1].active and CalibrationReport.from_dict(stored[-1].calibration) == report
 
