@@ -235,3 +235,19 @@ def test_too_short_a_reference_gives_no_thresholds_and_says_so(tmp_path: Path) -
     from monitor.domain.thresholds import CalibrationMissing, bind_auto_thresholds
     with pytest.raises(CalibrationMissing, match="no 'ks' threshold for 'x' .*5 complete windows"):
         bind_auto_thresholds(settings, {"blocked": blocked.to_dict()}, 1, config.window, {"x": "numeric"}, "m")
+
+
+def test_config_validate_says_what_auto_needs(tmp_path: Path) -> None:
+    config = _monitor(tmp_path, "auto", {"ks": {"threshold": "auto"}, "psi": {}})
+    result = CliRunner().invoke(main, ["config", "validate", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "monitor 'auto': measure(s) 'ks' have threshold: auto" in result.stderr
+    assert "`driftd calibrate auto`" in result.stderr
+
+
+def test_compare_refuses_auto_without_a_calibration() -> None:
+    from monitor.compare import compare
+
+    table = pa.table({"x": np.arange(100.0)})
+    with pytest.raises(ValueError, match="'ks': threshold 'auto' takes a monitor's calibration"):
+        compare(table, table, measures={"ks": {"threshold": "auto"}})
