@@ -144,6 +144,27 @@ def test_without_a_calibration_the_monitor_evaluates_nothing_and_says_why(tmp_pa
     assert runner.tick(retry_now=True).windows, "once calibrated, the same monitor evaluates its windows"
 
 
+def test_a_new_calibration_of_the_same_version_is_taken_up_by_the_running_monitor(
+        tmp_path: Path, calibrated: tuple[Path, CalibrationReport]) -> None:
+    config = _calibrated_monitor(tmp_path, calibrated, {"ks": {"threshold": "auto"}})
+    log = plant_log()
+    first_days = (REFERENCE_DAYS + 10) * ROWS_PER_DAY
+    write_csv(tmp_path / "data" / "part-1.csv", log.slice(REFERENCE_DAYS * ROWS_PER_DAY,
+                                                          first_days - REFERENCE_DAYS * ROWS_PER_DAY))
+    loaded = load_config(config)
+    runner = make_runner(loaded.monitors[0], loaded.storage.url)
+    before = runner.tick().windows
+    assert before and all(r.threshold > 0.1 for w in before for r in w.results)
+    stored = runner.store.active_reference(runner.monitor_id).calibration
+    for entry in stored["blocked"]["measures"]:
+        for threshold in entry["thresholds"].values():
+            threshold["threshold"] = 0.01  # as if calibrated again with other settings
+    runner.store.set_calibration("auto", 1, stored)
+    write_csv(tmp_path / "data" / "part-2.csv", log.slice(first_days))
+    after = runner.tick().windows
+    assert after and all(r.threshold == 0.01 and r.drifted for w in after for r in w.results)
+
+
 def test_a_new_reference_version_needs_a_new_calibration(tmp_path: Path,
                                                         calibrated: tuple[Path, CalibrationReport]) -> None:
     config = _calibrated_monitor(tmp_path, calibrated, {"ks": {"threshold": "auto"}})
