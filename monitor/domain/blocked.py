@@ -156,48 +156,57 @@ def blocked_calibration(table: pa.Table, features: FeaturesConfig, settings: Seq
     bounds = window_bounds(table, window)
     plain = [replace(s, auto=False, threshold=s.measure.default_threshold) if s.auto else s for s in settings]
     multivariate = multivariate_sample if any(isinstance(s.measure, MultivariateMeasure) for s in settings) else None
-    kinds = feature_kinds(features)
-    windows = []
-    for start, end in bounds:
-        rest = pa.concat_tables([table.slice(0, start), table.slice(end)])
-        summary, _ = summarize_rows(rest, features, bins, max_reference_rows, "the rest of the reference",
-                                    multivariate)
-        rows = table.slice(start, end - start)
-        evaluation = evaluate_window(rows, kinds, summary, plain, drift.correction, min_rows=drift.min_rows)
-        counts = {name: len(feature_values(rows, name, kinds[name])) for name in evaluation.feature_drifted}
-        windows.append(_Window(evaluation.results, counts))
-    notes: list[str] = []
+    windows = [_measure_window(table, start, end, features, plain, drift, bins, max_reference_rows, multivariate)
+               for start, end in bounds]
     half = len(windows) // 2
-    measures = []
-    for setting in plain:
-        name = setting.measure.name
-        auto = next(s.auto for s in settings if s.measure.name == name)
-        thresholds = _thresholds(windows, setting, sd_multiplier)
-        early = _thresholds(windows[:half], setting, sd_multiplier)
-        flags = [[r.drifted for r in w.results if r.measure == name] for w in windows]
-        late = [list(_auto_flags(w, setting, early, drift.min_rows).values()) for w in windows[half:]] if early else []
-        measures.append(BlockedMeasure(
-            measure=name, is_test=setting.measure.is_test, threshold=setting.threshold, auto=auto,
-            window_fpr=_share([any(f) for f in flags if f]), feature_fpr=_share([x for f in flags for x in f]),
-            holdout_auto_window_fpr=_share([any(f) for f in late if f]), thresholds=thresholds))
-        unmeasured = sorted({r.feature for w in windows for r in w.results if r.measure == name} - set(thresholds))
-        if unmeasured:
-            notes.append(f"{name}: no threshold for {', '.join(unmeasured)}: fewer than {MIN_WINDOWS} reference "
-                         "windows with a finite statistic")
+    thresholds = {s.measure.name: _thresholds(windows, s, sd_multiplier) for s in plain}
+    early = {s.measure.name: _thresholds(windows[:half], s, sd_multiplier) for s in plain}
+    measures = [_measure_entry(configured, setting, windows[half:] if early[setting.measure.name] else [],
+                               windows, thresholds[setting.measure.name], early[setting.measure.name], drift)
+                for configured, setting in zip(settings, plain)]
+    notes = [f"{m.measure}: no threshold for {', '.join(unmeasured)}: fewer than {MIN_WINDOWS} reference windows "
+             "with a finite statistic" for m in measures
+             if (unmeasured := sorted({r.feature for w in windows for r in w.results if r.measure == m.measure}
+                                      - set(m.thresholds)))]
     if len(windows) < MIN_WINDOWS:
         notes.insert(0, f"the reference gives {len(windows)} complete windows of {_describe(window)}: thresholds "
                         f"need {MIN_WINDOWS} at least (30 or more make them steadier); give a longer reference")
-    all_thresholds = {m.measure: m.thresholds for m in measures}
-    early_thresholds = {s.measure.name: _thresholds(windows[:half], s, sd_multiplier) for s in plain}
     any_auto = any(s.auto for s in settings)
     return BlockedCalibration(
         window=window_key(window), ordered_by=ordered_by, windows=len(windows),
         window_rows=int(np.median([end - start for start, end in bounds])) if bounds else 0,
         sd_multiplier=sd_multiplier, measures=measures,
-        alarm_rate=_alarm_rate(windows, settings, plain, all_thresholds, drift),
-        holdout_alarm_rate=(_alarm_rate(windows[half:], settings, plain, early_thresholds, drift)
+        alarm_rate=_alarm_rate(windows, settings, plain, thresholds, drift),
+        holdout_alarm_rate=(_alarm_rate(windows[half:], settings, plain, early, drift)
                             if any_auto and half >= MIN_WINDOWS else None),
         notes=notes)
+
+
+def _measure_window(table: pa.Table, start: int, end: int, features: FeaturesConfig,
+                    settings: Sequence[MeasureSetting], drift: DriftConfig, bins: int, max_reference_rows: int,
+                    multivariate_sample: int | None) -> _Window:
+    """Rows ``start:end`` measured against a reference summarised from every other row, as the monitor would."""
+    rest = pa.concat_tables([table.slice(0, start), table.slice(end)])
+    summary, _ = summarize_rows(rest, features, bins, max_reference_rows, "the rest of the reference",
+                                multivariate_sample)
+    rows = table.slice(start, end - start)
+    kinds = feature_kinds(features)
+    evaluation = evaluate_window(rows, kinds, summary, list(settings), drift.correction, min_rows=drift.min_rows)
+    counts = {name: len(feature_values(rows, name, kinds[name])) for name in evaluation.feature_drifted}
+    return _Window(evaluation.results, counts)
+
+
+def _measure_entry(configured: MeasureSetting, setting: MeasureSetting, held_out: Sequence[_Window],
+                   windows: Sequence[_Window], thresholds: dict[str, AutoThreshold],
+                   early: Mapping[str, AutoThreshold], drift: DriftConfig) -> BlockedMeasure:
+    """One measure's rates at its (configured or default) threshold, held-out auto rate, and thresholds."""
+    name = setting.measure.name
+    flags = [[r.drifted for r in w.results if r.measure == name] for w in windows]
+    late = [list(_auto_flags(w, setting, early, drift.min_rows).values()) for w in held_out]
+    return BlockedMeasure(
+        measure=name, is_test=setting.measure.is_test, threshold=setting.threshold, auto=configured.auto,
+        window_fpr=_share([any(f) for f in flags if f]), feature_fpr=_share([x for f in flags for x in f]),
+        holdout_auto_window_fpr=_share([any(f) for f in late if f]), thresholds=thresholds)
 
 
 def _describe(window: WindowConfig) -> str:
