@@ -17,7 +17,7 @@ from monitor.domain.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, 
 from monitor.domain.evaluate import resolve_measures
 from monitor.domain.reference import ReferenceDataError, feature_kinds, read_table, reference_from_file
 from monitor.plugins import PluginManager
-from monitor.store import Store, StoreError, StoredReference
+from monitor.store import Store, StoredReference, StoreError
 
 
 @main.command()
@@ -118,8 +118,8 @@ def calibrate_command(config_path: Path | None, monitor: str, from_file: str | N
         report = calibrate(read_table(path), feature_kinds(monitor_config.features), settings,
                            monitor_config.drift, sizes, repetitions, seed,
                            bins=monitor_config.reference.bins, max_reference_rows=monitor_config.reference.max_rows,
-                           window=monitor_config.window, multivariate_sample=monitor_config.reference.multivariate_sample,
-                           sd_multiplier=sd_multiplier)
+                           window=monitor_config.window, sd_multiplier=sd_multiplier,
+                           multivariate_sample=monitor_config.reference.multivariate_sample)
     except (ReferenceDataError, KeyError, ValueError, TypeError) as error:
         fail(f"monitor {monitor!r}: {error.args[0] if isinstance(error, KeyError) else error}")
     store.set_calibration(monitor, active.version, report.to_dict())

@@ -49,8 +49,8 @@ from monitor.domain.pushdown import (
     pushdown_problems,
 )
 from monitor.domain.records import WindowRecord
-from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_auto_thresholds
 from monitor.domain.reference import feature_kinds, reference_from_file, summarize_table
+from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_auto_thresholds
 from monitor.domain.windows import WindowSlice
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager

@@ -16,6 +16,7 @@ thresholds from reference chunks. ``threshold: auto`` uses it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
@@ -144,7 +145,7 @@ def window_bounds(table: pa.Table, window: WindowConfig) -> list[tuple[int, int]
     assert window.span is not None and window.timestamp is not None
     bucket = np.floor(epoch_seconds(table.column(window.timestamp), window.timestamp) / window.span)
     edges = [0, *(np.flatnonzero(np.diff(bucket)) + 1).tolist()]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(itertools.pairwise(edges))
 
 
 def blocked_calibration(table: pa.Table, features: FeaturesConfig, settings: Sequence[MeasureSetting],

@@ -354,7 +354,8 @@ def _recommend(results: list[MeasureCalibration], sizes: list[int], alpha: float
     for size in sizes:
         here = [e for e in results if e.window_size == size]
         tests_calibrated = all(_calibrated(e) for e in here if e.is_test)
-        sees_useful_shift = any(_within_budget(e, alpha) and (e.detectable.get("mean") or np.inf) <= USEFUL_MEAN_SHIFT for e in here)
+        sees_useful_shift = any(_within_budget(e, alpha) and (e.detectable.get("mean") or np.inf) <= USEFUL_MEAN_SHIFT
+                                for e in here)
         if tests_calibrated and sees_useful_shift:
             chosen = size
             notes.append(f"window of {size} rows: the smallest tried whose tests keep their false-alarm rate "

@@ -10,14 +10,14 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from monitor.domain.calibrate import CalibrationReport, calibrate
 from monitor.cli import main
 from monitor.config import DriftConfig, MeasureConfig
 from monitor.divergence import MeasureRegistry
+from monitor.domain.calibrate import CalibrationReport, calibrate
 from monitor.domain.evaluate import MeasureSetting, resolve_measures
-from monitor.store.migrate import upgrade
 from monitor.domain.records import NewReference
 from monitor.store import Store
+from monitor.store.migrate import upgrade
 from tests.helpers import sample_table, write_csv
 
 
@@ -34,7 +34,8 @@ def gaussian(rows: int, features: int, seed: int = 0) -> tuple[pa.Table, dict[st
 @pytest.fixture(scope="module")
 def gaussian_report() -> CalibrationReport:
     table, kinds = gaussian(16_000, 3)
-    return calibrate(table, kinds, settings("ks", "wasserstein"), DriftConfig(correction="bh"), [200, 5000], repetitions=30, seed=1)
+    return calibrate(table, kinds, settings("ks", "wasserstein"), DriftConfig(correction="bh"), [200, 5000],
+                     repetitions=30, seed=1)
 
 
 def test_unshifted_false_positive_rate_of_ks_is_near_alpha() -> None:
@@ -72,7 +73,8 @@ def test_recommendation_names_a_window_size_measures_and_reasons(gaussian_report
 def test_categorical_reweighting_is_measured() -> None:
     table = sample_table(3000, seed=4).drop_columns(["id"])
     kinds = {"a": "numeric", "b": "numeric", "c": "categorical"}
-    report = calibrate(table, kinds, settings("chi_square", "psi"), DriftConfig(correction="bh"), [1000], repetitions=15, seed=0)
+    report = calibrate(table, kinds, settings("chi_square", "psi"), DriftConfig(correction="bh"), [1000],
+                       repetitions=15, seed=0)
     assert report.result("chi_square", 1000).detectable["reweight"] is not None
     assert "mean" not in report.result("chi_square", 1000).detectable
 

@@ -237,7 +237,8 @@ def test_the_timestamp_orders_the_reference_not_the_file() -> None:
     by_file = blocked_calibration(table, features, settings, DriftConfig(), WindowConfig(rows=200),
                                   bins=10, max_reference_rows=100_000)
     assert by_time.ordered_by == "timestamp column 'ts'" and by_file.ordered_by == "file order"
-    assert by_time.measure("ks").window_fpr >= 0.8 > 0.3 >= by_file.measure("ks").window_fpr
+    assert by_time.measure("ks").window_fpr >= 0.8  # the series wanders: its windows differ from the rest
+    assert by_file.measure("ks").window_fpr <= 0.3  # the file's order is shuffled: windows are random samples
 
 
 def test_too_short_a_reference_gives_no_thresholds_and_says_so(tmp_path: Path) -> None:
