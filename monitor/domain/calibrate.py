@@ -305,8 +305,10 @@ def _summarise(settings: Sequence[MeasureSetting], sizes: list[int], false_alarm
                     power[kind] = curve
                     detectable[kind] = next((grade for grade, rate in curve if rate >= POWER), None)
                     values = effects.get((name, size, kind, detectable[kind]), [])
-                    effect[kind] = float(np.median(values)) if detectable[kind] is not None and values else None
-            found = [value for value in effect.values() if value is not None and np.isfinite(value)]
+                    median = float(np.median(values)) if detectable[kind] is not None and values else None
+                    # JSON in PostgreSQL has no Infinity: an infinite statistic (welch_t) says no size here
+                    effect[kind] = median if median is not None and np.isfinite(median) else None
+            found = [value for value in effect.values() if value is not None]
             smallest = min if setting.measure.higher_is_drift else max
             results.append(MeasureCalibration(
                 measure=name, window_size=size, is_test=setting.measure.is_test, threshold=setting.threshold,
