@@ -111,6 +111,7 @@ def test_on_an_autocorrelated_series_auto_thresholds_halve_false_alarms_and_stil
     assert blocked.measure("ks").window_fpr is not None and blocked.measure("ks").window_fpr >= 0.5
     assert blocked.measure("ks").holdout_auto_window_fpr is not None
     assert blocked.measure("ks").holdout_auto_window_fpr <= 0.2
+    json.dumps(report.to_dict(), allow_nan=False)  # storable in PostgreSQL's JSON, which has no NaN or Infinity
 
 
 def test_the_auto_threshold_of_each_feature_is_the_one_the_monitor_applies(
