@@ -10,6 +10,13 @@ from monitor.config.values import ConfigError, parse_duration
 
 DEFAULT_STORAGE_URL = "sqlite:///driftd.db"
 
+#: The measures used when none are configured, by the daemon, ``driftd compare`` and
+#: ``monitor.compare.compare()`` alike: a test for each feature kind (ks for numeric, chi_square
+#: for categorical), so every feature can be flagged in a window of any size, with its false
+#: alarms held at the threshold by the p-value (a distance at a fixed threshold is not: PSI > 0.2
+#: flags most 30-row windows of unchanged data).
+DEFAULT_MEASURES = ("ks", "chi_square")
+
 
 #: Adapters that hand the event to something outside, so they need no model.
 EXTERNAL_ADAPTERS = frozenset({"webhook", "command", "rebaseline"})
@@ -149,9 +156,12 @@ class ReferenceConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    """Per-measure settings: a threshold, and options the measure's class takes."""
+    """Per-measure settings: a threshold, the smallest effect a test may flag, and options of its class."""
 
-    threshold: float | None = None
+    threshold: float | None = Field(None, allow_inf_nan=False)
+    min_effect: float | None = Field(
+        None, allow_inf_nan=False,
+        description="tests only: flag drift only when the statistic (e.g. KS D) is also at least this large")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -266,7 +276,7 @@ class MonitorConfig(_Strict):
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(interval=60))
     measures: dict[str, MeasureConfig] = Field(
-        default_factory=lambda: {"ks": MeasureConfig(), "psi": MeasureConfig()}
+        default_factory=lambda: {name: MeasureConfig() for name in DEFAULT_MEASURES}
     )
     drift: DriftConfig = Field(default_factory=DriftConfig)
     max_rows: int = Field(10_000, ge=1, description="rows fetched per tick at most")
@@ -315,6 +325,14 @@ class MonitorConfig(_Strict):
         if isinstance(value, dict):
             return {name: ({} if options is None else options) for name, options in value.items()}
         return value  # anything else: pydantic reports that it is not a mapping of measures
+
+    @field_validator("measures")
+    @classmethod
+    def _some_measure(cls, measures: dict[str, MeasureConfig]) -> dict[str, MeasureConfig]:
+        if not measures:
+            raise ValueError("no measures: with none, no window could ever drift; list at least one "
+                             f"(or leave 'measures' out for the defaults: {', '.join(DEFAULT_MEASURES)})")
+        return measures
 
 
 class AdaptationPoolConfig(_Strict):
