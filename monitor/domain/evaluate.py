@@ -245,7 +245,8 @@ class Tally:
         for feature in dict.fromkeys(f.feature for f in self.failures):
             if feature in drifted and not drifted[feature]:
                 del drifted[feature]
-                why = "; ".join(f"measure {f.measure!r} failed: {f.reason}" for f in self.failures if f.feature == feature)
+                why = "; ".join(f"measure {f.measure!r} failed: {f.reason}"
+                                for f in self.failures if f.feature == feature)
                 missing[feature] = f"no verdict: {why}"
         return WindowEvaluation(self.results, drifted, missing, failed_measures(self.failures),
                                 self.multivariate_drift, tuple(self.failures))
