@@ -211,7 +211,12 @@ class Tally:
                 usable.append((name, window, score))
             else:
                 self.fail(setting, problem, [name])
-        for result in decide_features(setting, usable, correction, min_rows):
+        try:
+            decided = decide_features(setting, usable, correction, min_rows)
+        except Exception as error:  # noqa: BLE001 - e.g. a plugin's own ``drifted`` that raises
+            self.fail(setting, f"{type(error).__name__}: {error}", [name for name, _, _ in usable])
+            return
+        for result in decided:
             self.drifted[result.feature] = self.drifted[result.feature] or result.drifted
             self.results.append(result)
 
@@ -226,7 +231,11 @@ class Tally:
         if problem is not None:
             self.fail(setting, problem, [ALL_FEATURES])
             return
-        drifted = bool(setting.flags(scored))
+        try:
+            drifted = bool(setting.flags(scored))
+        except Exception as error:  # noqa: BLE001 - e.g. a plugin's own ``drifted`` that raises
+            self.fail(setting, f"{type(error).__name__}: {error}", [ALL_FEATURES])
+            return
         self.results.append(ResultRecord(
             feature=ALL_FEATURES, measure=setting.measure.name, value=float(scored.value),
             p_value=_float_or_none(scored.p_value), p_value_adjusted=_float_or_none(scored.p_value),

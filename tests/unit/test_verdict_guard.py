@@ -164,3 +164,18 @@ def test_compare_reports_the_failure_and_its_json_is_valid() -> None:
     assert "its value is NaN" in tiny.failed_measures["anderson_darling"]  # < 4 pooled values
     assert "a" in tiny.missing_features and tiny.drift is False
     json.dumps(tiny.to_dict(), allow_nan=False)
+
+
+class RaisingVerdict(Injected):
+    """Scores fine, but its own ``drifted`` raises."""
+
+    def drifted(self, score: Score, threshold: float) -> bool:
+        raise ZeroDivisionError("no verdict today")
+
+
+def test_a_measure_whose_verdict_raises_is_a_failure_too() -> None:
+    summary = ReferenceSummary({"a": summarize_numeric(np.arange(100.0))})
+    setting = MeasureSetting(RaisingVerdict("raising", Score(0.3, 0.01)), 0.05)
+    evaluation = evaluate_window(pa.table({"a": np.arange(50.0)}), {"a": "numeric"}, summary, [setting], "bh")
+    assert "ZeroDivisionError: no verdict today" in evaluation.failed_measures["raising"]
+    assert evaluation.feature_drifted == {} and "a" in evaluation.missing
