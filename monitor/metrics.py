@@ -114,6 +114,9 @@ class Metrics:
                                      registry=self.registry)
         self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
                                          registry=self.registry)
+        self.measure_failures = Counter("driftd_measure_failures", "Windows in which a measure failed on at least "
+                                        "one feature (NaN, no p-value, an error): those features got no verdict "
+                                        "from it.", ["monitor", "measure"], registry=self.registry)
         self.evaluation_seconds = Histogram("driftd_evaluation_duration_seconds", "Time to evaluate one window.",
                                             labels, buckets=DURATION_BUCKETS, registry=self.registry)
         self.poll_seconds = Histogram("driftd_poll_duration_seconds", "Time of one fetch from the source.",
@@ -139,6 +142,7 @@ class Metrics:
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
                              self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)
         self._adapter_names: dict[str, set[str]] = {}
+        self._measure_names: dict[str, set[str]] = {}
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)
@@ -173,6 +177,17 @@ class Metrics:
             for outcome in ADAPTATION_OUTCOMES:
                 self.adaptations.labels(monitor, adapter, outcome)
 
+    def measures(self, monitor: str, measures: Iterable[str]) -> None:
+        """Start every measure's failure count at zero, so ``increase()`` sees the first failure."""
+        for measure in measures:
+            self.measure_failed(monitor, measure, 0)
+
+    def measure_failed(self, monitor: str, measure: str, windows: int = 1) -> None:
+        """Count windows in which ``measure`` failed on some feature."""
+        with self._lock:
+            self._measure_names.setdefault(monitor, set()).add(measure)
+        self.measure_failures.labels(monitor, measure).inc(windows)
+
     def adaptation_ended(self, monitor: str, adapter: str, outcome: str) -> None:
         """Count an adapter run that reached ``outcome``."""
         self._adapter(monitor, adapter)
@@ -198,8 +213,10 @@ class Metrics:
         with self._lock:
             self._snapshots.pop(monitor, None)
             adapters = self._adapter_names.pop(monitor, set())
+            measures = self._measure_names.pop(monitor, set())
         series = [(metric, (monitor,)) for metric in (*self._per_monitor, self.model_version)]
         series += [(self.adaptation_seconds, (monitor, adapter)) for adapter in adapters]
+        series += [(self.measure_failures, (monitor, measure)) for measure in measures]
         series += [(self.adaptations, (monitor, adapter, outcome))
                    for adapter in adapters for outcome in ADAPTATION_OUTCOMES]
         for metric, labels in series:

@@ -42,6 +42,7 @@ from monitor.domain.evaluate import (
     evaluate_window,
     resolve_measures,
 )
+from monitor.domain.coverage import unvoted_features
 from monitor.domain.policy import DriftPolicy, max_divergence
 from monitor.domain.pushdown import (
     CountReference,
@@ -94,6 +95,9 @@ class MonitorRunner:
                                    if not s.measure.is_test and s.measure.higher_is_drift}
         self.monitor_id = store.monitor_id(self.name)
         metrics.add_monitor(self.name)
+        metrics.measures(self.name, [setting.measure.name for setting in self.measures])
+        for line in unvoted_features(config, self.measures):
+            log.warning("%s", line)
         self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
@@ -348,7 +352,7 @@ class MonitorRunner:
             started_at=window.started_at, ended_at=window.ended_at, state=decision.state,
             drift_share=decision.drift_share, drifted_features=decision.drifted_features,
             missing_features=sorted(evaluation.missing), results=evaluation.results,
-            starts_event=decision.starts_event, statistic=statistic,
+            starts_event=decision.starts_event, statistic=statistic, failed_measures=evaluation.failed_measures,
             target_sample=self.recent.serialised() if queue else None,
             adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
         )

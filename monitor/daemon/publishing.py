@@ -44,6 +44,8 @@ class Publisher:
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()
             self.metrics.rows.labels(self.name).inc(record.rows)
+            for measure in record.failed_measures:
+                self.metrics.measure_failed(self.name, measure)
             self.plugins.call_event("driftd_window_evaluated", monitor=self.name, window=window_event(record))
             if ids.event_id is None:
                 continue
@@ -62,5 +64,6 @@ def window_event(record: WindowRecord) -> dict[str, Any]:
     return {
         "seq": record.seq, "rows": record.rows, "state": record.state, "drift_share": record.drift_share,
         "drifted_features": list(record.drifted_features), "missing_features": list(record.missing_features),
+        "failed_measures": dict(record.failed_measures),
         "results": [vars(result).copy() for result in record.results],
     }
