@@ -189,8 +189,9 @@ class FilesConnector(Connector):
             return False
         if path not in self._skipped:
             self._skipped.add(path)
-            log.error("%s; unchanged for %.0fs (skip_unreadable_after %gs): skipping it, its rows are not "
-                      "evaluated", error, age, grace)
+            monitor = fetching_for()
+            log.error("%s%s; unchanged for %.0fs (skip_unreadable_after %gs): skipping it, its rows are not "
+                      "evaluated", f"monitor {monitor!r}: " if monitor else "", error, age, grace)
         return True
 
     def _parse_cursor(self, cursor: Cursor) -> tuple[str | None, int, Mark | None]:
