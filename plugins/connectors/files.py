@@ -279,7 +279,8 @@ class FilesConnector(Connector):
         names = table.column_names
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:  # Arrow cannot select or combine such a table; say which file and column
-            raise ConnectorError(f"files connector: cannot read {path}: column {duplicated[0]!r} appears more than once")
+            raise ConnectorError(f"files connector: cannot read {path}: column {duplicated[0]!r} appears "
+                                 "more than once")
         if self.config.columns is not None and table.num_columns:
             missing = [c for c in self.config.columns if c not in table.column_names]
             if missing:

@@ -305,5 +305,5 @@ def test_a_column_that_changes_type_mid_stream_never_stalls_and_its_bad_values_c
     invalid = metrics.registry.get_sample_value("driftd_invalid_values_total", {"monitor": "m", "feature": "a"})
     assert invalid == 9
     said = [r.getMessage() for r in caplog.records if "are not numbers" in r.getMessage()]
-    assert said == ["monitor m: feature 'a': 9 value(s) are not numbers (e.g. 'error'): counted as invalid, "
-                    "the feature is measured on its other values"]
+    assert said == [("monitor m: feature 'a': 9 value(s) are not numbers (e.g. 'error'): counted as invalid, "
+                     "the feature is measured on its other values")]

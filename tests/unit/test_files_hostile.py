@@ -169,7 +169,7 @@ def test_a_replacement_longer_than_what_was_read_is_read_whole(tmp_path: Path) -
     path = tmp_path / "app.csv"
     path.write_text(csv_rows(0, 3))
     connector = FilesConnector({"path": str(path)})
-    read, cursor = drain(connector)
+    _, cursor = drain(connector)
     replace_file(path, csv_rows(50, 60))
     assert drain(connector, cursor)[0] == list(range(50, 60))
 
@@ -178,7 +178,7 @@ def test_a_copy_with_the_same_rows_and_more_counts_nothing_twice(tmp_path: Path)
     path = tmp_path / "app.csv"
     path.write_text(csv_rows(0, 5))
     connector = FilesConnector({"path": str(path)})
-    read, cursor = drain(connector)
+    _, cursor = drain(connector)
     replace_file(path, csv_rows(0, 8))  # an editor's save: a new inode, the same first bytes
     assert drain(connector, cursor)[0] == [5, 6, 7]
 
@@ -188,7 +188,7 @@ def test_truncated_to_nothing_waits_then_reads_the_new_rows(tmp_path: Path,
     path = tmp_path / "app.csv"
     path.write_text(csv_rows(0, 5))
     connector = FilesConnector({"path": str(path)})
-    read, cursor = drain(connector)
+    _, cursor = drain(connector)
     rewrite_in_place(path, "")
     for _ in range(3):
         assert drain(connector, cursor) == ([], cursor)
