@@ -290,3 +290,30 @@ def test_complete_csv_agrees_with_arrow_on_what_it_keeps(tmp_path: Path) -> None
         kept = complete_csv(data[:cut])
         rows = pa_csv.read_csv(pa.BufferReader(kept)).to_pylist() if kept else []
         assert rows == whole[:len(rows)], cut
+
+
+# ---- a column that changes type mid-stream, outside the daemon ----------------------------------
+
+
+def test_reference_capture_over_a_column_that_changes_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`driftd reference capture --rows` reads batches as the daemon does: the text is left out, and said."""
+    import yaml
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+    from tests.helpers import sample_table, write_csv
+
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "data" / "a.csv", sample_table(60, seed=1))
+    later = sample_table(60, seed=2, start_id=60)
+    text = ["oops" if i % 20 == 0 else str(value) for i, value in enumerate(later.column("a").to_pylist())]
+    write_csv(tmp_path / "data" / "b.csv", later.set_column(1, "a", pa.array(text)))
+    (tmp_path / "driftd.yaml").write_text(yaml.safe_dump({
+        "storage": {"url": f"sqlite:///{tmp_path / 'driftd.db'}"},
+        "monitors": [{"name": "orders", "source": {"type": "files", "options": {"path": "data", "max_files": 10}},
+                      "features": {"numeric": ["a", "b"], "categorical": ["c"]}, "window": {"rows": 50},
+                      "reference": {"first_rows": 100}, "max_rows": 50}]}))
+    result = CliRunner().invoke(main, ["reference", "capture", "orders", "--rows", "100", "-c", "driftd.yaml"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "stored reference version 1 (100 rows, capture, active)" in result.stdout
+    assert "monitor 'orders': feature 'a': 2 value(s) are not numbers (e.g. 'oops'): left out" in result.stderr
