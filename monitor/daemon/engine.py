@@ -259,6 +259,7 @@ class MonitorRunner:
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
                                               remainder.num_rows, records, lease=self.lease)
         self._advance(batch.cursor, records, remainder)
+        self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)
         if self.leases.hand_back_if_over_share():
             self._forget_state()
@@ -300,6 +301,7 @@ class MonitorRunner:
             self.store.commit_tick(self.monitor_id, batch.cursor, serialised(rows), rows.num_rows, [],
                                    lease=self.lease)
             self._advance(batch.cursor, [], rows)
+            self.publisher.invalid_values(self.pending.take_invalid())
             return TickReport(batch.num_rows, [], self.policy.state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
                               self.config.reference.max_rows, origin=f"first {wanted} rows",
@@ -309,6 +311,7 @@ class MonitorRunner:
                                            remainder.num_rows, [], reference=new, lease=self.lease)
         assert stored is not None
         self._advance(batch.cursor, [], remainder)
+        self.publisher.invalid_values(self.pending.take_invalid())
         self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
         if auto_measures(self.measures):

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from monitor.connector import AggregateBatch, AggregatePlan, Batch, Connector, Cursor
+from monitor.connector import AggregateBatch, AggregatePlan, Batch, Connector, Cursor, set_fetching_for
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.errors import SourceDown, reason
 from monitor.metrics import Metrics
@@ -28,6 +28,15 @@ def default_fetch_pool() -> ThreadPoolExecutor:
         return _default_pool
 
 
+def _for_monitor(name: str, function: Callable[..., Any], *args: Any) -> Any:
+    """Run a connector call with ``fetching_for()`` naming the monitor (pool threads are reused: reset after)."""
+    set_fetching_for(name)
+    try:
+        return function(*args)
+    finally:
+        set_fetching_for(None)
+
+
 class Fetcher:
     """One monitor's calls into its connector, each given up after ``timeout`` seconds.
 
@@ -45,7 +54,10 @@ class Fetcher:
 
     def fetch(self, position: Cursor, max_rows: int) -> Batch:
         """``connector.fetch``; SourceDown on any failure, a timeout or a wrong return type."""
-        return self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
+        batch = self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
+        if batch.files is not None:
+            self.metrics.update(self.name, source_files=batch.files)
+        return batch
 
     def aggregate(self, position: Cursor, plan: AggregatePlan) -> AggregateBatch:
         """The push-down ``connector.aggregate``; SourceDown as for ``fetch``."""
@@ -70,7 +82,7 @@ class Fetcher:
     def _within_timeout(self, function: Callable[..., Any], *args: Any) -> Any:
         if self._in_flight is not None and not self._in_flight.done():
             raise TimeoutError(f"an earlier fetch has not returned yet (timeout {self.timeout:g}s)")
-        self._in_flight = self.pool.submit(function, *args)
+        self._in_flight = self.pool.submit(_for_monitor, self.name, function, *args)
         try:
             return self._in_flight.result(timeout=self.timeout)
         except TimeoutError:

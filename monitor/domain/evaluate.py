@@ -162,7 +162,7 @@ def evaluate_window(
             missing[name] = str(error)
             continue
         if window.n == 0:
-            missing[name] = "no usable values in the window (all null, NaN or inf)"
+            missing[name] = "no usable values in the window (all null, NaN, inf or not numbers)"
             continue
         windows[name] = window
 
