@@ -25,6 +25,9 @@ from monitor.config.schema import (
     MetricsConfig,
     ModelConfig,
     MonitorConfig,
+    MonitorNotifierConfig,
+    NotifierConfig,
+    OutboxConfig,
     ReferenceConfig,
     ScheduleConfig,
     SequentialConfig,
@@ -38,7 +41,8 @@ from monitor.config.values import ConfigError, parse_duration
 __all__ = [
     "DEFAULT_STORAGE_URL", "EXTERNAL_ADAPTERS", "AdaptationConfig", "AdaptationPoolConfig", "AdapterConfig",
     "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "FeaturesConfig", "LoggingConfig",
-    "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "ReferenceConfig", "ScheduleConfig",
+    "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "MonitorNotifierConfig", "NotifierConfig",
+    "OutboxConfig", "ReferenceConfig", "ScheduleConfig",
     "SequentialConfig", "ServerConfig", "SourceConfig", "StorageConfig", "WindowConfig", "apply_env_overrides",
     "build_config", "interpolate", "load_config", "parse_duration",
 ]

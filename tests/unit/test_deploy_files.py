@@ -107,6 +107,9 @@ def exported_series_names() -> set[str]:
     metrics.model_version.labels("m").set(2)
     metrics.adaptations.labels("m", "label_shift", "promoted").inc()
     metrics.adaptation_seconds.labels("m", "label_shift").observe(1.5)
+    # An outbox destination that failed once and delivered once.
+    metrics.outbox_failures.labels("notifier:ops").inc()
+    metrics.outbox_delivered.labels("notifier:ops").inc()
     text = generate_latest(metrics.registry).decode()
     names = {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
     # Counters' *_created samples are exposition details, not series to query.
