@@ -94,6 +94,8 @@ class Daemon:
                 self._add_monitor(monitor)
         self.adaptation.configure({name: runner.config for name, runner in self.runners.items()})
         self.adaptation.recover()
+        if self.store.is_sqlite:  # a single replica: claims left by a crashed process are free again at once
+            self.store.release_outbox_claims()  # (on PostgreSQL they lapse after outbox.claim)
         self._prepared = True
         self.plugins.call_event("driftd_startup", config=self.config)
 

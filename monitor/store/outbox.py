@@ -79,6 +79,14 @@ class Outbox(Database):
                                dict(message.payload), message.attempts, message.created_at)
                     for message, name in rows]
 
+    def release_outbox_claims(self) -> int:
+        """Release every claim (at start-up on single-replica SQLite: whoever claimed is gone); how many."""
+        with self._session() as session, session.begin():
+            done = session.execute(update(OutboxMessage).where(OutboxMessage.state == PENDING,
+                                                               OutboxMessage.claimed_by.is_not(None))
+                                   .values(claimed_by=None, claimed_until=None))
+            return done.rowcount or 0
+
     def outbox_delivered(self, message_id: int) -> None:
         """The destination took the message."""
         self._settle(message_id, state=DELIVERED, delivered_at=utcnow(), last_error=None)
