@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from monitor.store.crashpoints import crash_scope
 from monitor.store.database import Database
 from monitor.store.schema import Monitor, OutboxMessage, utcnow
 
@@ -105,7 +106,7 @@ class Outbox(Database):
         self._settle(message_id, next_attempt_at=retry_at)
 
     def _settle(self, message_id: int, **values: Any) -> None:
-        with self._session() as session, session.begin():
+        with crash_scope("outbox"), self._session() as session, session.begin():
             session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id,
                                                         OutboxMessage.state == PENDING)
                             .values(claimed_by=None, claimed_until=None, **values))
