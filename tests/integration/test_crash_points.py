@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from monitor.config import DriftdConfig, build_config
 from monitor.daemon import Daemon
@@ -31,6 +32,7 @@ from monitor.plugins import PluginManager
 from monitor.store import Store
 from monitor.store import crashpoints
 from monitor.store.migrate import upgrade
+from monitor.store.schema import Base
 from tests.helpers import sample_table, write_csv
 
 WINDOW_ROWS, QUIET_ROWS, SHIFTED_ROWS = 50, 50, 50
@@ -95,7 +97,7 @@ def _run(config: DriftdConfig, recorder: HookRecorder) -> None:
     while daemon.store.outbox_backlog().pending and time.monotonic() < deadline:
         daemon.outbox.drain(timeout=30)
         time.sleep(0.05)
-    daemon.store.close()
+    daemon.stop()
 
 
 def _forked(work: Callable[[], None], environ: Mapping[str, str]) -> int:
@@ -224,3 +226,145 @@ def test_a_crash_at_any_step_loses_nothing_and_counts_nothing_twice(scenario: Sc
         except AssertionError as error:
             failures.append(f"{point}: {str(error).splitlines()[0]}")
     assert not failures, f"{len(failures)} of {len(points)} crash points broke the history:\n" + "\n".join(failures)
+
+
+# ---- adaptation promotion ------------------------------------------------------------------------
+
+class FinishedRecorder(HookRecorder):
+    """Records the end of every adapter run (``adaptation_finished``)."""
+
+    @hookimpl
+    def driftd_adaptation_finished(self, monitor: str, adaptation: Mapping[str, Any]) -> None:
+        self._record("adaptation_finished", adaptation, f"{adaptation['id']}:{adaptation['state']}")
+
+
+def _adapting_daemon(raw: dict[str, Any], recorder: HookRecorder) -> Daemon:
+    plugins = PluginManager(environ={}, load_entry_points=False)
+    plugins.register(recorder, "recorder")
+    daemon = Daemon(build_config(raw, "test", environ={}), plugins)
+    daemon.replica = "replica-1"
+    daemon.prepare()
+    return daemon
+
+
+def _adapt(raw: dict[str, Any], recorder: HookRecorder) -> None:
+    """What a process does after the drift: run the queued adapter (promotion), deliver the outbox."""
+    daemon = _adapting_daemon(raw, recorder)
+    daemon.adaptation.run_pending("adapt")
+    daemon.outbox.drain(timeout=30)
+    daemon.stop()
+
+
+def check_promotion(raw: dict[str, Any], recorder: HookRecorder, store_folder: Path) -> None:
+    """Whatever the crash: no run left open; a recorded version is complete, active, pointed at and
+    announced; no version without its promoted run (and no promoted run without its version)."""
+    store = Store(raw["storage"]["url"])
+    try:
+        with store.engine.connect() as connection:
+            runs = [tuple(r) for r in connection.execute(text(
+                "SELECT id, state, model_version, artifact FROM adaptations"))]
+            versions = [tuple(r) for r in connection.execute(text(
+                "SELECT version, active, path, adaptation_id FROM model_versions ORDER BY version"))]
+            outbox = [tuple(r) for r in connection.execute(text(
+                "SELECT event_id, kind, state FROM outbox WHERE kind = 'adaptation_finished'"))]
+    finally:
+        store.close()
+    [(run_id, state, model_version, artifact)] = runs
+    assert state in ("promoted", "failed"), runs
+    active = [v for v in versions if v[1]]
+    assert len(active) == 1, versions
+    if state == "promoted":
+        assert [v[0] for v in versions] == [1, 2] and active[0][0] == 2 and model_version == 2, (runs, versions)
+        assert active[0][3] == run_id and artifact == active[0][2]
+        assert (Path(active[0][2]) / "manifest.json").is_file()
+    else:
+        assert [v[0] for v in versions] == [1], f"a version without its promoted run: {versions} {runs}"
+    current = store_folder / "adapt" / "current"
+    if state == "promoted" or current.exists():
+        assert current.resolve() == Path(active[0][2]).resolve(), "'current' points elsewhere than SQL's version"
+    assert [(kind, delivered) for _, kind, delivered in outbox] == [("adaptation_finished", "delivered")], outbox
+    received = [entry for entry in recorder.received() if entry[0] == "adaptation_finished"]
+    assert {uid for _, uid, _ in received} == {outbox[0][0]}, received
+    assert {key for *_, key in received} == {f"{run_id}:{state}"}, received
+
+
+class DriftedHistory:
+    """A history in which the drift event is committed with its adapter queued: made once, then copied
+    per run (a file copy on SQLite; on PostgreSQL its rows are put back into the emptied tables)."""
+
+    def __init__(self, tmp_path: Path, url: str, raw: dict[str, Any]) -> None:
+        self.tmp_path, self.url, self.runs = tmp_path, url, 0
+        self.sqlite = url.startswith("sqlite")
+        store = Store(url)
+        upgrade(store.engine)
+        store.close()
+        daemon = _adapting_daemon(raw, HookRecorder(tmp_path / "t"))
+        assert daemon.tick_all()["adapt"].state == "drift"
+        daemon.stop()
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        if not self.sqlite:
+            store = Store(url)
+            with store.engine.connect() as connection:
+                self.rows = {table.name: [dict(row._mapping) for row in connection.execute(select(table))]
+                             for table in Base.metadata.sorted_tables}
+            store.close()
+
+    def copy(self) -> str:
+        """The URL of the drifted history, as it was after the drift."""
+        self.runs += 1
+        if self.sqlite:
+            copied = self.tmp_path / f"adapt-{self.runs}.db"
+            shutil.copy(make_url(self.url).database, copied)
+            return f"sqlite:///{copied}"
+        store = Store(self.url)
+        with store.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            for table in Base.metadata.sorted_tables:
+                if self.rows[table.name]:
+                    connection.execute(table.insert(), self.rows[table.name])
+                    if "id" in table.c:
+                        connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                                f"(SELECT max(id) FROM {table.name}))"))
+        store.close()
+        return self.url
+
+
+def test_a_crash_inside_a_promotion_leaves_a_whole_version_or_none(tmp_path: Path, db_url: str) -> None:
+    pytest.importorskip("sklearn")
+    from tests.adaptation_scenario import build_scenario
+
+    adaptation = build_scenario(tmp_path / "scenario", "affine")
+    adaptation.write_live("a.csv", shifted=False, rows=500)
+    adaptation.write_live("b.csv", shifted=True, rows=500)
+    base = {"storage": {"url": db_url, "lease": "30s"}, "server": {"enabled": False},
+            "outbox": {"retry_base": "1ms", "claim": "300ms"}, "monitors": [adaptation.monitor(["feature_alignment"])]}
+    history = DriftedHistory(tmp_path, db_url, base)
+
+    def fresh() -> tuple[dict[str, Any], HookRecorder, Path]:
+        folder = tmp_path / f"models-{history.runs + 1}"
+        monitor = adaptation.monitor(["feature_alignment"])
+        monitor["model"]["store"] = str(folder)
+        raw = {**base, "storage": {**base["storage"], "url": history.copy()}, "monitors": [monitor]}
+        return raw, FinishedRecorder(tmp_path / f"finished-{history.runs}.log"), folder
+
+    raw, recorder, folder = fresh()
+    trace = tmp_path / "promotion-trace.txt"
+    assert _forked(lambda: _adapt(raw, recorder), {crashpoints.TRACE_VARIABLE: str(trace)}) == 0
+    check_promotion(raw, recorder, folder)
+    points = [point for point in trace.read_text().split() if point.startswith("promotion.")]
+    for expected in ("promotion.written#1", "promotion.sql1.before#1", "promotion.commit.before#1",
+                     "promotion.commit.after#1"):
+        assert expected in points, (expected, points)
+    failures = []
+    for point in points:
+        raw, recorder, folder = fresh()
+        status = _forked(lambda: _adapt(raw, recorder), {crashpoints.AT_VARIABLE: point})
+        if status != crashpoints.EXIT_CODE:
+            failures.append(f"{point}: the child exited {status}, not at the point")
+            continue
+        _adapt(raw, recorder)  # the restart: the interrupted run is failed, 'current' repointed
+        try:
+            check_promotion(raw, recorder, folder)
+        except AssertionError as error:
+            failures.append(f"{point}: {str(error).splitlines()[0]}")
+    assert not failures, f"{len(failures)} of {len(points)} crash points broke the promotion:\n" + "\n".join(failures)
