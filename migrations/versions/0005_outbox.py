@@ -32,7 +32,8 @@ def upgrade() -> None:
     sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['monitor_id'], ['monitors.id'], name=op.f('fk_outbox_monitor_id_monitors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['monitor_id'], ['monitors.id'], name=op.f('fk_outbox_monitor_id_monitors'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:

@@ -274,7 +274,8 @@ class EventAdaptation:
         result = attempt.result
         run = self.records.finish(attempt.run.id, state, reason, metrics=self._summary(attempt),
                                   artifact=artifact or (result.artifact if result else None),
-                                  error=attempt.error, model_version=model_version, routes=self.routes(self.config.name))
+                                  error=attempt.error, model_version=model_version,
+                                  routes=self.routes(self.config.name))
         self._ended(attempt, run)
 
     def _summary(self, attempt: Attempt) -> dict[str, Any] | None:

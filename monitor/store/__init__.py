@@ -35,6 +35,7 @@ class Store(TickWriter, References, Leases, HistoryQueries, Outbox):
 
 __all__ = [
     "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LeaseLost", "NewReference",
-    "OutboxItem", "Overview", "Page", "Progress", "ResultRecord", "SeriesPoint", "Store", "StoreError", "StoredReference",
+    "OutboxItem", "Overview", "Page", "Progress", "ResultRecord", "SeriesPoint", "Store",
+    "StoreError", "StoredReference",
     "WindowRecord", "WindowRow", "adaptation_row", "create_db_engine",
 ]
