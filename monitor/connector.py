@@ -133,8 +133,11 @@ def parse_options(model: type[ModelT], options: Mapping[str, Any], type_name: st
         raise ConnectorOptionsError(f"{type_name} connector: " + describe_options_error(model, error)) from None
 
 
-def describe_options_error(model: type[BaseModel], error: ValidationError) -> str:
-    """One line naming each bad option of a plugin's options model (unknown, missing, invalid)."""
+def describe_options_error(model: type[BaseModel], error: ValidationError, hide_text: bool = False) -> str:
+    """One line naming each bad option of a plugin's options model (unknown, missing, invalid).
+
+    ``hide_text``: never quote a text value (it may be a secret that came from ``${VAR}``).
+    """
     lines = []
     for detail in error.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
@@ -146,7 +149,8 @@ def describe_options_error(model: type[BaseModel], error: ValidationError) -> st
             lines.append(f"option {loc!r} is required")
         else:
             message = detail["msg"].removeprefix("Value error, ")
-            got = "" if isinstance(detail["input"], Mapping) else f" (got {detail['input']!r})"
+            hidden = isinstance(detail["input"], Mapping) or (hide_text and isinstance(detail["input"], str))
+            got = "" if hidden else f" (got {detail['input']!r})"
             lines.append(f"option {loc!r}: {message}{got}")
     return "; ".join(lines)
 

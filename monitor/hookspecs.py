@@ -59,9 +59,13 @@ def driftd_divergences() -> Mapping[str, Any]:
 
 @hookspec
 def driftd_notifiers() -> Mapping[str, type]:
-    """Return notifier classes by type name; each has ``notify(event)``.
+    """Return notifier classes by type name, e.g. ``{"pager": PagerNotifier}``.
 
-    Called once when the plugin manager is built.
+    Called once when the plugin manager is built. Each class (``monitor.plugin.Notifier``) is
+    built from the options of a top-level ``notifiers:`` entry of its type and has
+    ``notify(event)``; driftd calls it from the outbox after the commit, at least once (it is
+    called again when it raises). ``event`` holds ``id`` (stable across retries: drop duplicates
+    by it), ``type``, ``monitor``, ``created_at``, ``attempt`` and ``data``.
     """
 
 
@@ -72,29 +76,33 @@ def driftd_startup(config: Any) -> None:
 
 @hookspec
 def driftd_window_evaluated(monitor: str, window: Mapping[str, Any]) -> None:
-    """Called after a window's results were committed.
+    """Called after a window's results were committed, from the outbox: at least once.
 
     ``window`` holds ``seq``, ``rows``, ``state``, ``drift_share``, ``drifted_features``,
-    ``missing_features``, ``failed_measures`` (measure → why it failed) and ``results`` (a list of
-    per-feature, per-measure mappings). The return value is ignored.
+    ``missing_features``, ``failed_measures`` (measure → why it failed), ``results`` (a list of
+    per-feature, per-measure mappings) and ``event_uid`` (stable across retries). An implementation
+    that raises is called again later (capped backoff); after a crash the same event may come
+    twice: drop duplicates by ``event_uid``. The return value is ignored.
     """
 
 
 @hookspec
 def driftd_drift_detected(monitor: str, event: Mapping[str, Any]) -> None:
-    """Called after a drift event was committed (the monitor entered the drift state).
+    """Called after a drift event was committed (the monitor entered the drift state), from the
+    outbox: at least once.
 
-    ``event`` holds ``id``, ``window_seq``, ``drift_share`` and ``features``. The return
-    value is ignored.
+    ``event`` holds ``id`` (the drift event's), ``window_seq``, ``drift_share``, ``features``
+    and ``event_uid`` (stable across retries: drop duplicates by it). The return value is ignored.
     """
 
 
 @hookspec
 def driftd_adaptation_finished(monitor: str, adaptation: Mapping[str, Any]) -> None:
-    """Called after an adapter's run reached a final state.
+    """Called after an adapter's run reached a final state, from the outbox: at least once.
 
-    ``adaptation`` holds ``id``, ``event_id``, ``adapter``, ``state`` (succeeded, failed,
-    rejected or promoted), ``reason``, ``metrics``, ``artifact`` and ``model_version``. The
+    ``adaptation`` holds ``id``, ``event_id`` (the drift event's), ``adapter``, ``state``
+    (succeeded, failed, rejected or promoted), ``reason``, ``metrics``, ``artifact``,
+    ``model_version`` and ``event_uid`` (stable across retries: drop duplicates by it). The
     return value is ignored.
     """
 

@@ -146,6 +146,14 @@ class Metrics:
                                         labels, registry=self.registry)
         self.model_version = Gauge("driftd_model_version", "The monitor's active model version (1: as configured; "
                                    "each promotion adds one).", labels, registry=self.registry)
+        self.outbox_pending = Gauge("driftd_outbox_pending", "Outbox messages (events for a hook or a notifier) "
+                                    "not delivered yet, in the shared database.", registry=self.registry)
+        self.outbox_oldest_age = Gauge("driftd_outbox_oldest_pending_age_seconds", "Age of the oldest outbox message "
+                                       "not delivered yet (0 when none waits).", registry=self.registry)
+        self.outbox_failures = Counter("driftd_outbox_failures", "Failed deliveries of outbox messages (each is "
+                                       "retried), by destination.", ["target"], registry=self.registry)
+        self.outbox_delivered = Counter("driftd_outbox_delivered", "Outbox messages delivered, by destination.",
+                                        ["target"], registry=self.registry)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
                              self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)

@@ -1,4 +1,4 @@
-"""The public plugin API: everything a connector, measure or adapter plugin needs, in one module.
+"""The public plugin API: everything a connector, measure, adapter or notifier plugin needs, in one module.
 
     from monitor.plugin import hookimpl, Connector, Batch, parse_options
 
@@ -64,6 +64,14 @@ from monitor.divergence import (
 from monitor.divergence.base import categorical_pair, numeric_pair
 from monitor.divergence.counts import category_counts, proportions, window_bin_counts
 from monitor.hookspecs import hookimpl
+from monitor.notifier import (
+    NOTIFIER_EVENTS,
+    Notifier,
+    NotifierError,
+    NotifierOptionsError,
+    event_summary,
+    parse_notifier_options,
+)
 
 __all__ = [
     # hooks
@@ -80,4 +88,6 @@ __all__ = [
     "AdaptationCancelled", "AdaptationContext", "AdaptationResult", "AdaptedModel", "Adapter", "AdapterError",
     "AffineMap", "Assumption", "Domain", "DriftInfo", "Model", "ModelLoadError", "Remedy", "SklearnModel",
     "TorchModel", "parse_adapter_options", "unwrap",
+    # notifiers
+    "NOTIFIER_EVENTS", "Notifier", "NotifierError", "NotifierOptionsError", "event_summary", "parse_notifier_options",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping
@@ -32,6 +33,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.adapters.webhook",
     "plugins.adapters.command",
     "plugins.adapters.rebaseline",
+    "plugins.notifiers.http",
+    "plugins.notifiers.alertmanager",
+    "plugins.notifiers.email",
 )
 ENTRY_POINT_GROUP = "driftd"
 PROVIDER_HOOKS: dict[str, str] = {
@@ -92,6 +96,7 @@ class PluginManager:
         self.hooks = pluggy.PluginManager(hookspecs.PROJECT)
         self.hooks.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
+        self._local = threading.local()  # the failures of one ``deliver`` call, on its thread
         self._allowed = _names(environ, "DRIFTD_PLUGINS")
         self._disabled = _names(environ, "DRIFTD_DISABLE_PLUGINS") or set()
         for module in BUILTIN_PLUGINS:
@@ -145,6 +150,9 @@ class PluginManager:
             except Exception as error:  # noqa: BLE001 - a plugin's failure must not stop the others
                 if kind is None:
                     log.exception("plugin %s failed in %s", plugin, hook)
+                    failures = getattr(self._local, "failures", None)
+                    if failures is not None:
+                        failures.append(error)
                 else:
                     info = self.info.setdefault(plugin, PluginInfo(plugin, "registered"))
                     info.error = f"{type(error).__name__}: {error}"
@@ -179,6 +187,36 @@ class PluginManager:
     def call_event(self, hook_name: str, **kwargs: Any) -> None:
         """Call an event hook on every plugin through pluggy; one that raises is logged by name and skipped."""
         getattr(self.hooks.hook, hook_name)(**kwargs)
+
+    def implementers(self, hook_name: str) -> list[str]:
+        """The plugins that implement an event hook (hookwrappers aside), by name."""
+        return sorted({name for impl in getattr(self.hooks.hook, hook_name).get_hookimpls()
+                       if not (impl.hookwrapper or impl.wrapper) and (name := self.hooks.get_name(impl.plugin))})
+
+    def deliver(self, plugin: str, hook_name: str, **kwargs: Any) -> None:
+        """Call one plugin's implementation of an event hook through pluggy (hookwrappers see it too).
+
+        Raises HookFailed when it raised, LookupError when the plugin (or its implementation) is gone.
+        """
+        target = self.hooks.get_plugin(plugin)
+        caller = getattr(self.hooks.hook, hook_name)
+        impls = [impl for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
+        if target is None or not any(impl.plugin is target for impl in impls):
+            raise LookupError(f"plugin {plugin!r} is not loaded or no longer implements {hook_name}")
+        others = [impl.plugin for impl in impls if impl.plugin is not target]
+        subset = self.hooks.subset_hook_caller(hook_name, remove_plugins=others) if others else caller
+        self._local.failures = []
+        try:
+            subset(**kwargs)
+            failures = self._local.failures
+        finally:
+            self._local.failures = None
+        if failures:
+            raise HookFailed(f"plugin {plugin} failed in {hook_name}: {type(failures[0]).__name__}: {failures[0]}")
+
+
+class HookFailed(Exception):
+    """A plugin's event hook raised (the delivery is retried)."""
 
 
 def _checked(kind: str, provided: Any) -> Mapping[str, Any]:

@@ -22,6 +22,16 @@ Adapters::
     def test_my_adapter_rejects_bad_options():
         check_adapter_bad_options(MyAdapter, [("strength", {"strength": -1})])
 
+Notifiers::
+
+    from monitor.testing import check_notifier_bad_options, sample_event
+
+    def test_my_notifier_sends_an_event():
+        MyNotifier({"url": server.url}).notify(sample_event("drift_detected"))
+
+    def test_my_notifier_rejects_bad_options():
+        check_notifier_bad_options(MyNotifier, [("url", {}), ("url", {"url": 3})])
+
 Each check raises AssertionError saying which promise was broken and how.
 """
 
@@ -38,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitor.connector import Batch, Connector, ConnectorOptionsError, Cursor
+from monitor.notifier import Notifier, NotifierError
 
 # ---- connectors ---------------------------------------------------------------------------
 
@@ -108,6 +119,38 @@ def check_connector(
         _check_ids(added, new_rows, f"reading the {new_rows} rows written after the end")
         again = sorted(set(added) & set(expected), key=str)
         assert not again, f"rows written after the end repeated earlier rows {again[:10]}"
+
+
+def sample_event(kind: str = "drift_detected", event_id: str = "00000000-0000-4000-8000-000000000001",
+                 attempt: int = 1) -> dict[str, Any]:
+    """An event as driftd hands it to ``Notifier.notify`` (``data`` as the matching hook receives it)."""
+    data = {"drift_detected": {"id": 7, "window_seq": 3, "drift_share": 0.5, "features": ["a"], "event_uid": event_id},
+            "window_evaluated": {"seq": 3, "rows": 100, "state": "drift", "drift_share": 0.5,
+                                 "drifted_features": ["a"], "missing_features": [], "results": [],
+                                 "event_uid": event_id},
+            "adaptation_finished": {"id": 2, "event_id": 7, "adapter": "label_shift", "state": "promoted",
+                                    "reason": "passed the gate", "metrics": None, "artifact": None,
+                                    "model_version": 2, "event_uid": event_id}}[kind]
+    return {"id": event_id, "type": kind, "monitor": "m", "created_at": "2026-01-31T12:00:00Z",
+            "attempt": attempt, "data": data}
+
+
+def check_notifier_bad_options(notifier_class: type[Notifier],
+                               bad_options: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+    """Assert each ``(option, options)`` pair is refused when the notifier is built, by a NotifierError
+    naming ``option`` (the configuration check reports it with the notifier's name)."""
+    for option, options in bad_options:
+        try:
+            notifier = notifier_class(options)
+        except NotifierError as error:
+            assert option in str(error), f"{options!r}: the error does not name option {option!r}: {error}"
+        except Exception as error:  # noqa: BLE001 - any other failure breaks the contract
+            raise AssertionError(
+                f"{options!r}: expected NotifierError naming {option!r}, got {type(error).__name__}: {error}"
+            ) from error
+        else:
+            notifier.close()
+            raise AssertionError(f"{options!r}: accepted, expected NotifierError naming {option!r}")
 
 
 def check_bad_options(connector_class: type[Connector], bad_options: Iterable[tuple[str, Mapping[str, Any]]]) -> None:

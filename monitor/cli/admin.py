@@ -9,6 +9,7 @@ import click
 
 from monitor.cli.base import EXIT_ERROR, config_option, load, main
 from monitor.daemon.engine import MonitorError, MonitorRunner
+from monitor.daemon.notifying import notifier_problems
 from monitor.domain.coverage import unvoted_features
 from monitor.logs import setup_logging
 from monitor.plugins import PluginManager
@@ -54,7 +55,7 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False,
                 envvar="DRIFTD_CONFIG")
 def config_validate(path: Path | None) -> None:
-    """Validate a configuration file, its connectors and measures; exit 2 on a problem."""
+    """Validate a configuration file, its connectors, measures and notifiers; exit 2 on a problem."""
     config, _ = load(path)
     manager = PluginManager()
     problems, warnings = [], []
@@ -66,6 +67,7 @@ def config_validate(path: Path | None) -> None:
             problems.append(str(error))
             continue
         warnings.extend(unvoted_features(monitor, settings))
+    problems += notifier_problems(config, manager)
     where = path or "built-in demo"
     for warning in warnings:
         click.echo(f"driftd: warning: {where}: {warning}", err=True)
@@ -80,5 +82,5 @@ def config_validate(path: Path | None) -> None:
         click.echo(f"driftd: error: {where}: {problem}", err=True)
     if problems:
         sys.exit(EXIT_ERROR)
-    click.echo(f"{where}: OK ({len(config.monitors)} monitor(s), storage "
+    click.echo(f"{where}: OK ({len(config.monitors)} monitor(s), {len(config.notifiers)} notifier(s), storage "
                f"{Store(config.storage.url).describe()})")

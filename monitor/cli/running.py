@@ -80,5 +80,6 @@ def check(config_path: Path | None, max_batches: int, adapt: bool) -> None:
         click.echo(line)
     for name in daemon.runners if adapt else []:
         daemon.adaptation.run_pending(name)
+    daemon.outbox.drain()  # hooks and notifiers hear of this pass before the process ends
     daemon.stop()
     sys.exit(status)

@@ -96,6 +96,8 @@ def _describe_error(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
         name = entry.get("name") if isinstance(entry, dict) else None
         prefix = f"monitor {name!r}: " if name else f"monitor #{location[1] + 1}: "
         location = location[2:]
+    if not location and not prefix and error["type"] == "value_error":  # a whole-file check (names across sections)
+        return _without_input(error["msg"].removeprefix("Value error, "), error.get("input"))
     key = ".".join(str(part) for part in location) or "(top level)"
     return f"{prefix}{key}: {_without_input(error['msg'], error.get('input'))}"
 

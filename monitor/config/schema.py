@@ -278,6 +278,49 @@ class AdaptationConfig(_Strict):
         return adapters
 
 
+#: What a notifier can be sent (the outbox's event kinds).
+EventKind = Literal["drift_detected", "window_evaluated", "adaptation_finished"]
+_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
+
+
+class NotifierConfig(_Strict):
+    """A notifier: where events go (built by the ``driftd_notifiers`` plugin of that type)."""
+
+    type: str
+    name: str | None = Field(None, pattern=_NAME, description="default: the type")
+    options: dict[str, Any] = Field(default_factory=dict)
+    events: list[EventKind] = Field(default_factory=lambda: ["drift_detected"], min_length=1)
+    monitors: list[str] | None = Field(None, description="the monitors it hears from (default: every monitor)")
+
+    @property
+    def label(self) -> str:
+        """The name monitors and the outbox know it by."""
+        return self.name or self.type
+
+
+class MonitorNotifierConfig(_Strict):
+    """A monitor's own choice of a notifier, optionally with other events."""
+
+    name: str
+    events: list[EventKind] | None = Field(None, min_length=1, description="default: the notifier's events")
+
+
+class OutboxConfig(_Strict):
+    """Delivery of events (hooks, notifiers) after the commit: polling, retries, claims and retention."""
+
+    poll: float = Field(1.0, description="seconds between looks for due messages (a commit wakes it sooner)")
+    retry_base: float = Field(1.0, description="seconds before the first retry; doubled on each failure")
+    retry_cap: float = Field(300.0, description="the longest wait between two retries")
+    claim: float = Field(60.0, description="seconds a replica holds a message while delivering it")
+    retention: float = Field(7 * 86400.0, description="delivered and dropped messages are kept this long")
+    batch: int = Field(100, ge=1, le=10_000, description="messages claimed at a time")
+
+    @field_validator("poll", "retry_base", "retry_cap", "claim", "retention", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
 class MonitorConfig(_Strict):
     """One monitored data source."""
 
@@ -296,7 +339,16 @@ class MonitorConfig(_Strict):
     backend: BackendConfig = Field(default_factory=BackendConfig)
     model: ModelConfig | None = None
     adaptation: AdaptationConfig | None = None
+    notifiers: list[MonitorNotifierConfig] | None = Field(
+        None, description="the notifiers this monitor sends to, instead of the top-level choice ([]: none)")
     enabled: bool = True
+
+    @field_validator("notifiers", mode="before")
+    @classmethod
+    def _notifier_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
 
     @model_validator(mode="after")
     def _adaptation_needs(self) -> MonitorConfig:
@@ -367,7 +419,35 @@ class DriftdConfig(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     adaptation: AdaptationPoolConfig = Field(default_factory=AdaptationPoolConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    notifiers: list[NotifierConfig] = Field(default_factory=list)
     monitors: list[MonitorConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _notifier_references(self) -> DriftdConfig:
+        labels = [notifier.label for notifier in self.notifiers]
+        duplicated = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicated:
+            raise ValueError(f"notifiers named more than once: {duplicated} (give each a distinct 'name')")
+        monitors = {monitor.name for monitor in self.monitors}
+        for notifier in self.notifiers:
+            unknown = sorted(set(notifier.monitors or ()) - monitors)
+            if unknown:
+                raise ValueError(f"notifier {notifier.label!r}: monitors: no monitor named {unknown[0]!r}")
+        for monitor in self.monitors:
+            for choice in monitor.notifiers or ():
+                if choice.name not in labels:
+                    raise ValueError(f"monitor {monitor.name!r}: notifiers: no notifier named {choice.name!r} "
+                                     f"(configured: {', '.join(labels) or 'none'})")
+        return self
+
+    def notifier_events(self, monitor: MonitorConfig) -> dict[str, tuple[str, ...]]:
+        """Notifier name → the events it is sent for ``monitor`` (the monitor's own choice wins)."""
+        by_label = {notifier.label: notifier for notifier in self.notifiers}
+        if monitor.notifiers is not None:
+            return {choice.name: tuple(choice.events or by_label[choice.name].events) for choice in monitor.notifiers}
+        return {notifier.label: tuple(notifier.events) for notifier in self.notifiers
+                if notifier.monitors is None or monitor.name in notifier.monitors}
 
     @field_validator("monitors")
     @classmethod

@@ -24,6 +24,8 @@ from monitor.config import ConfigError, DriftdConfig, MonitorConfig
 from monitor.daemon.adapting import AdaptationService
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.engine import MonitorError, MonitorRunner, TickReport
+from monitor.daemon.notifying import Notifiers
+from monitor.daemon.outbox import OutboxDispatcher
 from monitor.daemon.scheduler import Scheduler
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
@@ -71,8 +73,12 @@ class Daemon:
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._single_replica_lock: TextIO | None = None
         self._prepared = False
+        self.notifiers = Notifiers(config, self.plugins)
+        self.outbox = OutboxDispatcher(self.store, self.plugins, self.notifiers, self.metrics, self.replica,
+                                       config.outbox)
         self.adaptation = AdaptationService(self.store, self.plugins, self.metrics, self.replica,
-                                            workers=config.adaptation.workers, owns=self._owns)
+                                            workers=config.adaptation.workers, owns=self._owns,
+                                            routes=self.notifiers.routes)
 
     def prepare(self) -> None:
         """Check the schema (migrating embedded SQLite) and build a runner per enabled monitor.
@@ -88,6 +94,8 @@ class Daemon:
                 self._add_monitor(monitor)
         self.adaptation.configure({name: runner.config for name, runner in self.runners.items()})
         self.adaptation.recover()
+        if self.store.is_sqlite:  # a single replica: claims left by a crashed process are free again at once
+            self.store.release_outbox_claims()  # (on PostgreSQL they lapse after outbox.claim)
         self._prepared = True
         self.plugins.call_event("driftd_startup", config=self.config)
 
@@ -103,7 +111,9 @@ class Daemon:
         try:
             lease = None if self.store.is_sqlite else (self.replica, self.config.storage.lease)
             runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease,
-                                   on_adaptation=self.adaptation.notify, fetch_pool=self.fetch_pool)
+                                   on_adaptation=self.adaptation.notify, fetch_pool=self.fetch_pool,
+                                   routes=lambda name=monitor.name: self.notifiers.routes(name),
+                                   on_events=self.outbox.wake)
         except MonitorError as error:
             self.broken[monitor.name] = str(error)
             log.error("%s (the monitor is not running)", error)
@@ -143,6 +153,7 @@ class Daemon:
             if name not in old or name in changed:
                 self._add_monitor(monitor)
         self.config = config.model_copy(update={"storage": self.config.storage, "server": self.config.server})
+        self.notifiers.configure(self.config)
         self.adaptation.configure({name: runner.config for name, runner in self.runners.items()})
         log.info("reloaded the configuration: %d monitor(s) running (%d added or changed, %d removed)",
                  len(self.runners), sum(1 for name in new if name not in old or name in changed),
@@ -212,6 +223,7 @@ class Daemon:
             self.scheduler.add(name, runner.config.schedule, self._job(runner))
         self.scheduler.start()
         self.adaptation.start()
+        self.outbox.start()
         log.info("running %d monitor(s): %s", len(self.runners), ", ".join(self.runners) or "none")
 
     def _observe_lag(self, monitor: str, seconds: float) -> None:
@@ -256,6 +268,8 @@ class Daemon:
         for face in self.faces:
             face.stop()
         self.adaptation.stop(self.config.adaptation.stop_timeout)
+        self.outbox.stop()
+        self.notifiers.close()
         for runner in self.runners.values():
             runner.close()
         self.fetch_pool.shutdown(wait=False, cancel_futures=True)

@@ -24,11 +24,13 @@ from monitor.adaptation.contract import (
 from monitor.adaptation.gate import GateDecision, GateSplit, judge, split_for_gate
 from monitor.adaptation.model import Model, ModelLoadError
 from monitor.config import EXTERNAL_ADAPTERS, AdapterConfig, MonitorConfig
-from monitor.daemon.model_versions import ModelStore
+from monitor.daemon.model_versions import ModelStore, point_current
+from monitor.domain.events import NO_ROUTES, Routes
 from monitor.domain.reference import read_table, summarize_table, table_from_bytes
 from monitor.metrics import Metrics
 from monitor.store import AdaptationRow, Store, StoreError
 from monitor.store.adaptations import AdaptationRecords, QueuedEvent
+from monitor.store.crashpoints import crash_point
 
 log = logging.getLogger("driftd.adaptation")
 
@@ -53,7 +55,7 @@ class EventAdaptation:
 
     def __init__(self, config: MonitorConfig, store: Store, records: AdaptationRecords, models: ModelStore,
                  adapters: Mapping[str, type], metrics: Metrics, replica: str, cancelled: threading.Event,
-                 notify: Callable[[AdaptationRow], None]) -> None:
+                 routes: Callable[[str], Routes] = lambda monitor: NO_ROUTES) -> None:
         self.config = config
         self.store = store
         self.records = records
@@ -62,7 +64,7 @@ class EventAdaptation:
         self.metrics = metrics
         self.replica = replica
         self.cancelled = cancelled
-        self.notify = notify
+        self.routes = routes
         assert config.adaptation is not None
         self.settings = config.adaptation
 
@@ -220,16 +222,7 @@ class EventAdaptation:
             if result.assumption == "none":
                 self._finish(attempt, "succeeded", result.reason or "handed over; not validated by the gate")
             elif attempt is winner and self.settings.promote and result.model is not None and self.config.model:
-                try:
-                    stored = self.models.promote(self.config.name, self.config.model, result.model, attempt.run.id,
-                                                 note=f"{attempt.run.adapter}: {result.reason}")
-                except (ModelLoadError, OSError) as error:
-                    self._finish(attempt, "failed", f"passed the gate but could not be saved: {error}")
-                    continue
-                self.metrics.model_version.labels(self.config.name).set(stored.version)
-                promoted = True
-                self._finish(attempt, "promoted", f"{decision.reason} Promoted as model version {stored.version} "
-                             f"(was {version}).", artifact=stored.path, model_version=stored.version)
+                promoted = self._promote(attempt, decision.reason, version) or promoted
             elif attempt is winner:
                 self._finish(attempt, "succeeded", f"{decision.reason} Not promoted (adaptation.promote is off).")
             elif result.passed:
@@ -240,6 +233,25 @@ class EventAdaptation:
                     reason = f"{reason} ({decision.reason})"
                 self._finish(attempt, "rejected", reason)
         return promoted
+
+    def _promote(self, attempt: Attempt, because: str, version: int | None) -> bool:
+        """Write the winner's folder, then record the version and the run's state in ONE transaction."""
+        assert attempt.result is not None and attempt.result.model is not None and self.config.model is not None
+        name = self.config.name
+        try:
+            folder = self.models.write(name, self.config.model, attempt.result.model, attempt.run.id)
+        except (ModelLoadError, OSError) as error:
+            self._finish(attempt, "failed", f"passed the gate but could not be saved: {error}")
+            return False
+        crash_point("promotion.written")
+        stored, run = self.records.promote(
+            attempt.run.id, name, str(folder), note=f"{attempt.run.adapter}: {attempt.result.reason}",
+            reason=f"{because} Promoted as model version {{version}} (was {version}).",
+            metrics=self._summary(attempt), routes=self.routes(name))
+        point_current(Path(self.config.model.store) / name, folder)
+        self.metrics.model_version.labels(name).set(stored.version)
+        self._ended(attempt, run)
+        return True
 
     def _rebaseline(self, attempt: Attempt, event: QueuedEvent, table: pa.Table, promoted: bool, info: DriftInfo,
                     champion: Model | None, workdir: Path) -> None:
@@ -260,17 +272,24 @@ class EventAdaptation:
     def _finish(self, attempt: Attempt, state: str, reason: str, artifact: str | None = None,
                 model_version: int | None = None) -> None:
         result = attempt.result
-        metrics = result.summary() if result is not None else None
+        run = self.records.finish(attempt.run.id, state, reason, metrics=self._summary(attempt),
+                                  artifact=artifact or (result.artifact if result else None),
+                                  error=attempt.error, model_version=model_version,
+                                  routes=self.routes(self.config.name))
+        self._ended(attempt, run)
+
+    def _summary(self, attempt: Attempt) -> dict[str, Any] | None:
+        metrics = attempt.result.summary() if attempt.result is not None else None
         if metrics is not None:
             metrics["seconds"] = round(attempt.seconds, 3)
-        self.records.finish(attempt.run.id, state, reason, metrics=metrics,
-                            artifact=artifact or (result.artifact if result else None),
-                            error=attempt.error, model_version=model_version)
-        self.metrics.adaptation_ended(self.config.name, attempt.run.adapter, state)
-        level = logging.WARNING if state == "failed" else logging.INFO
+        return metrics
+
+    def _ended(self, attempt: Attempt, run: AdaptationRow) -> None:
+        """Count and log a run that reached its final state (its event is in the outbox already)."""
+        self.metrics.adaptation_ended(self.config.name, attempt.run.adapter, run.state)
+        level = logging.WARNING if run.state == "failed" else logging.INFO
         log.log(level, "monitor %s: adaptation %d (%s) %s: %s", self.config.name, attempt.run.id,
-                attempt.run.adapter, state, reason)
-        self.notify(self.records.run(attempt.run.id))
+                attempt.run.adapter, run.state, run.reason)
 
 
 def table_domain(table: pa.Table, features: list[str], label: str | None, model: Model | None, what: str) -> Domain:

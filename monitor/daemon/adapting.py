@@ -17,7 +17,8 @@ from monitor.daemon.adaptation_run import EventAdaptation
 from monitor.daemon.model_versions import ModelStore
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
-from monitor.store import AdaptationRow, Store
+from monitor.domain.events import NO_ROUTES, Routes
+from monitor.store import AdaptationRow, Store, StoreError
 from monitor.store.adaptations import AdaptationRecords
 from monitor.store.schema import utcnow
 
@@ -33,7 +34,9 @@ class AdaptationService:
     """Runs queued adaptations of the monitors this replica owns, ``workers`` at a time."""
 
     def __init__(self, store: Store, plugins: PluginManager, metrics: Metrics, replica: str, workers: int = 2,
-                 owns: Callable[[str], bool] = lambda monitor: True) -> None:
+                 owns: Callable[[str], bool] = lambda monitor: True,
+                 routes: Callable[[str], Routes] = lambda monitor: NO_ROUTES) -> None:
+        """``routes(monitor)``: where the monitor's events go (the outbox destinations)."""
         self.store = store
         self.records = AdaptationRecords(store)
         self.models = ModelStore(self.records, plugins.provided["model_loaders"])
@@ -41,6 +44,7 @@ class AdaptationService:
         self.metrics = metrics
         self.replica = replica
         self.owns = owns
+        self.routes = routes
         self.monitors: dict[str, MonitorConfig] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="driftd-adapt")
         self._busy: set[str] = set()
@@ -59,14 +63,24 @@ class AdaptationService:
             self.metrics.adapters(name, [adapter.label for adapter in config.adaptation.adapters])
         self._publish_versions()
 
-    def recover(self) -> list[AdaptationRow]:
-        """Fail runs left "running" by a process that is gone (all of them on single-replica SQLite)."""
-        interrupted = self.records.fail_interrupted(self.replica, everyone=self.store.is_sqlite)
+    def recover(self, links: bool = True) -> list[AdaptationRow]:
+        """Fail runs left "running" by a process that is gone (all of them on single-replica SQLite).
+
+        With ``links`` (at start-up) also points each model's ``current`` at its active version
+        again: a crash may have come between recording a promotion and repointing the link.
+        """
+        interrupted = self.records.fail_interrupted(self.replica, everyone=self.store.is_sqlite, routes=self.routes)
         for run in interrupted:
             log.warning("monitor %s: adaptation %d (%s) was interrupted by a restart; marked failed",
                         run.monitor, run.id, run.adapter)
             self.metrics.adaptation_ended(run.monitor, run.adapter, "failed")
-            self._announce(run)
+        for name, config in self.monitors.items() if links else ():
+            if config.model is not None:
+                try:
+                    self.models.repoint(name, config.model)
+                except (OSError, StoreError) as error:
+                    log.warning("monitor %s: could not point the model's 'current' link at the active version: %s",
+                                name, error)
         return interrupted
 
     def start(self) -> None:
@@ -114,7 +128,7 @@ class AdaptationService:
         while not self._stopped.wait(SWEEP_SECONDS):
             try:
                 if not self.store.is_sqlite:
-                    self.recover()  # runs of replicas that died since
+                    self.recover(links=False)  # runs of replicas that died since
                 for monitor in self.records.monitors_with_pending():
                     self._maybe_start(monitor)
                 self._publish_versions()  # a rollback from the CLI changes them behind this process
@@ -149,7 +163,7 @@ class AdaptationService:
             event = self.records.next_event(monitor)
             if event is not None:
                 EventAdaptation(config, self.store, self.records, self.models, self.plugins.provided["adapters"],
-                                self.metrics, self.replica, self._cancelled, self._announce).run(event)
+                                self.metrics, self.replica, self._cancelled, self.routes).run(event)
         except Exception:  # noqa: BLE001 - one monitor's failure must not stop the pool
             log.exception("monitor %s: adaptation failed unexpectedly", monitor)
         finally:
@@ -157,12 +171,6 @@ class AdaptationService:
             with self._idle:
                 self._busy.discard(monitor)
                 self._idle.notify_all()
-
-    def _announce(self, run: AdaptationRow) -> None:
-        self.plugins.call_event("driftd_adaptation_finished", monitor=run.monitor, adaptation={
-            "id": run.id, "event_id": run.event_id, "adapter": run.adapter, "state": run.state,
-            "reason": run.reason, "metrics": run.metrics, "artifact": run.artifact,
-            "model_version": run.model_version})
 
     def _publish_versions(self) -> None:
         """Set ``driftd_model_version`` of every adapting monitor with a model (1 until one is recorded)."""

@@ -28,6 +28,7 @@ from monitor.daemon.backoff import Backoff
 from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
 from monitor.daemon.leasing import LeaseKeeper
+from monitor.daemon.notifying import hook_routes
 from monitor.daemon.publishing import Publisher
 from monitor.daemon.windowing import PendingRows, RecentRows, serialised
 from monitor.divergence import (
@@ -36,6 +37,7 @@ from monitor.divergence import (
     ReferenceSummary,
     resolve_backend,
 )
+from monitor.domain.events import Routes
 from monitor.domain.evaluate import (
     MeasureSetting,
     WindowEvaluation,
@@ -77,11 +79,14 @@ class MonitorRunner:
 
     def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics,
                  lease: tuple[str, float] | None = None, on_adaptation: Callable[[str], None] | None = None,
-                 fetch_pool: Executor | None = None) -> None:
+                 fetch_pool: Executor | None = None, routes: Callable[[], Routes] | None = None,
+                 on_events: Callable[[], None] | None = None) -> None:
         """``lease`` (replica id, seconds): tick only while this replica holds the monitor's lease.
 
         ``on_adaptation(monitor)`` is called after a drift event with queued adapter runs was committed;
         fetches run on ``fetch_pool`` (the daemon's one pool; a process-wide default without it).
+        ``routes()`` says where the monitor's events go (default: the plugins' event hooks); they are
+        written to the outbox in the tick's transaction, and ``on_events()`` is called after such a commit.
         """
         self.config = config
         self.name = config.name
@@ -102,6 +107,9 @@ class MonitorRunner:
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
         self.error_backoff = Backoff(cap=60.0)  # e.g. the history database is unreachable
+        hooks = Routes(hook_routes(plugins))
+        self._routes = routes or (lambda: hooks)
+        self._on_events = on_events
         self._counted: CountReference | None = None
         self._loaded = False
         self._last_problem: str | None = None
@@ -257,13 +265,19 @@ class MonitorRunner:
         slices, remainder = self.pending.split(rows)
         records = [self._evaluate(window) for window in slices]
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
-                                              remainder.num_rows, records, lease=self.lease)
+                                              remainder.num_rows, records, lease=self.lease, routes=self._routes())
         self._advance(batch.cursor, records, remainder)
+        self._announced(records)
         self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)
         if self.leases.hand_back_if_over_share():
             self._forget_state()
         return TickReport(batch.num_rows, records, self.policy.state)
+
+    def _announced(self, records: list[WindowRecord]) -> None:
+        """Events were committed to the outbox: wake whoever delivers them."""
+        if records and self._on_events is not None:
+            self._on_events()
 
     def _max_rows(self) -> int:
         if self.pushdown_column is not None and self.config.reference.first_rows:
@@ -286,11 +300,13 @@ class MonitorRunner:
         batch: AggregateBatch = self.fetcher.aggregate(self.position, self._counted.plan(self.kinds,
                                                                                           self.config.window.span))
         records = [self._evaluate(window) for window in batch.windows]
-        _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, None, 0, records, lease=self.lease)
+        _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, None, 0, records, lease=self.lease,
+                                              routes=self._routes())
         self.position = batch.cursor
         self.pending.committed(None)
         if records:
             self.next_seq = records[-1].seq + 1
+        self._announced(records)
         self.publisher.published(records, committed, self.reference.version)
         return TickReport(batch.num_rows, records, self.policy.state)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monitor.adaptation.contract import AdapterError
 from monitor.connector import ConnectorError
+from monitor.notifier import NotifierError
 
 
 class MonitorError(Exception):
@@ -20,6 +21,6 @@ def reason(error: BaseException | None) -> str:
         return "unknown error"
     if isinstance(error, KeyError) and error.args:
         return str(error.args[0])
-    if isinstance(error, (MonitorError, ConnectorError, AdapterError)):
+    if isinstance(error, (MonitorError, ConnectorError, AdapterError, NotifierError)):
         return str(error)
     return f"{type(error).__name__}: {error}"

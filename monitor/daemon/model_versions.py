@@ -45,9 +45,8 @@ class ModelStore:
             return self._load_version(location, json.loads(manifest.read_text(encoding="utf-8")))
         return self._loader(config.loader)(location, config.options)
 
-    def promote(self, monitor: str, config: ModelConfig, model: Model, adaptation_id: int,
-                note: str) -> StoredModelVersion:
-        """Write ``model`` into a new folder, record it as the next active version, repoint ``current``."""
+    def write(self, monitor: str, config: ModelConfig, model: Model, adaptation_id: int) -> Path:
+        """Write ``model`` into a new version folder (written beside, then renamed into place); the folder."""
         root = Path(config.store) / monitor
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder = root / f"adaptation-{adaptation_id}"
@@ -59,9 +58,21 @@ class ModelStore:
         write_manifest(partial, entry)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
-        version = self.records.add_model(monitor, str(folder.resolve()), adaptation_id, note)
-        point_current(root, folder)
+        return folder.resolve()
+
+    def promote(self, monitor: str, config: ModelConfig, model: Model, adaptation_id: int,
+                note: str) -> StoredModelVersion:
+        """Write ``model`` into a new folder, record it as the next active version, repoint ``current``."""
+        folder = self.write(monitor, config, model, adaptation_id)
+        version = self.records.add_model(monitor, str(folder), adaptation_id, note)
+        point_current(Path(config.store) / monitor, folder)
         return version
+
+    def repoint(self, monitor: str, config: ModelConfig) -> None:
+        """Point ``current`` at the active version recorded in SQL (after a crash between the two)."""
+        active = self.records.active_model(monitor)
+        if active is not None:
+            point_current(Path(config.store) / monitor, Path(active.path))
 
     def rollback(self, monitor: str, config: ModelConfig | None, to: int | None = None
                  ) -> tuple[StoredModelVersion, StoredModelVersion]:

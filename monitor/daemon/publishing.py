@@ -1,10 +1,13 @@
-"""After a tick committed: the monitor's metrics, the plugin hooks, and the adaptation queue."""
+"""After a tick committed: the monitor's metrics, the drift log line, and the adaptation queue.
+
+(The plugin hooks and notifiers get the tick's events from the outbox, written in the tick's
+transaction: ``monitor.daemon.outbox``.)"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from monitor.domain.policy import STATE_CODES
 from monitor.domain.records import WindowRecord
@@ -36,7 +39,7 @@ class Publisher:
 
     def published(self, records: list[WindowRecord], committed: list[CommittedWindow],
                   reference_version: int | None) -> None:
-        """Export the latest window, count the windows, call the hooks and queue adaptations."""
+        """Export the latest window, count the windows, log drift and queue adaptations."""
         if not records:
             self.metrics.update(self.name, reference_version=reference_version)
             return
@@ -56,24 +59,11 @@ class Publisher:
             self.metrics.rows.labels(self.name).inc(record.rows)
             for measure in record.failed_measures:
                 self.metrics.measure_failed(self.name, measure)
-            self.plugins.call_event("driftd_window_evaluated", monitor=self.name, window=window_event(record))
             if ids.event_id is None:
                 continue
             self.metrics.drift_events.labels(self.name).inc()
             log.warning("monitor %s: DRIFT in window %d (%.0f%% of features: %s)", self.name, record.seq,
                         100 * record.drift_share, ", ".join(record.drifted_features))
-            self.plugins.call_event("driftd_drift_detected", monitor=self.name, event={
-                "id": ids.event_id, "window_seq": record.seq, "drift_share": record.drift_share,
-                "features": list(record.drifted_features)})
             if record.adapters and self.on_adaptation is not None:
                 self.on_adaptation(self.name)
 
-
-def window_event(record: WindowRecord) -> dict[str, Any]:
-    """The ``window`` mapping the ``driftd_window_evaluated`` hook receives."""
-    return {
-        "seq": record.seq, "rows": record.rows, "state": record.state, "drift_share": record.drift_share,
-        "drifted_features": list(record.drifted_features), "missing_features": list(record.missing_features),
-        "failed_measures": dict(record.failed_measures),
-        "results": [vars(result).copy() for result in record.results],
-    }

@@ -24,16 +24,18 @@ from monitor.store.queries import (
     WindowRow,
     adaptation_row,
 )
+from monitor.store.outbox import Backlog, Outbox, OutboxItem
 from monitor.store.references import References, StoredReference
 from monitor.store.ticks import CommittedWindow, Progress, TickWriter
 
 
-class Store(TickWriter, References, Leases, HistoryQueries):
+class Store(TickWriter, References, Leases, HistoryQueries, Outbox):
     """All reads and writes of driftd's SQL history."""
 
 
 __all__ = [
-    "ALL_FEATURES", "AdaptationRow", "CommittedWindow", "Database", "EventRow", "LeaseLost", "NewReference",
-    "Overview", "Page", "Progress", "ResultRecord", "SeriesPoint", "Store", "StoreError", "StoredReference",
+    "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LeaseLost", "NewReference",
+    "OutboxItem", "Overview", "Page", "Progress", "ResultRecord", "SeriesPoint", "Store",
+    "StoreError", "StoredReference",
     "WindowRecord", "WindowRow", "adaptation_row", "create_db_engine",
 ]

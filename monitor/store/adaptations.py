@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.orm import Session
 
+from monitor.domain.events import ADAPTATION_FINISHED, NO_ROUTES, Routes, json_safe
 from monitor.store import AdaptationRow, Store, StoreError, adaptation_row
+from monitor.store.crashpoints import crash_point, crash_scope
+from monitor.store.outbox import add_event
 from monitor.store.schema import (
     Adaptation,
     DriftEvent,
@@ -24,6 +28,25 @@ STATES = ("pending", "running", "succeeded", "failed", "rejected", "promoted", "
 FINAL_STATES = frozenset(STATES[2:])
 #: The ``replica`` of a pending run an operator queued (the replica that runs it replaces it).
 REQUESTED = "(requested)"
+
+
+def adaptation_payload(run: AdaptationRow) -> dict[str, Any]:
+    """The ``adaptation`` mapping ``driftd_adaptation_finished`` receives."""
+    return json_safe({"id": run.id, "event_id": run.event_id, "adapter": run.adapter, "state": run.state,
+                      "reason": run.reason, "metrics": run.metrics, "artifact": run.artifact,
+                      "model_version": run.model_version})
+
+
+def _announce(session: Session, run_id: int, routes: Routes) -> AdaptationRow:
+    """Inside the transaction that ended a run: the run as stored, its event in the outbox."""
+    session.flush()
+    run, monitor, monitor_id = session.execute(
+        select(Adaptation, Monitor.name, Monitor.id).join(DriftEvent, Adaptation.event_id == DriftEvent.id)
+        .join(Monitor, DriftEvent.monitor_id == Monitor.id).where(Adaptation.id == run_id)
+        .execution_options(populate_existing=True)).one()
+    row = adaptation_row(run, monitor)
+    add_event(session, monitor_id, ADAPTATION_FINISHED, routes.targets(ADAPTATION_FINISHED), adaptation_payload(row))
+    return row
 
 
 @dataclass(frozen=True)
@@ -124,11 +147,28 @@ class AdaptationRecords:
         self._set(run_id, "running", expected=("pending",), replica=replica, started_at=utcnow())
 
     def finish(self, run_id: int, state: str, reason: str, metrics: dict[str, Any] | None = None,
-               artifact: str | None = None, error: str | None = None, model_version: int | None = None) -> None:
-        """Record a final state and why."""
+               artifact: str | None = None, error: str | None = None, model_version: int | None = None,
+               routes: Routes = NO_ROUTES) -> AdaptationRow:
+        """Record a final state and why, and announce it (outbox) in the same transaction; the run."""
         assert state in FINAL_STATES, state
-        self._set(run_id, state, reason=reason, metrics=metrics, artifact=artifact, error=error,
-                  model_version=model_version, finished_at=utcnow())
+        with crash_scope("adaptation"), self.store._session() as session, session.begin():
+            session.execute(update(Adaptation).where(Adaptation.id == run_id).values(
+                state=state, updated_at=utcnow(), reason=reason, metrics=json_safe(metrics), artifact=artifact,
+                error=error, model_version=model_version, finished_at=utcnow()))
+            return _announce(session, run_id, routes)
+
+    def promote(self, run_id: int, monitor: str, path: str, note: str, reason: str, metrics: dict[str, Any] | None,
+                routes: Routes = NO_ROUTES) -> tuple[StoredModelVersion, AdaptationRow]:
+        """ONE transaction: the model at ``path`` becomes the monitor's next, active version, and the run
+        ``promoted`` (``reason`` may name ``{version}``), announced in the outbox."""
+        with crash_scope("promotion"), self.store._session() as session, session.begin():
+            version = self._add_model(session, monitor, path, run_id, note)
+            session.execute(update(Adaptation).where(Adaptation.id == run_id).values(
+                state="promoted", updated_at=utcnow(), reason=reason.format(version=version.version),
+                metrics=json_safe(metrics), artifact=path, model_version=version.version, finished_at=utcnow()))
+            row = _announce(session, run_id, routes)
+        crash_point("promotion.commit.after")
+        return version, row
 
     def _set(self, run_id: int, state: str, expected: tuple[str, ...] | None = None, **values: Any) -> None:
         with self.store._session() as session, session.begin():
@@ -149,7 +189,8 @@ class AdaptationRecords:
                 raise StoreError(f"there is no adaptation {run_id}")
             return adaptation_row(*found)
 
-    def fail_interrupted(self, replica: str, everyone: bool) -> list[AdaptationRow]:
+    def fail_interrupted(self, replica: str, everyone: bool,
+                         routes: Callable[[str], Routes] = lambda monitor: NO_ROUTES) -> list[AdaptationRow]:
         """Mark runs left "running" by a stopped process as failed, with the reason.
 
         ``everyone``: every running run (a single-replica SQLite database at start-up); otherwise
@@ -167,7 +208,7 @@ class AdaptationRecords:
                 run.state, run.updated_at, run.finished_at = "failed", now, now
                 run.reason = (f"interrupted: the driftd process running it ({run.replica or 'unknown'}) stopped "
                               "before it finished; it was not resumed")
-            return [adaptation_row(run, name) for run, name in found]
+            return [_announce(session, run.id, routes(name)) for run, name in found]
 
     def last_finished(self, monitor: str) -> datetime | None:
         """When the monitor's last run that really ran finished (for the cooldown)."""
@@ -222,15 +263,19 @@ class AdaptationRecords:
     def add_model(self, monitor: str, path: str, adaptation_id: int | None, note: str) -> StoredModelVersion:
         """Record a new version (the next number) and make it the active one."""
         with self.store._session() as session, session.begin():
-            monitor_id = self.store._require_monitor(session, monitor)
-            version = (session.scalar(select(func.max(ModelVersion.version))
-                                      .where(ModelVersion.monitor_id == monitor_id)) or 0) + 1
-            session.execute(update(ModelVersion).where(ModelVersion.monitor_id == monitor_id).values(active=False))
-            row = ModelVersion(monitor_id=monitor_id, version=version, path=path, adaptation_id=adaptation_id,
-                               active=True, created_at=utcnow(), note=note)
-            session.add(row)
-            session.flush()
-            return _version(row)
+            return self._add_model(session, monitor, path, adaptation_id, note)
+
+    def _add_model(self, session: Session, monitor: str, path: str, adaptation_id: int | None,
+                   note: str) -> StoredModelVersion:
+        monitor_id = self.store._require_monitor(session, monitor)
+        version = (session.scalar(select(func.max(ModelVersion.version))
+                                  .where(ModelVersion.monitor_id == monitor_id)) or 0) + 1
+        session.execute(update(ModelVersion).where(ModelVersion.monitor_id == monitor_id).values(active=False))
+        row = ModelVersion(monitor_id=monitor_id, version=version, path=path, adaptation_id=adaptation_id,
+                           active=True, created_at=utcnow(), note=note)
+        session.add(row)
+        session.flush()
+        return _version(row)
 
     def rollback(self, monitor: str, to: int | None = None) -> tuple[StoredModelVersion, StoredModelVersion]:
         """Make an earlier version active (default: the one before the active one).

@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.store.crashpoints import watch
 from monitor.store.migrate import check_schema
 from monitor.store.schema import Monitor
 
@@ -46,6 +47,7 @@ class Database:
         self.url = url
         self.is_sqlite = _is_sqlite(url)
         self.engine = create_db_engine(url)
+        watch(self.engine)  # test-only crash points; nothing unless DRIFTD_CRASH_AT/TRACE is set
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def describe(self) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain.records import NewReference
+from monitor.store.crashpoints import crash_point, crash_scope
 from monitor.store.database import Database, StoreError
 from monitor.store.schema import ReferenceVersion, utcnow
 
@@ -57,8 +58,10 @@ class References(Database):
 
     def add_reference(self, monitor_id: int, reference: NewReference, activate: bool = True) -> StoredReference:
         """Store a new reference version (the next number) and optionally make it the active one."""
-        with self._session() as session, session.begin():
-            return add_reference(session, monitor_id, reference, activate)
+        with crash_scope("reference"), self._session() as session, session.begin():
+            stored = add_reference(session, monitor_id, reference, activate)
+        crash_point("reference.commit.after")
+        return stored
 
     def active_reference(self, monitor_id: int) -> StoredReference | None:
         """The monitor's active reference version, if it has one."""

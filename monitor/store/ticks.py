@@ -10,9 +10,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.domain.events import DRIFT_DETECTED, NO_ROUTES, WINDOW_EVALUATED, Routes, drift_payload, window_payload
 from monitor.domain.records import ALL_FEATURES, NewReference, WindowRecord
+from monitor.store.crashpoints import crash_point, crash_scope
 from monitor.store.database import Database
 from monitor.store.leases import hold_lease
+from monitor.store.outbox import add_event
 from monitor.store.references import StoredReference, add_reference
 from monitor.store.schema import (
     Adaptation,
@@ -77,17 +80,20 @@ class TickWriter(Database):
         windows: list[WindowRecord],
         reference: NewReference | None = None,
         lease: tuple[str, float] | None = None,
+        routes: Routes = NO_ROUTES,
     ) -> tuple[StoredReference | None, list[CommittedWindow]]:
         """Store a tick's windows, results, events, new reference and cursor in ONE transaction.
 
         With ``lease`` (owner, seconds) the transaction first checks this replica still holds the
-        monitor's lease (LeaseLost otherwise: nothing is written) and renews it.
+        monitor's lease (LeaseLost otherwise: nothing is written) and renews it. Each window's
+        events go into the outbox, for the destinations ``routes`` names, in the same transaction.
         """
-        with self._session() as session, session.begin():
+        crash_point("tick.begin")
+        with crash_scope("tick"), self._session() as session, session.begin():
             if lease is not None:
                 hold_lease(session, monitor_id, *lease)
             stored = add_reference(session, monitor_id, reference, activate=True) if reference else None
-            committed = [self._add_window(session, monitor_id, record) for record in windows]
+            committed = [self._add_window(session, monitor_id, record, routes) for record in windows]
             cursor = session.get(SourceCursor, monitor_id, with_for_update=not self.is_sqlite)
             if cursor is None:
                 cursor = SourceCursor(monitor_id=monitor_id)
@@ -96,9 +102,10 @@ class TickWriter(Database):
             cursor.pending = pending
             cursor.pending_rows = pending_rows
             cursor.updated_at = utcnow()
+        crash_point("tick.commit.after")  # committed; nothing published yet (metrics, hooks, adaptation)
         return stored, committed
 
-    def _add_window(self, session: Session, monitor_id: int, record: WindowRecord) -> CommittedWindow:
+    def _add_window(self, session: Session, monitor_id: int, record: WindowRecord, routes: Routes) -> CommittedWindow:
         window = Window(
             monitor_id=monitor_id, reference_id=record.reference_id, seq=record.seq, rows=record.rows,
             started_at=record.started_at, ended_at=record.ended_at, evaluated_at=utcnow(),
@@ -123,5 +130,9 @@ class TickWriter(Database):
             event_id = drift_event.id
             session.add_all(Adaptation(event_id=event_id, adapter=name, adapter_type=kind, state="pending")
                             for name, kind in record.adapters)
+        add_event(session, monitor_id, WINDOW_EVALUATED, routes.targets(WINDOW_EVALUATED), window_payload(record))
+        if event_id is not None:
+            add_event(session, monitor_id, DRIFT_DETECTED, routes.targets(DRIFT_DETECTED),
+                      drift_payload(record, event_id))
         return CommittedWindow(record.seq, window.id, event_id)
 

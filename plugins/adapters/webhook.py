@@ -10,8 +10,6 @@ answer's ``artifact``, ``run_url`` or ``id`` is kept as the result's artifact.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import time
@@ -32,9 +30,9 @@ from monitor.plugin import (
     unwrap,
 )
 from plugins.connectors.http import http_url
+from plugins.webhooks import SIGNATURE_HEADER, encode_body, excerpt, redact, safe_location, signature
 
-#: The header that carries the body's HMAC-SHA256 signature.
-SIGNATURE_HEADER = "X-Driftd-Signature"
+__all__ = ["SIGNATURE_HEADER", "Webhook", "WebhookOptions", "encode_body", "event_body"]
 
 #: Characters of a response kept in the result, and of a failing response quoted in an error.
 RESPONSE_CHARS = 4096
@@ -74,11 +72,6 @@ def event_body(ctx: AdaptationContext) -> dict[str, Any]:
         "source": domain_summary(ctx.source),
         "model": model_summary(ctx),
     }
-
-
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON (NaN and infinities are refused by design: they are not JSON)."""
-    return json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False).encode("utf-8")
 
 
 def artifact_of(response: Any) -> str | None:
@@ -121,9 +114,7 @@ class Webhook(Adapter):
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
         self.config: WebhookOptions = parse_adapter_options(WebhookOptions, self.options, self.type_name)
-        url = httpx.URL(self.config.url)
-        # no credentials or query (it may hold a key) in anything shown
-        self.where = f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
+        self.where = safe_location(self.config.url)  # no credentials or query (it may hold a key) in anything shown
 
     def adapt(self, ctx: AdaptationContext) -> AdaptationResult:
         """Send the event; a 2xx answer is an external remedy, anything else an AdapterError."""
@@ -133,20 +124,20 @@ class Webhook(Adapter):
         if self.config.hmac_secret_env is not None:
             key = _environment(self.config.hmac_secret_env, "hmac_secret_env")
             secrets.append(key)
-            headers[SIGNATURE_HEADER] = "sha256=" + hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
+            headers[SIGNATURE_HEADER] = signature(key, body)
         headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         response = self._post(body, headers, secrets)
         elapsed = time.perf_counter() - started
         if not response.is_success:
-            raise AdapterError(_redact(f"webhook {self.where}: HTTP {response.status_code} {response.reason_phrase}: "
-                                       f"{_excerpt(response.text, EXCERPT_CHARS)}", secrets))
+            raise AdapterError(redact(f"webhook {self.where}: HTTP {response.status_code} {response.reason_phrase}: "
+                                       f"{excerpt(response.text, EXCERPT_CHARS)}", secrets))
         details: dict[str, Any] = {"status": response.status_code, "elapsed": round(elapsed, 4)}
         parsed = _json_or_none(response)
         details.update(_response_details(response, parsed, secrets))
         ctx.log.info("webhook %s: HTTP %d in %.2fs", self.where, response.status_code, elapsed)
         return AdaptationResult(remedy="external", assumption="none", passed=None,
-                                artifact=_redact(artifact_of(parsed), secrets), details=details,
+                                artifact=redact(artifact_of(parsed), secrets), details=details,
                                 reason=f"handed to {self.where}")
 
     def _secret_headers(self) -> tuple[dict[str, str], list[str]]:
@@ -163,7 +154,7 @@ class Webhook(Adapter):
         except httpx.TimeoutException:
             raise AdapterError(f"webhook {self.where}: no answer within {self.config.timeout:g}s (timeout)") from None
         except httpx.HTTPError as error:
-            raise AdapterError(_redact(f"webhook {self.where}: {type(error).__name__}: {error}", secrets)) from None
+            raise AdapterError(redact(f"webhook {self.where}: {type(error).__name__}: {error}", secrets)) from None
 
 
 def _environment(variable: str, option: str) -> str:
@@ -193,21 +184,8 @@ def _response_details(response: httpx.Response, parsed: Any, secrets: list[str])
         text = json.dumps(parsed, sort_keys=True)
         if len(text) <= RESPONSE_CHARS and not any(secret in text for secret in secrets):
             return {"response": parsed}
-        return {"response_text": _redact(_excerpt(text, RESPONSE_CHARS), secrets)}
-    return {"response_text": _redact(_excerpt(response.text, RESPONSE_CHARS), secrets)}
-
-
-def _excerpt(text: str, limit: int) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _redact(text: str | None, secrets: list[str]) -> str | None:
-    if text is None:
-        return None
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+        return {"response_text": redact(excerpt(text, RESPONSE_CHARS), secrets)}
+    return {"response_text": redact(excerpt(response.text, RESPONSE_CHARS), secrets)}
 
 
 @hookimpl

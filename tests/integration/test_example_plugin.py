@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
+from monitor.config import build_config
+from monitor.daemon import Daemon
 from monitor.daemon.engine import MonitorRunner
 from monitor.metrics import Metrics
 from monitor.store.migrate import upgrade
@@ -65,7 +68,8 @@ def manager(installed: Path) -> PluginManager:
 def test_plugin_manager_lists_the_installed_distribution(manager: PluginManager) -> None:
     info = manager.info["example"]
     assert info.origin == "entry point (driftd-example-plugin)"
-    assert info.provides == {"connectors": ["random_walk"], "adapters": ["mean_alignment"]} and info.error is None
+    assert info.provides == {"connectors": ["random_walk"], "adapters": ["mean_alignment"],
+                             "notifiers": ["jsonl_file"]} and info.error is None
 
 
 def test_driftd_plugins_shows_it(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,3 +113,26 @@ def test_a_monitor_runs_with_it(manager: PluginManager, sqlite_url: str) -> None
     assert [window.rows for window in windows] == [200] * 5
     assert store.count_rows("m") == 1000
     store.close()
+
+
+def test_its_notifier_hears_of_the_drift_through_the_outbox(manager: PluginManager, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    raw = {"storage": {"url": f"sqlite:///{tmp_path / 'driftd.db'}"}, "server": {"enabled": False},
+           "notifiers": [{"type": "jsonl_file", "events": ["drift_detected", "window_evaluated"],
+                          "options": {"path": str(events)}}],
+           "monitors": [{"name": "walk", "source": {"type": "random_walk",
+                                                    "options": {"seed": 7, "drift": 0.5, "total_rows": 1400}},
+                         "features": {"numeric": ["value", "noise"]}, "measures": ["ks"],
+                         "window": {"rows": 200}, "reference": {"first_rows": 400}, "max_rows": 500}]}
+    daemon = Daemon(build_config(raw, "test", environ={}), manager)
+    daemon.prepare()
+    try:
+        for _ in range(4):
+            daemon.tick_all()
+        delivered = daemon.outbox.drain()
+    finally:
+        daemon.stop()
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert len(lines) == delivered == len(daemon.store.outbox_messages(state="delivered")) >= 6
+    assert [line["data"]["seq"] for line in lines if line["type"] == "window_evaluated"] == [1, 2, 3, 4, 5]
+    assert any(line["type"] == "drift_detected" for line in lines), "the walk drifts away from its start"

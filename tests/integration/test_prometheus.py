@@ -25,6 +25,7 @@ from plugins.connectors.synthetic import NUMERIC_FEATURES, SyntheticConnector
 from tests.conftest import require_module, under_ci
 from tests.e2e.conftest import Driftd, free_port, wait_for, write_config
 from tests.helpers import write_csv
+from tests.servers.http_receiver import Receiver
 from tests.unit.test_deploy_files import (PROMETHEUS, RULE_TESTS, RULES, load_dashboards, load_rules,
                                           panel_targets, query_annotations, query_variables, variable_query)
 
@@ -167,7 +168,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Driftd, Pr
     _binary("prometheus")
     directory = tmp_path_factory.mktemp("prometheus")
     port = free_port()
-    write_config(directory / "driftd.yaml", port, [adapting_demo_monitor(directory)])
+    path = write_config(directory / "driftd.yaml", port, [adapting_demo_monitor(directory)])
+    # Two notifiers, so the outbox panels have data: one delivers, one's endpoint refuses every connection.
+    receiver = Receiver()
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["notifiers"] = [
+        {"type": "webhook", "name": "receiver", "events": ["window_evaluated", "drift_detected"],
+         "options": {"url": f"{receiver.url}/hook"}},
+        {"type": "webhook", "name": "unreachable", "events": ["window_evaluated"],
+         "options": {"url": f"http://127.0.0.1:{free_port()}/hook", "timeout": 1}}]
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     daemon = Driftd(directory, ["--config", "driftd.yaml"], port).start()
     prometheus = None
     try:
@@ -183,6 +193,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Driftd, Pr
         if prometheus is not None:
             prometheus.stop()
         daemon.kill()
+        receiver.close()
 
 
 def test_promtool_checks_the_metrics_driftd_serves(stack: tuple[Driftd, Prometheus]) -> None:

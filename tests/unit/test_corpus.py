@@ -28,6 +28,9 @@ from monitor.config import MonitorConfig, build_config
 from monitor.daemon.engine import MonitorError, MonitorRunner, SourceDown
 from monitor.metrics import Metrics
 from monitor.store.migrate import upgrade
+from monitor.config import DriftdConfig
+from monitor.daemon.notifying import Notifiers
+from monitor.daemon.outbox import OutboxDispatcher
 from monitor.plugins import PluginManager
 from monitor.domain.reference import table_from_bytes
 from monitor.store import Store
@@ -190,6 +193,8 @@ def _data_case(case: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFi
         assert not errors, [str(error) for error in errors]
         assert len(windows) == expect["windows"], [w.rows for w in windows]
     _check_windows(windows, expect)
+    # the hooks hear of the committed windows from the outbox, after the commit
+    OutboxDispatcher(store, plugins, Notifiers(DriftdConfig(), plugins), metrics, "corpus").drain()
     text = "\n".join(record.getMessage() for record in caplog.records)
     for expected in expect.get("log", []):
         assert expected in text, f"{expected!r} not logged:\n{text}"

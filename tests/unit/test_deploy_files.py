@@ -30,6 +30,7 @@ RUNBOOK_BASE = "https://github.com/driftd/driftd#"
 #: The README's "Operate" section has one heading per alert, e.g. "#### Alert: DriftdDatasetDrift".
 RUNBOOK_ANCHORS = {
     "alert-driftddatasetdrift",
+    "alert-driftdoutboxstuck",
     "alert-driftddriftsharehigh",
     "alert-driftdsourcedown",
     "alert-driftdmonitorstale",
@@ -107,6 +108,9 @@ def exported_series_names() -> set[str]:
     metrics.model_version.labels("m").set(2)
     metrics.adaptations.labels("m", "label_shift", "promoted").inc()
     metrics.adaptation_seconds.labels("m", "label_shift").observe(1.5)
+    # An outbox destination that failed once and delivered once.
+    metrics.outbox_failures.labels("notifier:ops").inc()
+    metrics.outbox_delivered.labels("notifier:ops").inc()
     text = generate_latest(metrics.registry).decode()
     names = {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
     # Counters' *_created samples are exposition details, not series to query.
@@ -222,6 +226,8 @@ def test_rules_have_severity_annotations_and_runbooks() -> None:
         assert annotations["summary"].strip() and annotations["description"].strip(), name
         # Per-monitor alerts name the monitor; the one about the whole process names its instance.
         label = "$labels.monitor" if METRIC_NAME.search(rule["expr"]) else "$labels.instance"
+        if "by (job)" in rule["expr"]:  # about state every replica shares (the outbox): one alert per deployment
+            label = "$labels.job"
         assert label in annotations["summary"] and label in annotations["description"], name
         url = annotations["runbook_url"]
         assert url.startswith(RUNBOOK_BASE), name

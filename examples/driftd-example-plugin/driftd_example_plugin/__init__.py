@@ -1,16 +1,18 @@
-"""An example driftd plugin: registers the ``random_walk`` connector and the ``mean_alignment`` adapter
-through the ``driftd`` entry points."""
+"""An example driftd plugin: registers the ``random_walk`` connector, the ``mean_alignment`` adapter and
+the ``jsonl_file`` notifier through the ``driftd`` entry points."""
 
 from __future__ import annotations
 
 from typing import Mapping
 
-from monitor.plugin import Connector, hookimpl
+from monitor.plugin import Connector, Notifier, hookimpl
 
+from driftd_example_plugin.jsonl_notifier import JsonLinesNotifier
 from driftd_example_plugin.mean_alignment import MeanAlignment
 from driftd_example_plugin.random_walk import RandomWalkConnector
 
-__all__ = ["MeanAlignment", "RandomWalkConnector", "driftd_adapters", "driftd_connectors"]
+__all__ = ["JsonLinesNotifier", "MeanAlignment", "RandomWalkConnector", "driftd_adapters", "driftd_connectors",
+           "driftd_notifiers"]
 
 
 @hookimpl
@@ -23,3 +25,9 @@ def driftd_connectors() -> Mapping[str, type[Connector]]:
 def driftd_adapters() -> Mapping[str, type]:
     """Register the ``mean_alignment`` adapter."""
     return {"mean_alignment": MeanAlignment}
+
+
+@hookimpl
+def driftd_notifiers() -> Mapping[str, type[Notifier]]:
+    """Register the ``jsonl_file`` notifier."""
+    return {"jsonl_file": JsonLinesNotifier}

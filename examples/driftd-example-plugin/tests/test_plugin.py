@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-from driftd_example_plugin import MeanAlignment, RandomWalkConnector, driftd_adapters, driftd_connectors
+import json
+from pathlib import Path
+
+from driftd_example_plugin import (
+    JsonLinesNotifier,
+    MeanAlignment,
+    RandomWalkConnector,
+    driftd_adapters,
+    driftd_connectors,
+    driftd_notifiers,
+)
 from monitor.testing import (
     adaptation_context,
     check_adapter,
     check_adapter_bad_options,
     check_bad_options,
     check_connector,
+    check_notifier_bad_options,
+    sample_event,
 )
 
 
 def test_the_hooks_register_both_classes() -> None:
     assert driftd_connectors() == {"random_walk": RandomWalkConnector}
     assert driftd_adapters() == {"mean_alignment": MeanAlignment}
+    assert driftd_notifiers() == {"jsonl_file": JsonLinesNotifier}
 
 
 @pytest.mark.parametrize("total_rows", [0, 1500])
@@ -33,3 +46,15 @@ def test_the_adapter_passes_the_adapter_conformance_suite() -> None:
     result = check_adapter(lambda: MeanAlignment({}), lambda: adaptation_context("affine"))
     assert result.remedy == "feature_map" and result.model is not None
     check_adapter_bad_options(MeanAlignment, [("min_rows", {"min_rows": 1}), ("speed", {"speed": 2})])
+
+
+def test_the_notifier_writes_each_event_once_even_when_it_comes_again(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    JsonLinesNotifier({"path": str(path)}).notify(sample_event("drift_detected", event_id="5f0c"))
+    # a new process gets the same event again (a crash came between its delivery and its record)
+    JsonLinesNotifier({"path": str(path)}).notify(sample_event("drift_detected", event_id="5f0c", attempt=2))
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["5f0c"]
+
+
+def test_the_notifier_rejects_bad_options() -> None:
+    check_notifier_bad_options(JsonLinesNotifier, [("path", {"path": ""}), ("colour", {"path": "x", "colour": 1})])
