@@ -12,6 +12,8 @@ last window (JSON, committed by the engine with that window's results).
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Mapping, TypeVar
@@ -19,6 +21,9 @@ from typing import Any, ClassVar, Mapping, TypeVar
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ValidationError
+
+from monitor.config.values import check_model_values
+from monitor.redact import cut, echo
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -71,9 +76,17 @@ class Connector:
 def parse_options(model: type[ModelT], options: Mapping[str, Any], type_name: str) -> ModelT:
     """Validate connector options with a pydantic model; ConnectorOptionsError names each bad option."""
     try:
+        check_model_values(model, options)
+    except ValueError as error:
+        raise ConnectorOptionsError(f"{type_name} connector: {error}") from None
+    try:
         return model.model_validate(options)
     except ValidationError as error:
         raise ConnectorOptionsError(f"{type_name} connector: " + describe_options_error(model, error)) from None
+
+
+#: Options whose values are never echoed in an error.
+_SECRET_NAME = re.compile(r"pass|secret|token|key|auth|credential", re.IGNORECASE)
 
 
 def describe_options_error(model: type[BaseModel], error: ValidationError) -> str:
@@ -82,16 +95,20 @@ def describe_options_error(model: type[BaseModel], error: ValidationError) -> st
     for detail in error.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
         if detail["type"] == "extra_forbidden":
-            names = (field.alias or name for name, field in model.model_fields.items())
-            known = f"; expected one of {', '.join(names)}" if len(detail["loc"]) == 1 else ""
-            lines.append(f"option {loc!r} is unknown{known}")
+            names = [field.alias or name for name, field in model.model_fields.items()]
+            close = difflib.get_close_matches(str(detail["loc"][-1]), names, n=1, cutoff=0.6)
+            known = f"; did you mean {close[0]!r}?" if close and len(detail["loc"]) == 1 else \
+                f"; expected one of {', '.join(names)}" if len(detail["loc"]) == 1 else ""
+            lines.append(f"option {cut(loc, 40)!r} is unknown{known}")
         elif detail["type"] == "missing":
             lines.append(f"option {loc!r} is required")
         else:
             message = detail["msg"].removeprefix("Value error, ")
-            got = "" if isinstance(detail["input"], Mapping) else f" (got {detail['input']!r})"
+            shown = not isinstance(detail["input"], Mapping) and not _SECRET_NAME.search(loc)
+            got = f" (got {echo(detail['input'])})" if shown and echo(detail["input"]) not in message else ""
             lines.append(f"option {loc!r}: {message}{got}")
-    return "; ".join(lines)
+    more = f"; … and {len(lines) - 10} more" if len(lines) > 10 else ""
+    return "; ".join(lines[:10]) + more
 
 
 # ---- push-down windows -------------------------------------------------------------------------
