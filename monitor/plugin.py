@@ -61,6 +61,7 @@ from monitor.divergence import (
 from monitor.divergence.base import categorical_pair, numeric_pair
 from monitor.divergence.counts import category_counts, proportions, window_bin_counts
 from monitor.hookspecs import hookimpl
+from monitor.redact import mask_urls
 
 __all__ = [
     # hooks
@@ -68,7 +69,7 @@ __all__ = [
     # connectors
     "AggregateBatch", "AggregatePlan", "Batch", "CategoryCounts", "Connector", "ConnectorError",
     "ConnectorOptionsError", "Cursor", "NumericCounts", "WindowAggregate", "describe_options_error",
-    "parse_duration", "parse_options",
+    "mask_urls", "parse_duration", "parse_options",
     # measures
     "NUMPY", "Backend", "CategoricalSummary", "CategoricalWindow", "FeatureSummary", "FeatureWindow", "Measure",
     "MultivariateMeasure", "MultivariateSummary", "NumericSummary", "NumericWindow", "Score",

@@ -21,13 +21,14 @@ categorical feature's counts (GROUP BY): see ``pushdown``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -43,6 +44,7 @@ from monitor.plugin import (
     ConnectorOptionsError,
     Cursor,
     hookimpl,
+    mask_urls,
     parse_duration,
     parse_options,
 )
@@ -118,8 +120,14 @@ class SqlOptions(BaseModel):
         return query
 
 
-def _masked(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+#: The extra that installs each database's driver.
+_DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql"}
+
+
+def _postgres_scheme(url: str) -> str:
+    """``postgres://`` (as many hosting services write it) is PostgreSQL's ``postgresql://``."""
+    stripped = url.strip()
+    return "postgresql" + stripped[len("postgres"):] if re.match(r"postgres(\+|://)", stripped) else url
 
 
 @dataclass
@@ -145,18 +153,20 @@ class SqlConnector(Pushdown, Connector):
         super().__init__(options)
         self.config = parse_options(SqlOptions, self.options, "sql")
         try:
-            self.url = make_url(self.config.url)
+            self.url = make_url(_postgres_scheme(self.config.url))
         except ArgumentError:
             raise ConnectorOptionsError("sql connector: option 'url': not a valid SQLAlchemy URL") from None
-        self.source = f"sql source {_masked(self.url)}"
+        self.source = f"sql source {mask_urls(_postgres_scheme(self.config.url))}"
         try:
             self.url.get_dialect().import_dbapi()
         except NoSuchModuleError:
             raise ConnectorOptionsError(
-                f"sql connector: option 'url': unknown database dialect {self.url.drivername!r}") from None
+                f"sql connector: option 'url': unknown database dialect {self.url.drivername[:40]!r}") from None
         except ImportError as error:
+            extra = _DRIVER_EXTRAS.get(self.url.get_backend_name())
+            fix = f": pip install 'driftd[{extra}]'" if extra else ""
             raise ConnectorOptionsError(
-                f"{self.source}: the driver for {self.url.drivername!r} is not installed ({error.name})"
+                f"{self.source}: the driver for {self.url.drivername!r} is not installed ({error.name}){fix}"
             ) from None
         self._engine: Engine | None = None
         self._from: sa.FromClause | None = None
@@ -183,7 +193,7 @@ class SqlConnector(Pushdown, Connector):
         reason = " ".join(reason.split())
         if self.url.password:
             reason = reason.replace(str(self.url.password), "***")
-        return ConnectorError(f"{self.source}: {reason}")
+        return ConnectorError(f"{self.source}: {mask_urls(reason)}")
 
     def _option_error(self, option: str, message: str) -> ConnectorOptionsError:
         return ConnectorOptionsError(f"{self.source}: option {option!r}: {message}")
