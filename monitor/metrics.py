@@ -44,6 +44,8 @@ class MonitorSnapshot:
     feature_drifted: dict[str, bool] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
     missing_features: frozenset[str] = frozenset()
+    #: Why the monitor cannot evaluate now (it could not be built, or its latest tick failed); None when it can.
+    error: str | None = None
 
 
 class DriftCollector(Collector):
@@ -73,8 +75,12 @@ class DriftCollector(Collector):
         missing = GaugeMetricFamily("driftd_feature_missing",
                                     "1 when the feature could not be measured in the latest window "
                                     "(column missing, retyped, or no usable values).", labels=["monitor", "feature"])
+        error = GaugeMetricFamily("driftd_monitor_error",
+                                  "1 while the monitor cannot evaluate: it could not be built or its latest tick "
+                                  "failed (the cause is the API's `error`).", labels=["monitor"])
         limit = self.metrics.max_features
         for name, snap in self.metrics.snapshots():
+            error.add_metric([name], float(snap.error is not None))
             if snap.source_up is not None:
                 source_up.add_metric([name], float(snap.source_up))
             if snap.reference_version is not None:
@@ -95,7 +101,7 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up)
+        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, error)
 
 
 class Metrics:

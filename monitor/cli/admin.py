@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from monitor.cli.base import EXIT_ERROR, config_option, load, main
+from monitor.cli.base import EXIT_ERROR, config_option, fail, load, main
 from monitor.daemon.engine import MonitorError, MonitorRunner
 from monitor.logs import setup_logging
 from monitor.plugins import PluginManager
@@ -49,10 +50,14 @@ def config_group() -> None:
 
 
 @config_group.command("validate")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False,
-                envvar="DRIFTD_CONFIG")
-def config_validate(path: Path | None) -> None:
-    """Validate a configuration file, its connectors and measures; exit 2 on a problem."""
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@config_option
+def config_validate(file: Path | None, config_path: Path | None) -> None:
+    """Validate a configuration file (FILE or -c FILE), its connectors and measures; exit 2 on a problem."""
+    from_command_line = click.get_current_context().get_parameter_source("config_path") == ParameterSource.COMMANDLINE
+    if file is not None and config_path is not None and file != config_path and from_command_line:
+        fail(f"two configuration files given ({file} and -c {config_path}): pass one")
+    path = file or config_path
     config, _ = load(path)
     manager = PluginManager()
     problems = []

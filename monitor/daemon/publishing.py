@@ -35,7 +35,7 @@ class Publisher:
         self.metrics.publish(self.name, MonitorSnapshot(
             state_code=STATE_CODES[last.state], drift_share=last.drift_share,
             last_window_timestamp=time.time(), reference_version=reference_version,
-            source_up=snapshot.source_up,
+            source_up=snapshot.source_up, error=snapshot.error,
             scores=[FeatureScore(r.feature, r.measure, r.value, r.p_value, r.drifted) for r in last.results],
             feature_drifted={name: name in last.drifted_features
                              for name in self.features if name not in last.missing_features},

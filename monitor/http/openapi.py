@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from monitor import __version__
 from monitor.http.params import Endpoint
-from monitor.http.server import API_PREFIX
+from monitor.http.params import API_PREFIX
 from monitor.store.adaptations import STATES as ADAPTATION_STATES
 
 
@@ -74,6 +74,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "TickReport": _object(monitor=_S, rows_fetched=_I, state=_S, windows=_array(_object(
         seq=_I, rows=_I, state=_S, drift_share=_nullable(_N), drifted_features=_STRINGS, starts_event=_B))),
     "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},
+    "Index": _object(name=_S, version=_S, openapi=_S,
+                     endpoints=_array(_object(method=_S, path=_S, summary=_S))),
 }
 
 

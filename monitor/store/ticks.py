@@ -98,6 +98,15 @@ class TickWriter(Database):
             cursor.updated_at = utcnow()
         return stored, committed
 
+    def commit_windows(self, monitor_id: int, windows: list[WindowRecord],
+                       lease: tuple[str, float] | None = None) -> list[CommittedWindow]:
+        """Store windows evaluated from rows that did not come through the source (a backfill) in ONE
+        transaction; the monitor's cursor and waiting rows are left as they are."""
+        with self._session() as session, session.begin():
+            if lease is not None:
+                hold_lease(session, monitor_id, *lease)
+            return [self._add_window(session, monitor_id, record) for record in windows]
+
     def _add_window(self, session: Session, monitor_id: int, record: WindowRecord) -> CommittedWindow:
         window = Window(
             monitor_id=monitor_id, reference_id=record.reference_id, seq=record.seq, rows=record.rows,

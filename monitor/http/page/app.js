@@ -219,6 +219,12 @@
                                     "aria-labelledby": "monitor-title" });
     section.appendChild(el("p", { class: "crumbs" }, el("a", { href: "#/", text: "← all monitors" })));
     section.appendChild(el("h1", { id: "monitor-title" }, [monitor.name + " ", stateBadge(monitor.state)]));
+    if (monitor.error) {
+      section.appendChild(el("section", { class: "error", role: "alert", "data-error": "monitor" }, [
+        el("h2", { text: "This monitor cannot evaluate" }),
+        el("p", { text: monitor.error }),
+      ]));
+    }
     section.appendChild(facts(monitor));
 
     const items = (windows.items || []).slice().reverse();  // oldest first
