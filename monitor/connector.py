@@ -40,11 +40,27 @@ class ConnectorOptionsError(ConnectorError):
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """How far the cursor after a batch is behind the newest data the source holds (0: caught up).
+
+    ``rows``: rows (messages, entries) after the cursor; ``seconds``: the time between the last row
+    read and the newest one. None where the connector cannot tell.
+    """
+
+    rows: int | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Batch:
-    """Rows read from a source strictly after a cursor, and the cursor after them."""
+    """Rows read from a source strictly after a cursor, and the cursor after them.
+
+    ``backlog``: what is left after this batch, when the connector can tell (``driftd_source_backlog_*``).
+    """
 
     table: pa.Table
     cursor: Cursor
+    backlog: Backlog | None = None
 
     @property
     def num_rows(self) -> int:

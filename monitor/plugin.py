@@ -33,6 +33,7 @@ from monitor.config.values import parse_duration
 from monitor.connector import (
     AggregateBatch,
     AggregatePlan,
+    Backlog,
     Batch,
     CategoryCounts,
     Connector,
@@ -67,7 +68,7 @@ __all__ = [
     # hooks
     "hookimpl",
     # connectors
-    "AggregateBatch", "AggregatePlan", "Batch", "CategoryCounts", "Connector", "ConnectorError",
+    "AggregateBatch", "AggregatePlan", "Backlog", "Batch", "CategoryCounts", "Connector", "ConnectorError",
     "ConnectorOptionsError", "Cursor", "NumericCounts", "WindowAggregate", "describe_options_error",
     "mask_urls", "parse_duration", "parse_options",
     # measures

@@ -133,6 +133,8 @@ class Api:
             if last else None,
             "reference_version": overview.reference_version,
             "source_up": snapshot.source_up if snapshot else None,
+            "backlog": {"rows": snapshot.backlog_rows if snapshot else None,
+                        "seconds": snapshot.backlog_seconds if snapshot else None},
             "windows": overview.windows,
             "events": overview.events,
             "replica": self.owner(config.name),

@@ -41,7 +41,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Monitor": _object(
         name=_S, enabled=_B, running=_B, error=_nullable(_S), state=_nullable(_S),
         drift_share=_nullable(_N), last_window=_nullable(_object(seq=_I, ended_at=_nullable(_T), evaluated_at=_T)),
-        reference_version=_nullable(_I), source_up=_nullable(_B), windows=_I, events=_I, replica=_nullable(_S),
+        reference_version=_nullable(_I), source_up=_nullable(_B),
+        backlog=_object(rows=_nullable(_I), seconds=_nullable(_N)), windows=_I, events=_I, replica=_nullable(_S),
         config=_object(source=_S, features=_object(numeric=_STRINGS, categorical=_STRINGS),
                        window=_object(rows=_nullable(_I), span=_nullable(_N), timestamp=_nullable(_S)),
                        measures=_array(_object(name=_S, threshold=_nullable(_N))),

@@ -76,6 +76,7 @@ from pydantic import (
 )
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
@@ -325,6 +326,7 @@ class MqttConnector(Connector):
                 message = self._buffer.popleft()
                 committed.append((message.mid, message.qos, message.crc))
             batch = [self._buffer[i] for i in range(min(max_rows, len(self._buffer)))]
+            left = Backlog(rows=len(self._buffer) - len(batch))  # received, not handed out yet
             unreported, self._unreported = self._unreported, {"dropped": 0, "malformed": 0}
             malformed_reason = self._malformed_reason
         self._ack(committed)
@@ -332,9 +334,10 @@ class MqttConnector(Connector):
         if not batch:
             if self._problem is not None:
                 raise ConnectorError(f"{self.source}: {self._problem}")
-            return Batch(_empty(), cursor)
+            return Batch(_empty(), cursor, left)
         pending = [[m.mid, m.crc] for m in batch if m.qos] if self.manual_ack else []
-        return Batch(records_table([m.row for m in batch], META_TYPES), {"seq": batch[-1].seq, "unacked": pending})
+        return Batch(records_table([m.row for m in batch], META_TYPES), {"seq": batch[-1].seq, "unacked": pending},
+                     left)
 
     def _continue_from(self, after: int) -> None:
         """Number from ``after`` on when it is above every number given out (a cursor from an earlier run)."""

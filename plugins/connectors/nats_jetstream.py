@@ -37,6 +37,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
@@ -277,12 +278,13 @@ class NatsConnector(Connector):
                             "cover the longest time driftd may be down or behind", self.source, first - after - 1,
                             after)
         if last <= after:
-            return Batch(self._table([], [], []), cursor)
-        messages = await self._pull(js, nc, after, max_rows)
+            return Batch(self._table([], [], []), cursor, Backlog(rows=0))
+        messages, pending = await self._pull(js, nc, after, max_rows)
+        left = Backlog(rows=max(0, pending - len(messages)))  # the consumer counted the messages after `after`
         if not messages:
-            return Batch(self._table([], [], []), cursor)
+            return Batch(self._table([], [], []), cursor, left)
         rows, seqs, stamps = self._rows(messages)
-        return Batch(self._table(rows, seqs, stamps), messages[-1].metadata.sequence.stream)
+        return Batch(self._table(rows, seqs, stamps), messages[-1].metadata.sequence.stream, left)
 
     def _check_subject(self, subjects: list[str]) -> None:
         subject = self.config.subject
@@ -293,8 +295,9 @@ class NatsConnector(Connector):
                                         f"stream's subjects ({', '.join(subjects)})")
         self._checked_subject = True
 
-    async def _pull(self, js: Any, nc: Any, after: int, max_rows: int) -> list[Any]:
-        """Messages after sequence ``after``, at most ``max_rows``, through a short-lived consumer."""
+    async def _pull(self, js: Any, nc: Any, after: int, max_rows: int) -> tuple[list[Any], int]:
+        """Messages after sequence ``after``, at most ``max_rows``, through a short-lived consumer; and how
+        many (of the subject) there were after ``after`` then."""
         api = self._nats.js.api
         consumer = await js.add_consumer(self.config.stream, api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1,
@@ -303,7 +306,7 @@ class NatsConnector(Connector):
         try:
             wanted = min(max_rows, consumer.num_pending)
             if wanted == 0:
-                return []
+                return [], 0
             inbox = nc.new_inbox()
             subscription = await nc.subscribe(inbox, pending_msgs_limit=wanted + 16, pending_bytes_limit=-1)
             try:
@@ -319,7 +322,7 @@ class NatsConnector(Connector):
                         raise ConnectorError(f"{self.source}: the server answered {status} "
                                              f"{(message.headers or {}).get('Description', '')}".rstrip())
                     messages.append(message)
-                return messages
+                return messages, consumer.num_pending
             finally:
                 await subscription.unsubscribe()
         finally:

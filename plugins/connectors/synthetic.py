@@ -11,6 +11,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
@@ -212,11 +213,16 @@ class SyntheticConnector(Connector):
         if self.config.total_rows is not None:
             stop = min(stop, self.config.total_rows)
         if stop <= offset:
-            return Batch(SCHEMA.empty_table(), cursor)
+            return Batch(SCHEMA.empty_table(), cursor, self._backlog(offset))
         first, last = offset // BLOCK_ROWS, (stop - 1) // BLOCK_ROWS
         blocks = [self._generate(block) for block in range(first, last + 1)]
         table = pa.concat_tables(blocks).slice(offset - first * BLOCK_ROWS, stop - offset)
-        return Batch(table.combine_chunks(), stop)
+        return Batch(table.combine_chunks(), stop, self._backlog(stop))
+
+    def _backlog(self, position: int) -> Backlog | None:
+        """Rows left of a finite stream; an endless one (no ``total_rows``) cannot be behind or caught up."""
+        total = self.config.total_rows
+        return None if total is None else Backlog(rows=max(0, total - position))
 
     def _generate(self, block: int) -> pa.Table:
         if self._block is not None and self._block[0] == block:

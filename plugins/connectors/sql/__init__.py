@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
@@ -38,6 +39,7 @@ from sqlalchemy.exc import (
 )
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
@@ -119,6 +121,9 @@ class SqlOptions(BaseModel):
             raise ValueError("'schema' goes with 'table'; qualify names inside the query instead")
         return query
 
+
+#: Rows after the cursor the backlog counts at most (``driftd_source_backlog_rows`` shows this many for more).
+BACKLOG_COUNT_LIMIT = 100_000
 
 #: The extra that installs each database's driver.
 _DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql"}
@@ -306,12 +311,39 @@ class SqlConnector(Pushdown, Connector):
                 except (TypeError, ValueError, ArithmeticError) as error:  # SQLite keeps any value in any column
                     raise ConnectorError(f"{self.source}: a value does not match its column's declared type: "
                                          f"{type(error).__name__}: {error}") from None
+                keys = len(self._key_columns(source))
+                backlog = self._backlog(connection, source, rows[-1][:keys] if rows else None, len(rows) == max_rows)
         except SQLAlchemyError as error:
             raise self._error(error) from error
         if not rows:
-            return Batch(self._empty(source), cursor)
-        keys = len(self._key_columns(source))
-        return Batch(self._table(source, [row[keys:] for row in rows]), self._encode(rows[-1][:keys]))
+            return Batch(self._empty(source), cursor, backlog)
+        return Batch(self._table(source, [row[keys:] for row in rows]), self._encode(rows[-1][:keys]), backlog)
+
+    def _backlog(self, connection: Connection, source: sa.FromClause, last: Sequence[Any] | None,
+                 full: bool) -> Backlog:
+        """What is left after a batch: nothing when it came back short of ``max_rows``; else the rows after its
+        last row (counted up to ``BACKLOG_COUNT_LIMIT``) and, on a timestamp cursor column, the time from its
+        last row to the newest one."""
+        timed = self._timed(connection, source)
+        if not full or last is None:
+            return Backlog(rows=0, seconds=0.0 if timed else None)
+        keys = self._key_columns(source)
+        after = self._after(connection, keys, list(last))
+        counted = sa.select(sa.literal(1)).select_from(source).where(*(k.is_not(None) for k in keys), after)
+        rows = connection.scalar(sa.select(sa.func.count()).select_from(
+            counted.limit(BACKLOG_COUNT_LIMIT).subquery()))
+        seconds = None
+        if timed and isinstance(last[0], datetime):
+            newest = connection.scalar(sa.select(sa.func.max(keys[0])))
+            if isinstance(newest, datetime) and (newest.tzinfo is None) == (last[0].tzinfo is None):
+                seconds = max(0.0, (newest - last[0]).total_seconds())
+        self.stats.queries += 2
+        return Backlog(rows=int(rows or 0), seconds=seconds)
+
+    def _timed(self, connection: Connection, source: sa.FromClause) -> bool:
+        """Whether the cursor column holds times."""
+        types = self._types(connection, source)
+        return types is not None and issubclass(types[0], datetime)
 
     def _output(self, source: sa.FromClause) -> list[sa.ColumnElement[Any]]:
         names = self.config.columns or list(source.columns.keys())
