@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
@@ -9,11 +10,33 @@ import click
 from click.core import ParameterSource
 
 from monitor.cli.base import EXIT_ERROR, config_option, fail, load, main
+from monitor.config import MonitorConfig
 from monitor.daemon.engine import MonitorError, MonitorRunner
+from monitor.domain.reference import ReferenceDataError, reference_columns
 from monitor.logs import setup_logging
 from monitor.plugins import PluginManager
+from monitor.redact import cut
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision, upgrade
+
+def reference_problems(monitor: MonitorConfig) -> list[str]:
+    """What is wrong with a monitor's ``reference.path``: a missing file, or features it has no column for."""
+    path = monitor.reference.path
+    if path is None:
+        return []
+    try:
+        columns = reference_columns(path)
+    except ReferenceDataError as error:
+        return [f"monitor {monitor.name!r}: reference.path: {error}"]
+    problems = []
+    for feature in monitor.features.names:
+        if feature not in columns:
+            close = difflib.get_close_matches(feature, columns, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (it has {cut(', '.join(columns), 200)})"
+            problems.append(f"monitor {monitor.name!r}: feature {feature!r} is not a column of the reference "
+                            f"{path}{hint}")
+    return problems
+
 
 @main.group()
 def db() -> None:
@@ -67,6 +90,7 @@ def config_validate(file: Path | None, config_path: Path | None) -> None:
             connector.close()
         except MonitorError as error:
             problems.append(str(error))
+        problems += reference_problems(monitor)
     where = path or "built-in demo"
     for problem in problems:
         click.echo(f"driftd: error: {where}: {problem}", err=True)
