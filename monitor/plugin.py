@@ -29,7 +29,7 @@ from monitor.adaptation.model import (
     TorchModel,
     unwrap,
 )
-from monitor.config.values import parse_duration
+from monitor.config.values import Duration, check_url, parse_duration
 from monitor.connector import (
     AggregateBatch,
     AggregatePlan,
@@ -70,7 +70,7 @@ __all__ = [
     # connectors
     "AggregateBatch", "AggregatePlan", "Backlog", "Batch", "CategoryCounts", "Connector", "ConnectorError",
     "ConnectorOptionsError", "Cursor", "NumericCounts", "WindowAggregate", "describe_options_error",
-    "mask_urls", "parse_duration", "parse_options",
+    "Duration", "check_url", "mask_urls", "parse_duration", "parse_options",
     # measures
     "NUMPY", "Backend", "CategoricalSummary", "CategoricalWindow", "FeatureSummary", "FeatureWindow", "Measure",
     "MultivariateMeasure", "MultivariateSummary", "NumericSummary", "NumericWindow", "Score",

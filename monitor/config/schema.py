@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from monitor.config.values import MAX_DURATION, ConfigError, Duration, check_plain_value, parse_duration
+from monitor.config.values import (
+    MAX_DURATION,
+    ConfigError,
+    Duration,
+    check_plain_value,
+    check_url,
+    parse_duration,
+)
 
 DEFAULT_STORAGE_URL = "sqlite:///driftd.db"
 
@@ -37,6 +44,11 @@ class StorageConfig(_Strict):
 
     url: str = DEFAULT_STORAGE_URL
     lease: Duration = Field(30.0, description="seconds a replica keeps a monitor without renewing it")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_url(url, needs_host=False)  # SQLite has no host; PostgreSQL may use a socket
 
 
 

@@ -63,6 +63,38 @@ def parse_duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+# ---- URLs ---------------------------------------------------------------------------------------
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+
+
+def check_url(url: str, schemes: tuple[str, ...] = (), needs_host: bool = True) -> str:
+    """``url`` when its parts are sound: a scheme (one of ``schemes`` when given, before any ``+driver``),
+    a host when ``needs_host``, a port from 1 to 65535, no whitespace or control characters.
+
+    The ValueError never quotes the URL (it may hold a password); it names the part that is wrong.
+    """
+    if any(character.isspace() or ord(character) < 32 for character in url):
+        raise ValueError("a URL holds no spaces or control characters")
+    scheme, separator, rest = url.partition("://")
+    if not separator or not _SCHEME.match(scheme):
+        raise ValueError("not a URL (expected scheme://host...)")
+    if schemes and scheme.split("+")[0].lower() not in schemes:
+        raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL, not {scheme[:20]}://")
+    authority = re.split(r"[/?#]", rest[rest.rfind("@") + 1:] if "@" in rest else rest, maxsplit=1)[0]
+    host, port = authority, ""
+    if authority.startswith("["):  # [IPv6]:port
+        host, _, tail = authority.partition("]")
+        port = tail[1:] if tail.startswith(":") else ""
+    elif ":" in authority:
+        host, _, port = authority.rpartition(":")
+    if needs_host and not host.strip("[]"):
+        raise ValueError("the URL has no host")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"the URL's port must be a number from 1 to 65535, got {port[:10]!r}")
+    return url
+
+
 # ---- numbers and booleans: one rule for every field ------------------------------------------------
 
 
@@ -132,6 +164,19 @@ def check_model_values(model: type[BaseModel], data: Any, where: str = "") -> No
             raise ValueError(f"option {path!r}: {error}") from None
         for inner in _models(field.annotation):
             check_model_values(inner, data[key], path)
+        items = data[key] if isinstance(data[key], list) else []
+        for index, item in enumerate(items):
+            for inner in _models(_item_type(field.annotation)):
+                if isinstance(item, Mapping) and set(item) <= {f.alias or n for n, f in inner.model_fields.items()}:
+                    check_model_values(inner, item, f"{path}[{index}]")
+
+
+def _item_type(annotation: Any) -> Any:
+    """``X`` of ``list[X]`` (also inside ``list[X] | None``); None for anything else."""
+    for arg in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(arg) is list:
+            return typing.get_args(arg)[0]
+    return None
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:

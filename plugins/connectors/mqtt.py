@@ -82,6 +82,7 @@ from monitor.plugin import (
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    Duration,
     hookimpl,
     parse_options,
 )
@@ -113,9 +114,9 @@ class MqttOptions(BaseModel):
                                 description="seconds the broker keeps a persistent session after a disconnect")
     username: str | None = Field(default=None, min_length=1)
     password: SecretStr | None = Field(default=None, description="put it in a ${ENV} reference")
-    max_buffer: int = Field(default=100_000, ge=1, description="messages held in memory at most")
+    max_buffer: int = Field(default=100_000, ge=1, le=10_000_000, description="messages held in memory at most")
     keepalive: int = Field(default=60, ge=5, le=65535)
-    timeout: float = Field(default=10.0, gt=0, description="seconds to wait for the broker to accept us")
+    timeout: Duration = Field(default=10.0, description="seconds to wait for the broker to accept us")
 
     @field_validator("topics")
     @classmethod

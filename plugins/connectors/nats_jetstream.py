@@ -43,6 +43,8 @@ from monitor.plugin import (
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    Duration,
+    check_url,
     hookimpl,
     parse_options,
 )
@@ -79,7 +81,7 @@ class NatsOptions(BaseModel):
     fields: list[str] | None = Field(default=None, min_length=1, description="read only these columns")
     on_invalid: Literal["error", "skip"] = Field(
         default="error", description="a message that is not a JSON object: stop with an error, or log and skip it")
-    timeout: float = Field(default=5.0, gt=0, description="seconds to connect and to wait for a reply")
+    timeout: Duration = Field(default=5.0, description="seconds to connect and to wait for a reply")
 
     @field_validator("servers", mode="before")
     @classmethod
@@ -95,7 +97,7 @@ class NatsOptions(BaseModel):
             parts = urlsplit(server)
             if parts.scheme not in _SCHEMES or not parts.hostname:
                 raise ValueError(f"{masked_server(server)!r} is not a NATS URL ({', '.join(_SCHEMES)}://host:port)")
-            normalised.append(server)
+            normalised.append(check_url(server, _SCHEMES))
         return normalised
 
     @field_validator("stream")

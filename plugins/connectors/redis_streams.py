@@ -36,6 +36,8 @@ from monitor.plugin import (
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    Duration,
+    check_url,
     hookimpl,
     parse_options,
 )
@@ -68,7 +70,7 @@ class RedisStreamsOptions(BaseModel):
                                    description="a field holding a JSON object whose keys are the columns")
     on_invalid: Literal["error", "skip"] = Field(
         default="error", description="an entry that cannot be read: stop with an error, or log and skip it")
-    timeout: float = Field(default=5.0, gt=0, description="seconds to connect and to wait for a reply")
+    timeout: Duration = Field(default=5.0, description="seconds to connect and to wait for a reply")
 
     @field_validator("url")
     @classmethod
@@ -76,7 +78,7 @@ class RedisStreamsOptions(BaseModel):
         scheme = urlsplit(url).scheme
         if scheme not in _SCHEMES:
             raise ValueError(f"must start with {', '.join(s + '://' for s in _SCHEMES)} (got {scheme or 'no'} scheme)")
-        return url
+        return check_url(url, _SCHEMES, needs_host=scheme != "unix")
 
 
 def masked_url(url: str) -> str:

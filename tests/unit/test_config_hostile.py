@@ -302,3 +302,54 @@ def test_config_errors_never_show_an_interpolated_url_password() -> None:
         monitor(source={"type": "synthetic", "options": {"url": "${URL}"}})]},
         {"URL": f"postgresql://reader:{secret}@db/prod"})
     assert "Secret" not in message and "storage.lease:" in message
+
+
+def _option_fields() -> list[tuple[type[BaseModel], str, set[Any]]]:
+    """(options model, field, plain types) of every number in a first-party connector's options."""
+    import importlib
+    import inspect
+
+    found = []
+    for module_name in ("sql", "redis_streams", "nats_jetstream", "mqtt", "http", "files", "synthetic"):
+        module = importlib.import_module(f"plugins.connectors.{module_name}")
+        for model in vars(module).values():
+            if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__ == module.__name__:
+                for name, field in model.model_fields.items():
+                    kinds = {kind for kind in _inner(field.annotation) if kind in (int, float)}
+                    if kinds and name not in {"port"}:
+                        found.append((model, field.alias or name, kinds))
+    return found
+
+
+@pytest.mark.parametrize(("model", "option", "kinds"), _option_fields(),
+                         ids=lambda item: getattr(item, "__name__", str(item)))
+def test_every_number_in_a_connectors_options_is_bounded_and_no_boolean(model: type[BaseModel], option: str,
+                                                                        kinds: set[Any]) -> None:
+    from monitor.connector import ConnectorOptionsError, parse_options
+
+    for value in (True, 10**20 if int in kinds and float not in kinds else 1e300, math.inf):
+        with pytest.raises(ConnectorOptionsError) as raised:
+            parse_options(model, {option: value}, "test")
+        assert f"option '{option}'" in str(raised.value), (value, str(raised.value))
+
+
+@pytest.mark.parametrize(("connector", "options", "fragment"), [
+    ("sql", {"url": "postgresql://u:p@h:99999/db", "table": "t", "cursor_column": "id"}, "port must be a number"),
+    ("redis_streams", {"url": "redis://h:0/0", "stream": "s"}, "port must be a number"),
+    ("nats_jetstream", {"servers": ["nats://h:70000"], "stream": "s"}, "port must be a number"),
+    ("http", {"url": "http://h:123456/rows", "cursor_field": "id"}, "port must be a number"),
+    ("http", {"url": "http://h/ro ws", "cursor_field": "id"}, "no spaces"),
+])
+def test_the_parts_of_a_url_are_checked(connector: str, options: dict[str, Any], fragment: str) -> None:
+    from monitor.plugins import PluginManager
+
+    with pytest.raises(Exception, match=fragment) as raised:
+        PluginManager(load_entry_points=False).connector(connector if connector != "nats_jetstream" else "nats",
+                                                        options)
+    assert ":p@" not in str(raised.value)
+
+
+def test_a_storage_url_port_out_of_range_is_refused_at_validation() -> None:
+    message = error_for({"storage": {"url": "postgresql://u:pw@db:99999/prod"}})
+    assert "storage.url: the URL's port must be a number from 1 to 65535, got '99999'" in message
+    assert ":pw@" not in message

@@ -45,6 +45,7 @@ from monitor.plugin import (
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    check_url,
     hookimpl,
     mask_urls,
     parse_duration,
@@ -100,6 +101,11 @@ class SqlOptions(BaseModel):
         default=None, description="true (or a mapping of max_windows, grace): the database aggregates each "
                                   "window itself and no row is transferred",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_url(url, needs_host=False)  # SQLite has no host
 
     @field_validator("pushdown", mode="before")
     @classmethod
