@@ -274,11 +274,10 @@ PASSWORDS = ["p#ss", "p@ss", "pa/ss", "p?ss", "p@s/s#w", "a:b@c", "plain"]
 
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_a_password_is_masked_from_the_scheme_to_the_hosts_at_however_malformed(password: str) -> None:
-    for url in (f"postgresql+psycopg://reader:{password}@db.example:5432/prod",
-                f"redis://:{password}@cache:6379/0", f"nats://user:{password}@queue:4222"):
-        masked = mask_urls(f"cannot reach {url} now")
-        assert password not in masked and "***" in masked, masked
-        assert masked.endswith(url.rpartition("@")[2] + " now")
+    for scheme, user, host in (("postgresql+psycopg", "reader", "db.example:5432/prod"),
+                               ("redis", "", "cache:6379/0"), ("nats", "user", "queue:4222")):
+        masked = mask_urls(f"cannot reach {scheme}://{user}:{password}@{host} now")
+        assert masked == f"cannot reach {scheme}://{user}:***@{host} now", masked
 
 
 def test_a_url_without_a_password_is_left_alone() -> None:
