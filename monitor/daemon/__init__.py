@@ -121,6 +121,7 @@ class Daemon:
         self.broken.pop(runner.name, None)
         self.metrics.add_monitor(runner.name)
         self.metrics.update(runner.name, error=None)
+        runner.leases.publish()  # a replaced monitor's series were dropped with the old runner
         self._tick_locks[runner.name] = threading.Lock()
         self.runners[runner.name] = runner
         if self.scheduler is not None:

@@ -164,3 +164,16 @@ def test_sighup_with_any_bad_file_keeps_the_running_daemon_and_its_configuration
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_replaced_monitor_keeps_exporting_its_lease(tmp_path: Path) -> None:
+    write_csv(tmp_path / "one" / "part.csv", sample_table(1500, seed=1))
+    daemon = Daemon(build_config(_config(tmp_path, _monitor("one", str(tmp_path / "one"))), "test", environ={}))
+    daemon.prepare()
+    try:
+        daemon.reload(build_config(_config(tmp_path, _monitor("one", str(tmp_path / "one"), rows=100)), "test",
+                                   environ={}))
+        assert daemon.metrics.lease_held.labels("one")._value.get() == 1.0, "SQLite: this process evaluates it"
+        assert dict(daemon.metrics.snapshots())["one"].error is None
+    finally:
+        daemon.stop()
