@@ -20,14 +20,16 @@ from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision, upgrade
 
 def reference_problems(monitor: MonitorConfig) -> list[str]:
-    """What is wrong with a monitor's ``reference.path``: a missing file, or features it has no column for."""
+    """Features a monitor's ``reference.path`` has no column for (an unreadable file is a warning)."""
     path = monitor.reference.path
     if path is None:
         return []
     try:
         columns = reference_columns(path)
-    except ReferenceDataError as error:
-        return [f"monitor {monitor.name!r}: reference.path: {error}"]
+    except ReferenceDataError as error:  # it may be put in place before the daemon runs (a CI check)
+        click.echo(f"driftd: warning: monitor {monitor.name!r}: reference.path: {error} (the monitor cannot "
+                   "evaluate until it can be read)", err=True)
+        return []
     problems = []
     for feature in monitor.features.names:
         if feature not in columns:
