@@ -28,6 +28,7 @@ from monitor.daemon.backfill import history_runner
 from monitor.daemon.engine import Backfill, MonitorError, MonitorRunner
 from monitor.domain.reference import ReferenceDataError, read_table, summarize_table
 from monitor.domain.windows import WindowError, epoch_seconds
+from monitor.logs import setup_logging
 from monitor.plugins import PluginManager
 from monitor.store import Store
 
@@ -51,6 +52,7 @@ def backfill(config_path: Path | None, monitor: str, from_file: Path, reference_
     version, reference.path, or its first reference.first_rows rows of the file).
     """
     config, _ = load(config_path)
+    setup_logging("ERROR")  # per-window warnings (a feature not measured) are in the summary instead
     try:
         monitor_config = _with_timestamp(config.monitor(monitor), timestamp)
     except ConfigError as error:
@@ -72,14 +74,10 @@ def backfill(config_path: Path | None, monitor: str, from_file: Path, reference_
         reference, history, origin = _split(table, monitor_config, store, from_file, reference_rows,
                                             reference_until)
         runner = _runner(config.storage.lease, store, monitor_config)
-        if reference is not None:
-            new = summarize_table(reference, monitor_config.features, monitor_config.reference.bins,
-                                  monitor_config.reference.max_rows, origin,
-                                  multivariate_sample=monitor_config.reference.multivariate_sample)
-            stored = store.add_reference(runner.monitor_id, new, activate=True)
-            click.echo(f"{monitor}: stored reference version {stored.version} ({reference.num_rows} rows, {origin})",
-                       err=True)
-        result = runner.evaluate_history(history, _Progress(monitor))
+        new = None if reference is None else summarize_table(
+            reference, monitor_config.features, monitor_config.reference.bins, monitor_config.reference.max_rows,
+            origin, multivariate_sample=monitor_config.reference.multivariate_sample)
+        result = runner.evaluate_history(history, _Progress(monitor), new)
     except (MonitorError, ReferenceDataError, WindowError) as error:
         fail(str(error) if str(error).startswith("monitor ") else f"monitor {monitor!r}: {error}")
     finally:
@@ -184,7 +182,8 @@ def summary(monitor: str, source: Path, file_rows: int, history_rows: int, resul
     windows = result.windows
     evaluated = sum(window.rows for window in windows)
     lines = [f"{monitor}: backfilled {len(windows)} window(s) ({evaluated} rows) from {source} "
-             f"against reference version {result.reference_version}"]
+             f"against reference version {result.reference_version}"
+             + (f" (stored from the first {file_rows - history_rows} rows)" if file_rows > history_rows else "")]
     times = [window.ended_at for window in windows if window.ended_at is not None]
     if times:
         lines.append(f"  windows ending {min(times):%Y-%m-%d %H:%M:%S} to {max(times):%Y-%m-%d %H:%M:%S} (UTC)")

@@ -151,7 +151,8 @@ class ReferenceConfig(_Strict):
     first_rows: int | None = Field(None, ge=2, le=MAX_ROWS)
     bins: int = Field(10, ge=2, le=1000)
     max_rows: int = Field(100_000, ge=2, le=MAX_ROWS, description="a larger reference is sub-sampled to this many rows")
-    multivariate_sample: int = Field(2_000, ge=2, le=MAX_COUNT, description="reference rows kept for multivariate measures")
+    multivariate_sample: int = Field(2_000, ge=2, le=MAX_COUNT,
+                                     description="reference rows kept for multivariate measures")
 
     @model_validator(mode="after")
     def _at_most_one(self) -> ReferenceConfig:
@@ -163,7 +164,8 @@ class ReferenceConfig(_Strict):
 class MeasureConfig(_Strict):
     """Per-measure settings: a threshold, and options the measure's class takes."""
 
-    threshold: float | None = Field(None, ge=0, le=1e12, description="a test's significance level, or the distance past which a feature drifts")
+    threshold: float | None = Field(
+        None, ge=0, le=1e12, description="a test's significance level, or the distance past which a feature drifts")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -198,8 +200,9 @@ class DriftConfig(_Strict):
     share: float = Field(0.3, gt=0, le=1, description="drifted share of features for dataset drift")
     consecutive: int = Field(1, ge=1, le=MAX_COUNT, description="windows in a row at or above the share")
     correction: Literal["none", "bonferroni", "bh"] = "bh"
-    min_rows: int = Field(30, ge=0, le=MAX_ROWS, description="values of a feature a distance measure (PSI, JS, Wasserstein, …) "
-                                                "needs in a window before it may flag drift; tests are not limited")
+    min_rows: int = Field(30, ge=0, le=MAX_ROWS,
+                          description="values of a feature a distance measure (PSI, JS, Wasserstein, …) "
+                                      "needs in a window before it may flag drift; tests are not limited")
     sequential: SequentialConfig | None = Field(
         None, description="also raise drift when a sequential detector sees the statistic creep up")
 
@@ -235,10 +238,12 @@ class AdaptationConfig(_Strict):
     """What happens after drift: adapters, the gate, promotion, and how often."""
 
     adapters: list[AdapterConfig] = Field(min_length=1)
-    cooldown: float = Field(3600.0, ge=0, le=MAX_DURATION, description="seconds after an adaptation before the monitor adapts again")
+    cooldown: float = Field(3600.0, ge=0, le=MAX_DURATION,
+                            description="seconds after an adaptation before the monitor adapts again")
     target_rows: int = Field(5_000, ge=10, le=MAX_ROWS, description="recent live rows kept as the target domain")
     validation_share: float = Field(0.3, gt=0, lt=1, description="labelled rows held out for the gate")
-    min_target_labels: int = Field(30, ge=1, le=MAX_ROWS, description="held-out target labels needed for them to decide")
+    min_target_labels: int = Field(30, ge=1, le=MAX_ROWS,
+                                   description="held-out target labels needed for them to decide")
     promote: bool = Field(True, description="promote the gate's winner as a new model version")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the held-out split and the adapters")
 

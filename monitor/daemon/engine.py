@@ -48,7 +48,7 @@ from monitor.domain.pushdown import (
     evaluate_aggregate,
     pushdown_problems,
 )
-from monitor.domain.records import WindowRecord
+from monitor.domain.records import NewReference, WindowRecord
 from monitor.domain.reference import feature_kinds, read_table, summarize_table
 from monitor.domain.windows import WindowSlice
 from monitor.metrics import Metrics
@@ -327,14 +327,16 @@ class MonitorRunner:
         self.publisher.published([], [], stored.version)
         return TickReport(batch.num_rows, [], self.policy.state)
 
-    def evaluate_history(self, rows: pa.Table, progress: Callable[[int, int], None] | None = None) -> Backfill:
+    def evaluate_history(self, rows: pa.Table, progress: Callable[[int, int], None] | None = None,
+                         reference: NewReference | None = None) -> Backfill:
         """Backfill: evaluate ``rows`` of the past window by window with this monitor's own rules (windows,
         reference, measures, policy) and store the windows with their own times, all in ONE transaction.
 
         The source's cursor and its waiting rows are left as they are: the daemon then reads the live
-        source as before. Needs an active reference (or ``reference.path``) and a monitor without
-        windows yet (its windows are numbered from 1). ``progress(done, total)`` is called as windows
-        are evaluated. No adaptation is queued for the past.
+        source as before. Needs ``reference`` (stored as the active version once the monitor is found
+        free), an active reference or ``reference.path``, and a monitor without windows yet (its
+        windows are numbered from 1). ``progress(done, total)`` is called as windows are evaluated.
+        No adaptation is queued for the past.
         """
         held, _ = self.leases.take()
         if not held:
@@ -344,6 +346,8 @@ class MonitorRunner:
         if self.next_seq != 1:
             raise MonitorError(f"monitor {self.name!r} already has {self.next_seq - 1} or more windows: a backfill "
                                "fills an empty history (use a new monitor name or a new database)")
+        if reference is not None:
+            self.store.add_reference(self.monitor_id, reference, activate=True)
         self._refresh_reference()
         if self.reference is None:
             raise MonitorError(f"monitor {self.name!r} has no reference for the backfill: pass --reference-rows or "

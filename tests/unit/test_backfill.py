@@ -75,7 +75,8 @@ def test_backfill_stores_what_the_daemon_computes_from_the_same_rows(tmp_path: P
     assert first_end.replace(tzinfo=first_end.tzinfo or timezone.utc) == datetime(2026, 1, 11, tzinfo=timezone.utc)
     states = [window[4] for window in backfilled]
     assert "drift" in states and states[:11] == ["ok"] * 11, states  # the shift starts on day 21 (row 3000)
-    assert "stored reference version 1 (1296 rows" in result.stderr and "18/18 windows (100%)" in result.stderr
+    assert "against reference version 1 (stored from the first 1296 rows)" in result.stdout
+    assert "18/18 windows (100%)" in result.stderr
 
 
 def test_every_row_of_the_file_is_accounted_for(tmp_path: Path) -> None:
@@ -124,7 +125,8 @@ def test_no_adaptation_is_queued_for_the_past(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
-    (["--reference-rows", "100", "--reference-until", "2026-01-02"], "pass one of --reference-rows or --reference-until"),
+    (["--reference-rows", "100", "--reference-until", "2026-01-02"],
+     "pass one of --reference-rows or --reference-until"),
     (["--reference-rows", "5000"], "the reference would take all 3000 rows"),
     (["--reference-until", "yesterday"], "is not an ISO 8601 time"),
     (["--reference-until", "2025-01-01"], "the reference would hold 0 row(s)"),
@@ -157,3 +159,28 @@ def test_a_monitor_with_history_or_a_running_daemon_is_refused(tmp_path: Path) -
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "already has 4 window(s)" in again.stderr
     assert [r.version for r in store.references("m")] == [1], "a refused backfill stores no reference"
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_backfill_takes_the_monitors_lease_and_hands_it_back(tmp_path: Path,
+                                                                                 postgres_url: str) -> None:
+    from monitor.store.migrate import upgrade
+
+    write_csv(tmp_path / "past.csv", past(3000))
+    (tmp_path / "empty").mkdir()
+    path = tmp_path / "driftd.yaml"
+    path.write_text(yaml.safe_dump({"storage": {"url": postgres_url}, "monitors": [
+        monitor("m", tmp_path / "empty", window={"rows": 500})]}))
+    store = Store(postgres_url)
+    upgrade(store.engine)
+    args = ["backfill", "-c", str(path), "m", "--from", str(tmp_path / "past.csv"), "--reference-rows", "1000"]
+    monitor_id = store.monitor_id("m")
+    assert store.acquire_lease(monitor_id, "replica-a", 60), "a running replica evaluates it"
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2 and "is evaluated by a running replica now" in refused.stderr
+    store.release_leases("replica-a")
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert [w.seq for w in store.windows("m")] == [4, 3, 2, 1]
+    assert store.lease_owners().get("m") is None, "the backfill handed the lease back"
+    assert [r.version for r in store.references("m")] == [1], "the refused backfill stored no reference"

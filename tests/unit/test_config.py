@@ -89,7 +89,8 @@ def test_span_window_with_timestamp_is_valid(tmp_path: Path) -> None:
     ("sections", "key", "fragment"),
     [
         ({"window": "{rows: many}"}, "window.rows", "integer"),
-        ({"window": "{rows: 10, colour: red}"}, "window.colour", "unknown key (expected one of: rows, span, timestamp)"),
+        ({"window": "{rows: 10, colour: red}"}, "window.colour",
+         "unknown key (expected one of: rows, span, timestamp)"),
         ({"drift": "{share: 0.3, consecutve: 2}"}, "drift.consecutve", "unknown key; did you mean 'consecutive'?"),
         ({"features": "{numeric: [x], categorical: [x]}"}, "features", "both numeric and categorical"),
         ({"window": "{rows: 10, span: 1m, timestamp: ts}"}, "window", "exactly one of 'rows' or 'span'"),

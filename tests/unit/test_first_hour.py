@@ -59,7 +59,8 @@ def test_api_v1_answers_an_index_of_its_endpoints(api_daemon: Daemon) -> None:
         answer = client.get(path)
         assert answer.status_code == 200, (path, answer.text)
         paths = {(e["method"], e["path"]) for e in answer.json()["endpoints"]}
-        assert ("GET", "/api/v1/monitors/{name}/windows") in paths and ("POST", "/api/v1/monitors/{name}/check") in paths
+        assert ("GET", "/api/v1/monitors/{name}/windows") in paths
+        assert ("POST", "/api/v1/monitors/{name}/check") in paths
         assert all(e["summary"] for e in answer.json()["endpoints"])
 
 
@@ -78,7 +79,8 @@ def test_api_answers_503_json_while_the_database_is_gone_and_logs_once_per_chang
         (tmp_path / "db-away").rename(tmp_path / "db")
     assert client.get(API_PREFIX + "/monitors").status_code == 200
     api_lines = [r for r in caplog.records if r.name == "driftd.api"]
-    assert [r.getMessage().split(":")[1].strip() for r in api_lines] == ["database unavailable", "the database answers again"]
+    assert [r.getMessage().split(":")[1].strip() for r in api_lines] == ["database unavailable",
+                                                                          "the database answers again"]
     assert not any(r.exc_info for r in caplog.records), "no traceback per request"
 
 
@@ -117,7 +119,8 @@ def test_a_monitor_broken_by_its_reference_shows_the_error_in_the_api_and_as_a_m
         daemon.tick_all()
         client = client_for(daemon)
         monitors = {m["name"]: m for m in client.get(API_PREFIX + "/monitors").json()["monitors"]}
-        assert "reference.csv: file not found" in monitors["missing-file"]["error"] and monitors["missing-file"]["running"]
+        assert "reference.csv: file not found" in monitors["missing-file"]["error"]
+        assert monitors["missing-file"]["running"]
         assert "column 'bb' is missing" in monitors["misspelt"]["error"]
         assert "unknown connector type 'kafka'" in monitors["no-plugin"]["error"]
         assert not monitors["no-plugin"]["running"]
