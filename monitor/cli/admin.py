@@ -94,6 +94,13 @@ def config_validate(file: Path | None, config_path: Path | None) -> None:
             problems.append(str(error))
         problems += reference_problems(monitor)
     where = path or "built-in demo"
+    for monitor in config.monitors:
+        auto = [name for name, measure in monitor.measures.items() if measure.threshold == "auto"]
+        if auto:
+            click.echo(f"driftd: note: {where}: monitor {monitor.name!r}: measure(s) {', '.join(map(repr, auto))} "
+                       f"have threshold: auto: the monitor evaluates no window until `driftd calibrate "
+                       f"{monitor.name}` has stored a calibration with its active reference version (again after "
+                       "each new version, or a change of window)", err=True)
     for problem in problems:
         click.echo(f"driftd: error: {where}: {problem}", err=True)
     if problems:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -25,6 +25,8 @@ EXTERNAL_ADAPTERS = frozenset({"webhook", "command", "rebaseline"})
 #: Upper bounds of counts: rows, samples, windows (far above any real need, far below an overflow).
 MAX_ROWS = 100_000_000
 MAX_COUNT = 1_000_000
+#: The largest threshold a measure takes (a distance; a test's is a significance level below 1).
+MAX_THRESHOLD = 1e12
 
 
 class _Strict(BaseModel):
@@ -162,11 +164,25 @@ class ReferenceConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    """Per-measure settings: a threshold, and options the measure's class takes."""
+    """Per-measure settings: a threshold (or ``auto``: from the reference's calibration), and options."""
 
-    threshold: float | None = Field(
-        None, ge=0, le=1e12, description="a test's significance level, or the distance past which a feature drifts")
+    threshold: Annotated[float, Field(ge=0, le=MAX_THRESHOLD)] | Literal["auto"] | None = Field(
+        None, description="a test's significance level, the distance past which a feature drifts, or 'auto'")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any) -> Any:
+        if value is None or value == "auto" or isinstance(value, bool):
+            return value  # a boolean is refused by the base class, with the reason
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError("Input should be a valid number, or 'auto' (per-feature thresholds from the "
+                             "calibration stored with the reference version: `driftd calibrate`)") from None
+        if not 0 <= number <= MAX_THRESHOLD:  # one clear line here, rather than one per member of the union
+            raise ValueError(f"expected a finite number from 0 to {MAX_THRESHOLD:g}, or 'auto'")
+        return value if isinstance(value, (int, float)) else number
 
 
 class BackendConfig(_Strict):

@@ -60,9 +60,19 @@ def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
 
 def _inner(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _inner(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType, list, dict):
         return [inner for arg in typing.get_args(annotation) for inner in _inner(arg)]
     return [annotation]
+
+
+def _constraints(field: Any) -> list[Any]:
+    """A field's constraints, also those on a member of a union (``Annotated[float, Field(ge=0)] | None``)."""
+    found = list(field.metadata)
+    for arg in typing.get_args(field.annotation):
+        found += [item for meta in getattr(arg, "__metadata__", ()) for item in getattr(meta, "metadata", [meta])]
+    return found
 
 
 def _is_duration(field: Any) -> bool:
@@ -81,7 +91,7 @@ def test_every_number_in_the_configuration_has_a_lower_and_an_upper_bound() -> N
             kinds = _inner(field.annotation)
             if _is_duration(field) or not {int, float} & set(kinds):
                 continue
-            metadata = field.metadata
+            metadata = _constraints(field)
             low = any(isinstance(item, (Ge, Gt)) for item in metadata)
             high = any(isinstance(item, (Le, Lt)) for item in metadata)
             if not (low and high):

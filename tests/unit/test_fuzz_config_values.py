@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import typing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def _field(config: DriftdConfig, path: tuple[str, ...]) -> tuple[Any, Any]:
 
 
 def _check_accepted(value: Any, field: Any, duration: bool) -> None:
-    if value is None:  # an optional field left unset (e.g. a measure's own default threshold)
+    if value is None or value == "auto":  # an optional field left unset, or a threshold from the calibration
         return
     assert not isinstance(value, bool)
     assert isinstance(value, (int, float)) and math.isfinite(value)
@@ -88,7 +89,10 @@ def _check_accepted(value: Any, field: Any, duration: bool) -> None:
         trigger = IntervalTrigger(seconds=value)
         assert trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is not None
         return
-    for bound in field.metadata:
+    bounds = list(field.metadata) + [item for arg in typing.get_args(field.annotation)  # Annotated union members
+                                     for meta in getattr(arg, "__metadata__", ())
+                                     for item in getattr(meta, "metadata", [meta])]
+    for bound in bounds:
         if isinstance(bound, Ge):
             assert value >= bound.ge
         elif isinstance(bound, Gt):
