@@ -13,7 +13,9 @@ last window (JSON, committed by the engine with that window's results).
 from __future__ import annotations
 
 import contextvars
+import difflib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Mapping, TypeVar
@@ -22,6 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
+
+from monitor.config.values import check_model_values
+from monitor.redact import cut, echo
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -38,13 +43,29 @@ class ConnectorOptionsError(ConnectorError):
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """How far the cursor after a batch is behind the newest data the source holds (0: caught up).
+
+    ``rows``: rows (messages, entries) after the cursor; ``seconds``: the time between the last row
+    read and the newest one. None where the connector cannot tell.
+    """
+
+    rows: int | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Batch:
-    """Rows read from a source strictly after a cursor, and the cursor after them."""
+    """Rows read from a source strictly after a cursor, and the cursor after them.
+
+    ``backlog``: what is left after this batch, when the connector can tell (``driftd_source_backlog_*``).
+    """
 
     table: pa.Table
     cursor: Cursor
     #: How many files the source matched, for file-based connectors (``driftd_source_files``); else None.
     files: int | None = None
+    backlog: Backlog | None = None
 
     @property
     def num_rows(self) -> int:
@@ -128,31 +149,44 @@ def concat_tables(tables: list[pa.Table]) -> pa.Table:
 def parse_options(model: type[ModelT], options: Mapping[str, Any], type_name: str) -> ModelT:
     """Validate connector options with a pydantic model; ConnectorOptionsError names each bad option."""
     try:
+        check_model_values(model, options)
+    except ValueError as error:
+        raise ConnectorOptionsError(f"{type_name} connector: {error}") from None
+    try:
         return model.model_validate(options)
     except ValidationError as error:
         raise ConnectorOptionsError(f"{type_name} connector: " + describe_options_error(model, error)) from None
 
 
+#: Options whose values are never echoed in an error.
+_SECRET_NAME = re.compile(r"pass|secret|token|key|auth|credential", re.IGNORECASE)
+
+
 def describe_options_error(model: type[BaseModel], error: ValidationError, hide_text: bool = False) -> str:
     """One line naming each bad option of a plugin's options model (unknown, missing, invalid).
 
-    ``hide_text``: never quote a text value (it may be a secret that came from ``${VAR}``).
+    A value is never quoted when its option's name says it is a secret, nor any text value with
+    ``hide_text`` (it may be a secret that came from ``${VAR}``).
     """
     lines = []
     for detail in error.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
         if detail["type"] == "extra_forbidden":
-            names = (field.alias or name for name, field in model.model_fields.items())
-            known = f"; expected one of {', '.join(names)}" if len(detail["loc"]) == 1 else ""
-            lines.append(f"option {loc!r} is unknown{known}")
+            names = [field.alias or name for name, field in model.model_fields.items()]
+            close = difflib.get_close_matches(str(detail["loc"][-1]), names, n=1, cutoff=0.6)
+            known = f"; did you mean {close[0]!r}?" if close and len(detail["loc"]) == 1 else \
+                f"; expected one of {', '.join(names)}" if len(detail["loc"]) == 1 else ""
+            lines.append(f"option {cut(loc, 40)!r} is unknown{known}")
         elif detail["type"] == "missing":
             lines.append(f"option {loc!r} is required")
         else:
             message = detail["msg"].removeprefix("Value error, ")
-            hidden = isinstance(detail["input"], Mapping) or (hide_text and isinstance(detail["input"], str))
-            got = "" if hidden else f" (got {detail['input']!r})"
+            hidden = (isinstance(detail["input"], Mapping) or _SECRET_NAME.search(loc)
+                      or (hide_text and isinstance(detail["input"], str)))
+            got = f" (got {echo(detail['input'])})" if not hidden and echo(detail["input"]) not in message else ""
             lines.append(f"option {loc!r}: {message}{got}")
-    return "; ".join(lines)
+    more = f"; … and {len(lines) - 10} more" if len(lines) > 10 else ""
+    return "; ".join(lines[:10]) + more
 
 
 # ---- push-down windows -------------------------------------------------------------------------

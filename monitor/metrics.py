@@ -45,6 +45,11 @@ class MonitorSnapshot:
     feature_drifted: dict[str, bool] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
     missing_features: frozenset[str] = frozenset()
+    #: What the source holds after the latest fetch's cursor (None: the connector cannot tell).
+    backlog_rows: int | None = None
+    backlog_seconds: float | None = None
+    #: Why the monitor cannot evaluate now (it could not be built, or its latest tick failed); None when it can.
+    error: str | None = None
 
 
 class DriftCollector(Collector):
@@ -76,8 +81,23 @@ class DriftCollector(Collector):
         missing = GaugeMetricFamily("driftd_feature_missing",
                                     "1 when the feature could not be measured in the latest window "
                                     "(column missing, retyped, or no usable values).", labels=["monitor", "feature"])
+        error = GaugeMetricFamily("driftd_monitor_error",
+                                  "1 while the monitor cannot evaluate: it could not be built or its latest tick "
+                                  "failed (the cause is the API's `error`).", labels=["monitor"])
+        backlog_rows = GaugeMetricFamily("driftd_source_backlog_rows",
+                                         "Rows the source holds after the latest fetch (0: caught up); absent "
+                                         "when the connector cannot tell.", labels=["monitor"])
+        backlog_seconds = GaugeMetricFamily("driftd_source_backlog_seconds",
+                                            "Time between the last row read and the newest row of the source "
+                                            "(0: caught up); absent when the connector cannot tell.",
+                                            labels=["monitor"])
         limit = self.metrics.max_features
         for name, snap in self.metrics.snapshots():
+            error.add_metric([name], float(snap.error is not None))
+            if snap.backlog_rows is not None:
+                backlog_rows.add_metric([name], snap.backlog_rows)
+            if snap.backlog_seconds is not None:
+                backlog_seconds.add_metric([name], snap.backlog_seconds)
             if snap.source_up is not None:
                 source_up.add_metric([name], float(snap.source_up))
             if snap.source_files is not None:
@@ -100,7 +120,8 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files)
+        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files,
+                    error, backlog_rows, backlog_seconds)
 
 
 class Metrics:

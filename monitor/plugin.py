@@ -29,10 +29,11 @@ from monitor.adaptation.model import (
     TorchModel,
     unwrap,
 )
-from monitor.config.values import parse_duration
+from monitor.config.values import Duration, check_url, parse_duration
 from monitor.connector import (
     AggregateBatch,
     AggregatePlan,
+    Backlog,
     Batch,
     CategoryCounts,
     Connector,
@@ -72,14 +73,15 @@ from monitor.notifier import (
     event_summary,
     parse_notifier_options,
 )
+from monitor.redact import mask_urls
 
 __all__ = [
     # hooks
     "hookimpl",
     # connectors
-    "AggregateBatch", "AggregatePlan", "Batch", "CategoryCounts", "Connector", "ConnectorError",
-    "ConnectorOptionsError", "Cursor", "NumericCounts", "WindowAggregate", "as_text", "concat_tables",
-    "describe_options_error", "fetching_for", "parse_duration", "parse_options",
+    "AggregateBatch", "AggregatePlan", "Backlog", "Batch", "CategoryCounts", "Connector", "ConnectorError",
+    "ConnectorOptionsError", "Cursor", "Duration", "NumericCounts", "WindowAggregate", "as_text", "check_url",
+    "concat_tables", "describe_options_error", "fetching_for", "mask_urls", "parse_duration", "parse_options",
     # measures
     "NUMPY", "Backend", "CategoricalSummary", "CategoricalWindow", "FeatureSummary", "FeatureWindow", "Measure",
     "MultivariateMeasure", "MultivariateSummary", "NumericSummary", "NumericWindow", "Score",

@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from monitor.cli.base import EXIT_ERROR, config_option, load, main
+from monitor.cli.base import EXIT_ERROR, config_option, fail, load, main
+from monitor.config import MonitorConfig
 from monitor.daemon.engine import MonitorError, MonitorRunner
 from monitor.daemon.notifying import notifier_problems
 from monitor.domain.coverage import unvoted_features
+from monitor.domain.reference import ReferenceDataError, reference_columns
 from monitor.logs import setup_logging
 from monitor.plugins import PluginManager
+from monitor.redact import cut
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision, upgrade
+
+def reference_problems(monitor: MonitorConfig) -> list[str]:
+    """Features a monitor's ``reference.path`` has no column for (an unreadable file is a warning)."""
+    path = monitor.reference.path
+    if path is None:
+        return []
+    try:
+        columns = reference_columns(path)
+    except ReferenceDataError as error:  # it may be put in place before the daemon runs (a CI check)
+        click.echo(f"driftd: warning: monitor {monitor.name!r}: reference.path: {error} (the monitor cannot "
+                   "evaluate until it can be read)", err=True)
+        return []
+    problems = []
+    for feature in monitor.features.names:
+        if feature not in columns:
+            close = difflib.get_close_matches(feature, columns, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (it has {cut(', '.join(columns), 200)})"
+            problems.append(f"monitor {monitor.name!r}: feature {feature!r} is not a column of the reference "
+                            f"{path}{hint}")
+    return problems
 
 
 @main.group()
@@ -52,10 +77,14 @@ def config_group() -> None:
 
 
 @config_group.command("validate")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False,
-                envvar="DRIFTD_CONFIG")
-def config_validate(path: Path | None) -> None:
-    """Validate a configuration file, its connectors, measures and notifiers; exit 2 on a problem."""
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@config_option
+def config_validate(file: Path | None, config_path: Path | None) -> None:
+    """Validate a configuration file (FILE or -c FILE), its connectors, measures and notifiers; exit 2 on a problem."""
+    from_command_line = click.get_current_context().get_parameter_source("config_path") == ParameterSource.COMMANDLINE
+    if file is not None and config_path is not None and file != config_path and from_command_line:
+        fail(f"two configuration files given ({file} and -c {config_path}): pass one")
+    path = file or config_path
     config, _ = load(path)
     manager = PluginManager()
     problems, warnings = [], []
@@ -63,10 +92,10 @@ def config_validate(path: Path | None) -> None:
         try:
             settings, connector = MonitorRunner.validate(monitor, manager)
             connector.close()
+            warnings.extend(unvoted_features(monitor, settings))
         except MonitorError as error:
             problems.append(str(error))
-            continue
-        warnings.extend(unvoted_features(monitor, settings))
+        problems += reference_problems(monitor)
     problems += notifier_problems(config, manager)
     where = path or "built-in demo"
     for warning in warnings:

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.config import ConfigError, DriftdConfig, load_config
-from monitor.store import Store
+from monitor.redact import mask_urls, safe_line
+from monitor.store import Store, StoreError
+from monitor.store.database import storage_url
 from monitor.store.migrate import SchemaOutOfDate
 
 log = logging.getLogger("driftd")
@@ -28,7 +29,8 @@ config_option = click.option(
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"driftd: error: {message}", err=True)
+    """Print one error line (URL passwords masked) and exit 2."""
+    click.echo(f"driftd: error: {mask_urls(message)}", err=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -42,6 +44,10 @@ def load(config_path: Path | None) -> tuple[DriftdConfig, bool]:
             config, is_demo = load_config(config_path), False
     except ConfigError as error:
         fail(str(error))
+    try:
+        storage_url(config.storage.url)  # every command says the same when the database cannot be used
+    except StoreError as error:
+        fail(f"{config_path or 'built-in demo'}: {error}")
     context = click.get_current_context(silent=True)
     if context is not None:
         context.meta[_STORAGE_KEY] = config.storage.url
@@ -54,13 +60,8 @@ _STORAGE_KEY = "driftd.storage_url"
 def _database_problem(error: SQLAlchemyError, url: str | None) -> str:
     """One line for a database failure: where (password hidden) and the driver's own reason."""
     cause = getattr(error, "orig", None) or error
-    where = "the database"
-    if url:
-        try:
-            where = make_url(url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparsable URL fails earlier with its own message
-            where = "the database"
-    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    where = mask_urls(url) if url else "the database"
+    reason = safe_line(str(cause)) or type(cause).__name__
     return f"{where}: {type(cause).__name__}: {reason}"
 
 
@@ -72,6 +73,8 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except SQLAlchemyError as error:
             fail(_database_problem(error, ctx.meta.get(_STORAGE_KEY)))
+        except StoreError as error:
+            fail(str(error))
 
 
 def open_store(config: DriftdConfig) -> Store:

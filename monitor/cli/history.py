@@ -20,20 +20,24 @@ from monitor.store import Store, StoreError
 @main.command()
 @config_option
 @click.argument("monitor")
-@click.option("--limit", default=20, show_default=True, help="Windows to show, newest first.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000),
+              help="Windows to show, newest first.")
 @click.option("--results/--no-results", default=False, help="Show every feature's results too.")
 def history(config_path: Path | None, monitor: str, limit: int, results: bool) -> None:
-    """Show a monitor's latest windows."""
+    """Show a monitor's latest windows: state, drifted features, and features that could not be measured."""
     config, _ = load(config_path)
     store = open_store(config)
     try:
         windows = store.windows(monitor, limit)
     except StoreError as error:
         fail(str(error))
-    click.echo(f"{'window':>7}  {'evaluated at (UTC)':<19}  {'rows':>7}  {'state':<8}{'share':>6}  drifted features")
+    click.echo(f"{'window':>7}  {'ends (UTC)':<19}  {'rows':>7}  {'state':<8}{'share':>6}  drifted features")
     for window in windows:
-        click.echo(f"{window.seq:>7}  {window.evaluated_at:%Y-%m-%d %H:%M:%S}  {window.rows:>7}  "
+        # the end of its data when it has a timestamp column (a backfilled window: its own time), else when evaluated
+        click.echo(f"{window.seq:>7}  {window.ended_at or window.evaluated_at:%Y-%m-%d %H:%M:%S}  {window.rows:>7}  "
                    f"{window.state:<8}{window.drift_share:>6.0%}  {', '.join(window.drifted_features) or '-'}")
+        if window.missing_features:
+            click.echo(f"{'':9}not measured: {', '.join(window.missing_features)}")
         for result in store.results(window.id) if results else []:
             p_value = "" if result.p_value is None else f" p={result.p_value:.3g}"
             flag = " DRIFT" if result.drifted else ""

@@ -43,7 +43,8 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
 
 @main.command()
 @config_option
-@click.option("--max-batches", default=100, show_default=True, help="Fetches per monitor at most.")
+@click.option("--max-batches", default=100, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="Fetches per monitor at most (0: report the stored state without fetching).")
 @click.option("--adapt", is_flag=True, help="Also run the adaptations that drift queued, before exiting.")
 def check(config_path: Path | None, max_batches: int, adapt: bool) -> None:
     """One pass over every monitor; exit 0 no drift, 1 drift, 2 error."""
@@ -61,7 +62,8 @@ def check(config_path: Path | None, max_batches: int, adapt: bool) -> None:
     with click.progressbar(daemon.runners.items(), label="checking monitors", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as runners:
         for name, runner in runners:
-            windows, state = 0, "ok"
+            last = daemon.store.overview(name).last_window
+            windows, state = 0, last.state if last else "no windows yet"
             try:
                 for _ in range(max_batches):
                     report = runner.tick()

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from monitor.config.values import ConfigError, parse_duration
+from monitor.config.values import (
+    MAX_DURATION,
+    ConfigError,
+    Duration,
+    check_plain_value,
+    check_url,
+    parse_duration,
+)
 
 DEFAULT_STORAGE_URL = "sqlite:///driftd.db"
 
@@ -22,20 +29,36 @@ DEFAULT_MEASURES = ("ks", "chi_square")
 EXTERNAL_ADAPTERS = frozenset({"webhook", "command", "rebaseline"})
 
 
+#: Upper bounds of counts: rows, samples, windows (far above any real need, far below an overflow).
+MAX_ROWS = 100_000_000
+MAX_COUNT = 1_000_000
+#: The largest threshold a measure takes (a distance; a test's is a significance level below 1).
+MAX_THRESHOLD = 1e12
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors; numbers are finite and never booleans (``check_plain_value``), in every field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else check_plain_value(value, field.annotation)
 
 
 class StorageConfig(_Strict):
     """Where the history lives, and how long a replica's claim on a monitor lasts (PostgreSQL)."""
 
     url: str = DEFAULT_STORAGE_URL
-    lease: float = Field(30.0, description="seconds a replica keeps a monitor without renewing it")
+    lease: Duration = Field(30.0, description="seconds a replica keeps a monitor without renewing it")
 
-    @field_validator("lease", mode="before")
+    @field_validator("url")
     @classmethod
-    def _lease(cls, value: Any) -> float:
-        return parse_duration(value)
+    def _url(cls, url: str) -> str:
+        return check_url(url, needs_host=False)  # SQLite has no host; PostgreSQL may use a socket
+
 
 
 class ServerConfig(_Strict):
@@ -57,7 +80,7 @@ class LoggingConfig(_Strict):
 class MetricsConfig(_Strict):
     """Bounds on exported series."""
 
-    max_features: int = Field(100, ge=1, description="per monitor; features past it are not exported")
+    max_features: int = Field(100, ge=1, le=MAX_COUNT, description="per monitor; features past it are not exported")
 
 
 class SourceConfig(_Strict):
@@ -70,13 +93,8 @@ class SourceConfig(_Strict):
 class ScheduleConfig(_Strict):
     """When a monitor ticks: a fixed interval or a cron expression."""
 
-    interval: float | None = None
+    interval: Duration | None = None
     cron: str | None = None
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _interval(cls, value: Any) -> float | None:
-        return None if value is None else parse_duration(value)
 
     @field_validator("cron")
     @classmethod
@@ -100,14 +118,10 @@ class ScheduleConfig(_Strict):
 class WindowConfig(_Strict):
     """Tumbling windows: by row count, or by a time span of a timestamp column."""
 
-    rows: int | None = Field(None, ge=1)
-    span: float | None = None
+    rows: int | None = Field(None, ge=1, le=MAX_ROWS)
+    span: Duration | None = None
     timestamp: str | None = None
 
-    @field_validator("span", mode="before")
-    @classmethod
-    def _span(cls, value: Any) -> float | None:
-        return None if value is None else parse_duration(value)
 
     @model_validator(mode="after")
     def _one_of(self) -> WindowConfig:
@@ -143,10 +157,11 @@ class ReferenceConfig(_Strict):
     """Where the reference domain comes from: a file, the first rows, or ``driftd reference capture``."""
 
     path: str | None = None
-    first_rows: int | None = Field(None, ge=2)
+    first_rows: int | None = Field(None, ge=2, le=MAX_ROWS)
     bins: int = Field(10, ge=2, le=1000)
-    max_rows: int = Field(100_000, ge=2, description="a larger reference is sub-sampled to this many rows")
-    multivariate_sample: int = Field(2_000, ge=2, description="reference rows kept for multivariate measures")
+    max_rows: int = Field(100_000, ge=2, le=MAX_ROWS, description="a larger reference is sub-sampled to this many rows")
+    multivariate_sample: int = Field(2_000, ge=2, le=MAX_COUNT,
+                                     description="reference rows kept for multivariate measures")
 
     @model_validator(mode="after")
     def _at_most_one(self) -> ReferenceConfig:
@@ -159,22 +174,26 @@ class MeasureConfig(_Strict):
     """Per-measure settings: a threshold (or ``auto``: from the reference's calibration), the smallest effect
     a test may flag, and options of its class."""
 
-    threshold: Annotated[float, Field(allow_inf_nan=False)] | Literal["auto"] | None = None
+    threshold: Annotated[float, Field(ge=0, le=MAX_THRESHOLD)] | Literal["auto"] | None = Field(
+        None, description="a test's significance level, the distance past which a feature drifts, or 'auto'")
     min_effect: float | None = Field(
-        None, allow_inf_nan=False,
+        None, ge=0, le=MAX_THRESHOLD, allow_inf_nan=False,
         description="tests only: flag drift only when the statistic (e.g. KS D) is also at least this large")
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("threshold", mode="before")
     @classmethod
     def _threshold(cls, value: Any) -> Any:
-        if value is None or value == "auto" or isinstance(value, (int, float)):
-            return value
+        if value is None or value == "auto" or isinstance(value, bool):
+            return value  # a boolean is refused by the base class, with the reason
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ValueError("Input should be a valid number, or 'auto' (per-feature thresholds from the "
                              "calibration stored with the reference version: `driftd calibrate`)") from None
+        if not 0 <= number <= MAX_THRESHOLD:  # one clear line here, rather than one per member of the union
+            raise ValueError(f"expected a finite number from 0 to {MAX_THRESHOLD:g}, or 'auto'")
+        return value if isinstance(value, (int, float)) else number
 
 
 class BackendConfig(_Strict):
@@ -197,19 +216,20 @@ class SequentialConfig(_Strict):
 
     statistic: Literal["drift_share", "max_divergence"] = Field(
         "drift_share", description="drift_share, or the largest value among the distance (non-test) results")
-    delta: float = Field(0.01, ge=0, description="rise of the statistic's mean that is tolerated")
-    threshold: float = Field(1.0, gt=0, description="evidence needed for an alarm (Page's lambda)")
-    min_windows: int = Field(10, ge=1, description="windows seen before the detector may fire")
+    delta: float = Field(0.01, ge=0, le=1e12, description="rise of the statistic's mean that is tolerated")
+    threshold: float = Field(1.0, gt=0, le=1e12, description="evidence needed for an alarm (Page's lambda)")
+    min_windows: int = Field(10, ge=1, le=MAX_COUNT, description="windows seen before the detector may fire")
 
 
 class DriftConfig(_Strict):
     """When a window, and then the monitor, counts as drifted."""
 
     share: float = Field(0.3, gt=0, le=1, description="drifted share of features for dataset drift")
-    consecutive: int = Field(1, ge=1, description="windows in a row at or above the share")
+    consecutive: int = Field(1, ge=1, le=MAX_COUNT, description="windows in a row at or above the share")
     correction: Literal["none", "bonferroni", "bh"] = "bh"
-    min_rows: int = Field(30, ge=0, description="values of a feature a distance measure (PSI, JS, Wasserstein, …) "
-                                                "needs in a window before it may flag drift; tests are not limited")
+    min_rows: int = Field(30, ge=0, le=MAX_ROWS,
+                          description="values of a feature a distance measure (PSI, JS, Wasserstein, …) "
+                                      "needs in a window before it may flag drift; tests are not limited")
     sequential: SequentialConfig | None = Field(
         None, description="also raise drift when a sequential detector sees the statistic creep up")
 
@@ -232,12 +252,8 @@ class AdapterConfig(_Strict):
     type: str
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="default: the type")
     options: dict[str, Any] = Field(default_factory=dict)
-    timeout: float = Field(600.0, description="seconds before the run is cancelled and marked failed")
+    timeout: Duration = Field(600.0, description="seconds before the run is cancelled and marked failed")
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: Any) -> float:
-        return parse_duration(value)
 
     @property
     def label(self) -> str:
@@ -249,12 +265,14 @@ class AdaptationConfig(_Strict):
     """What happens after drift: adapters, the gate, promotion, and how often."""
 
     adapters: list[AdapterConfig] = Field(min_length=1)
-    cooldown: float = Field(3600.0, description="seconds after an adaptation before the monitor adapts again")
-    target_rows: int = Field(5_000, ge=10, description="recent live rows kept as the target domain")
+    cooldown: float = Field(3600.0, ge=0, le=MAX_DURATION,
+                            description="seconds after an adaptation before the monitor adapts again")
+    target_rows: int = Field(5_000, ge=10, le=MAX_ROWS, description="recent live rows kept as the target domain")
     validation_share: float = Field(0.3, gt=0, lt=1, description="labelled rows held out for the gate")
-    min_target_labels: int = Field(30, ge=1, description="held-out target labels needed for them to decide")
+    min_target_labels: int = Field(30, ge=1, le=MAX_ROWS,
+                                   description="held-out target labels needed for them to decide")
     promote: bool = Field(True, description="promote the gate's winner as a new model version")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the held-out split and the adapters")
 
     @field_validator("adapters", mode="before")
     @classmethod
@@ -266,7 +284,7 @@ class AdaptationConfig(_Strict):
     @field_validator("cooldown", mode="before")
     @classmethod
     def _cooldown(cls, value: Any) -> float:
-        return 0.0 if value in (0, "0") else parse_duration(value)
+        return 0.0 if not isinstance(value, bool) and value in (0, "0") else parse_duration(value)
 
     @field_validator("adapters")
     @classmethod
@@ -334,8 +352,8 @@ class MonitorConfig(_Strict):
         default_factory=lambda: {name: MeasureConfig() for name in DEFAULT_MEASURES}
     )
     drift: DriftConfig = Field(default_factory=DriftConfig)
-    max_rows: int = Field(10_000, ge=1, description="rows fetched per tick at most")
-    fetch_timeout: float = Field(300.0, description="seconds before a fetch that does not return is given up")
+    max_rows: int = Field(10_000, ge=1, le=MAX_ROWS, description="rows fetched per tick at most")
+    fetch_timeout: Duration = Field(300.0, description="seconds before a fetch that does not return is given up")
     backend: BackendConfig = Field(default_factory=BackendConfig)
     model: ModelConfig | None = None
     adaptation: AdaptationConfig | None = None
@@ -371,10 +389,6 @@ class MonitorConfig(_Strict):
             return []
         return list(self.model.features) if self.model.features else list(self.features.numeric)
 
-    @field_validator("fetch_timeout", mode="before")
-    @classmethod
-    def _fetch_timeout(cls, value: Any) -> float:
-        return parse_duration(value)
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -403,12 +417,8 @@ class AdaptationPoolConfig(_Strict):
     """The daemon's pool of adaptation workers."""
 
     workers: int = Field(2, ge=1, le=64, description="adaptations running at once (one per monitor at most)")
-    stop_timeout: float = Field(30.0, description="seconds a stopping daemon waits for cancelled adaptations")
+    stop_timeout: Duration = Field(30.0, description="seconds a stopping daemon waits for cancelled adaptations")
 
-    @field_validator("stop_timeout", mode="before")
-    @classmethod
-    def _stop_timeout(cls, value: Any) -> float:
-        return parse_duration(value)
 
 
 class DriftdConfig(_Strict):

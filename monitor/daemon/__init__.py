@@ -24,6 +24,7 @@ from monitor.config import ConfigError, DriftdConfig, MonitorConfig
 from monitor.daemon.adapting import AdaptationService
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.engine import MonitorError, MonitorRunner, TickReport
+from monitor.daemon.errors import reason
 from monitor.daemon.notifying import Notifiers
 from monitor.daemon.outbox import OutboxDispatcher
 from monitor.daemon.scheduler import Scheduler
@@ -87,7 +88,7 @@ class Daemon:
         """
         log.info("storage: %s", self.store.describe())
         if self.store.is_sqlite and self._single_replica_lock is None:
-            self._single_replica_lock = _lock_sqlite(self.store)
+            self._single_replica_lock = lock_sqlite(self.store)
         self.store.prepare()
         for monitor in self.config.monitors:
             if monitor.name not in self.runners:
@@ -109,25 +110,39 @@ class Daemon:
         if not monitor.enabled:
             return
         try:
-            lease = None if self.store.is_sqlite else (self.replica, self.config.storage.lease)
-            runner = MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease,
-                                   on_adaptation=self.adaptation.notify, fetch_pool=self.fetch_pool,
-                                   routes=lambda name=monitor.name: self.notifiers.routes(name),
-                                   on_events=self.outbox.wake)
+            runner = self._build_runner(monitor)
         except MonitorError as error:
             self.broken[monitor.name] = str(error)
+            self.metrics.update(monitor.name, error=str(error))
             log.error("%s (the monitor is not running)", error)
             return
-        self._tick_locks[monitor.name] = threading.Lock()
-        self.runners[monitor.name] = runner
+        self._install(runner)
+
+    def _build_runner(self, monitor: MonitorConfig) -> MonitorRunner:
+        """A runner for ``monitor`` (not yet scheduled); MonitorError when it cannot be built."""
+        lease = None if self.store.is_sqlite else (self.replica, self.config.storage.lease)
+        return MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease,
+                             on_adaptation=self.adaptation.notify, fetch_pool=self.fetch_pool,
+                             routes=lambda name=monitor.name: self.notifiers.routes(name),
+                             on_events=self.outbox.wake)
+
+    def _install(self, runner: MonitorRunner) -> None:
+        """Run a built runner: register it, and schedule it when the scheduler runs."""
+        self.broken.pop(runner.name, None)
+        self.metrics.add_monitor(runner.name)
+        self.metrics.update(runner.name, error=None)
+        runner.leases.publish()  # a replaced monitor's series were dropped with the old runner
+        self._tick_locks[runner.name] = threading.Lock()
+        self.runners[runner.name] = runner
         if self.scheduler is not None:
-            self.scheduler.add(monitor.name, monitor.schedule, self._job(runner))
+            self.scheduler.add(runner.name, runner.config.schedule, self._job(runner))
 
     def _remove_monitor(self, name: str) -> None:
         """Unschedule a monitor, wait for its tick in flight, close it and drop its series."""
         self.broken.pop(name, None)
         runner = self.runners.pop(name, None)
         if runner is None:
+            self.metrics.remove_monitor(name)
             return
         if self.scheduler is not None:
             self.scheduler.remove(name)
@@ -138,26 +153,37 @@ class Daemon:
     def reload(self, config: DriftdConfig) -> None:
         """Apply a new configuration: add, replace and remove monitors; keep unchanged ones running.
 
-        Storage and the HTTP address cannot change while running: a change there is logged and
-        needs a restart.
+        All or nothing: every added or changed monitor is built first, while the running ones go
+        on; if any cannot be built, ReloadRefused names it and nothing changes. Storage and the HTTP
+        address cannot change while running: a change there is logged and needs a restart.
         """
-        for section in ("storage", "server"):
-            if getattr(config, section) != getattr(self.config, section):
-                log.warning("reload: %s settings changed; restart driftd to apply them", section)
         old = {monitor.name: monitor for monitor in self.config.monitors}
         new = {monitor.name: monitor for monitor in config.monitors}
         changed = [name for name in old if name not in new or new[name] != old[name]]
+        started = [name for name in new if name not in old or name in changed]
+        built: list[MonitorRunner] = []
+        try:
+            for name in started:
+                if new[name].enabled:
+                    built.append(self._build_runner(new[name]))
+        except Exception as error:
+            for runner in built:
+                runner.close()
+                if runner.name not in self.runners and runner.name not in self.broken:
+                    self.metrics.remove_monitor(runner.name)
+            raise ReloadRefused(reason(error)) from error
+        for section in ("storage", "server"):
+            if getattr(config, section) != getattr(self.config, section):
+                log.warning("reload: %s settings changed; restart driftd to apply them", section)
         for name in changed:
             self._remove_monitor(name)
-        for name, monitor in new.items():
-            if name not in old or name in changed:
-                self._add_monitor(monitor)
+        for runner in built:
+            self._install(runner)
         self.config = config.model_copy(update={"storage": self.config.storage, "server": self.config.server})
         self.notifiers.configure(self.config)
         self.adaptation.configure({name: runner.config for name, runner in self.runners.items()})
         log.info("reloaded the configuration: %d monitor(s) running (%d added or changed, %d removed)",
-                 len(self.runners), sum(1 for name in new if name not in old or name in changed),
-                 sum(1 for name in old if name not in new))
+                 len(self.runners), len(started), sum(1 for name in old if name not in new))
 
     def tick_all(self) -> dict[str, TickReport | MonitorError]:
         """One tick of every monitor, in order; failures are returned, not raised."""
@@ -312,16 +338,22 @@ class Daemon:
             log.info("stopped")
 
     def _reload_from(self, load_config: Callable[[], DriftdConfig] | None) -> None:
+        """Reload from the file; any failure (the file, a monitor, a plugin) is one log line, the running
+        configuration is kept."""
         assert load_config is not None
         try:
-            config = load_config()
-        except ConfigError as error:
-            log.error("reload refused, keeping the running configuration: %s", error)
-            return
-        self.reload(config)
+            self.reload(load_config())
+        except Exception as error:  # noqa: BLE001 - whatever went wrong, the running configuration stays
+            cause = str(error) if isinstance(error, (ConfigError, ReloadRefused)) else reason(error)
+            log.error("reload refused, keeping the running configuration: %s", "; ".join(
+                line.strip() for line in cause.splitlines() if line.strip()))
 
 
-def _lock_sqlite(store: Store) -> TextIO | None:
+class ReloadRefused(Exception):
+    """A new configuration was not applied (a monitor of it could not be built); nothing changed."""
+
+
+def lock_sqlite(store: Store) -> TextIO | None:
     """Hold an exclusive lock beside an SQLite database: SQLite serves a single replica."""
     database = make_url(store.url).database
     if not database or database == ":memory:":

@@ -51,7 +51,7 @@ from monitor.domain.pushdown import (
     evaluate_aggregate,
     pushdown_problems,
 )
-from monitor.domain.records import WindowRecord
+from monitor.domain.records import NewReference, WindowRecord
 from monitor.domain.reference import feature_kinds, reference_from_file, summarize_table
 from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_auto_thresholds
 from monitor.domain.windows import WindowSlice
@@ -59,7 +59,7 @@ from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
 from monitor.store import LeaseLost, Store, StoredReference
 
-__all__ = ["MonitorError", "MonitorRunner", "SourceDown", "TickReport"]
+__all__ = ["Backfill", "MonitorError", "MonitorRunner", "SourceDown", "TickReport"]
 
 log = logging.getLogger("driftd.engine")
 
@@ -74,26 +74,40 @@ class TickReport:
     owned: bool = True  # False: another replica holds the monitor's lease, nothing was done
 
 
+@dataclass(frozen=True)
+class Backfill:
+    """What a backfill stored: its windows, the drift events they started, the rows left after the last one."""
+
+    windows: list[WindowRecord]
+    events: int
+    rows_left: int
+    reference_version: int
+
+
 class MonitorRunner:
     """Runs the ticks of one monitor. Not thread-safe: the scheduler runs one tick at a time."""
 
     def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics,
                  lease: tuple[str, float] | None = None, on_adaptation: Callable[[str], None] | None = None,
                  fetch_pool: Executor | None = None, routes: Callable[[], Routes] | None = None,
-                 on_events: Callable[[], None] | None = None) -> None:
+                 on_events: Callable[[], None] | None = None, connector: Connector | None = None) -> None:
         """``lease`` (replica id, seconds): tick only while this replica holds the monitor's lease.
 
         ``on_adaptation(monitor)`` is called after a drift event with queued adapter runs was committed;
         fetches run on ``fetch_pool`` (the daemon's one pool; a process-wide default without it).
         ``routes()`` says where the monitor's events go (default: the plugins' event hooks); they are
         written to the outbox in the tick's transaction, and ``on_events()`` is called after such a commit.
+        ``connector`` replaces the configured source (a backfill reads a file, not the source).
         """
         self.config = config
         self.name = config.name
         self.store = store
         self.metrics = metrics
         self.kinds = feature_kinds(config.features)
-        self.measures, connector = self.validate(config, plugins)
+        if connector is None:
+            self.measures, connector = self.validate(config, plugins)
+        else:
+            self.measures = self.resolve(config, plugins)
         self.pushdown_column = pushdown_column(connector)  # None: rows are pulled
         self.backend = _backend(config)
         self._distance_measures = {s.measure.name for s in self.measures
@@ -113,16 +127,24 @@ class MonitorRunner:
         self._counted: CountReference | None = None
         self._loaded = False
         self._last_problem: str | None = None
+        #: Why the latest tick failed (the source or the evaluation); None after a good one.
+        self.problem: str | None = None
 
     @staticmethod
-    def validate(config: MonitorConfig, plugins: PluginManager) -> tuple[list[MeasureSetting], Connector]:
-        """Resolve the measures and build the connector; MonitorError names the monitor and the cause."""
+    def resolve(config: MonitorConfig, plugins: PluginManager) -> list[MeasureSetting]:
+        """Resolve the measures, the backend and the adapters; MonitorError names the monitor and the cause."""
         try:
             measures = resolve_measures(config.measures, MeasureRegistry(plugins.provided["divergences"]))
         except (KeyError, ValueError, TypeError) as error:
             raise MonitorError(f"monitor {config.name!r}: measures: {error.args[0]}") from None
         _backend(config)
         _check_adaptation(config, plugins)
+        return measures
+
+    @classmethod
+    def validate(cls, config: MonitorConfig, plugins: PluginManager) -> tuple[list[MeasureSetting], Connector]:
+        """Resolve the measures and build the connector; MonitorError names the monitor and the cause."""
+        measures = cls.resolve(config, plugins)
         try:
             connector = plugins.connector(config.source.type, config.source.options)
         except Exception as error:  # noqa: BLE001 - any plugin failure becomes a clear monitor error
@@ -221,7 +243,8 @@ class MonitorRunner:
             return TickReport(0, [], self.policy.state if self._loaded else "ok")
         try:
             report = self._tick(retry_now)
-        except SourceDown:
+        except SourceDown as error:
+            self._set_problem(str(error))  # the fetcher logged it, once per change of state
             raise
         except LeaseLost as error:
             self._loaded = False
@@ -236,12 +259,19 @@ class MonitorRunner:
             if message != self._last_problem:
                 log.error("%s", message)
                 self._last_problem = message
+            self._set_problem(message)
             raise MonitorError(message) from error
         self.error_backoff.succeeded()
         if self._last_problem is not None:
             log.info("monitor %s: recovered", self.name)
             self._last_problem = None
+        self._set_problem(None)
         return report
+
+    def _set_problem(self, message: str | None) -> None:
+        """Show why the monitor cannot evaluate now (None: it can) in the API and ``driftd_monitor_error``."""
+        self.problem = message
+        self.metrics.update(self.name, error=message)
 
     def _tick(self, retry_now: bool) -> TickReport:
         held, newly_taken = self.leases.take()
@@ -337,7 +367,43 @@ class MonitorRunner:
         self.publisher.published([], [], stored.version)
         return TickReport(batch.num_rows, [], self.policy.state)
 
-    def _evaluate(self, window: WindowSlice | WindowAggregate) -> WindowRecord:
+    def evaluate_history(self, rows: pa.Table, progress: Callable[[int, int], None] | None = None,
+                         reference: NewReference | None = None) -> Backfill:
+        """Backfill: evaluate ``rows`` of the past window by window with this monitor's own rules (windows,
+        reference, measures, policy) and store the windows with their own times, all in ONE transaction.
+
+        The source's cursor and its waiting rows are left as they are: the daemon then reads the live
+        source as before. Needs ``reference`` (stored as the active version once the monitor is found
+        free), an active reference or ``reference.path``, and a monitor without windows yet (its
+        windows are numbered from 1). ``progress(done, total)`` is called as windows are evaluated.
+        No adaptation is queued for the past.
+        """
+        held, _ = self.leases.take()
+        if not held:
+            raise MonitorError(f"monitor {self.name!r} is evaluated by a running replica now: stop it (or set "
+                               "enabled: false and reload) before a backfill")
+        self._load()
+        if self.next_seq != 1:
+            raise MonitorError(f"monitor {self.name!r} already has {self.next_seq - 1} or more windows: a backfill "
+                               "fills an empty history (use a new monitor name or a new database)")
+        if reference is not None:
+            self.store.add_reference(self.monitor_id, reference, activate=True)
+        self._refresh_reference()
+        if self.reference is None:
+            raise MonitorError(f"monitor {self.name!r} has no reference for the backfill: pass --reference-rows or "
+                               "--reference-until, or set reference.path")
+        history = PendingRows(self.config)  # not the live source's waiting rows
+        windows, remainder = history.split(history.combine(rows))
+        records = []
+        for done, window in enumerate(windows, start=1):
+            records.append(self._evaluate(window, queue_adaptation=False))
+            if progress is not None:
+                progress(done, len(windows))
+        committed = self.store.commit_windows(self.monitor_id, records, lease=self.lease)
+        return Backfill(records, sum(1 for window in committed if window.event_id is not None), remainder.num_rows,
+                        self.reference.version)
+
+    def _evaluate(self, window: WindowSlice | WindowAggregate, queue_adaptation: bool = True) -> WindowRecord:
         assert self.reference is not None and self.summary is not None
         started = time.perf_counter()
         seq = self.next_seq
@@ -365,7 +431,7 @@ class MonitorRunner:
                         self.config.drift.sequential.statistic if self.config.drift.sequential else "statistic")
         self.metrics.evaluation_seconds.labels(self.name).observe(time.perf_counter() - started)
         adaptation = self.config.adaptation
-        queue = decision.starts_event and adaptation is not None
+        queue = queue_adaptation and decision.starts_event and adaptation is not None
         return WindowRecord(
             seq=seq, reference_id=self.reference.id, rows=rows,
             started_at=window.started_at, ended_at=window.ended_at, state=decision.state,

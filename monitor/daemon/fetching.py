@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from monitor.connector import AggregateBatch, AggregatePlan, Batch, Connector, Cursor, set_fetching_for
+from monitor.connector import AggregateBatch, AggregatePlan, Backlog, Batch, Connector, Cursor, set_fetching_for
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.errors import SourceDown, reason
 from monitor.metrics import Metrics
@@ -53,10 +54,16 @@ class Fetcher:
         self._in_flight: Future[Any] | None = None
 
     def fetch(self, position: Cursor, max_rows: int) -> Batch:
-        """``connector.fetch``; SourceDown on any failure, a timeout or a wrong return type."""
-        batch = self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
+        """``connector.fetch``; SourceDown on any failure, a timeout or a wrong return type.
+
+        The batch's backlog (what the source holds after it) and file count are exported when the connector tells them.
+        """
+        batch: Batch = self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
         if batch.files is not None:
             self.metrics.update(self.name, source_files=batch.files)
+        backlog = batch.backlog if isinstance(batch.backlog, Backlog) else None
+        self.metrics.update(self.name, backlog_rows=_count(backlog.rows) if backlog else None,
+                            backlog_seconds=_seconds(backlog.seconds) if backlog else None)
         return batch
 
     def aggregate(self, position: Cursor, plan: AggregatePlan) -> AggregateBatch:
@@ -111,3 +118,15 @@ class Fetcher:
             self.connector.close()
         except Exception:  # noqa: BLE001
             log.exception("monitor %s: closing the connector failed", self.name)
+
+
+def _count(value: object) -> int | None:
+    """A connector's row count if it is a plain non-negative integer (else unknown)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _seconds(value: object) -> float | None:
+    """A connector's seconds if they are a finite non-negative number (else unknown)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return max(0.0, float(value))
+    return None

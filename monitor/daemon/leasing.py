@@ -32,6 +32,10 @@ class LeaseKeeper:
         self._set(held)
         return held, newly
 
+    def publish(self) -> None:
+        """Export whether this replica holds the lease (again, after the monitor's series were reset)."""
+        self._set(self.held)
+
     def lost(self) -> None:
         """The tick found the lease with another replica."""
         self._set(False)

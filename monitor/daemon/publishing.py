@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Callable
 
 from monitor.domain.policy import STATE_CODES
 from monitor.domain.records import WindowRecord
 from monitor.domain.values import InvalidValues
-from monitor.metrics import FeatureScore, Metrics, MonitorSnapshot
+from monitor.metrics import FeatureScore, Metrics
 from monitor.plugins import PluginManager
 from monitor.store import CommittedWindow
 
@@ -45,10 +46,9 @@ class Publisher:
             return
         last = records[-1]
         snapshot = self.metrics.snapshot(self.name)
-        self.metrics.publish(self.name, MonitorSnapshot(
-            state_code=STATE_CODES[last.state], drift_share=last.drift_share,
+        self.metrics.publish(self.name, replace(
+            snapshot, state_code=STATE_CODES[last.state], drift_share=last.drift_share,
             last_window_timestamp=time.time(), reference_version=reference_version,
-            source_up=snapshot.source_up, source_files=snapshot.source_files,
             scores=[FeatureScore(r.feature, r.measure, r.value, r.p_value, r.drifted) for r in last.results],
             feature_drifted={name: name in last.drifted_features
                              for name in self.features if name not in last.missing_features},

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.config import MeasureConfig
+from monitor.config.values import check_options, signature_annotations
 from monitor.divergence import (
     NUMPY,
     AnyMeasure,
@@ -27,6 +28,7 @@ from monitor.divergence import (
 )
 from monitor.domain.records import ALL_FEATURES, ResultRecord
 from monitor.domain.reference import numeric_values
+from monitor.redact import cut
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,11 @@ def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureR
         measure = registry.get(name)
         if config.options:
             try:
+                check_options(config.options, signature_annotations(type(measure).__init__))
                 measure = type(measure)(**config.options)
             except (TypeError, ValueError) as error:
-                raise ValueError(f"measure {name!r}: bad options {sorted(config.options)}: {error}") from None
+                raise ValueError(f"measure {name!r}: bad options {cut(str(sorted(config.options)), 100)}: "
+                                 f"{cut(str(error), 200)}") from None
         if config.min_effect is not None and not measure.is_test:
             raise ValueError(f"measure {name!r}: min_effect applies to tests; the threshold of a distance "
                              "already is the effect size that flags drift")
@@ -112,6 +116,9 @@ def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureR
             settings.append(MeasureSetting(measure, math.nan, config.min_effect, auto=True))
             continue
         threshold = measure.default_threshold if config.threshold is None else config.threshold
+        if measure.is_test and not 0 < threshold < 1:
+            raise ValueError(f"measure {name!r} is a test: its threshold is a significance level between 0 and 1 "
+                             f"(got {threshold:g})")
         settings.append(MeasureSetting(measure, threshold, config.min_effect))
     return settings
 

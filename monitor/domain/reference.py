@@ -50,6 +50,22 @@ def read_table(path: str | Path) -> pa.Table:
         raise ReferenceDataError(f"{path}: cannot read: {error}") from None
 
 
+def reference_columns(path: str | Path) -> list[str]:
+    """The column names of a CSV, Parquet or JSON-lines file, reading as little of it as the format allows."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return list(pyarrow.csv.open_csv(str(path)).schema.names)
+        if suffix in (".parquet", ".pq"):
+            return list(pyarrow.parquet.read_schema(str(path)).names)
+    except FileNotFoundError:
+        raise ReferenceDataError(f"{path}: file not found") from None
+    except (pa.ArrowException, OSError) as error:
+        raise ReferenceDataError(f"{path}: cannot read: {error}") from None
+    return list(read_table(path).column_names)
+
+
 def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
     """Finite float64 values of a numeric column; nulls, NaN and inf are dropped.
 

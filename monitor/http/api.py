@@ -8,6 +8,7 @@ import os
 from datetime import datetime
 from typing import Any, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -15,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monitor import __version__
 from monitor.config import MonitorConfig
 from monitor.daemon import Daemon
 from monitor.daemon.engine import MonitorError
 from monitor.domain.records import ResultRecord
 from monitor.http.openapi import openapi
 from monitor.http.params import (
+    API_PREFIX,
     CURSOR,
     FEATURE,
     LIMIT,
@@ -42,6 +45,7 @@ from monitor.store import (
     StoreError,
     WindowRow,
 )
+from monitor.redact import safe_line
 from monitor.store.adaptations import STATES, AdaptationRecords
 
 log = logging.getLogger("driftd.api")
@@ -102,6 +106,7 @@ class Api:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self.health = ApiHealth()
 
     def monitor(self, name: str) -> MonitorConfig:
         """The configured monitor named ``name``; ApiError(404) otherwise."""
@@ -115,18 +120,21 @@ class Api:
         """A monitor's state, latest window, reference version, source health and config summary."""
         overview = self.daemon.store.overview(config.name)
         snapshot = dict(self.daemon.metrics.snapshots()).get(config.name)
+        runner = self.daemon.runners.get(config.name)
         last = overview.last_window
         return {
             "name": config.name,
             "enabled": config.enabled,
-            "running": config.name in self.daemon.runners,
-            "error": self.daemon.broken.get(config.name),
+            "running": runner is not None,
+            "error": self.daemon.broken.get(config.name) or (runner.problem if runner is not None else None),
             "state": last.state if last else None,
             "drift_share": last.drift_share if last else None,
             "last_window": {"seq": last.seq, "ended_at": last.ended_at, "evaluated_at": last.evaluated_at}
             if last else None,
             "reference_version": overview.reference_version,
             "source_up": snapshot.source_up if snapshot else None,
+            "backlog": {"rows": snapshot.backlog_rows if snapshot else None,
+                        "seconds": snapshot.backlog_seconds if snapshot else None},
             "windows": overview.windows,
             "events": overview.events,
             "replica": self.owner(config.name),
@@ -288,6 +296,18 @@ def acknowledge_event(api: Api, name: str, event_id: int, by: str | None) -> dic
     return _event(event)
 
 
+def api_index(api: Api) -> dict[str, Any]:
+    """This index: every endpoint of the API with its one-line summary."""
+    return {
+        "name": "driftd",
+        "version": __version__,
+        "openapi": f"{API_PREFIX}/openapi.json",
+        "endpoints": [{"method": endpoint.method, "path": f"{API_PREFIX}{endpoint.path}",
+                       "summary": (endpoint.handler.__doc__ or "").strip().splitlines()[0]}
+                      for endpoint in ENDPOINTS],
+    }
+
+
 def openapi_document(api: Api) -> dict[str, Any]:
     """This OpenAPI 3 document."""
     return openapi(ENDPOINTS)
@@ -296,6 +316,7 @@ def openapi_document(api: Api) -> dict[str, Any]:
 # ---- routes and the OpenAPI document -----------------------------------------------------------
 
 ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/", api_index, "Index"),
     Endpoint("GET", "/monitors", list_monitors, "MonitorList"),
     Endpoint("GET", "/monitors/{name}", get_monitor, "Monitor", (NAME,)),
     Endpoint("GET", "/monitors/{name}/windows", list_windows, "WindowPage",
@@ -349,9 +370,46 @@ def _route(api: Api, endpoint: Endpoint) -> Route:
             body = await run_in_threadpool(endpoint.handler, api, **arguments)
         except ApiError as error:
             return error.response()
+        except SQLAlchemyError as error:
+            return api.health.database_failed(error)
+        except Exception as error:  # noqa: BLE001 - a bug: a JSON answer, one log line per kind of failure
+            return api.health.unexpected(endpoint, error)
+        api.health.database_answered()
         return JSONResponse(as_json(body))
 
     return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.handler.__name__)
+
+
+class ApiHealth:
+    """How the API answers when the database or the code fails: 503 or 500 as JSON, logged once per change."""
+
+    def __init__(self) -> None:
+        self.database_problem: str | None = None
+        self._logged: set[str] = set()
+
+    def database_failed(self, error: Exception) -> Response:
+        """503 with the reason; the first failure (and each new reason) is logged, not every request."""
+        cause = getattr(error, "orig", None) or error
+        problem = f"database unavailable: {type(cause).__name__}: {safe_line(str(cause), 200)}"
+        if problem != self.database_problem:
+            log.error("API: %s (answering 503 until it is back)", problem)
+            self.database_problem = problem
+        return JSONResponse({"error": problem}, status_code=503, headers={"Retry-After": "5"})
+
+    def database_answered(self) -> None:
+        """After a request the database answered: log the recovery once."""
+        if self.database_problem is not None:
+            log.info("API: the database answers again")
+            self.database_problem = None
+
+    def unexpected(self, endpoint: Endpoint, error: Exception) -> Response:
+        """500 naming the failure; its traceback is logged once per endpoint and kind of error."""
+        key = f"{endpoint.method} {endpoint.path}: {type(error).__name__}"
+        if key not in self._logged and len(self._logged) < 100:
+            self._logged.add(key)
+            log.error("API: %s failed", key, exc_info=error)
+        return JSONResponse({"error": f"internal error: {type(error).__name__}: {safe_line(str(error), 200)}"},
+                            status_code=500)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from monitor import __version__
 from monitor.http.params import Endpoint
-from monitor.http.server import API_PREFIX
+from monitor.http.params import API_PREFIX
 from monitor.store.adaptations import STATES as ADAPTATION_STATES
 
 
@@ -43,7 +43,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Monitor": _object(
         name=_S, enabled=_B, running=_B, error=_nullable(_S), state=_nullable(_S),
         drift_share=_nullable(_N), last_window=_nullable(_object(seq=_I, ended_at=_nullable(_T), evaluated_at=_T)),
-        reference_version=_nullable(_I), source_up=_nullable(_B), windows=_I, events=_I, replica=_nullable(_S),
+        reference_version=_nullable(_I), source_up=_nullable(_B),
+        backlog=_object(rows=_nullable(_I), seconds=_nullable(_N)), windows=_I, events=_I, replica=_nullable(_S),
         config=_object(source=_S, features=_object(numeric=_STRINGS, categorical=_STRINGS),
                        window=_object(rows=_nullable(_I), span=_nullable(_N), timestamp=_nullable(_S)),
                        measures=_array(_object(name=_S, threshold=_nullable(
@@ -78,6 +79,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "TickReport": _object(monitor=_S, rows_fetched=_I, state=_S, windows=_array(_object(
         seq=_I, rows=_I, state=_S, drift_share=_nullable(_N), drifted_features=_STRINGS, starts_event=_B))),
     "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},
+    "Index": _object(name=_S, version=_S, openapi=_S,
+                     endpoints=_array(_object(method=_S, path=_S, summary=_S))),
 }
 
 

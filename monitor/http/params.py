@@ -12,6 +12,9 @@ from starlette.responses import JSONResponse
 
 MAX_LIMIT = 500
 
+#: Where the HTTP API is mounted.
+API_PREFIX = "/api/v1"
+
 
 class ApiError(Exception):
     """A request the API answers with an error status and a JSON body."""

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from monitor.http.params import API_PREFIX
 from monitor.http.page import page_routes
 from monitor.metrics import Metrics
 
@@ -23,8 +24,6 @@ log = logging.getLogger("driftd.server")
 ReadinessCheck = Callable[[], list[str]]
 
 
-#: Where the HTTP API is mounted.
-API_PREFIX = "/api/v1"
 
 
 def create_app(metrics: Metrics, readiness: ReadinessCheck, api: Starlette | None = None) -> Starlette:
@@ -58,8 +57,10 @@ class HttpServer:
     """uvicorn on a background thread, started and stopped by the daemon."""
 
     def __init__(self, app: Starlette, host: str, port: int) -> None:
+        # log_config=None: uvicorn's own messages (its errors included) go through driftd's handler and
+        # formatter (plain text or JSON lines), not through a handler of uvicorn's own
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                lifespan="off")
+                                lifespan="off", log_config=None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="driftd-http", daemon=True)
 

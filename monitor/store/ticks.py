@@ -105,6 +105,15 @@ class TickWriter(Database):
         crash_point("tick.commit.after")  # committed; nothing published yet (metrics, hooks, adaptation)
         return stored, committed
 
+    def commit_windows(self, monitor_id: int, windows: list[WindowRecord],
+                       lease: tuple[str, float] | None = None) -> list[CommittedWindow]:
+        """Store windows evaluated from rows that did not come through the source (a backfill) in ONE
+        transaction; the monitor's cursor and waiting rows are left as they are, and no event is sent."""
+        with self._session() as session, session.begin():
+            if lease is not None:
+                hold_lease(session, monitor_id, *lease)
+            return [self._add_window(session, monitor_id, record, NO_ROUTES) for record in windows]
+
     def _add_window(self, session: Session, monitor_id: int, record: WindowRecord, routes: Routes) -> CommittedWindow:
         window = Window(
             monitor_id=monitor_id, reference_id=record.reference_id, seq=record.seq, rows=record.rows,

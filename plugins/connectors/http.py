@@ -28,6 +28,8 @@ from monitor.plugin import (
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    Duration,
+    check_url,
     hookimpl,
     parse_options,
 )
@@ -45,7 +47,7 @@ def http_url(url: str) -> str:
         raise ValueError("not a valid URL") from None
     if parsed.scheme not in {"http", "https"} or not parsed.host:
         raise ValueError("expected an http:// or https:// URL with a host")
-    return url
+    return check_url(url, ("http", "https"))
 
 
 class HttpOptions(BaseModel):
@@ -60,7 +62,7 @@ class HttpOptions(BaseModel):
     cursor_field: str = Field(min_length=1)
     auth_header: str | None = Field(default=None, min_length=1)
     auth_env: str | None = Field(default=None, min_length=1, description="environment variable holding the header")
-    timeout: float = Field(default=10.0, gt=0)
+    timeout: Duration = Field(default=10.0, description="seconds to wait for the endpoint's answer")
 
     _url = field_validator("url")(http_url)
 

@@ -76,11 +76,13 @@ from pydantic import (
 )
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    Duration,
     hookimpl,
     parse_options,
 )
@@ -112,9 +114,9 @@ class MqttOptions(BaseModel):
                                 description="seconds the broker keeps a persistent session after a disconnect")
     username: str | None = Field(default=None, min_length=1)
     password: SecretStr | None = Field(default=None, description="put it in a ${ENV} reference")
-    max_buffer: int = Field(default=100_000, ge=1, description="messages held in memory at most")
+    max_buffer: int = Field(default=100_000, ge=1, le=10_000_000, description="messages held in memory at most")
     keepalive: int = Field(default=60, ge=5, le=65535)
-    timeout: float = Field(default=10.0, gt=0, description="seconds to wait for the broker to accept us")
+    timeout: Duration = Field(default=10.0, description="seconds to wait for the broker to accept us")
 
     @field_validator("topics")
     @classmethod
@@ -325,6 +327,7 @@ class MqttConnector(Connector):
                 message = self._buffer.popleft()
                 committed.append((message.mid, message.qos, message.crc))
             batch = [self._buffer[i] for i in range(min(max_rows, len(self._buffer)))]
+            left = Backlog(rows=len(self._buffer) - len(batch))  # received, not handed out yet
             unreported, self._unreported = self._unreported, {"dropped": 0, "malformed": 0}
             malformed_reason = self._malformed_reason
         self._ack(committed)
@@ -332,9 +335,10 @@ class MqttConnector(Connector):
         if not batch:
             if self._problem is not None:
                 raise ConnectorError(f"{self.source}: {self._problem}")
-            return Batch(_empty(), cursor)
+            return Batch(_empty(), cursor, left)
         pending = [[m.mid, m.crc] for m in batch if m.qos] if self.manual_ack else []
-        return Batch(records_table([m.row for m in batch], META_TYPES), {"seq": batch[-1].seq, "unacked": pending})
+        return Batch(records_table([m.row for m in batch], META_TYPES), {"seq": batch[-1].seq, "unacked": pending},
+                     left)
 
     def _continue_from(self, after: int) -> None:
         """Number from ``after`` on when it is above every number given out (a cursor from an earlier run)."""

@@ -37,11 +37,14 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    Duration,
+    check_url,
     hookimpl,
     parse_options,
 )
@@ -78,7 +81,7 @@ class NatsOptions(BaseModel):
     fields: list[str] | None = Field(default=None, min_length=1, description="read only these columns")
     on_invalid: Literal["error", "skip"] = Field(
         default="error", description="a message that is not a JSON object: stop with an error, or log and skip it")
-    timeout: float = Field(default=5.0, gt=0, description="seconds to connect and to wait for a reply")
+    timeout: Duration = Field(default=5.0, description="seconds to connect and to wait for a reply")
 
     @field_validator("servers", mode="before")
     @classmethod
@@ -94,7 +97,7 @@ class NatsOptions(BaseModel):
             parts = urlsplit(server)
             if parts.scheme not in _SCHEMES or not parts.hostname:
                 raise ValueError(f"{masked_server(server)!r} is not a NATS URL ({', '.join(_SCHEMES)}://host:port)")
-            normalised.append(server)
+            normalised.append(check_url(server, _SCHEMES))
         return normalised
 
     @field_validator("stream")
@@ -277,12 +280,13 @@ class NatsConnector(Connector):
                             "cover the longest time driftd may be down or behind", self.source, first - after - 1,
                             after)
         if last <= after:
-            return Batch(self._table([], [], []), cursor)
-        messages = await self._pull(js, nc, after, max_rows)
+            return Batch(self._table([], [], []), cursor, Backlog(rows=0))
+        messages, pending = await self._pull(js, nc, after, max_rows)
+        left = Backlog(rows=max(0, pending - len(messages)))  # the consumer counted the messages after `after`
         if not messages:
-            return Batch(self._table([], [], []), cursor)
+            return Batch(self._table([], [], []), cursor, left)
         rows, seqs, stamps = self._rows(messages)
-        return Batch(self._table(rows, seqs, stamps), messages[-1].metadata.sequence.stream)
+        return Batch(self._table(rows, seqs, stamps), messages[-1].metadata.sequence.stream, left)
 
     def _check_subject(self, subjects: list[str]) -> None:
         subject = self.config.subject
@@ -293,8 +297,9 @@ class NatsConnector(Connector):
                                         f"stream's subjects ({', '.join(subjects)})")
         self._checked_subject = True
 
-    async def _pull(self, js: Any, nc: Any, after: int, max_rows: int) -> list[Any]:
-        """Messages after sequence ``after``, at most ``max_rows``, through a short-lived consumer."""
+    async def _pull(self, js: Any, nc: Any, after: int, max_rows: int) -> tuple[list[Any], int]:
+        """Messages after sequence ``after``, at most ``max_rows``, through a short-lived consumer; and how
+        many (of the subject) there were after ``after`` then."""
         api = self._nats.js.api
         consumer = await js.add_consumer(self.config.stream, api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1,
@@ -303,7 +308,7 @@ class NatsConnector(Connector):
         try:
             wanted = min(max_rows, consumer.num_pending)
             if wanted == 0:
-                return []
+                return [], 0
             inbox = nc.new_inbox()
             subscription = await nc.subscribe(inbox, pending_msgs_limit=wanted + 16, pending_bytes_limit=-1)
             try:
@@ -319,7 +324,7 @@ class NatsConnector(Connector):
                         raise ConnectorError(f"{self.source}: the server answered {status} "
                                              f"{(message.headers or {}).get('Description', '')}".rstrip())
                     messages.append(message)
-                return messages
+                return messages, consumer.num_pending
             finally:
                 await subscription.unsubscribe()
         finally:

@@ -30,11 +30,14 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    Duration,
+    check_url,
     hookimpl,
     parse_options,
 )
@@ -67,7 +70,7 @@ class RedisStreamsOptions(BaseModel):
                                    description="a field holding a JSON object whose keys are the columns")
     on_invalid: Literal["error", "skip"] = Field(
         default="error", description="an entry that cannot be read: stop with an error, or log and skip it")
-    timeout: float = Field(default=5.0, gt=0, description="seconds to connect and to wait for a reply")
+    timeout: Duration = Field(default=5.0, description="seconds to connect and to wait for a reply")
 
     @field_validator("url")
     @classmethod
@@ -75,7 +78,7 @@ class RedisStreamsOptions(BaseModel):
         scheme = urlsplit(url).scheme
         if scheme not in _SCHEMES:
             raise ValueError(f"must start with {', '.join(s + '://' for s in _SCHEMES)} (got {scheme or 'no'} scheme)")
-        return url
+        return check_url(url, _SCHEMES, needs_host=scheme != "unix")
 
 
 def masked_url(url: str) -> str:
@@ -87,6 +90,25 @@ def masked_url(url: str) -> str:
         netloc = f"{user.partition(':')[0]}:***@{host}"
     query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _backlog(cursor: str | None, info: Mapping[str, Any] | None) -> Backlog | None:
+    """Seconds between the entry at ``cursor`` and the stream's newest (ids are milliseconds); rows are not known."""
+    if info is None:
+        return None
+    newest = info.get("last-generated-id")
+    first = info.get("first-entry")
+    if not newest or not info.get("length"):
+        return Backlog(seconds=0.0)
+    start = cursor if cursor is not None else (first[0].decode() if first else None)
+    if start is None:
+        return None
+    try:
+        newest_ms, start_ms = parse_id(newest.decode() if isinstance(newest, bytes) else str(newest))[0], \
+            parse_id(start)[0]
+    except ValueError:
+        return None
+    return Backlog(seconds=max(0.0, (newest_ms - start_ms) / 1000))
 
 
 def parse_id(value: str) -> tuple[int, int]:
@@ -142,8 +164,7 @@ class RedisStreamsConnector(Connector):
         after = self._decode(cursor)
         pipe = self.client.pipeline(transaction=False)
         pipe.xrange(self.config.stream, min="-" if cursor is None else f"({cursor}", max="+", count=max_rows)
-        if after is not None:
-            pipe.xinfo_stream(self.config.stream)
+        pipe.xinfo_stream(self.config.stream)
         try:
             replies = pipe.execute(raise_on_error=False)
         except self._redis.RedisError as error:
@@ -153,13 +174,15 @@ class RedisStreamsConnector(Connector):
             if "WRONGTYPE" in str(entries):
                 raise ConnectorOptionsError(f"{self.source}: option 'stream': the key is not a stream")
             raise ConnectorError(f"{self.source}: {self._hide(str(entries))}")
-        if after is not None and isinstance(replies[1], dict):
-            self._check_lost(cursor, after, replies[1])
+        info = replies[1] if isinstance(replies[1], dict) else None
+        if after is not None and info is not None:
+            self._check_lost(cursor, after, info)
         if not entries:
-            return Batch(self._table([], [], []), cursor)
+            return Batch(self._table([], [], []), cursor, _backlog(cursor, info))
         ids = [entry_id.decode() for entry_id, _ in entries]
         rows, kept = self._rows(entries)
-        return Batch(self._table(rows, [ids[i] for i in kept], [parse_id(ids[i])[0] for i in kept]), ids[-1])
+        return Batch(self._table(rows, [ids[i] for i in kept], [parse_id(ids[i])[0] for i in kept]), ids[-1],
+                     _backlog(ids[-1], info))
 
     def _decode(self, cursor: Cursor) -> tuple[int, int] | None:
         if cursor is None:

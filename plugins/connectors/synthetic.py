@@ -11,6 +11,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
@@ -71,13 +72,15 @@ def _numeric(feature: str) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: The highest row number a shift or ``total_rows`` may name.
+MAX_ROW = 10**15
 
 
 class _ShiftBase(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
-    start_row: int = Field(ge=0)
-    end_row: int | None = None
+    start_row: int = Field(ge=0, le=MAX_ROW)
+    end_row: int | None = Field(default=None, ge=1, le=MAX_ROW)
 
     @model_validator(mode="after")
     def _end_after_start(self) -> _ShiftBase:
@@ -99,14 +102,14 @@ class MeanShift(_NumericShift):
     """Add ``amount`` (in the feature's own units) to a numeric feature."""
 
     kind: Literal["mean_shift"]
-    amount: float
+    amount: float = Field(ge=-1e12, le=1e12)
 
 
 class VarianceChange(_NumericShift):
     """Scale a numeric feature's deviation from its mean by ``factor``."""
 
     kind: Literal["variance_change"]
-    factor: float = Field(gt=0)
+    factor: float = Field(gt=0, le=1e6)
 
 
 class NewCategory(_ShiftBase):
@@ -160,11 +163,11 @@ class SyntheticOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=False)
 
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     start: datetime = Field(default=datetime(2026, 1, 1, tzinfo=timezone.utc), strict=False)
-    interval_seconds: float = Field(default=1.0, gt=0)
-    rows_per_fetch: int = Field(default=1000, gt=0)
-    total_rows: int | None = Field(default=None, ge=0)
+    interval_seconds: float = Field(default=1.0, gt=0, le=86_400 * 3650)
+    rows_per_fetch: int = Field(default=1000, gt=0, le=10_000_000)
+    total_rows: int | None = Field(default=None, ge=0, le=MAX_ROW)
     shifts: list[Shift] = []
 
 
@@ -212,11 +215,16 @@ class SyntheticConnector(Connector):
         if self.config.total_rows is not None:
             stop = min(stop, self.config.total_rows)
         if stop <= offset:
-            return Batch(SCHEMA.empty_table(), cursor)
+            return Batch(SCHEMA.empty_table(), cursor, self._backlog(offset))
         first, last = offset // BLOCK_ROWS, (stop - 1) // BLOCK_ROWS
         blocks = [self._generate(block) for block in range(first, last + 1)]
         table = pa.concat_tables(blocks).slice(offset - first * BLOCK_ROWS, stop - offset)
-        return Batch(table.combine_chunks(), stop)
+        return Batch(table.combine_chunks(), stop, self._backlog(stop))
+
+    def _backlog(self, position: int) -> Backlog | None:
+        """Rows left of a finite stream; an endless one (no ``total_rows``) cannot be behind or caught up."""
+        total = self.config.total_rows
+        return None if total is None else Backlog(rows=max(0, total - position))
 
     def _generate(self, block: int) -> pa.Table:
         if self._block is not None and self._block[0] == block:

@@ -309,3 +309,15 @@ def test_committed_messages_redelivered_after_a_crash_are_not_read_again(publish
     table, _ = drain(second, committed, 10)
     second.close()
     assert ids(table) == [5, 6, 7]
+
+
+def test_the_backlog_counts_the_messages_received_and_not_handed_out(publisher: Publisher) -> None:
+    connector = MqttConnector(publisher.options())
+    assert connector.fetch(None, 10).backlog.rows == 0  # subscribes
+    publisher.send(12)
+    wait_buffered(connector, 12)
+    first = connector.fetch(None, 5)
+    assert first.num_rows == 5 and first.backlog.rows == 7
+    rest = connector.fetch(first.cursor, 100)
+    assert rest.num_rows == 7 and rest.backlog.rows == 0
+    connector.close()

@@ -225,3 +225,15 @@ def test_monitor_counts_every_row_once_across_a_restart_and_an_outage(
     assert stream.info().state.consumer_count == 0
 
 
+
+
+def test_the_backlog_counts_the_messages_after_the_cursor(stream: Stream) -> None:
+    stream.write(25)
+    stream.publish([b'{"noise": 1}'] * 5, subject="b")
+    connector = stream.connector(subject=f"{stream.prefix}.a")
+    first = connector.fetch(None, 10)
+    assert first.num_rows == 10 and first.backlog is not None and first.backlog.rows == 15
+    rest = connector.fetch(first.cursor, 100)
+    assert rest.num_rows == 15 and rest.backlog.rows == 0
+    assert connector.fetch(rest.cursor, 100).backlog.rows == 0
+    connector.close()

@@ -240,3 +240,15 @@ def test_a_field_that_turns_to_text_mid_stream_never_stalls_the_monitor(
     assert "monitor m: feature 'a': 7 value(s) are not numbers (e.g. 'oops')" in caplog.text
     runner.close()
     runner.store.close()
+
+
+def test_the_backlog_is_the_time_between_the_last_entry_read_and_the_newest(stream: Stream) -> None:
+    for millis in range(1_000, 11_000, 1_000):  # ten entries one second apart (ids are milliseconds)
+        stream.client.xadd(stream.key, {"id": millis, "a": 1.0}, id=f"{millis}-0")
+    connector = stream.connector()
+    first = connector.fetch(None, 4)
+    assert first.backlog is not None and first.backlog.rows is None and first.backlog.seconds == 6.0
+    rest = connector.fetch(first.cursor, 100)
+    assert rest.backlog is not None and rest.backlog.seconds == 0.0, "caught up"
+    assert connector.fetch(rest.cursor, 100).backlog.seconds == 0.0
+    connector.close()

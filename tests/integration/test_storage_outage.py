@@ -159,6 +159,12 @@ def test_a_daemon_started_while_the_database_is_down_serves_readyz_and_starts_wh
         assert ready.status_code == 503 and "database unreachable" in ready.text
         assert worker.is_alive() and not daemon.runners, "no monitor runs before the database answers"
         assert sum("storage unreachable" in r.getMessage() for r in caplog.records) == 1
+        for _ in range(3):  # the API: 503 JSON with the reason, not 500 text with a traceback per request
+            answer = httpx.get(f"{base}/api/v1/monitors")
+            assert answer.status_code == 503 and answer.headers["content-type"] == "application/json"
+            assert answer.json()["error"].startswith("database unavailable: OperationalError")
+        assert sum("API: database unavailable" in r.getMessage() for r in caplog.records) == 1
+        assert not any(r.exc_info for r in caplog.records if r.name.startswith(("uvicorn", "driftd.api")))
         assert "postgres@" not in caplog.text or url.password is None  # the URL's password is never logged
 
         proxy.restore()
@@ -171,6 +177,8 @@ def test_a_daemon_started_while_the_database_is_down_serves_readyz_and_starts_wh
         assert httpx.get(f"{base}/readyz").status_code == 200
         assert "m" in daemon.runners
         assert any("storage is reachable again" in r.getMessage() for r in caplog.records)
+        assert httpx.get(f"{base}/api/v1/monitors").status_code == 200
+        assert any("API: the database answers again" in r.getMessage() for r in caplog.records)
     finally:
         stop.set()
         worker.join(30)

@@ -89,8 +89,9 @@ def test_span_window_with_timestamp_is_valid(tmp_path: Path) -> None:
     ("sections", "key", "fragment"),
     [
         ({"window": "{rows: many}"}, "window.rows", "integer"),
-        ({"window": "{rows: 10, colour: red}"}, "window.colour", "Extra inputs"),
-        ({"drift": "{share: 0.3, consecutve: 2}"}, "drift.consecutve", "Extra inputs"),
+        ({"window": "{rows: 10, colour: red}"}, "window.colour",
+         "unknown key (expected one of: rows, span, timestamp)"),
+        ({"drift": "{share: 0.3, consecutve: 2}"}, "drift.consecutve", "unknown key; did you mean 'consecutive'?"),
         ({"features": "{numeric: [x], categorical: [x]}"}, "features", "both numeric and categorical"),
         ({"window": "{rows: 10, span: 1m, timestamp: ts}"}, "window", "exactly one of 'rows' or 'span'"),
         ({"window": "{span: 1m}"}, "window", "timestamp"),
@@ -121,7 +122,7 @@ def test_monitor_without_name_is_named_by_position(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
     message = error_for(tmp_path, "storage: {url: 'sqlite://'}\nstorgae: {}\n")
-    assert "storgae: Extra inputs are not permitted" in message
+    assert "storgae: unknown key; did you mean 'storage'?" in message
 
 
 def test_duplicate_monitor_names_are_rejected(tmp_path: Path) -> None:

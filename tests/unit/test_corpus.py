@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -37,7 +38,9 @@ from monitor.store import Store
 from plugins.connectors.files import FilesConnector
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-CASES: list[dict[str, Any]] = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
+#: Every manifest: cases.yaml, and cases-*.yaml beside it (one per issue that grew the corpus).
+CASES: list[dict[str, Any]] = [case for manifest in sorted(CORPUS.glob("cases*.yaml"))
+                               for case in yaml.safe_load(manifest.read_text(encoding="utf-8"))]
 PLUGIN_NAME = "corpus_plugin"
 
 
@@ -53,7 +56,7 @@ def test_the_manifest_is_well_formed() -> None:
     ids = [case["id"] for case in CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 50
     for case in CASES:
-        assert case["kind"] in {"config", "data", "plugin"}, case["id"]
+        assert case["kind"] in {"config", "data", "plugin", "cli"}, case["id"]
         assert case.get("about") and case.get("expect") is not None, case["id"]
         inputs = [case["input"]] if isinstance(case.get("input"), str) else case.get("input", [])
         for name in [*inputs, *([case["plugin"]] if "plugin" in case else [])]:
@@ -68,7 +71,11 @@ def test_corpus_case(case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.delenv(variable)
     monkeypatch.delenv("CORPUS_UNSET_PATH", raising=False)
     caplog.set_level(logging.INFO)
-    if case["kind"] == "config":
+    for variable, value in case.get("env", {}).items():
+        monkeypatch.setenv(variable, value)
+    for module in case.get("block_modules", []):
+        monkeypatch.setitem(sys.modules, module, None)  # importing it fails, as when it is not installed
+    if case["kind"] in ("config", "cli"):
         _config_case(case, tmp_path)
     else:
         _data_case(case, tmp_path, caplog)
@@ -81,13 +88,20 @@ def _config_case(case: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     shutil.copy(CORPUS / "data" / "ok.csv", tmp_path / "data" / "ok.csv")
     path = CORPUS / case["input"]
-    result = CliRunner().invoke(main, ["config", "validate", str(path)])
+    shutil.copy(CORPUS / "data" / "ref.csv", tmp_path / "ref.csv")
+    args = [arg.replace("{input}", str(path)).replace("{data}", str(CORPUS / "data"))
+            for arg in case.get("args", ["config", "validate", "{input}"])]
+    result = CliRunner().invoke(main, args)
     expect = case["expect"]
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code == expect["exit"], (result.stdout, result.stderr)
     assert "Traceback" not in result.output
-    if expect["exit"] != 0:
+    if expect["exit"] != 0 and case["kind"] == "config":
         assert str(path) in result.stderr, "the message names the file"
+    for text in expect.get("absent", []):
+        assert text not in result.output, f"{text!r} in {result.output!r}"
+    if "stderr_max" in expect:
+        assert len(result.stderr) <= expect["stderr_max"], f"{len(result.stderr)} characters: {result.stderr!r}"
     for text in expect.get("stderr", []):
         assert text in result.stderr, f"{text!r} not in {result.stderr!r}"
     for text in expect.get("stdout", []):

@@ -220,6 +220,12 @@
                                     "aria-labelledby": "monitor-title" });
     section.appendChild(el("p", { class: "crumbs" }, el("a", { href: "#/", text: "← all monitors" })));
     section.appendChild(el("h1", { id: "monitor-title" }, [monitor.name + " ", stateBadge(monitor.state)]));
+    if (monitor.error) {
+      section.appendChild(el("section", { class: "error", role: "alert", "data-error": "monitor" }, [
+        el("h2", { text: "This monitor cannot evaluate" }),
+        el("p", { text: monitor.error }),
+      ]));
+    }
     section.appendChild(facts(monitor));
 
     const items = (windows.items || []).slice().reverse();  // oldest first
@@ -251,6 +257,7 @@
       ["Drift rule", config.drift ? "share ≥ " + percent(config.drift.share) + " for " + config.drift.consecutive +
         " window(s), " + config.drift.correction + " correction" : "–"],
       ["Windows / events", m.windows + " / " + m.events],
+      ["Backlog", backlog(m.backlog)],
     ];
     if (m.error) rows.push(["Error", m.error]);
     const list = el("dl", { class: "facts" });
@@ -258,6 +265,15 @@
       list.appendChild(el("div", null, [el("dt", { text: term }), el("dd", { text: value })]));
     }
     return list;
+  }
+
+  function backlog(b) {
+    if (!b || (b.rows === null && b.seconds === null)) return "not known for this source";
+    if ((b.rows === null || b.rows === 0) && (b.seconds === null || b.seconds === 0)) return "caught up";
+    const parts = [];
+    if (b.rows !== null) parts.push(b.rows + " rows");
+    if (b.seconds !== null) parts.push(Math.round(b.seconds) + " s of data");
+    return parts.join(", ") + " behind";
   }
 
   // ---- the timeline ---------------------------------------------------------------------------

@@ -21,13 +21,15 @@ categorical feature's counts (GROUP BY): see ``pushdown``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -37,12 +39,15 @@ from sqlalchemy.exc import (
 )
 
 from monitor.plugin import (
+    Backlog,
     Batch,
     Connector,
     ConnectorError,
     ConnectorOptionsError,
     Cursor,
+    check_url,
     hookimpl,
+    mask_urls,
     parse_duration,
     parse_options,
 )
@@ -97,6 +102,11 @@ class SqlOptions(BaseModel):
                                   "window itself and no row is transferred",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_url(url, needs_host=False)  # SQLite has no host
+
     @field_validator("pushdown", mode="before")
     @classmethod
     def _pushdown(cls, value: Any) -> Any:
@@ -118,8 +128,17 @@ class SqlOptions(BaseModel):
         return query
 
 
-def _masked(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+#: Rows after the cursor the backlog counts at most (``driftd_source_backlog_rows`` shows this many for more).
+BACKLOG_COUNT_LIMIT = 100_000
+
+#: The extra that installs each database's driver.
+_DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql"}
+
+
+def _postgres_scheme(url: str) -> str:
+    """``postgres://`` (as many hosting services write it) is PostgreSQL's ``postgresql://``."""
+    stripped = url.strip()
+    return "postgresql" + stripped[len("postgres"):] if re.match(r"postgres(\+|://)", stripped) else url
 
 
 @dataclass
@@ -145,18 +164,20 @@ class SqlConnector(Pushdown, Connector):
         super().__init__(options)
         self.config = parse_options(SqlOptions, self.options, "sql")
         try:
-            self.url = make_url(self.config.url)
+            self.url = make_url(_postgres_scheme(self.config.url))
         except ArgumentError:
             raise ConnectorOptionsError("sql connector: option 'url': not a valid SQLAlchemy URL") from None
-        self.source = f"sql source {_masked(self.url)}"
+        self.source = f"sql source {mask_urls(_postgres_scheme(self.config.url))}"
         try:
             self.url.get_dialect().import_dbapi()
         except NoSuchModuleError:
             raise ConnectorOptionsError(
-                f"sql connector: option 'url': unknown database dialect {self.url.drivername!r}") from None
+                f"sql connector: option 'url': unknown database dialect {self.url.drivername[:40]!r}") from None
         except ImportError as error:
+            extra = _DRIVER_EXTRAS.get(self.url.get_backend_name())
+            fix = f": pip install 'driftd[{extra}]'" if extra else ""
             raise ConnectorOptionsError(
-                f"{self.source}: the driver for {self.url.drivername!r} is not installed ({error.name})"
+                f"{self.source}: the driver for {self.url.drivername!r} is not installed ({error.name}){fix}"
             ) from None
         self._engine: Engine | None = None
         self._from: sa.FromClause | None = None
@@ -183,7 +204,7 @@ class SqlConnector(Pushdown, Connector):
         reason = " ".join(reason.split())
         if self.url.password:
             reason = reason.replace(str(self.url.password), "***")
-        return ConnectorError(f"{self.source}: {reason}")
+        return ConnectorError(f"{self.source}: {mask_urls(reason)}")
 
     def _option_error(self, option: str, message: str) -> ConnectorOptionsError:
         return ConnectorOptionsError(f"{self.source}: option {option!r}: {message}")
@@ -296,12 +317,39 @@ class SqlConnector(Pushdown, Connector):
                 except (TypeError, ValueError, ArithmeticError) as error:  # SQLite keeps any value in any column
                     raise ConnectorError(f"{self.source}: a value does not match its column's declared type: "
                                          f"{type(error).__name__}: {error}") from None
+                keys = len(self._key_columns(source))
+                backlog = self._backlog(connection, source, rows[-1][:keys] if rows else None, len(rows) == max_rows)
         except SQLAlchemyError as error:
             raise self._error(error) from error
         if not rows:
-            return Batch(self._empty(source), cursor)
-        keys = len(self._key_columns(source))
-        return Batch(self._table(source, [row[keys:] for row in rows]), self._encode(rows[-1][:keys]))
+            return Batch(self._empty(source), cursor, backlog)
+        return Batch(self._table(source, [row[keys:] for row in rows]), self._encode(rows[-1][:keys]), backlog)
+
+    def _backlog(self, connection: Connection, source: sa.FromClause, last: Sequence[Any] | None,
+                 full: bool) -> Backlog:
+        """What is left after a batch: nothing when it came back short of ``max_rows``; else the rows after its
+        last row (counted up to ``BACKLOG_COUNT_LIMIT``) and, on a timestamp cursor column, the time from its
+        last row to the newest one."""
+        timed = self._timed(connection, source)
+        if not full or last is None:
+            return Backlog(rows=0, seconds=0.0 if timed else None)
+        keys = self._key_columns(source)
+        after = self._after(connection, keys, list(last))
+        counted = sa.select(sa.literal(1)).select_from(source).where(*(k.is_not(None) for k in keys), after)
+        rows = connection.scalar(sa.select(sa.func.count()).select_from(
+            counted.limit(BACKLOG_COUNT_LIMIT).subquery()))
+        seconds = None
+        if timed and isinstance(last[0], datetime):
+            newest = connection.scalar(sa.select(sa.func.max(keys[0])))
+            if isinstance(newest, datetime) and (newest.tzinfo is None) == (last[0].tzinfo is None):
+                seconds = max(0.0, (newest - last[0]).total_seconds())
+        self.stats.queries += 2
+        return Backlog(rows=int(rows or 0), seconds=seconds)
+
+    def _timed(self, connection: Connection, source: sa.FromClause) -> bool:
+        """Whether the cursor column holds times."""
+        types = self._types(connection, source)
+        return types is not None and issubclass(types[0], datetime)
 
     def _output(self, source: sa.FromClause) -> list[sa.ColumnElement[Any]]:
         names = self.config.columns or list(source.columns.keys())
