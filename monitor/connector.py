@@ -63,9 +63,10 @@ class Batch:
 
     table: pa.Table
     cursor: Cursor
-    #: How many files the source matched, for file-based connectors (``driftd_source_files``); else None.
-    files: int | None = None
+    #: What the source still holds after these rows, when the connector can tell.
     backlog: Backlog | None = None
+    #: How many files the source matched, for file-based connectors (``driftd_source_files``); else None.
+    files: int | None = field(default=None, kw_only=True)
 
     @property
     def num_rows(self) -> int:

@@ -326,17 +326,12 @@ class MonitorNotifierConfig(_Strict):
 class OutboxConfig(_Strict):
     """Delivery of events (hooks, notifiers) after the commit: polling, retries, claims and retention."""
 
-    poll: float = Field(1.0, description="seconds between looks for due messages (a commit wakes it sooner)")
-    retry_base: float = Field(1.0, description="seconds before the first retry; doubled on each failure")
-    retry_cap: float = Field(300.0, description="the longest wait between two retries")
-    claim: float = Field(60.0, description="seconds a replica holds a message while delivering it")
-    retention: float = Field(7 * 86400.0, description="delivered and dropped messages are kept this long")
+    poll: Duration = Field(1.0, description="seconds between looks for due messages (a commit wakes it sooner)")
+    retry_base: Duration = Field(1.0, description="seconds before the first retry; doubled on each failure")
+    retry_cap: Duration = Field(300.0, description="the longest wait between two retries")
+    claim: Duration = Field(60.0, description="seconds a replica holds a message while delivering it")
+    retention: Duration = Field(7 * 86400.0, description="delivered and dropped messages are kept this long")
     batch: int = Field(100, ge=1, le=10_000, description="messages claimed at a time")
-
-    @field_validator("poll", "retry_base", "retry_cap", "claim", "retention", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> float:
-        return parse_duration(value)
 
 
 class MonitorConfig(_Strict):

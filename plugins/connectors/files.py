@@ -69,7 +69,7 @@ class FilesOptions(BaseModel):
                                         "default: never — the monitor stops at it until it is fixed or removed")
 
     max_files: int = Field(
-        default=MAX_FILES, ge=1, strict=True,
+        default=MAX_FILES, ge=1, le=100_000_000, strict=True,
         description="files and folders the walk of a directory or glob visits at most; past it every fetch "
                     "fails naming the bound (nothing is skipped silently)")
 
