@@ -112,6 +112,11 @@ class Metrics:
         self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.registry)
         self.source_errors = Counter("driftd_source_errors", "Failed fetches from the source.", labels,
                                      registry=self.registry)
+        self.source_commit_errors = Counter(
+            "driftd_source_commit_errors", "Failed acknowledgements of a committed cursor to the source "
+            "(retried with the next commit).", labels, registry=self.registry)
+        self.source_lost = Counter("driftd_source_lost", "Messages the source removed (retention) before "
+                                   "driftd read them.", labels, registry=self.registry)
         self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
                                          registry=self.registry)
         self.evaluation_seconds = Histogram("driftd_evaluation_duration_seconds", "Time to evaluate one window.",
@@ -136,6 +141,7 @@ class Metrics:
         self.model_version = Gauge("driftd_model_version", "The monitor's active model version (1: as configured; "
                                    "each promotion adds one).", labels, registry=self.registry)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
+                             self.source_commit_errors, self.source_lost,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
                              self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)
         self._adapter_names: dict[str, set[str]] = {}

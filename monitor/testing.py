@@ -9,6 +9,11 @@ Connectors::
         check_connector(lambda: MyConnector({"path": str(tmp_path)}), source.append,
                         total_rows=250, id_column="id")
 
+    def test_my_queue_connector_honours_the_contract():   # a source that cannot be re-read
+        queue = MyQueue()                                  # starts empty
+        check_connector(lambda: MyQueueConnector({"queue": queue.name}), queue.publish,
+                        total_rows=250, mode="ack")
+
     def test_my_connector_rejects_bad_options():
         check_bad_options(MyConnector, [("path", {}), ("path", {"path": 3})])
 
@@ -32,7 +37,7 @@ import logging
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, get_args
+from typing import Any, Callable, Iterable, Literal, Mapping, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -67,6 +72,7 @@ def check_connector(
     id_column: str = "id",
     max_rows_values: Iterable[int] = (1, 7, 100),
     new_rows: int = 5,
+    mode: Literal["replay", "ack"] = "replay",
 ) -> None:
     """Assert the connector contract on a source of ``total_rows`` rows told apart by ``id_column``.
 
@@ -75,11 +81,25 @@ def check_connector(
     ``n`` new rows (with new ids) to it: the suite writes ``total_rows`` rows itself, and later
     ``new_rows`` more that must be picked up.
 
-    Checked: an empty source gives an empty table and the same cursor; reading everything with
+    ``mode="replay"`` (a source that can be read again from any cursor: files, tables, streams)
+    checks: an empty source gives an empty table and the same cursor; reading everything with
     each of ``max_rows_values`` gives every row once, in the same order, each batch within
     ``max_rows``; a NEW connector given a JSON round-tripped cursor continues exactly where the
     old one stopped; fetching after the end gives nothing; rows written after the end are read.
+
+    ``mode="ack"`` (a source that hands rows out until ``commit`` acknowledges them and cannot be
+    re-read: a classic queue; needs ``write_rows``) reads as the engine does, calling ``commit``
+    after each batch it counts and once on every start, and checks that every row is counted
+    exactly once although: rows are fetched and never committed (a tick that failed, then a
+    restart: they must come again), a batch is committed but its ``commit`` call never made (a
+    crash between driftd's transaction and the acknowledgement: its rows must not come again),
+    connectors are closed and new ones started part-way, and ``max_rows`` changes from batch to
+    batch; then that fetching after the end gives nothing, and rows written later are read.
     """
+    if mode == "ack":
+        assert write_rows is not None, "mode='ack' needs write_rows: the source starts empty and cannot be re-read"
+        _check_acknowledging(make, write_rows, total_rows, id_column, list(max_rows_values), new_rows)
+        return
     limit = total_rows + new_rows + 2  # every fetch but the last must return at least one row
     if write_rows is not None:
         ids, cursor = _read_ids(make, None, 100, id_column, limit)
@@ -108,6 +128,92 @@ def check_connector(
         _check_ids(added, new_rows, f"reading the {new_rows} rows written after the end")
         again = sorted(set(added) & set(expected), key=str)
         assert not again, f"rows written after the end repeated earlier rows {again[:10]}"
+
+
+class _EngineLike:
+    """Reads an acknowledging source as the engine does: commit after each counted batch, and at start-up."""
+
+    def __init__(self, make: Callable[[], Connector], id_column: str) -> None:
+        self.make, self.id_column = make, id_column
+        self.committed: Cursor = None
+        self.counted: list[Any] = []
+        self.connector = make()
+        self.connector.commit(None)
+
+    def fetch(self, max_rows: int) -> Batch:
+        """One fetch from the committed cursor (nothing counted yet)."""
+        batch = self.connector.fetch(self.committed, max_rows)
+        _check_batch(batch, self.committed, max_rows)
+        return batch
+
+    def count(self, batch: Batch, acknowledge: bool = True) -> None:
+        """Commit ``batch`` as driftd's transaction would, then (unless a crash comes first) tell the source."""
+        self.counted += _ids(batch.table, self.id_column)
+        self.committed = _round_trip(batch.cursor)
+        if acknowledge:
+            self.connector.commit(self.committed)
+
+    def restart(self) -> None:
+        """Close the connector (a stop, or a crash: nothing more is acknowledged) and start a new one."""
+        self.connector.close()
+        self.connector = self.make()
+        self.connector.commit(self.committed)
+
+    def close(self) -> None:
+        """Close the connector."""
+        self.connector.close()
+
+
+def _check_acknowledging(make: Callable[[], Connector], write_rows: Callable[[int], None], total_rows: int,
+                         id_column: str, sizes: list[int], new_rows: int) -> None:
+    engine = _EngineLike(make, id_column)
+    try:
+        empty = engine.fetch(max(sizes))
+        assert empty.num_rows == 0, f"an empty source returned rows {_ids(empty.table, id_column)[:10]}"
+        write_rows(total_rows)
+        if total_rows:
+            first = engine.fetch(sizes[0])
+            assert first.num_rows, "a source holding rows returned none"
+            retry = engine.fetch(sizes[0])  # from the same cursor, as after a tick that failed: nothing counted
+            handed = _ids(first.table, id_column)
+            assert _ids(retry.table, id_column)[:len(handed)] == handed, (
+                f"a fetch retried from the committed cursor did not give the uncommitted rows {handed[:10]} again")
+            engine.restart()  # fetched, never committed: the rows must come again
+        for step in range(total_rows + 2):
+            batch = engine.fetch(sizes[step % len(sizes)])
+            if batch.num_rows == 0:
+                break
+            if step == 1:
+                engine.count(batch, acknowledge=False)  # committed, then a crash before the acknowledgement
+                engine.restart()
+            elif step == 3:
+                engine.count(batch)
+                engine.restart()  # a clean restart right after an acknowledgement
+            else:
+                engine.count(batch)
+        else:
+            raise AssertionError(f"fetch still returned rows after {total_rows + 2} batches of at least one row")
+        _check_ids(engine.counted, total_rows, "reading, committing and restarting as the engine does")
+        end = engine.committed
+        after = engine.fetch(sizes[0])
+        assert after.num_rows == 0, f"fetch after the end returned rows {_ids(after.table, id_column)[:10]}"
+        engine.restart()
+        after = engine.fetch(sizes[0])
+        assert after.num_rows == 0, (
+            f"a new connector from the last committed cursor got rows again: {_ids(after.table, id_column)[:10]}")
+        assert engine.committed == end
+        if new_rows:
+            write_rows(new_rows)
+            for _ in range(new_rows + 1):
+                batch = engine.fetch(sizes[-1])
+                if batch.num_rows == 0:
+                    break
+                engine.count(batch)
+            _check_ids(engine.counted[total_rows:], new_rows, f"reading the {new_rows} rows written after the end")
+            again = sorted(set(engine.counted[total_rows:]) & set(engine.counted[:total_rows]), key=str)
+            assert not again, f"rows written after the end repeated earlier rows {again[:10]}"
+    finally:
+        engine.close()
 
 
 def check_bad_options(connector_class: type[Connector], bad_options: Iterable[tuple[str, Mapping[str, Any]]]) -> None:

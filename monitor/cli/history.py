@@ -74,8 +74,17 @@ def reference_capture(config_path: Path | None, monitor: str, rows: int | None, 
 
 
 def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> pa.Table:
-    """The next ``wanted`` rows after the monitor's committed cursor; the cursor does not move."""
+    """The next ``wanted`` rows after the monitor's committed cursor; the cursor does not move.
+
+    The connector's ``commit`` is never called, so nothing is acknowledged. A source that hands
+    rows out until they are acknowledged is refused: the rows read here would be the monitor's.
+    """
     _, connector = MonitorRunner.validate(monitor, PluginManager())
+    if connector.acknowledges:
+        connector.close()
+        raise MonitorError(f"source {monitor.source.type!r} hands each message out once and cannot be read again, "
+                           "so the rows a capture read would be taken from the monitor: capture from a file "
+                           "(--from FILE) or let the monitor take its first rows (reference.first_rows)")
     position = store.load_progress(store.monitor_id(monitor.name), recent=0).position
     tables: list[pa.Table] = []
     try:

@@ -1,9 +1,10 @@
-"""One monitor's tick: fetch → windows → divergences → policy → ONE transaction → metrics → hooks.
+"""One monitor's tick: fetch → windows → divergences → policy → ONE transaction → acknowledge → metrics → hooks.
 
 ``MonitorRunner.tick`` reads top to bottom; its collaborators each do one job: ``LeaseKeeper``
 (which replica evaluates the monitor), ``Fetcher`` (the source, within a timeout, with backoff),
 ``PendingRows`` (rows waiting for a complete window), the domain's ``evaluate_window`` and
-``DriftPolicy``, the store's ``commit_tick`` and, after the commit, ``Publisher``.
+``DriftPolicy``, the store's ``commit_tick`` and, after the commit, ``Fetcher.commit`` (the source
+learns which cursor is committed) and ``Publisher``.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class MonitorRunner:
         self.position = progress.position
         self.pending = PendingRows(self.config, progress.pending, progress.last_window_end)
         self.next_seq = progress.next_seq
+        self.fetcher.commit(self.position, again=True)  # a start-up: acknowledge what an earlier run committed
         self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
         self.reference: StoredReference | None = None
         self.summary: ReferenceSummary | None = None
@@ -242,6 +244,7 @@ class MonitorRunner:
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
                                               remainder.num_rows, records, lease=self.lease)
         self._advance(batch.cursor, records, remainder)
+        self.fetcher.commit(batch.cursor)
         self.publisher.published(records, committed, self.reference.version)
         if self.leases.hand_back_if_over_share():
             self._forget_state()
@@ -270,6 +273,7 @@ class MonitorRunner:
         records = [self._evaluate(window) for window in batch.windows]
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, None, 0, records, lease=self.lease)
         self.position = batch.cursor
+        self.fetcher.commit(batch.cursor)
         self.pending.committed(None)
         if records:
             self.next_seq = records[-1].seq + 1
@@ -283,6 +287,7 @@ class MonitorRunner:
             self.store.commit_tick(self.monitor_id, batch.cursor, serialised(rows), rows.num_rows, [],
                                    lease=self.lease)
             self._advance(batch.cursor, [], rows)
+            self.fetcher.commit(batch.cursor)
             return TickReport(batch.num_rows, [], self.policy.state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
                               self.config.reference.max_rows, origin=f"first {wanted} rows",
@@ -292,6 +297,7 @@ class MonitorRunner:
                                            remainder.num_rows, [], reference=new, lease=self.lease)
         assert stored is not None
         self._advance(batch.cursor, [], remainder)
+        self.fetcher.commit(batch.cursor)
         self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
         self.publisher.published([], [], stored.version)

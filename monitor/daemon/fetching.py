@@ -1,4 +1,5 @@
-"""Reading a monitor's source: on the daemon's one fetch pool, within ``fetch_timeout``, with backoff."""
+"""Reading a monitor's source: on the daemon's one fetch pool, within ``fetch_timeout``, with backoff;
+and telling it which cursor was committed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from monitor.daemon.errors import SourceDown, reason
 from monitor.metrics import Metrics
 
 log = logging.getLogger("driftd.engine")
+
+#: No cursor acknowledged yet (None is a cursor: "from the start").
+_NOTHING = object()
 
 _default_pool: ThreadPoolExecutor | None = None
 _default_pool_lock = threading.Lock()
@@ -42,10 +46,41 @@ class Fetcher:
         self.pool = pool or default_fetch_pool()
         self.backoff = Backoff()
         self._in_flight: Future[Any] | None = None
+        self._acknowledged: Cursor = _NOTHING  # the last cursor the connector took as committed
+        self._commit_problem: str | None = None
 
     def fetch(self, position: Cursor, max_rows: int) -> Batch:
         """``connector.fetch``; SourceDown on any failure, a timeout or a wrong return type."""
-        return self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
+        batch = self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
+        if batch.lost > 0:
+            self.metrics.source_lost.labels(self.name).inc(batch.lost)
+        return batch
+
+    def commit(self, position: Cursor, again: bool = False) -> bool:
+        """``connector.commit(position)`` after ``position`` was committed; True when it succeeded.
+
+        Skipped when the connector already took this cursor (unless ``again``: a start-up). A
+        failure never undoes the committed tick: it is counted, logged once per cause, and the
+        next call tries again (with the newest cursor, which covers the older ones).
+        """
+        if not again and self._acknowledged is not _NOTHING and self._acknowledged == position:
+            return True
+        try:
+            self._within_timeout(self.connector.commit, position)
+        except Exception as error:  # noqa: BLE001 - a plugin's failure to acknowledge, whatever it is
+            self._acknowledged = _NOTHING
+            self.metrics.source_commit_errors.labels(self.name).inc()
+            problem = reason(error)
+            if problem != self._commit_problem:
+                log.error("monitor %s: source %r did not take the committed cursor: %s (the rows stay committed; "
+                          "retried with the next commit)", self.name, self.source_type, problem)
+                self._commit_problem = problem
+            return False
+        self._acknowledged = position
+        if self._commit_problem is not None:
+            log.info("monitor %s: source %r takes committed cursors again", self.name, self.source_type)
+            self._commit_problem = None
+        return True
 
     def aggregate(self, position: Cursor, plan: AggregatePlan) -> AggregateBatch:
         """The push-down ``connector.aggregate``; SourceDown as for ``fetch``."""
