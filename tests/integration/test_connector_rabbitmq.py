@@ -21,6 +21,7 @@ from prometheus_client import generate_latest
 from monitor.cli import history
 from monitor.config import build_config
 from monitor.connector import ConnectorError, ConnectorOptionsError
+from monitor.daemon.engine import MonitorError
 from monitor.store import Store
 from monitor.store.migrate import upgrade
 from monitor.testing import check_bad_options, check_connector, drain
@@ -186,14 +187,24 @@ def test_a_retention_gap_is_logged_and_counted(broker: Broker, tmp_path: Path, s
     assert first_kept > committed + 2, "the retention did not remove the committed offset"
     caplog.set_level(logging.INFO)
     restarted = make_runner(config, sqlite_url)
-    report = restarted.tick()
+    commit_tick = restarted.store.commit_tick
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database refused the commit")
+
+    restarted.store.commit_tick = refused  # type: ignore[method-assign] # the tick fails after its fetch
+    with pytest.raises(MonitorError, match="refused the commit"):
+        restarted.tick()
     expected = first_kept - committed - 2
+    assert _counter(restarted, "driftd_source_lost_total") == expected
+    restarted.store.commit_tick = commit_tick  # type: ignore[method-assign]
+    report = restarted.tick(retry_now=True)  # the same fetch again, from the committed cursor
+    assert report.rows_fetched == 40
+    assert _counter(restarted, "driftd_source_lost_total") == expected, "a retried fetch counts the loss again"
     lost = [r.getMessage() for r in caplog.records if "before driftd read them" in r.getMessage()]
     assert len(lost) == 1 and f"up to {expected} messages" in lost[0], lost
-    assert _counter(restarted, "driftd_source_lost_total") == expected
-    assert report.rows_fetched == 40
     restarted.tick()
-    assert _counter(restarted, "driftd_source_lost_total") == expected, "counted once"
+    assert _counter(restarted, "driftd_source_lost_total") == expected
     restarted.close()
 
 
