@@ -34,6 +34,7 @@ RUNBOOK_ANCHORS = {
     "alert-driftdsourcedown",
     "alert-driftdmonitorstale",
     "alert-driftdevaluationerrors",
+    "alert-driftdsourcelostmessages",
     "alert-driftdschedulerlagging",
     "alert-driftddown",
     "alert-driftdadaptationfailing",
