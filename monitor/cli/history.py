@@ -80,7 +80,7 @@ def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> p
     rows out until they are acknowledged is refused: the rows read here would be the monitor's.
     """
     _, connector = MonitorRunner.validate(monitor, PluginManager())
-    if connector.acknowledges:
+    if getattr(connector, "acknowledges", False):
         connector.close()
         raise MonitorError(f"source {monitor.source.type!r} hands each message out once and cannot be read again, "
                            "so the rows a capture read would be taken from the monitor: capture from a file "

@@ -87,6 +87,7 @@ class MonitorRunner:
         self.store = store
         self.metrics = metrics
         self.kinds = feature_kinds(config.features)
+        self._plugins = plugins
         self.measures, connector = self.validate(config, plugins)
         self.pushdown_column = pushdown_column(connector)  # None: rows are pulled
         self.backend = _backend(config)
@@ -163,6 +164,22 @@ class MonitorRunner:
         self._loaded = False
         self.reference = self.summary = self.pending = self._counted = None  # type: ignore[assignment]
         self.recent = RecentRows(0)
+        self._release_source()
+
+    def _release_source(self) -> None:
+        """An acknowledging source gives back what it holds for this replica (another one evaluates the monitor).
+
+        Closing it is what returns unacknowledged messages to the queue; a new connector (not yet
+        connected) takes its place in case the lease comes back.
+        """
+        if not (self.fetcher.used and getattr(self.connector, "acknowledges", False)):
+            return
+        self.fetcher.close()
+        self.fetcher.used = False
+        try:
+            self.connector = self._plugins.connector(self.config.source.type, self.config.source.options)
+        except Exception as error:  # noqa: BLE001 - it was built from the same options before; keep the closed one
+            log.error("monitor %s: rebuilding the source after handing it back failed: %s", self.name, reason(error))
 
     def _history_needed(self) -> int:
         """Windows to replay on restart: the streak, plus the sequential detector's warm-up."""

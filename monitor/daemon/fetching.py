@@ -46,11 +46,13 @@ class Fetcher:
         self.pool = pool or default_fetch_pool()
         self.backoff = Backoff()
         self._in_flight: Future[Any] | None = None
+        self.used = False  # fetched from since it was built (it may hold something for this replica)
         self._acknowledged: Cursor = _NOTHING  # the last cursor the connector took as committed
         self._commit_problem: str | None = None
 
     def fetch(self, position: Cursor, max_rows: int) -> Batch:
         """``connector.fetch``; SourceDown on any failure, a timeout or a wrong return type."""
+        self.used = True
         batch = self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
         if batch.lost > 0:
             self.metrics.source_lost.labels(self.name).inc(batch.lost)
@@ -63,10 +65,11 @@ class Fetcher:
         failure never undoes the committed tick: it is counted, logged once per cause, and the
         next call tries again (with the newest cursor, which covers the older ones).
         """
-        if not again and self._acknowledged is not _NOTHING and self._acknowledged == position:
+        commit = getattr(self.connector, "commit", None)  # a connector not built on Connector may lack it
+        if commit is None or (not again and self._acknowledged is not _NOTHING and self._acknowledged == position):
             return True
         try:
-            self._within_timeout(self.connector.commit, position)
+            self._within_timeout(commit, position)
         except Exception as error:  # noqa: BLE001 - a plugin's failure to acknowledge, whatever it is
             self._acknowledged = _NOTHING
             self.metrics.source_commit_errors.labels(self.name).inc()

@@ -164,3 +164,19 @@ def test_capture_refuses_a_source_that_cannot_be_read_again(broker: MemoryBroker
     with pytest.raises(CaptureError, match="hands each message out once and cannot be read again.*--from FILE"):
         history._capture_from_source(store, _config(broker, tmp_path), 10)  # noqa: SLF001
     assert broker.outstanding == 40 and not broker.unacked.get(1), "nothing was read"
+
+
+def test_a_replica_that_loses_the_lease_gives_back_what_the_source_holds(broker: MemoryBroker, tmp_path: Path,
+                                                                         sqlite_url: str) -> None:
+    """The messages delivered to this replica but not committed go back to the queue for the lease holder."""
+    broker.publish(130)
+    runner = _runner(_config(broker, tmp_path), sqlite_url)
+    runner.tick()  # 50 committed and acknowledged; the other 80 delivered to this replica's connection
+    held = runner.connector
+    assert broker.outstanding == 80 and len(broker.queue) == 0
+    runner._forget_state()  # noqa: SLF001 - what a tick does once another replica holds the lease
+    assert held.connection is None and len(broker.queue) == 80, "the 80 went back to the queue"
+    assert runner.connector is not held, "a fresh connector waits in case the lease comes back"
+    while runner.tick().rows_fetched:  # the lease came back (on SQLite it always does)
+        pass
+    assert broker.outstanding == 0 and _counted(runner) == 130
