@@ -180,7 +180,8 @@ class AmqpLink:
                 if code == 406 and "x-stream-offset" in text:
                     done(False)
                 else:  # after the answer (our own close) this changes nothing
-                    fail(LinkError(f"the broker closed the channel: {code} {text}", missing=code == 404))
+                    fail(LinkError(f"the broker closed the channel: {code} {text}",
+                                   missing=code == 404 and "no queue" in text))
 
             def opened(channel: Any) -> None:
                 channel.add_on_close_callback(closed)

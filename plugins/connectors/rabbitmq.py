@@ -159,7 +159,6 @@ class RabbitMqConnector(Connector):
         self._dropped = 0
         self.redeliveries_dropped = 0
         # streams
-        self._attached_at: Cursor = None  # the offset the consumer was attached at (None: "first")
         self._position: Cursor = None  # the last offset handed out
         self._check_first = False
         self._reported_gaps: set[tuple[int, int]] = set()
@@ -279,7 +278,7 @@ class RabbitMqConnector(Connector):
                 log.warning("%s: the broker cancelled the consumer; attaching again at offset %s", self.source, after)
             # at the committed offset itself, to see whether the stream still holds it
             self._consume({"x-stream-offset": "first" if after is None else after})
-            self._attached_at, self._position, self._check_first = after, after, after is not None
+            self._position, self._check_first = after, after is not None
         self._wait_for(max_rows, after)
         with self._ready:
             if self._problem is not None:
