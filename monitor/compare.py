@@ -102,6 +102,10 @@ def compare(
     configured = ({name: MeasureConfig() for name in measures} if not isinstance(measures, Mapping)
                   else {name: MeasureConfig(**dict(options or {})) for name, options in measures.items()})
     settings = resolve_measures(configured, MeasureRegistry())
+    auto = [setting.measure.name for setting in settings if setting.auto]
+    if auto:
+        raise ValueError(f"measure(s) {', '.join(map(repr, auto))}: threshold 'auto' takes a monitor's calibration "
+                         "(`driftd calibrate`); compare() needs a number")
     new = summarize_table(reference_table, features, bins, max(reference_table.num_rows, 2), "compare")
     evaluation = evaluate_window(window_table, feature_kinds(features), ReferenceSummary.from_bytes(new.summary),
                                  settings, correction, backend=resolve_backend(backend), min_rows=min_rows)

@@ -14,6 +14,7 @@ from monitor.plugins import PluginManager
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision, upgrade
 
+
 @main.group()
 def db() -> None:
     """Database schema."""
@@ -63,6 +64,13 @@ def config_validate(path: Path | None) -> None:
         except MonitorError as error:
             problems.append(str(error))
     where = path or "built-in demo"
+    for monitor in config.monitors:
+        auto = [name for name, measure in monitor.measures.items() if measure.threshold == "auto"]
+        if auto:
+            click.echo(f"driftd: note: {where}: monitor {monitor.name!r}: measure(s) {', '.join(map(repr, auto))} "
+                       f"have threshold: auto: the monitor evaluates no window until `driftd calibrate "
+                       f"{monitor.name}` has stored a calibration with its active reference version (again after "
+                       "each new version, or a change of window)", err=True)
     for problem in problems:
         click.echo(f"driftd: error: {where}: {problem}", err=True)
     if problems:

@@ -9,19 +9,16 @@ from pathlib import Path
 import click
 
 from monitor.cli.base import EXIT_DRIFT, EXIT_OK, config_option, fail, load, main, open_store
-from monitor.config import ConfigError
+from monitor.cli.calibration_report import print_calibration
+from monitor.config import ConfigError, MonitorConfig
 from monitor.divergence import MeasureRegistry
-from monitor.domain.calibrate import (
-    DEFAULT_REPETITIONS,
-    DEFAULT_WINDOW_SIZES,
-    SHIFT_UNITS,
-    CalibrationReport,
-    calibrate,
-)
+from monitor.domain.blocked import DEFAULT_SD_MULTIPLIER
+from monitor.domain.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, calibrate
 from monitor.domain.evaluate import resolve_measures
-from monitor.domain.reference import ReferenceDataError, feature_kinds, read_table
+from monitor.domain.reference import ReferenceDataError, feature_kinds, read_table, reference_from_file
 from monitor.plugins import PluginManager
-from monitor.store import StoreError
+from monitor.store import Store, StoredReference, StoreError
+
 
 @main.command()
 @click.argument("reference_file", type=click.Path(exists=True, dir_okay=False))
@@ -83,18 +80,21 @@ def compare(reference_file: str, live_file: str, numeric: str | None, categorica
 @config_option
 @click.argument("monitor")
 @click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False),
-              help="A sample of the reference rows (default: the monitor's reference.path).")
-@click.option("--window-sizes", help="Comma-separated window sizes "
-              f"(default: {','.join(map(str, DEFAULT_WINDOW_SIZES))} and the monitor's window.rows).")
+              help="A sample of the reference rows, in time order (default: the monitor's reference.path).")
+@click.option("--window-sizes", help="Comma-separated window sizes of the shuffled study "
+              f"(default: {','.join(map(str, DEFAULT_WINDOW_SIZES))}; the monitor's own window is always added).")
 @click.option("--repetitions", default=DEFAULT_REPETITIONS, show_default=True, type=click.IntRange(min=1),
               help="Resampled windows per size.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--sd-multiplier", default=DEFAULT_SD_MULTIPLIER, show_default=True, type=click.FloatRange(min=0),
+              help="k of the auto thresholds: mean + k·sd of a statistic over the reference's own windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def calibrate_command(config_path: Path | None, monitor: str, from_file: str | None, window_sizes: str | None,
-                      repetitions: int, seed: int, as_json: bool) -> None:
-    """Measure false alarms and the smallest detectable shifts on the monitor's own reference.
+                      repetitions: int, seed: int, sd_multiplier: float, as_json: bool) -> None:
+    """Measure false alarms (shuffled and in time order), power and auto thresholds on the monitor's reference.
 
-    Stores the report with the monitor's active reference version.
+    Stores the report with the monitor's active reference version (storing that version first from
+    reference.path when there is none yet); measures with `threshold: auto` take their thresholds from it.
     """
     config, _ = load(config_path)
     try:
@@ -107,52 +107,43 @@ def calibrate_command(config_path: Path | None, monitor: str, from_file: str | N
               "with a sample of the reference rows (or set reference.path)")
     try:
         sizes = ([int(size) for size in window_sizes.split(",") if size.strip()] if window_sizes
-                 else sorted({*DEFAULT_WINDOW_SIZES, *([monitor_config.window.rows] if monitor_config.window.rows
-                                                      else [])}))
+                 else list(DEFAULT_WINDOW_SIZES))
     except ValueError:
         fail(f"monitor {monitor!r}: --window-sizes must be comma-separated whole numbers, got {window_sizes!r}")
     store = open_store(config)
-    try:
-        active = next((v for v in store.references(monitor) if v.active), None)
-    except StoreError:
-        active = None
-    if active is None:
-        fail(f"monitor {monitor!r} has no active reference version: run the monitor once or "
-              f"`driftd reference capture {monitor}` first")
+    active = _active_reference(store, monitor, monitor_config)
     try:
         settings = resolve_measures(monitor_config.measures,
                                     MeasureRegistry(PluginManager().provided["divergences"]))
         report = calibrate(read_table(path), feature_kinds(monitor_config.features), settings,
-                           monitor_config.drift.correction, sizes, repetitions, seed,
-                           bins=monitor_config.reference.bins, max_reference_rows=monitor_config.reference.max_rows)
+                           monitor_config.drift, sizes, repetitions, seed,
+                           bins=monitor_config.reference.bins, max_reference_rows=monitor_config.reference.max_rows,
+                           window=monitor_config.window, sd_multiplier=sd_multiplier,
+                           multivariate_sample=monitor_config.reference.multivariate_sample)
     except (ReferenceDataError, KeyError, ValueError, TypeError) as error:
         fail(f"monitor {monitor!r}: {error.args[0] if isinstance(error, KeyError) else error}")
     store.set_calibration(monitor, active.version, report.to_dict())
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    _print_calibration(monitor, active.version, path, report)
+    print_calibration(monitor, active.version, path, report, monitor_config.drift)
 
 
-def _print_calibration(monitor: str, version: int, path: str, report: CalibrationReport) -> None:
-    """The report as a table: one line per measure and window size."""
-    click.echo(f"{monitor}: calibration of reference version {version} from {path} "
-               f"({report.reference_rows} reference rows, {report.repetitions} repetitions, seed {report.seed})")
-    kinds = list(SHIFT_UNITS)
-    click.echo(f"{'measure':<15} {'rows':>6} {'FPR':>6} {'window FPR':>10}  "
-               + " ".join(f"{kind:>9}" for kind in kinds))
-    for entry in report.results:
-        smallest = [entry.detectable.get(kind) for kind in kinds]
-        cells = ["" if kind not in entry.detectable else ("-" if grade is None else f"{grade:g}")
-                 for kind, grade in zip(kinds, smallest)]
-        click.echo(f"{entry.measure:<15} {entry.window_size:>6} {entry.false_positive_rate:>6.1%} "
-                   f"{entry.window_false_positive_rate:>10.1%}  " + " ".join(f"{cell:>9}" for cell in cells))
-    click.echo("FPR: unshifted features flagged, without correction; window FPR: unshifted windows with any "
-               f"feature flagged after the {report.correction!r} correction.")
-    click.echo("Shift columns: the smallest grade flagged in 80% of windows (- none tried was); grades are "
-               + "; ".join(f"{kind}: {unit}" for kind, unit in SHIFT_UNITS.items()) + ".")
-    click.echo(f"Recommended: windows of {report.recommended_window_size} rows; measures "
-               f"{', '.join(report.recommended_measures) or 'none'}.")
-    for note in report.notes:
-        click.echo(f"  - {note}")
-    click.echo(f"Stored with reference version {version}.")
+def _active_reference(store: Store, monitor: str, config: MonitorConfig) -> StoredReference:
+    """The monitor's active reference version; stored from reference.path first (as the daemon would) if none."""
+    try:
+        active = next((v for v in store.references(monitor) if v.active), None)
+    except StoreError:
+        active = None
+    if active is not None:
+        return active
+    if config.reference.path is None:
+        fail(f"monitor {monitor!r} has no active reference version: run the monitor once or "
+             f"`driftd reference capture {monitor}` first")
+    try:
+        new = reference_from_file(config.reference.path, config.features, config.reference)
+    except ReferenceDataError as error:
+        fail(f"monitor {monitor!r}: {error}")
+    active = store.add_reference(store.monitor_id(monitor), new)
+    click.echo(f"{monitor}: stored reference version {active.version} from {config.reference.path}", err=True)
+    return active

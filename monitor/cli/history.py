@@ -14,6 +14,7 @@ from monitor.domain.reference import ReferenceDataError, read_table, summarize_t
 from monitor.plugins import PluginManager
 from monitor.store import Store, StoreError
 
+
 @main.command()
 @config_option
 @click.argument("monitor")

@@ -15,6 +15,7 @@ from monitor.http.face import HttpFace
 from monitor.logs import LogFormat, setup_logging
 from monitor.store.migrate import SchemaOutOfDate
 
+
 @main.command()
 @config_option
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,

@@ -149,10 +149,21 @@ class ReferenceConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    """Per-measure settings: a threshold, and options the measure's class takes."""
+    """Per-measure settings: a threshold (or ``auto``: from the reference's calibration), and options."""
 
-    threshold: float | None = None
+    threshold: float | Literal["auto"] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any) -> Any:
+        if value is None or value == "auto" or isinstance(value, (int, float)):
+            return value
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError("Input should be a valid number, or 'auto' (per-feature thresholds from the "
+                             "calibration stored with the reference version: `driftd calibrate`)") from None
 
 
 class BackendConfig(_Strict):

@@ -50,7 +50,8 @@ from monitor.domain.pushdown import (
     pushdown_problems,
 )
 from monitor.domain.records import WindowRecord
-from monitor.domain.reference import feature_kinds, read_table, summarize_table
+from monitor.domain.reference import feature_kinds, reference_from_file, summarize_table
+from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_auto_thresholds
 from monitor.domain.windows import WindowSlice
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
@@ -153,6 +154,7 @@ class MonitorRunner:
         self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
         self.reference: StoredReference | None = None
         self.summary: ReferenceSummary | None = None
+        self.active_measures = self.measures
         self.recent = RecentRows(self.config.adaptation.target_rows if self.config.adaptation else 0)
         self._loaded = True
 
@@ -191,17 +193,28 @@ class MonitorRunner:
     def _refresh_reference(self) -> None:
         active = self.store.active_reference(self.monitor_id)
         if active is None and self.config.reference.path:
-            table = read_table(self.config.reference.path)
-            new = summarize_table(table, self.config.features, self.config.reference.bins,
-                                  self.config.reference.max_rows, origin=f"file:{self.config.reference.path}",
-                                  multivariate_sample=self.config.reference.multivariate_sample)
+            new = reference_from_file(self.config.reference.path, self.config.features, self.config.reference)
             active = self.store.add_reference(self.monitor_id, new)
             log.info("monitor %s: stored reference version %d from %s (%d rows)",
                      self.name, active.version, self.config.reference.path, active.rows)
         if active is not None and (self.reference is None or active.id != self.reference.id):
-            self.reference, self.summary = active, ReferenceSummary.from_bytes(active.summary)
+            self.summary = ReferenceSummary.from_bytes(active.summary)
         elif active is None:
-            self.reference, self.summary = None, None
+            self.summary = None
+        self.reference = active  # its calibration may have been stored since the last tick
+        self._bind_thresholds()
+
+    def _bind_thresholds(self) -> None:
+        """Bind the ``threshold: auto`` measures to the active reference version's calibration."""
+        if self.reference is None or not auto_measures(self.measures):
+            self.active_measures = self.measures
+            return
+        try:
+            self.active_measures = bind_auto_thresholds(self.measures, self.reference.calibration,
+                                                        self.reference.version, self.config.window, self.kinds,
+                                                        self.name)
+        except CalibrationMissing as error:
+            raise MonitorError(str(error)) from None
 
     # ---- the tick -------------------------------------------------------------------------
 
@@ -317,6 +330,10 @@ class MonitorRunner:
         self.fetcher.commit(batch.cursor)
         self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
+        if auto_measures(self.measures):
+            log.warning("monitor %s: measure(s) %s have threshold: auto: no window is evaluated until "
+                        "`driftd calibrate %s --from FILE` stores a calibration with reference version %d",
+                        self.name, ", ".join(auto_measures(self.measures)), self.name, stored.version)
         self.publisher.published([], [], stored.version)
         return TickReport(batch.num_rows, [], self.policy.state)
 
@@ -327,12 +344,12 @@ class MonitorRunner:
         self.next_seq += 1
         if isinstance(window, WindowAggregate):  # push-down: the source's counts, no rows
             assert self._counted is not None
-            evaluation = evaluate_aggregate(window, self.kinds, self._counted, self.measures,
+            evaluation = evaluate_aggregate(window, self.kinds, self._counted, self.active_measures,
                                             self.config.drift.correction, backend=self.backend,
                                             min_rows=self.config.drift.min_rows)
             rows = window.rows
         else:
-            evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.measures,
+            evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.active_measures,
                                          self.config.drift.correction, backend=self.backend,
                                          min_rows=self.config.drift.min_rows)
             rows = window.rows.num_rows

@@ -1,4 +1,4 @@
-"""Every built-in per-feature measure, by family (one module each), for ``from monitor.divergence.measures import …``."""
+"""Every built-in per-feature measure, gathered from its family's module (``ecdf``, ``binned``, …)."""
 
 from monitor.divergence.base import Measure, Score
 from monitor.divergence.binned import (

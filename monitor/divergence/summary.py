@@ -1,4 +1,5 @@
-"""Reference-side summaries (per feature and multivariate): computed once per reference version, reused for every window."""
+"""Reference-side summaries, per feature and multivariate: computed once per reference version,
+reused for every window."""
 
 from __future__ import annotations
 

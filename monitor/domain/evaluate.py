@@ -22,6 +22,7 @@ from monitor.divergence import (
     MultivariateSummary,
     NumericWindow,
     ReferenceSummary,
+    Score,
     adjust_p_values,
 )
 from monitor.domain.records import ALL_FEATURES, ResultRecord
@@ -30,10 +31,32 @@ from monitor.domain.reference import numeric_values
 
 @dataclass(frozen=True)
 class MeasureSetting:
-    """A configured measure with its threshold resolved."""
+    """A configured measure with its threshold resolved.
+
+    With ``auto`` (``threshold: auto``) the measure flags a feature when its statistic (the
+    result's value, for tests too) crosses that feature's own threshold in ``feature_thresholds``,
+    which come from the calibration stored with the reference version (see
+    ``monitor.domain.thresholds``); ``threshold`` is then NaN.
+    """
 
     measure: AnyMeasure
     threshold: float
+    auto: bool = False
+    feature_thresholds: Mapping[str, float] | None = None
+
+    def decide(self, feature: str, score: Score) -> tuple[float, bool]:
+        """The threshold that applies to ``feature``, and whether ``score`` (p-value corrected) crosses it.
+
+        ValueError when the measure has ``threshold: auto`` and no calibrated threshold for the feature.
+        """
+        if not self.auto:
+            return self.threshold, bool(self.measure.drifted(score, self.threshold))
+        threshold = (self.feature_thresholds or {}).get(feature)
+        if threshold is None:
+            raise ValueError(f"threshold: auto, but the reference version's calibration has no threshold for "
+                             f"feature {feature!r}")
+        flagged = score.value > threshold if self.measure.higher_is_drift else score.value < threshold
+        return threshold, bool(flagged)
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,9 @@ def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureR
                 measure = type(measure)(**config.options)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"measure {name!r}: bad options {sorted(config.options)}: {error}") from None
+        if config.threshold == "auto":
+            settings.append(MeasureSetting(measure, math.nan, auto=True))
+            continue
         threshold = measure.default_threshold if config.threshold is None else config.threshold
         settings.append(MeasureSetting(measure, threshold))
     return settings
@@ -183,10 +209,11 @@ def score_features(setting: MeasureSetting, features: list[tuple[str, Any, Any]]
     for (name, window, score), p_adjusted in zip(scored, adjusted):
         decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
         votes = measure.is_test or window.n >= min_rows
+        threshold, flagged = setting.decide(name, decided)
         results.append(ResultRecord(
             feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,
             p_value_adjusted=None if p_adjusted is None else float(p_adjusted),
-            threshold=setting.threshold, drifted=votes and bool(measure.drifted(decided, setting.threshold)),
+            threshold=threshold, drifted=votes and flagged,
         ))
     return results
 
@@ -207,6 +234,7 @@ def _score_multivariate(rows: pa.Table, summary: MultivariateSummary | None, set
     if len(complete) < 2:
         raise ValueError("fewer than 2 rows have every numeric feature finite")
     score = setting.measure.score(summary, complete, backend)
+    threshold, flagged = setting.decide(ALL_FEATURES, score)
     return ResultRecord(feature=ALL_FEATURES, measure=setting.measure.name, value=float(score.value),
-                        p_value=score.p_value, p_value_adjusted=score.p_value, threshold=setting.threshold,
-                        drifted=bool(setting.measure.drifted(score, setting.threshold)))
+                        p_value=score.p_value, p_value_adjusted=score.p_value, threshold=threshold,
+                        drifted=flagged)

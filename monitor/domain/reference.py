@@ -13,7 +13,7 @@ import pyarrow.ipc
 import pyarrow.json
 import pyarrow.parquet
 
-from monitor.config import FeaturesConfig
+from monitor.config import FeaturesConfig, ReferenceConfig
 from monitor.divergence import (
     MultivariateSummary,
     ReferenceSummary,
@@ -98,6 +98,23 @@ def _multivariate(table: pa.Table, numeric: list[str], max_sample: int) -> Multi
 def summarize_table(table: pa.Table, features: FeaturesConfig, bins: int, max_rows: int, origin: str,
                     multivariate_sample: int = 2_000) -> NewReference:
     """Summarise a reference table; sub-samples (seeded) to ``max_rows`` rows first."""
+    summary, rows = summarize_rows(table, features, bins, max_rows, origin, multivariate_sample)
+    return NewReference(summary=summary.to_bytes(), rows=rows, features=feature_kinds(features), origin=origin)
+
+
+def reference_from_file(path: str | Path, features: FeaturesConfig, reference: ReferenceConfig) -> NewReference:
+    """The reference version a monitor stores from a file (its ``reference.path``)."""
+    return summarize_table(read_table(path), features, reference.bins, reference.max_rows, origin=f"file:{path}",
+                           multivariate_sample=reference.multivariate_sample)
+
+
+def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_rows: int, origin: str,
+                   multivariate_sample: int | None = 2_000) -> tuple[ReferenceSummary, int]:
+    """The summary a reference version of these rows holds, and the rows it was built from.
+
+    Sub-samples (seeded) to ``max_rows`` rows first; ``multivariate_sample=None`` leaves out the
+    multivariate side. ReferenceDataError names every column that cannot be summarised.
+    """
     if table.num_rows > max_rows:
         keep = np.sort(np.random.default_rng(0).choice(table.num_rows, size=max_rows, replace=False))
         table = table.take(pa.array(keep))
@@ -116,8 +133,9 @@ def summarize_table(table: pa.Table, features: FeaturesConfig, bins: int, max_ro
         summaries[name] = summarize_numeric(values, bins) if kind == "numeric" else summarize_categorical(values)
     if problems:
         raise ReferenceDataError(f"reference from {origin}: " + "; ".join(problems))
-    summary = ReferenceSummary(summaries, _multivariate(table, features.numeric, multivariate_sample))
-    return NewReference(summary=summary.to_bytes(), rows=table.num_rows, features=kinds, origin=origin)
+    multivariate = None if multivariate_sample is None else _multivariate(table, features.numeric,
+                                                                          multivariate_sample)
+    return ReferenceSummary(summaries, multivariate), table.num_rows
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

@@ -44,7 +44,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         reference_version=_nullable(_I), source_up=_nullable(_B), windows=_I, events=_I, replica=_nullable(_S),
         config=_object(source=_S, features=_object(numeric=_STRINGS, categorical=_STRINGS),
                        window=_object(rows=_nullable(_I), span=_nullable(_N), timestamp=_nullable(_S)),
-                       measures=_array(_object(name=_S, threshold=_nullable(_N))),
+                       measures=_array(_object(name=_S, threshold=_nullable(
+                           {"oneOf": [_N, {"type": "string", "enum": ["auto"]}]}))),
                        schedule=_object(interval=_nullable(_N), cron=_nullable(_S)),
                        drift=_object(share=_N, consecutive=_I, correction=_S))),
     "MonitorList": _object(monitors=_array(_ref("Monitor"))),
