@@ -555,7 +555,7 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=60.0, help="seconds between windows (the tick interval)")
     parser.add_argument("--minutes", type=float, default=10.0, help="run length after the daemons are ready")
     parser.add_argument("--ticks", type=int, help="run length as scheduled ticks (monitors × periods); overrides --minutes")
-    parser.add_argument("--measures", default="ks,psi", help="driftd's default: ks,psi")
+    parser.add_argument("--measures", default="ks,psi", help="the measures the published figures used")
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--storage", choices=("sqlite", "postgres"), help="default: sqlite for 1 replica, postgres for more")
     parser.add_argument("--postgres-admin", default=os.environ.get("DRIFTD_TEST_POSTGRES_URL",

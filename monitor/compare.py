@@ -7,24 +7,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from monitor.config import DriftConfig, FeaturesConfig, MeasureConfig
+from monitor.config import DEFAULT_MEASURES, DriftConfig, FeaturesConfig, MeasureConfig
 from monitor.divergence import MeasureRegistry, ReferenceSummary, resolve_backend
 from monitor.domain.evaluate import evaluate_window, resolve_measures
 from monitor.domain.policy import DriftPolicy
 from monitor.domain.records import ResultRecord
 from monitor.domain.reference import feature_kinds, summarize_table
 
+#: The daemon's drift rule defaults (share, correction, min_rows), used here too.
+_DRIFT = DriftConfig()
+
 #: Anything ``compare`` accepts as a table.
 TableLike = Any
-
-DEFAULT_MEASURES = ("ks", "psi", "wasserstein", "chi_square")
-
 
 @dataclass(frozen=True)
 class DriftReport:
@@ -40,8 +41,19 @@ class DriftReport:
     results: list[ResultRecord] = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary."""
-        return asdict(self)
+        """A JSON-ready dictionary (an infinite value as the string "Infinity" or "-Infinity")."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON has no infinity: +-inf become "Infinity"/"-Infinity" (``float()`` reads them back), NaN null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    return value
 
 
 def as_table(data: TableLike) -> pa.Table:
@@ -82,11 +94,11 @@ def compare(
     *,
     numeric: Sequence[str] | None = None,
     categorical: Sequence[str] | None = None,
-    correction: str = "bh",
-    share: float = 0.3,
+    correction: str = _DRIFT.correction,
+    share: float = _DRIFT.share,
     bins: int = 10,
     backend: str = "numpy",
-    min_rows: int = 30,
+    min_rows: int = _DRIFT.min_rows,
 ) -> DriftReport:
     """Measure how far ``window`` moved from ``reference``, with the engine's own code path.
 
@@ -101,6 +113,9 @@ def compare(
     features = FeaturesConfig(numeric=list(numeric or []), categorical=list(categorical or []))
     configured = ({name: MeasureConfig() for name in measures} if not isinstance(measures, Mapping)
                   else {name: MeasureConfig(**dict(options or {})) for name, options in measures.items()})
+    if not configured:
+        raise ValueError("no measures: with none, nothing could ever drift; pass at least one "
+                         f"(the defaults: {', '.join(DEFAULT_MEASURES)})")
     settings = resolve_measures(configured, MeasureRegistry())
     auto = [setting.measure.name for setting in settings if setting.auto]
     if auto:

@@ -14,12 +14,15 @@ last window (JSON, committed by the engine with that window's results).
 
 from __future__ import annotations
 
+import contextvars
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Mapping, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -49,6 +52,8 @@ class Batch:
     table: pa.Table
     cursor: Cursor
     lost: int = 0
+    #: How many files the source matched, for file-based connectors (``driftd_source_files``); else None.
+    files: int | None = None
 
     @property
     def num_rows(self) -> int:
@@ -94,6 +99,58 @@ class Connector:
 
     def close(self) -> None:
         """Release connections and files; the connector is not used afterwards."""
+
+
+_fetching_for: contextvars.ContextVar[str | None] = contextvars.ContextVar("driftd_fetching_for", default=None)
+
+
+def fetching_for() -> str | None:
+    """The monitor whose fetch is running in this thread (the engine sets it), for a connector's log lines."""
+    return _fetching_for.get()
+
+
+def set_fetching_for(monitor: str | None) -> contextvars.Token[str | None]:
+    """Name the monitor a fetch runs for (the engine's side of ``fetching_for``)."""
+    return _fetching_for.set(monitor)
+
+
+def as_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A column as text: Arrow's cast where there is one, else each value as JSON (nested values)."""
+    try:
+        return pc.cast(column, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.array([None if value is None else json.dumps(value, default=str) for value in column.to_pylist()],
+                        type=pa.string())
+
+
+def concat_tables(tables: list[pa.Table]) -> pa.Table:
+    """Rows of several tables in order: types promoted where they can be, text where they disagree.
+
+    A column holding numbers in one table and text in another (a source whose column changed type
+    mid-stream) becomes text in all of them; the engine then reads each value as its feature's kind.
+    """
+    tables = [table for table in tables if table.num_columns]
+    if not tables:
+        return pa.table({})
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    types: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for column in table.schema:
+            types.setdefault(column.name, set()).add(column.type)
+    clashing = set()
+    for name, kinds in types.items():
+        try:
+            pa.unify_schemas([pa.schema([pa.field(name, kind)]) for kind in kinds], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            clashing.add(name)
+    texts = [pa.table({name: as_text(table.column(name)) if name in clashing else table.column(name)
+                       for name in table.column_names}) for table in tables]
+    return pa.concat_tables(texts, promote_options="permissive")
 
 
 def parse_options(model: type[ModelT], options: Mapping[str, Any], type_name: str) -> ModelT:

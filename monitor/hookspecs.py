@@ -74,8 +74,9 @@ def driftd_startup(config: Any) -> None:
 def driftd_window_evaluated(monitor: str, window: Mapping[str, Any]) -> None:
     """Called after a window's results were committed.
 
-    ``window`` holds ``seq``, ``rows``, ``state``, ``drift_share``, ``drifted_features`` and
-    ``results`` (a list of per-feature, per-measure mappings). The return value is ignored.
+    ``window`` holds ``seq``, ``rows``, ``state``, ``drift_share``, ``drifted_features``,
+    ``missing_features``, ``failed_measures`` (measure → why it failed) and ``results`` (a list of
+    per-feature, per-measure mappings). The return value is ignored.
     """
 
 

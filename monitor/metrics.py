@@ -40,6 +40,7 @@ class MonitorSnapshot:
     last_window_timestamp: float | None = None
     reference_version: int | None = None
     source_up: bool | None = None
+    source_files: int | None = None
     scores: list[FeatureScore] = field(default_factory=list)
     feature_drifted: dict[str, bool] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
@@ -70,6 +71,8 @@ class DriftCollector(Collector):
         reference = GaugeMetricFamily("driftd_reference_version", "Active reference version.", labels=["monitor"])
         source_up = GaugeMetricFamily("driftd_source_up", "1 when the latest fetch from the source succeeded.",
                                       labels=["monitor"])
+        files = GaugeMetricFamily("driftd_source_files", "Files the source matched at the latest fetch "
+                                  "(file sources only; 0: its path or glob matches nothing).", labels=["monitor"])
         missing = GaugeMetricFamily("driftd_feature_missing",
                                     "1 when the feature could not be measured in the latest window "
                                     "(column missing, retyped, or no usable values).", labels=["monitor", "feature"])
@@ -77,6 +80,8 @@ class DriftCollector(Collector):
         for name, snap in self.metrics.snapshots():
             if snap.source_up is not None:
                 source_up.add_metric([name], float(snap.source_up))
+            if snap.source_files is not None:
+                files.add_metric([name], snap.source_files)
             if snap.reference_version is not None:
                 reference.add_metric([name], snap.reference_version)
             if snap.last_window_timestamp is None:
@@ -95,7 +100,7 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up)
+        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files)
 
 
 class Metrics:
@@ -119,6 +124,9 @@ class Metrics:
                                    "driftd read them.", labels, registry=self.registry)
         self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
                                          registry=self.registry)
+        self.measure_failures = Counter("driftd_measure_failures", "Windows in which a measure failed on at least "
+                                        "one feature (NaN, no p-value, an error): those features got no verdict "
+                                        "from it.", ["monitor", "measure"], registry=self.registry)
         self.evaluation_seconds = Histogram("driftd_evaluation_duration_seconds", "Time to evaluate one window.",
                                             labels, buckets=DURATION_BUCKETS, registry=self.registry)
         self.poll_seconds = Histogram("driftd_poll_duration_seconds", "Time of one fetch from the source.",
@@ -128,6 +136,9 @@ class Metrics:
         self.scheduler_lag = Histogram("driftd_scheduler_lag_seconds",
                                        "How late a tick was submitted after its scheduled time.", labels,
                                        buckets=DURATION_BUCKETS, registry=self.registry)
+        self.invalid_values = Counter("driftd_invalid_values", "Values of a numeric feature that were not "
+                                      "numbers (read as missing; the feature is measured on the rest).",
+                                      ["monitor", "feature"], registry=self.registry)
         self.lease_held = Gauge("driftd_lease_held", "1 while this replica holds the monitor's lease "
                                 "(with several replicas on PostgreSQL; always 1 on SQLite).", labels,
                                 registry=self.registry)
@@ -145,6 +156,8 @@ class Metrics:
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
                              self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)
         self._adapter_names: dict[str, set[str]] = {}
+        self._measure_names: dict[str, set[str]] = {}
+        self._invalid_features: dict[str, set[str]] = {}
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)
@@ -179,6 +192,17 @@ class Metrics:
             for outcome in ADAPTATION_OUTCOMES:
                 self.adaptations.labels(monitor, adapter, outcome)
 
+    def measures(self, monitor: str, measures: Iterable[str]) -> None:
+        """Start every measure's failure count at zero, so ``increase()`` sees the first failure."""
+        for measure in measures:
+            self.measure_failed(monitor, measure, 0)
+
+    def measure_failed(self, monitor: str, measure: str, windows: int = 1) -> None:
+        """Count windows in which ``measure`` failed on some feature."""
+        with self._lock:
+            self._measure_names.setdefault(monitor, set()).add(measure)
+        self.measure_failures.labels(monitor, measure).inc(windows)
+
     def adaptation_ended(self, monitor: str, adapter: str, outcome: str) -> None:
         """Count an adapter run that reached ``outcome``."""
         self._adapter(monitor, adapter)
@@ -193,6 +217,12 @@ class Metrics:
             self._adapter_names.setdefault(monitor, set()).add(adapter)
         return self.adaptation_seconds.labels(monitor, adapter)
 
+    def count_invalid(self, monitor: str, feature: str, count: int) -> None:
+        """Count values of a numeric feature that were not numbers."""
+        with self._lock:
+            self._invalid_features.setdefault(monitor, set()).add(feature)
+        self.invalid_values.labels(monitor, feature).inc(count)
+
     def add_monitor(self, monitor: str) -> None:
         """Start every counter of a monitor at zero so rates work from the first scrape."""
         for metric in self._per_monitor:
@@ -204,8 +234,12 @@ class Metrics:
         with self._lock:
             self._snapshots.pop(monitor, None)
             adapters = self._adapter_names.pop(monitor, set())
+            measures = self._measure_names.pop(monitor, set())
+            invalid = self._invalid_features.pop(monitor, set())
         series = [(metric, (monitor,)) for metric in (*self._per_monitor, self.model_version)]
         series += [(self.adaptation_seconds, (monitor, adapter)) for adapter in adapters]
+        series += [(self.measure_failures, (monitor, measure)) for measure in measures]
+        series += [(self.invalid_values, (monitor, feature)) for feature in invalid]
         series += [(self.adaptations, (monitor, adapter, outcome))
                    for adapter in adapters for outcome in ADAPTATION_OUTCOMES]
         for metric, labels in series:

@@ -41,7 +41,10 @@ from monitor.connector import (
     Cursor,
     NumericCounts,
     WindowAggregate,
+    as_text,
+    concat_tables,
     describe_options_error,
+    fetching_for,
     parse_options,
 )
 from monitor.divergence import (
@@ -67,8 +70,8 @@ __all__ = [
     "hookimpl",
     # connectors
     "AggregateBatch", "AggregatePlan", "Batch", "CategoryCounts", "Connector", "ConnectorError",
-    "ConnectorOptionsError", "Cursor", "NumericCounts", "WindowAggregate", "describe_options_error",
-    "parse_duration", "parse_options",
+    "ConnectorOptionsError", "Cursor", "NumericCounts", "WindowAggregate", "as_text", "concat_tables",
+    "describe_options_error", "fetching_for", "parse_duration", "parse_options",
     # measures
     "NUMPY", "Backend", "CategoricalSummary", "CategoricalWindow", "FeatureSummary", "FeatureWindow", "Measure",
     "MultivariateMeasure", "MultivariateSummary", "NumericSummary", "NumericWindow", "Score",

@@ -9,6 +9,7 @@ import click
 
 from monitor.cli.base import EXIT_ERROR, config_option, load, main
 from monitor.daemon.engine import MonitorError, MonitorRunner
+from monitor.domain.coverage import unvoted_features
 from monitor.logs import setup_logging
 from monitor.plugins import PluginManager
 from monitor.store import Store
@@ -56,14 +57,18 @@ def config_validate(path: Path | None) -> None:
     """Validate a configuration file, its connectors and measures; exit 2 on a problem."""
     config, _ = load(path)
     manager = PluginManager()
-    problems = []
+    problems, warnings = [], []
     for monitor in config.monitors:
         try:
-            _, connector = MonitorRunner.validate(monitor, manager)
+            settings, connector = MonitorRunner.validate(monitor, manager)
             connector.close()
         except MonitorError as error:
             problems.append(str(error))
+            continue
+        warnings.extend(unvoted_features(monitor, settings))
     where = path or "built-in demo"
+    for warning in warnings:
+        click.echo(f"driftd: warning: {where}: {warning}", err=True)
     for monitor in config.monitors:
         auto = [name for name, measure in monitor.measures.items() if measure.threshold == "auto"]
         if auto:

@@ -10,7 +10,7 @@ import click
 
 from monitor.cli.base import EXIT_DRIFT, EXIT_OK, config_option, fail, load, main, open_store
 from monitor.cli.calibration_report import print_calibration
-from monitor.config import ConfigError, MonitorConfig
+from monitor.config import DEFAULT_MEASURES, ConfigError, DriftConfig, MonitorConfig
 from monitor.divergence import MeasureRegistry
 from monitor.domain.blocked import DEFAULT_SD_MULTIPLIER
 from monitor.domain.calibrate import DEFAULT_REPETITIONS, DEFAULT_WINDOW_SIZES, calibrate
@@ -25,9 +25,11 @@ from monitor.store import Store, StoredReference, StoreError
 @click.argument("live_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--numeric", help="Comma-separated numeric features (default: every number column).")
 @click.option("--categorical", help="Comma-separated categorical features (default: every text column).")
-@click.option("--measures", default="ks,psi,wasserstein,chi_square", show_default=True)
+@click.option("--measures", default=",".join(DEFAULT_MEASURES), show_default=True,
+              help="Comma-separated measures (default: the daemon's defaults).")
 @click.option("--correction", type=click.Choice(["none", "bonferroni", "bh"]), default="bh", show_default=True)
-@click.option("--share", type=float, default=0.3, show_default=True, help="Drifted share for dataset drift.")
+@click.option("--share", type=float, default=DriftConfig().share, show_default=True,
+              help="Drifted share for dataset drift.")
 @click.option("--backend", type=click.Choice(["numpy", "torch", "auto"]), default="numpy", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),

@@ -9,8 +9,10 @@ import pyarrow as pa
 
 from monitor.cli.base import config_option, fail, load, main, open_store
 from monitor.config import ConfigError, MonitorConfig
+from monitor.connector import concat_tables
 from monitor.daemon.engine import MonitorError, MonitorRunner
-from monitor.domain.reference import ReferenceDataError, read_table, summarize_table
+from monitor.domain.reference import ReferenceDataError, feature_kinds, read_table, summarize_table
+from monitor.domain.values import InvalidValues, normalise_features
 from monitor.plugins import PluginManager
 from monitor.store import Store, StoreError
 
@@ -77,8 +79,10 @@ def reference_capture(config_path: Path | None, monitor: str, rows: int | None, 
 def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> pa.Table:
     """The next ``wanted`` rows after the monitor's committed cursor; the cursor does not move.
 
-    The connector's ``commit`` is never called, so nothing is acknowledged. A source that hands
-    rows out until they are acknowledged is refused: the rows read here would be the monitor's.
+    Features are read as their kind, as the daemon reads them: values of a numeric feature that
+    are not numbers are left out of the reference and said on stderr. The connector's ``commit``
+    is never called, so nothing is acknowledged; a source that hands rows out until they are
+    acknowledged is refused: the rows read here would be the monitor's.
     """
     _, connector = MonitorRunner.validate(monitor, PluginManager())
     if getattr(connector, "acknowledges", False):
@@ -87,13 +91,18 @@ def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> p
                            "so the rows a capture read would be taken from the monitor: capture from a file "
                            "(--from FILE) or let the monitor take its first rows (reference.first_rows)")
     position = store.load_progress(store.monitor_id(monitor.name), recent=0).position
+    kinds = feature_kinds(monitor.features)
     tables: list[pa.Table] = []
+    invalid: dict[str, InvalidValues] = {}
     try:
         while (have := sum(table.num_rows for table in tables)) < wanted:
             batch = connector.fetch(position, wanted - have)
             if batch.num_rows == 0:
                 break
-            tables.append(batch.table)
+            table, bad = normalise_features(batch.table, kinds)
+            tables.append(table)
+            for feature, values in bad.items():
+                invalid[feature] = invalid[feature].plus(values) if feature in invalid else values
             position = batch.cursor
     except Exception as error:  # noqa: BLE001
         raise MonitorError(f"source {monitor.source.type!r}: {error}") from None
@@ -101,7 +110,10 @@ def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> p
         connector.close()
     if not tables:
         raise MonitorError("the source has no rows after the monitor's cursor")
-    return pa.concat_tables(tables, promote_options="permissive")
+    for feature, values in invalid.items():
+        click.echo(f"monitor {monitor.name!r}: feature {feature!r}: {values.count} value(s) are not numbers "
+                   f"(e.g. {values.example!r}): left out of the reference", err=True)
+    return concat_tables(tables)
 
 
 @reference.command("list")

@@ -11,6 +11,7 @@ from monitor.config.loading import (
     load_config,
 )
 from monitor.config.schema import (
+    DEFAULT_MEASURES,
     DEFAULT_STORAGE_URL,
     EXTERNAL_ADAPTERS,
     AdaptationConfig,
@@ -36,7 +37,8 @@ from monitor.config.schema import (
 from monitor.config.values import ConfigError, parse_duration
 
 __all__ = [
-    "DEFAULT_STORAGE_URL", "EXTERNAL_ADAPTERS", "AdaptationConfig", "AdaptationPoolConfig", "AdapterConfig",
+    "DEFAULT_MEASURES", "DEFAULT_STORAGE_URL", "EXTERNAL_ADAPTERS", "AdaptationConfig", "AdaptationPoolConfig",
+    "AdapterConfig",
     "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "FeaturesConfig", "LoggingConfig",
     "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "ReferenceConfig", "ScheduleConfig",
     "SequentialConfig", "ServerConfig", "SourceConfig", "StorageConfig", "WindowConfig", "apply_env_overrides",

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.config.values import ConfigError, parse_duration
 
 DEFAULT_STORAGE_URL = "sqlite:///driftd.db"
+
+#: The measures used when none are configured, by the daemon, ``driftd compare`` and
+#: ``monitor.compare.compare()`` alike: a test for each feature kind (ks for numeric, chi_square
+#: for categorical), so every feature can be flagged in a window of any size, with its false
+#: alarms held at the threshold by the p-value (a distance at a fixed threshold is not: PSI > 0.2
+#: flags most 30-row windows of unchanged data).
+DEFAULT_MEASURES = ("ks", "chi_square")
 
 
 #: Adapters that hand the event to something outside, so they need no model.
@@ -149,9 +156,13 @@ class ReferenceConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    """Per-measure settings: a threshold (or ``auto``: from the reference's calibration), and options."""
+    """Per-measure settings: a threshold (or ``auto``: from the reference's calibration), the smallest effect
+    a test may flag, and options of its class."""
 
-    threshold: float | Literal["auto"] | None = None
+    threshold: Annotated[float, Field(allow_inf_nan=False)] | Literal["auto"] | None = None
+    min_effect: float | None = Field(
+        None, allow_inf_nan=False,
+        description="tests only: flag drift only when the statistic (e.g. KS D) is also at least this large")
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("threshold", mode="before")
@@ -277,7 +288,7 @@ class MonitorConfig(_Strict):
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(interval=60))
     measures: dict[str, MeasureConfig] = Field(
-        default_factory=lambda: {"ks": MeasureConfig(), "psi": MeasureConfig()}
+        default_factory=lambda: {name: MeasureConfig() for name in DEFAULT_MEASURES}
     )
     drift: DriftConfig = Field(default_factory=DriftConfig)
     max_rows: int = Field(10_000, ge=1, description="rows fetched per tick at most")
@@ -326,6 +337,14 @@ class MonitorConfig(_Strict):
         if isinstance(value, dict):
             return {name: ({} if options is None else options) for name, options in value.items()}
         return value  # anything else: pydantic reports that it is not a mapping of measures
+
+    @field_validator("measures")
+    @classmethod
+    def _some_measure(cls, measures: dict[str, MeasureConfig]) -> dict[str, MeasureConfig]:
+        if not measures:
+            raise ValueError("no measures: with none, no window could ever drift; list at least one "
+                             f"(or leave 'measures' out for the defaults: {', '.join(DEFAULT_MEASURES)})")
+        return measures
 
 
 class AdaptationPoolConfig(_Strict):

@@ -43,6 +43,7 @@ from monitor.domain.evaluate import (
     evaluate_window,
     resolve_measures,
 )
+from monitor.domain.coverage import unvoted_features
 from monitor.domain.policy import DriftPolicy, max_divergence
 from monitor.domain.pushdown import (
     CountReference,
@@ -96,6 +97,9 @@ class MonitorRunner:
                                    if not s.measure.is_test and s.measure.higher_is_drift}
         self.monitor_id = store.monitor_id(self.name)
         metrics.add_monitor(self.name)
+        metrics.measures(self.name, [setting.measure.name for setting in self.measures])
+        for line in unvoted_features(config, self.measures):
+            log.warning("%s", line)
         self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
@@ -275,6 +279,7 @@ class MonitorRunner:
                                               remainder.num_rows, records, lease=self.lease)
         self._advance(batch.cursor, records, remainder)
         self.fetcher.commit(batch.cursor)
+        self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)
         if self.leases.hand_back_if_over_share():
             self._forget_state()
@@ -318,6 +323,7 @@ class MonitorRunner:
                                    lease=self.lease)
             self._advance(batch.cursor, [], rows)
             self.fetcher.commit(batch.cursor)
+            self.publisher.invalid_values(self.pending.take_invalid())
             return TickReport(batch.num_rows, [], self.policy.state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
                               self.config.reference.max_rows, origin=f"first {wanted} rows",
@@ -328,6 +334,7 @@ class MonitorRunner:
         assert stored is not None
         self._advance(batch.cursor, [], remainder)
         self.fetcher.commit(batch.cursor)
+        self.publisher.invalid_values(self.pending.take_invalid())
         self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
         if auto_measures(self.measures):
@@ -371,7 +378,7 @@ class MonitorRunner:
             started_at=window.started_at, ended_at=window.ended_at, state=decision.state,
             drift_share=decision.drift_share, drifted_features=decision.drifted_features,
             missing_features=sorted(evaluation.missing), results=evaluation.results,
-            starts_event=decision.starts_event, statistic=statistic,
+            starts_event=decision.starts_event, statistic=statistic, failed_measures=evaluation.failed_measures,
             target_sample=self.recent.serialised() if queue else None,
             adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
         )

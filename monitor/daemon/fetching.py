@@ -9,7 +9,7 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from monitor.connector import AggregateBatch, AggregatePlan, Batch, Connector, Cursor
+from monitor.connector import AggregateBatch, AggregatePlan, Batch, Connector, Cursor, set_fetching_for
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.errors import SourceDown, reason
 from monitor.metrics import Metrics
@@ -30,6 +30,15 @@ def default_fetch_pool() -> ThreadPoolExecutor:
         if _default_pool is None:
             _default_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="driftd-fetch")
         return _default_pool
+
+
+def _for_monitor(name: str, function: Callable[..., Any], *args: Any) -> Any:
+    """Run a connector call with ``fetching_for()`` naming the monitor (pool threads are reused: reset after)."""
+    set_fetching_for(name)
+    try:
+        return function(*args)
+    finally:
+        set_fetching_for(None)
 
 
 class Fetcher:
@@ -56,6 +65,8 @@ class Fetcher:
         batch = self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
         if batch.lost > 0:
             self.metrics.source_lost.labels(self.name).inc(batch.lost)
+        if batch.files is not None:
+            self.metrics.update(self.name, source_files=batch.files)
         return batch
 
     def commit(self, position: Cursor, again: bool = False) -> bool:
@@ -108,7 +119,7 @@ class Fetcher:
     def _within_timeout(self, function: Callable[..., Any], *args: Any) -> Any:
         if self._in_flight is not None and not self._in_flight.done():
             raise TimeoutError(f"an earlier fetch has not returned yet (timeout {self.timeout:g}s)")
-        self._in_flight = self.pool.submit(function, *args)
+        self._in_flight = self.pool.submit(_for_monitor, self.name, function, *args)
         try:
             return self._in_flight.result(timeout=self.timeout)
         except TimeoutError:

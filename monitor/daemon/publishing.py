@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from monitor.domain.policy import STATE_CODES
 from monitor.domain.records import WindowRecord
+from monitor.domain.values import InvalidValues
 from monitor.metrics import FeatureScore, Metrics, MonitorSnapshot
 from monitor.plugins import PluginManager
 from monitor.store import CommittedWindow
@@ -24,6 +25,15 @@ class Publisher:
         self.name, self.features, self.metrics, self.plugins = name, features, metrics, plugins
         self.on_adaptation = on_adaptation
 
+    def invalid_values(self, invalid: dict[str, InvalidValues]) -> None:
+        """Report the committed rows' values that were not numbers: one line per feature, and the counter."""
+        for feature, values in invalid.items():
+            log.warning("monitor %s: feature %r: %d value(s) are not numbers (e.g. %r): counted as invalid, "
+                        "the feature is measured on its other values", self.name, feature, values.count,
+                        values.example)
+            if feature in self.features[:self.metrics.max_features]:
+                self.metrics.count_invalid(self.name, feature, values.count)
+
     def published(self, records: list[WindowRecord], committed: list[CommittedWindow],
                   reference_version: int | None) -> None:
         """Export the latest window, count the windows, call the hooks and queue adaptations."""
@@ -35,7 +45,7 @@ class Publisher:
         self.metrics.publish(self.name, MonitorSnapshot(
             state_code=STATE_CODES[last.state], drift_share=last.drift_share,
             last_window_timestamp=time.time(), reference_version=reference_version,
-            source_up=snapshot.source_up,
+            source_up=snapshot.source_up, source_files=snapshot.source_files,
             scores=[FeatureScore(r.feature, r.measure, r.value, r.p_value, r.drifted) for r in last.results],
             feature_drifted={name: name in last.drifted_features
                              for name in self.features if name not in last.missing_features},
@@ -44,6 +54,8 @@ class Publisher:
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()
             self.metrics.rows.labels(self.name).inc(record.rows)
+            for measure in record.failed_measures:
+                self.metrics.measure_failed(self.name, measure)
             self.plugins.call_event("driftd_window_evaluated", monitor=self.name, window=window_event(record))
             if ids.event_id is None:
                 continue
@@ -62,5 +74,6 @@ def window_event(record: WindowRecord) -> dict[str, Any]:
     return {
         "seq": record.seq, "rows": record.rows, "state": record.state, "drift_share": record.drift_share,
         "drifted_features": list(record.drifted_features), "missing_features": list(record.missing_features),
+        "failed_measures": dict(record.failed_measures),
         "results": [vars(result).copy() for result in record.results],
     }

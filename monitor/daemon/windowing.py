@@ -7,19 +7,30 @@ from datetime import datetime
 import pyarrow as pa
 
 from monitor.config import MonitorConfig
+from monitor.connector import concat_tables
 from monitor.daemon.errors import MonitorError
-from monitor.domain.reference import table_from_bytes, table_to_bytes
+from monitor.domain.reference import feature_kinds, table_from_bytes, table_to_bytes
+from monitor.domain.values import InvalidValues, normalise_features
 from monitor.domain.windows import WindowSlice, split_by_rows, split_by_span
 
 
 class PendingRows:
-    """The rows read but not yet in a complete window, and the end of the last window (time windows)."""
+    """The rows read but not yet in a complete window, and the end of the last window (time windows).
+
+    Every feature column is normalised as it arrives (``monitor.domain.values``): numbers as float64,
+    categories as text, so a column that changes type mid-stream never stops the monitor; the values
+    that were not numbers are gathered in ``invalid`` until the tick's commit reports them.
+    """
 
     def __init__(self, config: MonitorConfig, pending: bytes | None = None,
                  last_window_end: datetime | None = None) -> None:
         self.config = config
         self.name = config.name
-        self.table: pa.Table | None = table_from_bytes(pending) if pending else None
+        self.kinds = feature_kinds(config.features)
+        # rows stored by an earlier version may hold their source's types: normalised (counted before)
+        self.table: pa.Table | None = (normalise_features(table_from_bytes(pending), self.kinds)[0]
+                                       if pending else None)
+        self.invalid: dict[str, InvalidValues] = {}
         self.watermark = last_window_end.timestamp() if last_window_end else None
         window, model = config.window, config.model
         self.columns = [*config.features.numeric, *config.features.categorical,
@@ -37,15 +48,19 @@ class PendingRows:
         if table.num_rows and not present:
             raise MonitorError(f"monitor {self.name!r}: none of the configured columns {self.columns} are in the "
                                f"source (it has {table.column_names})")
-        table = table.select(present)
+        table, invalid = normalise_features(table.select(present), self.kinds)
+        for feature, values in invalid.items():
+            self.invalid[feature] = self.invalid[feature].plus(values) if feature in self.invalid else values
         if self.table is None or self.table.num_rows == 0:
             return table
         if table.num_rows == 0:
             return self.table
-        try:
-            return pa.concat_tables([self.table, table], promote_options="permissive")
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise MonitorError(f"monitor {self.name!r}: the source changed a column's type: {error}") from None
+        return concat_tables([self.table, table])  # a timestamp or label column that changed type: text
+
+    def take_invalid(self) -> dict[str, InvalidValues]:
+        """The invalid values gathered since the last call (after a commit: to report them once)."""
+        invalid, self.invalid = self.invalid, {}
+        return invalid
 
     def split(self, rows: pa.Table) -> tuple[list[WindowSlice], pa.Table]:
         """The complete windows in ``rows`` and the rows left over."""
@@ -90,5 +105,5 @@ class RecentRows:
         """The kept rows (at most ``limit``, the newest) as Arrow IPC."""
         if not self._tables:
             return None
-        table = pa.concat_tables(self._tables, promote_options="permissive")
+        table = concat_tables(self._tables)
         return table_to_bytes(table.slice(max(0, table.num_rows - self.limit)))

@@ -22,7 +22,12 @@ class NumericSummary:
     """A numeric reference feature: its sorted sample, quantile bins and moments.
 
     Bins are right-closed: ``(-inf, e0], (e0, e1], ..., (e_last, inf)``; a value's bin index is
-    ``np.searchsorted(edges, value, side="left")``.
+    ``np.searchsorted(edges, value, side="left")``. The first and last bins are out of range:
+    ``e0`` is the float just below the reference minimum and ``e_last`` its maximum, so a window's
+    mass below the minimum or above the maximum always lands in a bin the reference leaves empty
+    (a constant reference has three bins: below, at and above its value). A summary built without
+    them (format version 1, stored before they existed) gets them on construction, its bins and
+    probabilities rebuilt from the stored sorted sample.
     """
 
     sorted_values: np.ndarray
@@ -30,6 +35,12 @@ class NumericSummary:
     probs: np.ndarray
     mean: float
     std: float
+
+    def __post_init__(self) -> None:
+        if self.sorted_values.size and not has_range_bins(self.edges, self.sorted_values):
+            edges = with_range_bins(self.edges, self.sorted_values)
+            object.__setattr__(self, "edges", edges)
+            object.__setattr__(self, "probs", bin_proportions(edges, self.sorted_values))
 
     @property
     def n(self) -> int:
@@ -79,11 +90,31 @@ def bin_indices(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, values, side="left")
 
 
-def summarize_numeric(values: np.ndarray, bins: int = 10) -> NumericSummary:
-    """Summarise finite float values into ``bins`` reference-quantile bins.
+def has_range_bins(edges: np.ndarray, sorted_values: np.ndarray) -> bool:
+    """Whether ``edges`` open with the below-minimum bin and close with the above-maximum one."""
+    return (edges.size >= 2 and edges[0] == np.nextafter(sorted_values[0], -np.inf)
+            and edges[-1] == sorted_values[-1])
 
-    Quantile edges equal to the reference maximum are dropped (they would leave the top bin
-    empty), so a constant reference has no edges and a single bin.
+
+def with_range_bins(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Interior quantile ``edges`` framed by the out-of-range edges: just below the min, and the max."""
+    low, high = np.nextafter(sorted_values[0], -np.inf), sorted_values[-1]
+    inner = np.asarray(edges, dtype=np.float64)
+    inner = inner[(inner > low) & (inner < high)]
+    return np.concatenate([[low], inner, [high]])
+
+
+def bin_proportions(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """The share of ``sorted_values`` in each right-closed bin of ``edges``."""
+    counts = np.bincount(bin_indices(edges, sorted_values), minlength=edges.size + 1)
+    return counts / sorted_values.size
+
+
+def summarize_numeric(values: np.ndarray, bins: int = 10) -> NumericSummary:
+    """Summarise finite float values into ``bins`` reference-quantile bins plus two out-of-range bins.
+
+    Quantile edges at the reference maximum are dropped (they would leave a bin empty); the
+    below-minimum and above-maximum bins frame the rest, so a constant reference has three bins.
     """
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
@@ -91,13 +122,11 @@ def summarize_numeric(values: np.ndarray, bins: int = 10) -> NumericSummary:
     if sorted_values.size == 0:
         raise ValueError("cannot summarise an empty numeric sample")
     quantiles = np.quantile(sorted_values, np.arange(1, bins) / bins)
-    edges = np.unique(quantiles)
-    edges = edges[edges < sorted_values[-1]]
-    counts = np.bincount(bin_indices(edges, sorted_values), minlength=edges.size + 1)
+    edges = with_range_bins(np.unique(quantiles), sorted_values)
     return NumericSummary(
         sorted_values=sorted_values,
         edges=edges,
-        probs=counts / sorted_values.size,
+        probs=bin_proportions(edges, sorted_values),
         mean=float(sorted_values.mean()),
         std=float(sorted_values.std()),
     )

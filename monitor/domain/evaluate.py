@@ -31,7 +31,7 @@ from monitor.domain.reference import numeric_values
 
 @dataclass(frozen=True)
 class MeasureSetting:
-    """A configured measure with its threshold resolved.
+    """A configured measure with its threshold resolved, and the smallest effect that may flag drift.
 
     With ``auto`` (``threshold: auto``) the measure flags a feature when its statistic (the
     result's value, for tests too) crosses that feature's own threshold in ``feature_thresholds``,
@@ -41,39 +41,61 @@ class MeasureSetting:
 
     measure: AnyMeasure
     threshold: float
+    min_effect: float | None = None
     auto: bool = False
     feature_thresholds: Mapping[str, float] | None = None
 
     def decide(self, feature: str, score: Score) -> tuple[float, bool]:
-        """The threshold that applies to ``feature``, and whether ``score`` (p-value corrected) crosses it.
+        """The threshold that applies to ``feature``, and whether a checked score (p-value corrected) means drift:
+        past the threshold and, with ``min_effect``, large enough.
 
         ValueError when the measure has ``threshold: auto`` and no calibrated threshold for the feature.
         """
-        if not self.auto:
-            return self.threshold, bool(self.measure.drifted(score, self.threshold))
-        threshold = (self.feature_thresholds or {}).get(feature)
-        if threshold is None:
-            raise ValueError(f"threshold: auto, but the reference version's calibration has no threshold for "
-                             f"feature {feature!r}")
-        flagged = score.value > threshold if self.measure.higher_is_drift else score.value < threshold
+        if self.auto:
+            threshold = (self.feature_thresholds or {}).get(feature)
+            if threshold is None:
+                raise ValueError(f"threshold: auto, but the reference version's calibration has no threshold for "
+                                 f"feature {feature!r}")
+            flagged = score.value > threshold if self.measure.higher_is_drift else score.value < threshold
+        else:
+            threshold, flagged = self.threshold, self.measure.drifted(score, self.threshold)
+        if flagged and self.min_effect is not None:
+            flagged = score.value >= self.min_effect if self.measure.higher_is_drift else score.value <= self.min_effect
         return threshold, bool(flagged)
 
 
 @dataclass(frozen=True)
+class MeasureFailure:
+    """A result that could not become a verdict: its measure, its feature (``*``: multivariate) and why."""
+
+    measure: str
+    feature: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class WindowEvaluation:
-    """Results of one window, which features drifted, and what could not be measured and why."""
+    """Results of one window, which features drifted, and what could not be measured and why.
+
+    ``failed_measures`` maps each measure that failed on some feature to the reason (per feature
+    when they differ); ``failures`` lists every failed (measure, feature). A feature that a failed
+    measure leaves without a verdict (no other measure flagged it) is not in ``feature_drifted``
+    and is listed in ``missing`` with the reason: a failure is never a "not drifted".
+    """
 
     results: list[ResultRecord]
     feature_drifted: dict[str, bool]
     missing: dict[str, str]
     failed_measures: dict[str, str]
     multivariate_drift: bool = False
+    failures: tuple[MeasureFailure, ...] = ()
 
 
 def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureRegistry) -> list[MeasureSetting]:
-    """Look up each configured measure and settle its threshold and options.
+    """Look up each configured measure and settle its threshold, minimum effect and options.
 
-    KeyError names an unknown measure; ValueError names options its class does not take.
+    KeyError names an unknown measure; ValueError names options its class does not take, or a
+    ``min_effect`` on a distance (whose threshold already is an effect size).
     """
     settings = []
     for name, config in configured.items():
@@ -83,11 +105,14 @@ def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureR
                 measure = type(measure)(**config.options)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"measure {name!r}: bad options {sorted(config.options)}: {error}") from None
+        if config.min_effect is not None and not measure.is_test:
+            raise ValueError(f"measure {name!r}: min_effect applies to tests; the threshold of a distance "
+                             "already is the effect size that flags drift")
         if config.threshold == "auto":
-            settings.append(MeasureSetting(measure, math.nan, auto=True))
+            settings.append(MeasureSetting(measure, math.nan, config.min_effect, auto=True))
             continue
         threshold = measure.default_threshold if config.threshold is None else config.threshold
-        settings.append(MeasureSetting(measure, threshold))
+        settings.append(MeasureSetting(measure, threshold, config.min_effect))
     return settings
 
 
@@ -137,7 +162,7 @@ def evaluate_window(
             missing[name] = str(error)
             continue
         if window.n == 0:
-            missing[name] = "no usable values in the window (all null, NaN or inf)"
+            missing[name] = "no usable values in the window (all null, NaN, inf or not numbers)"
             continue
         windows[name] = window
 
@@ -153,74 +178,148 @@ def evaluate_window(
     return tally.evaluation(missing)
 
 
+def unusable(measure: AnyMeasure, score: object) -> str | None:
+    """Why a measure's score cannot become a verdict, or None when it can.
+
+    The one check every result passes before it may vote (pulled rows, push-down counts and the
+    multivariate measures alike): a NaN value, a test without a p-value, or a p-value outside
+    0..1 (NaN included) is a failure with its reason. An infinite value is a real, maximal result.
+    """
+    if not isinstance(score, Score):
+        return f"returned a {type(score).__name__}, not a Score"
+    try:
+        value = float(score.value)
+    except (TypeError, ValueError):
+        return f"its value {score.value!r} is not a number"
+    if math.isnan(value):
+        return "its value is NaN"
+    if score.p_value is None:
+        return "it is a test but returned no p-value" if measure.is_test else None
+    try:
+        p_value = float(score.p_value)
+    except (TypeError, ValueError):
+        return f"its p-value {score.p_value!r} is not a number"
+    if not 0.0 <= p_value <= 1.0:
+        return f"its p-value is {p_value!r}, outside 0..1"
+    return None
+
+
 class Tally:
     """What scoring one window gathers: every result, each feature's verdict, the measures that failed."""
 
     def __init__(self, features: Mapping[str, Any]) -> None:
         self.results: list[ResultRecord] = []
         self.drifted = {name: False for name in features}
-        self.failed: dict[str, str] = {}
+        self.failures: list[MeasureFailure] = []
         self.multivariate_drift = False
 
     def per_feature(self, setting: MeasureSetting, features: list[tuple[str, Any, Any]], correction: str,
                     backend: Backend, min_rows: int) -> None:
-        """Score one per-feature measure over ``(name, reference, window)`` triples; a failure is recorded."""
+        """Score one per-feature measure over ``(name, reference, window)`` triples; failures are recorded."""
+        names = [name for name, _, _ in features]
         try:
-            scored = score_features(setting, features, correction, backend, min_rows)
+            scores = setting.measure.score_many([(reference, window) for _, reference, window in features],
+                                                backend=backend)
+            if len(scores) != len(features):
+                raise ValueError(f"score_many returned {len(scores)} scores for {len(features)} features")
         except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
-            self.fail(setting, f"{type(error).__name__}: {error}")
+            self.fail(setting, f"{type(error).__name__}: {error}", names)
             return
-        for result in scored:
+        usable = []
+        for (name, _, window), score in zip(features, scores):
+            problem = unusable(setting.measure, score)
+            if problem is None:
+                usable.append((name, window, score))
+            else:
+                self.fail(setting, problem, [name])
+        try:
+            decided = decide_features(setting, usable, correction, min_rows)
+        except Exception as error:  # noqa: BLE001 - e.g. a plugin's own ``drifted`` that raises
+            self.fail(setting, f"{type(error).__name__}: {error}", [name for name, _, _ in usable])
+            return
+        for result in decided:
             self.drifted[result.feature] = self.drifted[result.feature] or result.drifted
-        self.results.extend(scored)
+            self.results.append(result)
 
-    def multivariate(self, setting: MeasureSetting, score: Callable[[], ResultRecord]) -> None:
+    def multivariate(self, setting: MeasureSetting, score: Callable[[], Score]) -> None:
         """Record a multivariate measure's one result, or its failure."""
         try:
-            result = score()
+            scored = score()
         except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
-            self.fail(setting, f"{type(error).__name__}: {error}")
+            self.fail(setting, f"{type(error).__name__}: {error}", [ALL_FEATURES])
             return
-        self.results.append(result)
-        self.multivariate_drift = self.multivariate_drift or result.drifted
+        problem = unusable(setting.measure, scored)
+        if problem is not None:
+            self.fail(setting, problem, [ALL_FEATURES])
+            return
+        try:
+            threshold, drifted = setting.decide(ALL_FEATURES, scored)
+        except Exception as error:  # noqa: BLE001 - e.g. a plugin's own ``drifted`` that raises
+            self.fail(setting, f"{type(error).__name__}: {error}", [ALL_FEATURES])
+            return
+        self.results.append(ResultRecord(
+            feature=ALL_FEATURES, measure=setting.measure.name, value=float(scored.value),
+            p_value=_float_or_none(scored.p_value), p_value_adjusted=_float_or_none(scored.p_value),
+            threshold=threshold, drifted=drifted))
+        self.multivariate_drift = self.multivariate_drift or drifted
 
-    def fail(self, setting: MeasureSetting, reason: str) -> None:
-        """A measure produced nothing for this window, and why."""
-        self.failed[setting.measure.name] = reason
+    def fail(self, setting: MeasureSetting, reason: str, features: list[str] | None = None) -> None:
+        """A measure produced no usable result for these features (all it covers when None), and why."""
+        for feature in features if features is not None else list(self.drifted) or [ALL_FEATURES]:
+            self.failures.append(MeasureFailure(setting.measure.name, feature, reason))
 
     def evaluation(self, missing: dict[str, str]) -> WindowEvaluation:
-        """The window's evaluation."""
-        return WindowEvaluation(self.results, self.drifted, missing, self.failed, self.multivariate_drift)
+        """The window's evaluation: a feature left without a verdict by a failure moves to ``missing``."""
+        missing = dict(missing)
+        drifted = dict(self.drifted)
+        for feature in dict.fromkeys(f.feature for f in self.failures):
+            if feature in drifted and not drifted[feature]:
+                del drifted[feature]
+                why = "; ".join(f"measure {f.measure!r} failed: {f.reason}"
+                                for f in self.failures if f.feature == feature)
+                missing[feature] = f"no verdict: {why}"
+        return WindowEvaluation(self.results, drifted, missing, failed_measures(self.failures),
+                                self.multivariate_drift, tuple(self.failures))
 
 
-def score_features(setting: MeasureSetting, features: list[tuple[str, Any, Any]], correction: str,
-                   backend: Backend, min_rows: int) -> list[ResultRecord]:
-    """One per-feature measure over ``(name, reference, window)`` triples: scores, corrected p-values, verdicts.
+def failed_measures(failures: list[MeasureFailure]) -> dict[str, str]:
+    """Each failed measure's reason: one line when every feature failed alike, else per feature."""
+    reasons: dict[str, dict[str, str]] = {}
+    for failure in failures:
+        reasons.setdefault(failure.measure, {})[failure.feature] = failure.reason
+    return {measure: (next(iter(why.values())) if len(set(why.values())) == 1 and len(why) > 1
+                      else "; ".join(f"feature {feature!r}: {reason}" for feature, reason in why.items()))
+            for measure, why in reasons.items()}
+
+
+def decide_features(setting: MeasureSetting, scored: list[tuple[str, Any, Score]], correction: str,
+                    min_rows: int) -> list[ResultRecord]:
+    """Checked scores of one per-feature measure → corrected p-values and verdicts.
 
     A distance computed from fewer than ``min_rows`` values is recorded but does not vote.
     """
     measure = setting.measure
-    scores = measure.score_many([(reference, window) for _, reference, window in features], backend=backend)
-    scored = [(name, window, score) for (name, _, window), score in zip(features, scores)
-              if math.isfinite(score.value)]
-    adjusted = (adjust_p_values([score.p_value for _, _, score in scored], correction)
+    adjusted = (adjust_p_values([float(score.p_value) for _, _, score in scored], correction)
                 if measure.is_test else [None] * len(scored))
     results = []
     for (name, window, score), p_adjusted in zip(scored, adjusted):
-        decided = score if p_adjusted is None else type(score)(score.value, float(p_adjusted))
+        decided = Score(float(score.value), _float_or_none(score.p_value if p_adjusted is None else p_adjusted))
         votes = measure.is_test or window.n >= min_rows
         threshold, flagged = setting.decide(name, decided)
         results.append(ResultRecord(
-            feature=name, measure=measure.name, value=float(score.value), p_value=score.p_value,
+            feature=name, measure=measure.name, value=float(score.value), p_value=_float_or_none(score.p_value),
             p_value_adjusted=None if p_adjusted is None else float(p_adjusted),
             threshold=threshold, drifted=votes and flagged,
         ))
     return results
 
 
+def _float_or_none(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
 
 def _score_multivariate(rows: pa.Table, summary: MultivariateSummary | None, setting: MeasureSetting,
-                        backend: Backend) -> ResultRecord:
+                        backend: Backend) -> Score:
     if summary is None:
         raise ValueError("the active reference version has no multivariate summary "
                          "(it has no numeric features, or predates it: capture a new reference)")
@@ -233,8 +332,4 @@ def _score_multivariate(rows: pa.Table, summary: MultivariateSummary | None, set
     complete = columns[np.isfinite(columns).all(axis=1)]
     if len(complete) < 2:
         raise ValueError("fewer than 2 rows have every numeric feature finite")
-    score = setting.measure.score(summary, complete, backend)
-    threshold, flagged = setting.decide(ALL_FEATURES, score)
-    return ResultRecord(feature=ALL_FEATURES, measure=setting.measure.name, value=float(score.value),
-                        p_value=score.p_value, p_value_adjusted=score.p_value, threshold=threshold,
-                        drifted=flagged)
+    return setting.measure.score(summary, complete, backend)

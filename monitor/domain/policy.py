@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Collection, Iterable, Literal, Mapping, Sequence
 
@@ -34,11 +35,13 @@ def sequential_detector(config: SequentialConfig) -> PageHinkley:
 
 
 def max_divergence(results: Iterable[ResultRecord], distance_measures: Collection[str]) -> float | None:
-    """The largest value among a window's results of the given distance measures; None if none.
+    """The largest finite value among a window's results of the given distance measures; None if none.
 
-    Pass the non-test measures whose larger values mean more drift.
+    Pass the non-test measures whose larger values mean more drift. An infinite value flags its
+    feature; it is left out here, as one infinity would stall the sequential detector's mean.
     """
-    values = [result.value for result in results if result.measure in distance_measures]
+    values = [result.value for result in results
+              if result.measure in distance_measures and math.isfinite(result.value)]
     return max(values) if values else None
 
 

@@ -160,10 +160,10 @@ def evaluate_aggregate(
 
     tally = Tally(windows)
     for setting in settings:
-        if not counts_only(setting.measure):  # refused when the monitor is built; kept off here all the same
-            tally.fail(setting, "needs the window's rows, which a push-down source does not transfer")
-            continue
         names = [name for name in windows if kinds[name] in setting.measure.kinds]
+        if not counts_only(setting.measure):  # refused when the monitor is built; kept off here all the same
+            tally.fail(setting, "needs the window's rows, which a push-down source does not transfer", names)
+            continue
         tally.per_feature(setting, [(name, reference.reference(name), windows[name]) for name in names],
                           correction, backend, min_rows)
     return tally.evaluation(missing)

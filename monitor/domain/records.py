@@ -38,6 +38,8 @@ class WindowRecord:
     results: list[ResultRecord]
     starts_event: bool
     statistic: float | None = None
+    #: Each measure that failed on some feature of the window, and why (never a "not drifted").
+    failed_measures: dict[str, str] = field(default_factory=dict)
     #: With ``starts_event``: the recent target rows (Arrow IPC) kept with the event, and the
     #: adapters (recorded name, type) whose runs are queued as pending in the same transaction.
     target_sample: bytes | None = field(default=None, repr=False)

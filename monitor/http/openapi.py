@@ -33,7 +33,9 @@ def _page_of(name: str) -> dict[str, Any]:
 _S, _I, _N, _B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
 _T = {"type": "string", "format": "date-time"}
 _STRINGS = _array(_S)
-_RESULT = dict(feature=_S, measure=_S, value=_nullable(_N), p_value=_nullable(_N), p_value_adjusted=_nullable(_N),
+#: A statistic: a number, or the string "Infinity"/"-Infinity" (JSON has no infinity).
+_VALUE = {"oneOf": [_N, {"type": "string", "enum": ["Infinity", "-Infinity"]}], "nullable": True}
+_RESULT = dict(feature=_S, measure=_S, value=_VALUE, p_value=_nullable(_N), p_value_adjusted=_nullable(_N),
                threshold=_nullable(_N), drifted=_B)
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -51,7 +53,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "MonitorList": _object(monitors=_array(_ref("Monitor"))),
     "Window": _object(seq=_I, reference_version=_I, rows=_I, started_at=_nullable(_T), ended_at=_nullable(_T),
                       evaluated_at=_T, state=_S, drift_share=_nullable(_N), drifted_features=_STRINGS,
-                      missing_features=_STRINGS, statistic=_nullable(_N)),
+                      missing_features=_STRINGS, statistic=_VALUE,
+                      failed_measures={"type": "object", "additionalProperties": _S}),
     "WindowPage": _page_of("Window"),
     "Result": _object(**_RESULT),
     "WindowResults": _object(window=_ref("Window"), results=_array(_ref("Result"))),

@@ -120,11 +120,15 @@ class Endpoint:
 
 
 def as_json(value: Any) -> Any:
-    """Times as ISO 8601 UTC, non-finite numbers as null, recursively."""
+    """Times as ISO 8601 UTC, +-inf as the strings "Infinity"/"-Infinity", NaN as null, recursively.
+
+    JSON has no infinity; an infinite statistic is a real (maximal) result, and these strings are
+    what ``float()`` in Python and ``Number()`` in JavaScript read back as infinity.
+    """
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
         return {key: as_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

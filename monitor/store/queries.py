@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -46,6 +46,7 @@ class WindowRow:
     drifted_features: list[str]
     missing_features: list[str]
     statistic: float | None
+    failed_measures: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ WINDOW_TIME = func.coalesce(Window.ended_at, Window.evaluated_at)
 def _window_row(window: Window, reference_version: int) -> WindowRow:
     return WindowRow(window.seq, reference_version, window.rows, window.started_at, window.ended_at,
                      window.evaluated_at, window.state, window.drift_share, list(window.drifted_features),
-                     list(window.missing_features), window.statistic)
+                     list(window.missing_features), window.statistic,
+                     dict(window.failed_measures or {}))
 
 
 def _result_record(row: Result) -> ResultRecord:

@@ -112,6 +112,8 @@ class Window(Base):
     drifted_features: Mapped[list[str]] = mapped_column(JSON)
     missing_features: Mapped[list[str]] = mapped_column(JSON)
     statistic: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Each measure that failed on some feature of the window, and why.
+    failed_measures: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 
 class Result(Base):

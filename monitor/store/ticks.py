@@ -104,7 +104,7 @@ class TickWriter(Database):
             started_at=record.started_at, ended_at=record.ended_at, evaluated_at=utcnow(),
             state=record.state, drift_share=record.drift_share,
             drifted_features=record.drifted_features, missing_features=record.missing_features,
-            statistic=record.statistic,
+            statistic=record.statistic, failed_measures=record.failed_measures or None,
         )
         session.add(window)
         session.flush()

@@ -112,6 +112,39 @@ def main() -> None:
     ts_ref = [{**r, "ts": f"2023-12-31T00:{i % 60:02d}:00Z"} for i, r in enumerate(rows(300, seed=1))]
     write("ref_timestamps.csv", csv_text(ts_ref))
     write("one_row.csv", csv_text(live[:1]))
+    hostile(live, text, json_lines)
+
+
+def hostile(live: list[dict], text: str, json_lines: list[str]) -> None:
+    """Issue 14: line endings and partial records, files rewritten in place, columns that change type."""
+    write("line_endings/cr_only.csv", text.replace("\n", "\r"))
+    lines = text.splitlines()
+    endings = ["\n", "\r\n", "\r"]
+    write("line_endings/mixed.csv", "".join(line + endings[i % 3] for i, line in enumerate(lines)))
+    write("line_endings/cr_only.jsonl", "\r".join(json_lines) + "\r")
+    write("line_endings/cr_only_partial.csv", text.replace("\n", "\r") + "2050,0.5,1")
+    notes = ["one, two", "line\nbreak", "cr\r\nlf", "old\rmac", 'say ""hi""']
+    quoted = ["id,a,b,c,note"] + [f'{r["id"]},{r["a"]},{r["b"]},{r["c"]},"{notes[i % 5]}"' for i, r in enumerate(live)]
+    write("line_endings/quoted_newlines.csv", "\n".join(quoted) + "\n")
+    # the writer stopped inside a quoted value that holds a line ending (a record still being written)
+    write("line_endings/quoted_partial.csv", text + '2050,"0.5\n')
+    more = rows(30, seed=4, start=3000)
+    write("rewrite/rotated.csv", csv_text(more))
+    write("rewrite/replacement.csv", csv_text(rows(120, seed=5, start=4000)))
+    ok = rows(100, seed=2, start=1000)
+    write("rewrite/ok_grown.csv", csv_text(ok + rows(20, seed=6, start=5000)))
+    write("rewrite/rotated.jsonl", "\n".join(json.dumps(r) for r in more) + "\n")
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(ok), buffer)
+    write("rewrite/ok_100.parquet", buffer.getvalue())
+    na = ["n/a", "", "-", "NULL", "?"]
+    write("type_change/numbers.csv", csv_text(live))
+    write("type_change/some_na.csv", csv_text([{**r, "a": na[i // 10] if i % 10 == 0 else r["a"]}
+                                                for i, r in enumerate(rows(50, seed=7, start=6000))]))
+    write("type_change/bools.csv", csv_text([{**r, "a": "true" if i % 2 else "false"} for i, r in enumerate(live)]))
+    write("type_change/categories_as_ints.csv", csv_text([{**r, "c": i % 3} for i, r in enumerate(live)]))
+    write("type_change/text_then_numbers.jsonl", "\n".join(
+        json.dumps({**r, "a": str(r["a"])} if i < 10 else r) for i, r in enumerate(live)) + "\n")
 
 
 if __name__ == "__main__":

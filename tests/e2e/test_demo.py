@@ -74,6 +74,10 @@ def test_demo_runs_drifts_and_keeps_history(tmp_path: Path, driftd_process) -> N
     assert [seq for seq, _, _ in windows] == list(range(1, len(windows) + 1))
     assert all(rows == 1000 for _, rows, _ in windows)
     assert windows[-1][2] == "drift"
+    # a first-run user sees quiet windows first: nothing flagged before the shift (after window 3)
+    quiet = query(db, "SELECT w.seq, w.state, w.drifted_features FROM windows w JOIN monitors m "
+                      "ON m.id = w.monitor_id WHERE m.name = 'demo-sensors' AND w.seq <= 3 ORDER BY w.seq")
+    assert quiet == [(1, "ok", "[]"), (2, "ok", "[]"), (3, "ok", "[]")], quiet
     assert query(db, "SELECT count(*) FROM results")[0][0] > 0
     assert query(db, "SELECT count(*) FROM drift_events")[0][0] >= 1
 

@@ -211,3 +211,32 @@ def test_monitor_counts_every_row_once_across_a_restart_and_an_outage(
                                           lambda: RedisStreamsConnector({**options, "url": "redis://:s3cret-pw@127.0.0.1:1/0"}), secret="s3cret-pw")
     assert windows + pending == stream.rows == 1000
     assert windows == 1000 and pending == 0
+
+
+def test_a_field_that_turns_to_text_mid_stream_never_stalls_the_monitor(
+        stream: Stream, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Numbers while rows wait for a window, then entries whose ``a`` is "oops": no "Unable to merge"
+    stall (issue 14); every row counted, the text counted as invalid values of ``a``."""
+    from monitor.metrics import Metrics
+    from tests.helpers import make_runner
+
+    config = monitor_config(
+        source={"type": "redis_streams", "options": {"url": REDIS_URL, "stream": stream.key}},
+        reference={"path": str(write_csv(tmp_path / "reference.csv", sample_table(500, seed=99)))},
+        window={"rows": 100}, max_rows=130,
+    )
+    metrics = Metrics()
+    runner = make_runner(config, sqlite_url, metrics)
+    stream.write(130)
+    assert [w.rows for w in runner.tick().windows] == [100]  # 30 rows wait, ``a`` read as float64
+    pipe = stream.client.pipeline(transaction=False)
+    for row in sample_table(70, seed=5, start_id=130).to_pylist():
+        pipe.xadd(stream.key, {**row, "a": "oops" if row["id"] % 10 == 0 else row["a"]})
+    pipe.execute()
+    report = runner.tick()
+    assert [w.rows for w in report.windows] == [100] and report.windows[0].missing_features == []
+    assert runner.store.count_rows(runner.name) == 200
+    assert metrics.registry.get_sample_value("driftd_invalid_values_total", {"monitor": "m", "feature": "a"}) == 7
+    assert "monitor m: feature 'a': 7 value(s) are not numbers (e.g. 'oops')" in caplog.text
+    runner.close()
+    runner.store.close()

@@ -423,3 +423,21 @@ def test_injection_through_feature_names_and_cursors_is_rejected(readings: Readi
     connector.close()
     by_id.close()
     assert readings.count() == 1800
+
+
+def test_a_constant_reference_sees_values_move_below_and_above_it(readings: Readings, tmp_path: Path) -> None:
+    # Every numeric reference has out-of-range bins; at 0.0 the lower edge is the subnormal
+    # float just below 0, which each database must compare exactly.
+    reference = str(write_csv(tmp_path / "constant.csv", pa.table({"a": np.zeros(300)})))
+    levels = [0.0] * 200 + [-1.0] * 100 + [1.0] * 100 + [0.0] * 101  # windows of 100 ids; the last stays open
+    with readings.engine.begin() as connection:
+        connection.execute(readings.table.insert(), [
+            {"id": i, "ts": START + timedelta(seconds=i), "a": x} for i, x in enumerate(levels)])
+    runner = make_runner(config(readings.url, reference, cursor="id", span=100, pushdown=True,
+                                features={"numeric": ["a"]}, measures=["psi", "jensen_shannon", "hellinger"]),
+                         f"sqlite:///{tmp_path}/push.db")
+    records = drain(runner)
+    close(runner)
+    assert [r.drifted_features for r in records] == [[], [], ["a"], ["a"], []]
+    for record in records[2:4]:
+        assert all(r.drifted and r.value > r.threshold for r in record.results), record.results

@@ -43,3 +43,21 @@ def test_chi_square_false_positive_rate() -> None:
         window = CategoricalWindow.from_values(generator.choice(CATEGORIES, N_WINDOW, p=CATEGORY_P))
         rejections += measure.drifted(measure.score(reference, window), ALPHA)
     assert 0.03 <= rejections / REPETITIONS <= 0.07
+
+
+def test_c2st_false_positive_rate() -> None:
+    # A fresh reference and window each run, small so 1,000 classifier fits stay fast; BLAS on one
+    # thread: L-BFGS-B's tiny matrix products are far slower spread over busy cores.
+    from threadpoolctl import threadpool_limits
+
+    from monitor.divergence import MULTIVARIATE_MEASURES, summarize_multivariate
+
+    measure = MULTIVARIATE_MEASURES["c2st"]
+    generator = np.random.default_rng(2024)
+    rejections = 0
+    with threadpool_limits(limits=1):
+        for run in range(REPETITIONS):
+            reference = summarize_multivariate(generator.normal(size=(80, 2)), ["x", "y"], seed=run)
+            score = measure.score(reference, generator.normal(size=(80, 2)))
+            rejections += measure.drifted(score, ALPHA)
+    assert 0.03 <= rejections / REPETITIONS <= 0.07

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -63,7 +64,7 @@ def three_formats(tmp_path: Path) -> Path:
 def test_no_row_skipped_or_repeated_across_files(three_formats: Path, sizes: list[int]) -> None:
     ids, cursor = drain(FilesConnector({"path": str(three_formats)}), None, sizes)
     assert ids == list(range(32))
-    assert cursor == {"file": str(three_formats / "c.jsonl"), "row": 7}
+    assert (cursor["file"], cursor["row"]) == (str(three_formats / "c.jsonl"), 7)
 
 
 @settings(max_examples=40, deadline=None)
@@ -86,7 +87,7 @@ def test_one_fetch_spans_files_and_keeps_types(three_formats: Path) -> None:
     assert batch.table.column("id").to_pylist() == list(range(20))
     assert batch.table.schema.field("id").type == pa.int64()
     assert batch.table.schema.field("value").type == pa.float64()
-    assert batch.cursor == {"file": str(three_formats / "b.parquet"), "row": 10}
+    assert (batch.cursor["file"], batch.cursor["row"]) == (str(three_formats / "b.parquet"), 10)
 
 
 def test_each_format_alone(three_formats: Path) -> None:
@@ -185,13 +186,13 @@ def test_unchanged_file_is_parsed_once(tmp_path: Path, monkeypatch: pytest.Monke
     write_csv(tmp_path / "a.csv", 0, 5)
     connector = FilesConnector({"path": str(tmp_path)})
     parsed: list[str] = []
-    parse = connector._parse
+    read = files.read_content
 
-    def counting_parse(path: str, fmt: str) -> pa.Table:
+    def counting_read(path: str, *args: object) -> object:
         parsed.append(path)
-        return parse(path, fmt)
+        return read(path, *args)
 
-    monkeypatch.setattr(connector, "_parse", counting_parse)
+    monkeypatch.setattr(files, "read_content", counting_read)
     cursor = connector.fetch(None, 2).cursor
     cursor = connector.fetch(cursor, 2).cursor
     assert len(parsed) == 1
@@ -208,11 +209,12 @@ def test_types_are_promoted_across_files(tmp_path: Path) -> None:
     assert table.column("value").to_pylist() == [1.0, 1.5]
 
 
-def test_incompatible_files_name_both(tmp_path: Path) -> None:
+def test_a_column_whose_type_differs_between_files_becomes_text(tmp_path: Path) -> None:
+    """Numbers in one file, text in the next: both read (as text), never a fetch that fails for good."""
     (tmp_path / "a.csv").write_text("id,value\n0,1\n")
     (tmp_path / "b.csv").write_text("id,value\n1,high\n")
-    with pytest.raises(ConnectorError, match=r"a\.csv and .*b\.csv"):
-        FilesConnector({"path": str(tmp_path)}).fetch(None, 10)
+    table = FilesConnector({"path": str(tmp_path)}).fetch(None, 10).table
+    assert table.to_pydict() == {"id": [0, 1], "value": ["1", "high"]}
 
 
 def test_truncated_parquet_is_an_error_and_the_cursor_stays(tmp_path: Path) -> None:
@@ -248,9 +250,16 @@ def test_missing_directory_is_an_error(tmp_path: Path) -> None:
         FilesConnector({"path": str(tmp_path / "nope")}).fetch(None, 10)
 
 
-def test_glob_without_matches_is_an_empty_batch(tmp_path: Path) -> None:
-    batch = FilesConnector({"path": str(tmp_path / "*.csv")}).fetch(None, 10)
-    assert batch == Batch(pa.table({}), None)
+def test_glob_without_matches_is_an_empty_batch_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    connector = FilesConnector({"path": str(tmp_path / "*.csv")})
+    assert connector.fetch(None, 10) == Batch(pa.table({}), None, files=0)
+    assert connector.fetch(None, 10).files == 0
+    said = [r.getMessage() for r in caplog.records if "matches no file" in r.getMessage()]
+    assert said == [f"files connector: {tmp_path / '*.csv'} matches no file: nothing to read until one appears"]
+    write_csv(tmp_path / "a.csv", 0, 2)
+    assert connector.fetch(None, 10).files == 1
+    assert any("matches 1 file(s) now" in r.getMessage() for r in caplog.records)
 
 
 def test_empty_batch_keeps_the_schema(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow as pa
 import pytest
 
 from monitor.connector import ConnectorError, ConnectorOptionsError
@@ -189,3 +190,34 @@ def test_bad_options_are_rejected() -> None:
         ("records_path", {**base, "records_path": ""}),
         ("bogus", {**base, "bogus": 1}),
     ])
+
+
+def test_a_field_that_turns_to_text_mid_stream_never_stalls_the_monitor(
+        endpoint: Endpoint, sqlite_url: str, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Numbers while rows wait for a window, then records whose ``a`` is text (issue 14): no stall, every
+    record counted, the text counted as invalid values of ``a`` (the same root fix as for the files)."""
+    from monitor.metrics import Metrics
+    from tests.helpers import make_runner, monitor_config, write_csv
+
+    reference = pa.table({"a": [i / 4 for i in range(100)], "c": ["xyz"[i % 3] for i in range(100)]})
+    config = monitor_config(
+        source={"type": "http", "options": endpoint.options()},
+        features={"numeric": ["a"], "categorical": ["c"]},
+        reference={"path": str(write_csv(tmp_path / "reference.csv", reference))},
+        window={"rows": 40}, max_rows=50,
+    )
+    metrics = Metrics()
+    runner = make_runner(config, sqlite_url, metrics)
+    endpoint.write(50)
+    assert [w.rows for w in runner.tick().windows] == [40]  # 10 records wait, ``a`` read as numbers
+    start = len(endpoint.records)
+    endpoint.write(30)
+    for record in endpoint.records[start::10]:
+        record["a"] = "sensor offline"
+    report = runner.tick()
+    assert [w.rows for w in report.windows] == [40] and report.windows[0].missing_features == []
+    assert runner.store.count_rows(runner.name) == 80
+    assert metrics.registry.get_sample_value("driftd_invalid_values_total", {"monitor": "m", "feature": "a"}) == 3
+    assert "monitor m: feature 'a': 3 value(s) are not numbers (e.g. 'sensor offline')" in caplog.text
+    runner.close()
+    runner.store.close()

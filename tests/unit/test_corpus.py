@@ -95,9 +95,11 @@ def _config_case(case: dict[str, Any], tmp_path: Path) -> None:
 
 
 def _monitor(name: str, folder: Path, case: dict[str, Any], reference: str | None = None) -> MonitorConfig:
+    options = {"path": str(folder / case["source_path"]) if "source_path" in case else str(folder),
+               **case.get("source_options", {})}
     raw: dict[str, Any] = {
         "name": name,
-        "source": {"type": "files", "options": {"path": str(folder)}},
+        "source": {"type": "files", "options": options},
         "features": {"numeric": ["a", "b"], "categorical": ["c"]},
         "window": {"rows": 50},
         "reference": {"path": str(CORPUS / (reference or case.get("reference", "data/ref.csv")))},
@@ -138,6 +140,7 @@ def _data_case(case: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFi
     for index, name in enumerate(case.get("input", [])):
         copied.append(bad_dir / f"part-{index:02d}-{Path(name).name}")
         shutil.copy(CORPUS / name, copied[-1])
+    _lay_out(case.get("layout", []), bad_dir, copied)
 
     store = Store(f"sqlite:///{tmp_path / 'driftd.db'}")
     upgrade(store.engine)
@@ -190,6 +193,10 @@ def _data_case(case: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFi
     text = "\n".join(record.getMessage() for record in caplog.records)
     for expected in expect.get("log", []):
         assert expected in text, f"{expected!r} not logged:\n{text}"
+    for expected, times in expect.get("log_once", {}).items():
+        assert text.count(expected) == times, f"{expected!r} logged {text.count(expected)} times, not {times}"
+    if "source_files" in expect:
+        assert metrics.snapshot("bad").source_files == expect["source_files"]
 
     if "rows" in case:
         bad = _apply_fix(case, bad, store, plugins, copied, bad_dir)
@@ -198,8 +205,13 @@ def _data_case(case: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFi
                 break
         in_windows, pending = _accounted_rows(store, bad)
         assert in_windows + pending == case["rows"], (in_windows, pending)
-        if bad.config.source.type == "files":
+        rewritten = {"rewrite", "replace"} & set(case.get("fix", {}))
+        flat = not case.get("layout") and "source_path" not in case
+        if bad.config.source.type == "files" and flat and not rewritten:
             assert in_windows + pending == _source_rows(bad_dir), "nothing lost, nothing counted twice"
+        after = "\n".join(record.getMessage() for record in caplog.records)
+        for expected in case.get("fix", {}).get("log", []):
+            assert expected in after, f"{expected!r} not logged after the fix:\n{after}"
     assert _accounted_rows(store, good) == (100, 0)
 
 
@@ -224,13 +236,40 @@ def _apply_fix(case: dict[str, Any], bad: MonitorRunner, store: Store, plugins: 
     fix = case.get("fix", {})
     for index in fix.get("remove", []):
         copied[index].unlink()
+    if "rewrite" in fix:  # in place, as logrotate's copytruncate: the same file, truncated, then written
+        index, name = fix["rewrite"]
+        with open(copied[index], "r+b") as file:
+            file.truncate(0)
+            file.write((CORPUS / name).read_bytes())
+    if "replace" in fix:  # a new file renamed over the old one (a new inode under the same name)
+        index, name = fix["replace"]
+        staged = copied[index].with_name(".staged")
+        shutil.copy(CORPUS / name, staged)
+        os.replace(staged, copied[index])
     if "append" in fix:
         index, text = fix["append"]
-        with open(copied[index], "a", encoding="utf-8") as file:
+        with open(copied[index], "a", encoding="utf-8", newline="") as file:
             file.write(text)
+    if not fix.get("restart", True):
+        return bad
     config = _monitor("bad", bad_dir, case, reference=fix.get("reference"))
     bad.close()
     return MonitorRunner(config, store, plugins, Metrics())
+
+
+def _lay_out(steps: list[dict[str, Any]], bad_dir: Path, copied: list[Path]) -> None:
+    """Arrange the source folder: sub-folders, inputs moved into them, symlinks (relative targets)."""
+    for step in steps:
+        if "mkdir" in step:
+            (bad_dir / step["mkdir"]).mkdir(parents=True)
+        elif "move" in step:
+            target = bad_dir / step["to"]
+            copied[step["move"]].rename(target)
+            copied[step["move"]] = target
+        elif "symlink" in step:
+            os.symlink(step["to"], bad_dir / step["symlink"])
+        else:
+            raise AssertionError(f"unknown layout step {step}")
 
 
 def _hanging_case(bad: MonitorRunner, good: MonitorRunner, module: ModuleType | None) -> None:

@@ -162,12 +162,13 @@ def test_jensen_shannon_of_disjoint_categories_is_one() -> None:
 
 def test_numeric_bins_are_right_closed_quantile_bins() -> None:
     summary = summarize_numeric(np.arange(1.0, 11.0), bins=5)
-    np.testing.assert_allclose(summary.edges, [2.8, 4.6, 6.4, 8.2], rtol=1e-15)
-    np.testing.assert_array_equal(summary.probs, [0.2, 0.2, 0.2, 0.2, 0.2])
-    first, last = summary.edges[0], summary.edges[-1]
+    # quantile edges framed by the out-of-range ones: just below the min, and the max
+    np.testing.assert_allclose(summary.edges, [np.nextafter(1.0, 0.0), 2.8, 4.6, 6.4, 8.2, 10.0], rtol=1e-15)
+    np.testing.assert_array_equal(summary.probs, [0.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.0])
+    first, last = summary.edges[1], summary.edges[-2]
     values = np.array([first, np.nextafter(first, 9.0), last, 100.0])
     _, q = proportions(summary, window_of(summary, values))
-    np.testing.assert_array_equal(q, [0.25, 0.25, 0.0, 0.25, 0.25])
+    np.testing.assert_array_equal(q, [0.0, 0.25, 0.25, 0.0, 0.25, 0.0, 0.25])
 
 
 def test_psi_numeric_matches_a_hand_computation_with_eps_for_empty_bins() -> None:

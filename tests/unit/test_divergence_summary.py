@@ -23,8 +23,9 @@ def test_numeric_summary_holds_sorted_values_quantile_edges_and_moments() -> Non
     values = np.random.default_rng(7).normal(5.0, 2.0, size=1_000)
     summary = summarize_numeric(values)
     np.testing.assert_array_equal(summary.sorted_values, np.sort(values))
-    np.testing.assert_array_equal(summary.edges, np.quantile(values, np.arange(1, 10) / 10))
-    np.testing.assert_allclose(summary.probs, np.full(10, 0.1))
+    np.testing.assert_array_equal(summary.edges[1:-1], np.quantile(values, np.arange(1, 10) / 10))
+    assert summary.edges[0] == np.nextafter(values.min(), -np.inf) and summary.edges[-1] == values.max()
+    np.testing.assert_allclose(summary.probs, [0.0, *np.full(10, 0.1), 0.0])
     assert summary.n == 1_000
     assert summary.mean == pytest.approx(values.mean())
     assert summary.std == pytest.approx(values.std())
@@ -33,20 +34,20 @@ def test_numeric_summary_holds_sorted_values_quantile_edges_and_moments() -> Non
 def test_numeric_summary_deduplicates_tied_edges() -> None:
     values = np.array([0.0] * 6 + [1.0, 2.0, 3.0, 4.0])
     summary = summarize_numeric(values, bins=5)
-    np.testing.assert_allclose(summary.edges, [0.0, 0.4, 2.2], rtol=0, atol=1e-14)
-    np.testing.assert_allclose(summary.probs, [0.6, 0.0, 0.2, 0.2], rtol=1e-15)
+    np.testing.assert_allclose(summary.edges, [-5e-324, 0.0, 0.4, 2.2, 4.0], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(summary.probs, [0.0, 0.6, 0.0, 0.2, 0.2, 0.0], rtol=1e-15)
 
 
 def test_numeric_summary_drops_edges_at_the_maximum() -> None:
     summary = summarize_numeric(np.array([0.0, 0.0, 0.0] + [1.0] * 7), bins=4)
-    assert summary.edges.tolist() == [0.25]  # the quantiles were 0.25, 1.0, 1.0
-    np.testing.assert_allclose(summary.probs, [0.3, 0.7], rtol=1e-15)
+    assert summary.edges.tolist() == [-5e-324, 0.25, 1.0]  # the quantiles were 0.25, 1.0, 1.0
+    np.testing.assert_allclose(summary.probs, [0.0, 0.3, 0.7, 0.0], rtol=1e-15)
 
 
-def test_constant_numeric_summary_has_one_bin_and_scores_without_crashing() -> None:
+def test_constant_numeric_summary_has_three_bins_and_scores_without_crashing() -> None:
     summary = summarize_numeric(np.full(30, 4.0))
-    assert summary.edges.size == 0
-    assert summary.probs.tolist() == [1.0]
+    assert summary.edges.tolist() == [np.nextafter(4.0, 0.0), 4.0]  # below, at and above 4
+    assert summary.probs.tolist() == [0.0, 1.0, 0.0]
     assert summary.std == 0.0
     for measure in BUILTIN_MEASURES.values():
         if "numeric" in measure.kinds:
@@ -90,7 +91,7 @@ def test_reference_summary_roundtrips_exactly() -> None:
     assert loaded == original
     assert list(loaded.features) == list(original.features)
     numeric = loaded.features["a/b/c"]
-    assert isinstance(numeric, NumericSummary) and numeric.edges.size == 0
+    assert isinstance(numeric, NumericSummary) and numeric.edges.tolist() == [np.nextafter(7.5, 0.0), 7.5]
     categorical = loaded.features["größe 🌍"]
     assert isinstance(categorical, CategoricalSummary)
     assert " trailing\x00" in categorical.categories

@@ -73,7 +73,8 @@ def test_results_and_cursor_commit_together(data: Path, sqlite_url: str) -> None
         position = connection.scalar(select(SourceCursor.position))
     # 2 windows x (2 numeric x (ks, psi) + 1 categorical x (psi, chi_square))
     assert windows == 2 and results == 2 * (2 * 2 + 2)
-    assert position == {"file": str(Path("data/part-1.csv")), "row": 2000}
+    assert (position["file"], position["row"]) == (str(Path("data/part-1.csv")), 2000)
+    assert position["bytes"] == (data / "part-1.csv").stat().st_size  # the fingerprint of the rows' bytes
 
 
 def test_restart_resumes_from_the_committed_cursor(data: Path, sqlite_url: str) -> None:
@@ -274,3 +275,35 @@ def test_a_hung_fetch_is_given_up_and_not_stacked(data: Path, sqlite_url: str) -
 def test_out_of_range_measure_options_name_the_monitor(sqlite_url: str) -> None:
     with pytest.raises(MonitorError, match="monitor 'm': measures: measure 'mmd': bad options.*permutations >= 1"):
         make_runner(monitor_config(measures={"mmd": {"options": {"permutations": 0}}}), sqlite_url)
+
+
+def test_a_column_that_changes_type_mid_stream_never_stalls_and_its_bad_values_count_once(
+        data: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numbers, then a file whose ``a`` holds "error" while rows wait: no "Unable to merge", every row counted,
+    the invalid values counted and logged once although the first commit attempt fails."""
+    write_csv(data / "part-1.csv", sample_table(1300, seed=1))  # 1000 reference rows, 300 wait
+    later = sample_table(900, seed=2, start_id=1300)
+    a = ["error" if i % 100 == 0 else str(v) for i, v in enumerate(later.column("a").to_pylist())]
+    write_csv(data / "part-2.csv", later.set_column(1, "a", pa.array(a)))
+    metrics = Metrics()
+    runner = make_runner(monitor_config(max_rows=1300), sqlite_url, metrics)
+    runner.tick()
+    commit, failures = runner.store.commit_tick, []
+
+    def failing_once(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("the database went away")
+        return commit(*args, **kwargs)
+
+    monkeypatch.setattr(runner.store, "commit_tick", failing_once)
+    with pytest.raises(MonitorError, match="the database went away"):
+        runner.tick()
+    report = runner.tick(retry_now=True)
+    assert [w.rows for w in report.windows] == [500, 500] and report.windows[0].missing_features == []
+    assert runner.store.load_progress(runner.monitor_id, recent=0).pending is not None
+    invalid = metrics.registry.get_sample_value("driftd_invalid_values_total", {"monitor": "m", "feature": "a"})
+    assert invalid == 9
+    said = [r.getMessage() for r in caplog.records if "are not numbers" in r.getMessage()]
+    assert said == [("monitor m: feature 'a': 9 value(s) are not numbers (e.g. 'error'): counted as invalid, "
+                     "the feature is measured on its other values")]

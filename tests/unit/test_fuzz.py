@@ -6,6 +6,7 @@ import os
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -147,3 +148,74 @@ def test_files_reader_raises_only_connector_error_and_never_repeats_a_row(
         whole += single.fetch(None, 10**9).num_rows
     assert fetched == whole
     assert connector.fetch(cursor, max_rows).num_rows == 0, "nothing comes again after the end"
+
+
+# ---- the files reader: newline conventions, records written in pieces, files rewritten ---------
+
+TEXTS = st.text(alphabet=st.sampled_from(list('ab ,"\n\r')), max_size=6).map(lambda text: "t" + text)
+NEWLINES = st.sampled_from(["\n", "\r\n", "\r"])
+#: One version of the file: its records (text, line ending), the byte positions it is written up to
+#: between fetches, and how it takes the place of the version before (ignored for the first).
+VERSIONS = st.lists(
+    st.tuples(st.lists(st.tuples(TEXTS, NEWLINES), max_size=6), st.lists(st.floats(0, 1), max_size=4),
+              st.sampled_from(["rewrite", "replace"])),
+    min_size=1, max_size=3)
+
+
+def _csv_text(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(char in text for char in ',"\r\n') else text
+
+
+def _file_bytes(fmt: str, first_id: int, records: list[tuple[str, str]]) -> bytes:
+    if fmt == ".csv":
+        lines = ["id,text\n"] + [f"{first_id + i},{_csv_text(text)}{newline}" for i, (text, newline) in
+                                 enumerate(records)]
+    else:
+        lines = [json.dumps({"id": first_id + i, "text": text}) + newline for i, (text, newline) in enumerate(records)]
+    return "".join(lines).encode()
+
+
+@FUZZ
+@given(fmt=st.sampled_from([".csv", ".jsonl"]), versions=VERSIONS, max_rows=st.integers(1, 5),
+       restarts=st.lists(st.booleans(), min_size=20, max_size=20))
+def test_files_reader_reads_each_record_once_whole_whatever_the_newlines_and_rewrites(
+        tmp_path_factory: pytest.TempPathFactory, fmt: str, versions: list[Any], max_rows: int,
+        restarts: list[bool]) -> None:
+    """A file written in arbitrary pieces with LF, CRLF and CR endings (quoted ones too), truncated and
+    rewritten or replaced between versions, fetched after every piece: every record of every version
+    comes back exactly once and whole, and never a half-written one, across restarts too."""
+    path = tmp_path_factory.mktemp("fuzz") / f"app{fmt}"
+    path.write_bytes(b"")
+    connector, cursor = FilesConnector({"path": str(path)}), None
+    expected: list[tuple[int, str]] = []
+    fetched: list[tuple[int, str]] = []
+    fetches = 0
+    for number, (records, cuts, how) in enumerate(versions):
+        data = _file_bytes(fmt, 1000 * number, records)
+        expected += [(1000 * number + i, text) for i, (text, _) in enumerate(records)]
+        pieces = sorted({int(cut * len(data)) for cut in cuts} | {len(data)})
+        written = 0
+        for end in pieces:
+            if written == 0 and number > 0 and how == "replace":
+                staged = path.with_name(".staged")
+                staged.write_bytes(data[:end])
+                os.replace(staged, path)
+            else:
+                with open(path, "r+b" if written == 0 and number > 0 else "ab") as file:
+                    if written == 0 and number > 0:
+                        file.truncate(0)
+                    file.write(data[written:end])
+            written = end
+            if restarts[fetches % len(restarts)]:
+                connector.close()
+                connector = FilesConnector({"path": str(path)})
+            fetches += 1
+            for _ in range(100):
+                batch = connector.fetch(cursor, max_rows)
+                if batch.num_rows == 0:
+                    assert batch.cursor == cursor
+                    break
+                fetched += list(zip(batch.table.column("id").to_pylist(), batch.table.column("text").to_pylist()))
+                cursor = json.loads(json.dumps(batch.cursor))
+    connector.close()
+    assert fetched == expected

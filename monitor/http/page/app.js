@@ -58,6 +58,7 @@
 
   function number(value) {
     if (value === null || value === undefined) return "–";
+    if (value === "Infinity" || value === "-Infinity") return value === "Infinity" ? "∞" : "−∞";  // JSON has no inf
     const magnitude = Math.abs(value);
     if (magnitude !== 0 && (magnitude < 0.001 || magnitude >= 100000)) return value.toExponential(2);
     return value.toPrecision(4).replace(/\.?0+$/, "");
@@ -455,7 +456,7 @@
       return Math.max(0, Math.min(1, Math.log10(p) / (2 * Math.log10(limit))));
     }
     if (r.value !== null && r.value !== undefined && r.threshold) {
-      return Math.max(0, Math.min(1, r.value / (2 * r.threshold)));
+      return Math.max(0, Math.min(1, Number(r.value) / (2 * r.threshold)));
     }
     return r.drifted ? 1 : 0;
   }

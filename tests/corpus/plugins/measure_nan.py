@@ -1,4 +1,4 @@
-"""A divergence measure whose score is NaN (not finite: no result is recorded for it)."""
+"""A divergence measure whose score is NaN (no result: a failure with its reason, never "no drift")."""
 from monitor.divergence import Measure, Score
 from monitor.hookspecs import hookimpl
 
