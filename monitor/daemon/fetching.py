@@ -76,9 +76,11 @@ class Fetcher:
         failure never undoes the committed tick: it is counted, logged once per cause, and the
         next call tries again (with the newest cursor, which covers the older ones).
         """
-        commit = getattr(self.connector, "commit", None)  # a connector not built on Connector may lack it
-        if commit is None or (not again and self._acknowledged is not _NOTHING and self._acknowledged == position):
+        if getattr(type(self.connector), "commit", Connector.commit) is Connector.commit:
+            return True  # the default does nothing (or a connector not built on Connector has none): no call
+        if not again and self._acknowledged is not _NOTHING and self._acknowledged == position:
             return True
+        commit = self.connector.commit
         try:
             self._within_timeout(commit, position)
         except Exception as error:  # noqa: BLE001 - a plugin's failure to acknowledge, whatever it is
