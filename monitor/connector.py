@@ -1,6 +1,8 @@
 """The connector contract: what a source plugin gives the engine.
 
-A connector returns rows strictly after a cursor (``fetch``). One that can count in its own
+A connector returns rows strictly after a cursor (``fetch``). The engine tells it when a cursor
+has been committed (``commit``): a source that hands rows out once (a message queue) acknowledges
+them then, and not before. One that can count in its own
 engine may also offer *push-down* windows: ``pushdown_column`` (the column its windows are cut on,
 ``None`` while push-down is off) and ``aggregate(cursor, plan) -> AggregateBatch``: for each
 *complete* window after ``cursor`` (tumbling, aligned to multiples of ``plan.span`` of that
@@ -59,12 +61,17 @@ class Batch:
     """Rows read from a source strictly after a cursor, and the cursor after them.
 
     ``backlog``: what is left after this batch, when the connector can tell (``driftd_source_backlog_*``).
+    ``lost``: messages the source no longer held between ``cursor`` given to ``fetch`` and these
+    rows (removed by its retention before they were read). The connector logs them and reports
+    each loss in one batch only (a fetch retried from the same cursor does not report it again);
+    the engine counts them in ``driftd_source_lost_total``.
     """
 
     table: pa.Table
     cursor: Cursor
     #: What the source still holds after these rows, when the connector can tell.
     backlog: Backlog | None = None
+    lost: int = field(default=0, kw_only=True)
     #: How many files the source matched, for file-based connectors (``driftd_source_files``); else None.
     files: int | None = field(default=None, kw_only=True)
 
@@ -78,11 +85,17 @@ class Connector:
     """Base class for connectors: built from ``options``; ``fetch`` rows after a cursor.
 
     A connector keeps no durable state of its own. The engine stores the cursor in the same
-    transaction as the results of the rows it covers, and hands it back on the next ``fetch``.
+    transaction as the results of the rows it covers, and hands it back on the next ``fetch``;
+    after that transaction it calls ``commit`` with the same cursor.
     """
 
     #: The type name users write in ``source.type``.
     type_name: ClassVar[str] = ""
+    #: True when the source hands each row out until ``commit`` acknowledges it and cannot be read
+    #: again afterwards (a classic message queue, an MQTT session): rows fetched and never
+    #: committed come back; ``driftd reference capture`` refuses such a source, since the rows it
+    #: read would be the monitor's. May be set per instance (it can depend on the options).
+    acknowledges: bool = False
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)
@@ -90,6 +103,19 @@ class Connector:
     def fetch(self, cursor: Cursor, max_rows: int) -> Batch:
         """Return at most ``max_rows`` rows strictly after ``cursor`` and the cursor after them."""
         raise NotImplementedError
+
+    def commit(self, cursor: Cursor) -> None:
+        """``cursor`` and every row up to it are committed to driftd's history: acknowledge them now.
+
+        Called by the engine after the transaction that stored ``cursor`` (never before, and
+        never for a cursor that was not committed), and once when a monitor starts (or resumes
+        after a failure) with its last committed cursor, which may be None or the cursor of an
+        earlier commit. A cursor that was committed may be handed back more than once. Acknowledge
+        everything up to the cursor, including rows of earlier cursors whose commit failed. An
+        exception is logged and counted (``driftd_source_commit_errors_total``); the committed
+        rows stay committed and the next commit tries again. Sources that can be read again from
+        any cursor need nothing here (the default does nothing).
+        """
 
     def close(self) -> None:
         """Release connections and files; the connector is not used afterwards."""

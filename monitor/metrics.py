@@ -138,6 +138,11 @@ class Metrics:
         self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.registry)
         self.source_errors = Counter("driftd_source_errors", "Failed fetches from the source.", labels,
                                      registry=self.registry)
+        self.source_commit_errors = Counter(
+            "driftd_source_commit_errors", "Failed acknowledgements of a committed cursor to the source "
+            "(retried with the next commit).", labels, registry=self.registry)
+        self.source_lost = Counter("driftd_source_lost", "Messages the source removed (retention) before "
+                                   "driftd read them.", labels, registry=self.registry)
         self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
                                          registry=self.registry)
         self.measure_failures = Counter("driftd_measure_failures", "Windows in which a measure failed on at least "
@@ -176,6 +181,7 @@ class Metrics:
         self.outbox_delivered = Counter("driftd_outbox_delivered", "Outbox messages delivered, by destination.",
                                         ["target"], registry=self.registry)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
+                             self.source_commit_errors, self.source_lost,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
                              self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)
         self._adapter_names: dict[str, set[str]] = {}

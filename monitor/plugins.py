@@ -24,6 +24,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.connectors.redis_streams",
     "plugins.connectors.nats_jetstream",
     "plugins.connectors.mqtt",
+    "plugins.connectors.rabbitmq",
     "plugins.connectors.http",
     "plugins.model_loaders",
     "plugins.adapters.importance_weighting",

@@ -84,9 +84,16 @@ def _capture_from_source(store: Store, monitor: MonitorConfig, wanted: int) -> p
     """The next ``wanted`` rows after the monitor's committed cursor; the cursor does not move.
 
     Features are read as their kind, as the daemon reads them: values of a numeric feature that
-    are not numbers are left out of the reference and said on stderr.
+    are not numbers are left out of the reference and said on stderr. The connector's ``commit``
+    is never called, so nothing is acknowledged; a source that hands rows out until they are
+    acknowledged is refused: the rows read here would be the monitor's.
     """
     _, connector = MonitorRunner.validate(monitor, PluginManager())
+    if getattr(connector, "acknowledges", False):
+        connector.close()
+        raise MonitorError(f"source {monitor.source.type!r} hands each message out once and cannot be read again, "
+                           "so the rows a capture read would be taken from the monitor: capture from a file "
+                           "(--from FILE) or let the monitor take its first rows (reference.first_rows)")
     position = store.load_progress(store.monitor_id(monitor.name), recent=0).position
     kinds = feature_kinds(monitor.features)
     tables: list[pa.Table] = []

@@ -1,9 +1,10 @@
-"""One monitor's tick: fetch → windows → divergences → policy → ONE transaction → metrics → hooks.
+"""One monitor's tick: fetch → windows → divergences → policy → ONE transaction → acknowledge → metrics → hooks.
 
 ``MonitorRunner.tick`` reads top to bottom; its collaborators each do one job: ``LeaseKeeper``
 (which replica evaluates the monitor), ``Fetcher`` (the source, within a timeout, with backoff),
 ``PendingRows`` (rows waiting for a complete window), the domain's ``evaluate_window`` and
-``DriftPolicy``, the store's ``commit_tick`` and, after the commit, ``Publisher``.
+``DriftPolicy``, the store's ``commit_tick`` and, after the commit, ``Fetcher.commit`` (the source
+learns which cursor is committed) and ``Publisher``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class MonitorRunner:
         self.store = store
         self.metrics = metrics
         self.kinds = feature_kinds(config.features)
+        self._plugins = plugins
         if connector is None:
             self.measures, connector = self.validate(config, plugins)
         else:
@@ -182,6 +184,7 @@ class MonitorRunner:
         self.position = progress.position
         self.pending = PendingRows(self.config, progress.pending, progress.last_window_end)
         self.next_seq = progress.next_seq
+        self.fetcher.commit(self.position, again=True)  # a start-up: acknowledge what an earlier run committed
         self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
         self.reference: StoredReference | None = None
         self.summary: ReferenceSummary | None = None
@@ -197,6 +200,22 @@ class MonitorRunner:
         self._loaded = False
         self.reference = self.summary = self.pending = self._counted = None  # type: ignore[assignment]
         self.recent = RecentRows(0)
+        self._release_source()
+
+    def _release_source(self) -> None:
+        """An acknowledging source gives back what it holds for this replica (another one evaluates the monitor).
+
+        Closing it is what returns unacknowledged messages to the queue; a new connector (not yet
+        connected) takes its place in case the lease comes back.
+        """
+        if not (self.fetcher.used and getattr(self.connector, "acknowledges", False)):
+            return
+        self.fetcher.close()
+        self.fetcher.used = False
+        try:
+            self.connector = self._plugins.connector(self.config.source.type, self.config.source.options)
+        except Exception as error:  # noqa: BLE001 - it was built from the same options before; keep the closed one
+            log.error("monitor %s: rebuilding the source after handing it back failed: %s", self.name, reason(error))
 
     def _history_needed(self) -> int:
         """Windows to replay on restart: the streak, plus the sequential detector's warm-up."""
@@ -298,6 +317,7 @@ class MonitorRunner:
                                               remainder.num_rows, records, lease=self.lease, routes=self._routes())
         self._advance(batch.cursor, records, remainder)
         self._announced(records)
+        self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)
         if self.leases.hand_back_if_over_share():
@@ -333,6 +353,7 @@ class MonitorRunner:
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, None, 0, records, lease=self.lease,
                                               routes=self._routes())
         self.position = batch.cursor
+        self.fetcher.commit(batch.cursor)
         self.pending.committed(None)
         if records:
             self.next_seq = records[-1].seq + 1
@@ -347,6 +368,7 @@ class MonitorRunner:
             self.store.commit_tick(self.monitor_id, batch.cursor, serialised(rows), rows.num_rows, [],
                                    lease=self.lease)
             self._advance(batch.cursor, [], rows)
+            self.fetcher.commit(batch.cursor)
             self.publisher.invalid_values(self.pending.take_invalid())
             return TickReport(batch.num_rows, [], self.policy.state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
@@ -357,6 +379,7 @@ class MonitorRunner:
                                            remainder.num_rows, [], reference=new, lease=self.lease)
         assert stored is not None
         self._advance(batch.cursor, [], remainder)
+        self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
         self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)

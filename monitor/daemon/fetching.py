@@ -1,4 +1,5 @@
-"""Reading a monitor's source: on the daemon's one fetch pool, within ``fetch_timeout``, with backoff."""
+"""Reading a monitor's source: on the daemon's one fetch pool, within ``fetch_timeout``, with backoff;
+and telling it which cursor was committed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from monitor.daemon.errors import SourceDown, reason
 from monitor.metrics import Metrics
 
 log = logging.getLogger("driftd.engine")
+
+#: No cursor acknowledged yet (None is a cursor: "from the start").
+_NOTHING = object()
 
 _default_pool: ThreadPoolExecutor | None = None
 _default_pool_lock = threading.Lock()
@@ -52,19 +56,54 @@ class Fetcher:
         self.pool = pool or default_fetch_pool()
         self.backoff = Backoff()
         self._in_flight: Future[Any] | None = None
+        self.used = False  # fetched from since it was built (it may hold something for this replica)
+        self._acknowledged: Cursor = _NOTHING  # the last cursor the connector took as committed
+        self._commit_problem: str | None = None
 
     def fetch(self, position: Cursor, max_rows: int) -> Batch:
         """``connector.fetch``; SourceDown on any failure, a timeout or a wrong return type.
 
         The batch's backlog (what the source holds after it) and file count are exported when the connector tells them.
         """
+        self.used = True
         batch: Batch = self._call(Batch, "fetch()", self.connector.fetch, position, max_rows)
+        if batch.lost > 0:
+            self.metrics.source_lost.labels(self.name).inc(batch.lost)
         if batch.files is not None:
             self.metrics.update(self.name, source_files=batch.files)
         backlog = batch.backlog if isinstance(batch.backlog, Backlog) else None
         self.metrics.update(self.name, backlog_rows=_count(backlog.rows) if backlog else None,
                             backlog_seconds=_seconds(backlog.seconds) if backlog else None)
         return batch
+
+    def commit(self, position: Cursor, again: bool = False) -> bool:
+        """``connector.commit(position)`` after ``position`` was committed; True when it succeeded.
+
+        Skipped when the connector already took this cursor (unless ``again``: a start-up). A
+        failure never undoes the committed tick: it is counted, logged once per cause, and the
+        next call tries again (with the newest cursor, which covers the older ones).
+        """
+        if getattr(type(self.connector), "commit", Connector.commit) is Connector.commit:
+            return True  # the default does nothing (or a connector not built on Connector has none): no call
+        if not again and self._acknowledged is not _NOTHING and self._acknowledged == position:
+            return True
+        commit = self.connector.commit
+        try:
+            self._within_timeout(commit, position)
+        except Exception as error:  # noqa: BLE001 - a plugin's failure to acknowledge, whatever it is
+            self._acknowledged = _NOTHING
+            self.metrics.source_commit_errors.labels(self.name).inc()
+            problem = reason(error)
+            if problem != self._commit_problem:
+                log.error("monitor %s: source %r did not take the committed cursor: %s (the rows stay committed; "
+                          "retried with the next commit)", self.name, self.source_type, problem)
+                self._commit_problem = problem
+            return False
+        self._acknowledged = position
+        if self._commit_problem is not None:
+            log.info("monitor %s: source %r takes committed cursors again", self.name, self.source_type)
+            self._commit_problem = None
+        return True
 
     def aggregate(self, position: Cursor, plan: AggregatePlan) -> AggregateBatch:
         """The push-down ``connector.aggregate``; SourceDown as for ``fetch``."""

@@ -166,6 +166,7 @@ class MqttConnector(Connector):
             raise ConnectorOptionsError("mqtt connector: needs paho-mqtt>=2: pip install 'driftd[mqtt]'") from None
         self.source = f"mqtt source {self.config.host}:{self.config.port}"
         self.manual_ack = self.config.persistent_session
+        self.acknowledges = self.manual_ack  # a persistent session's messages are the monitor's until acknowledged
         self.dropped = 0
         self.malformed = 0
         self._lock = threading.Lock()

@@ -18,7 +18,8 @@ connects afresh, so the engine's retry schedule decides when the server is tried
 
 Sequences are contiguous, so messages removed before driftd read them (``max_msgs``,
 ``max_bytes``, ``max_age`` limits, purges, deletes) are detected exactly: when the stream's first
-sequence is past ``cursor + 1``, one warning names how many were lost.
+sequence is past ``cursor + 1``, one warning names how many were lost, and the batch reports them
+once (``Batch.lost``, counted in ``driftd_source_lost_total``).
 """
 
 from __future__ import annotations
@@ -274,19 +275,21 @@ class NatsConnector(Connector):
             self._warn_once("ahead", "%s: the cursor %d is past the stream's last sequence %d (was the stream "
                             "deleted and created again?); nothing is read until the stream passes it",
                             self.source, after, last)
+        lost = 0
         if after + 1 < first and after:
+            lost = 0 if f"lost {first}" in self._warned else first - after - 1  # reported once
             self._warn_once(f"lost {first}", "%s: %d messages after the cursor %d were removed (stream limits, "
                             "purge or delete) before driftd read them; rows lost. Raise the stream's limits to "
                             "cover the longest time driftd may be down or behind", self.source, first - after - 1,
                             after)
         if last <= after:
-            return Batch(self._table([], [], []), cursor, Backlog(rows=0))
+            return Batch(self._table([], [], []), cursor, Backlog(rows=0), lost=lost)
         messages, pending = await self._pull(js, nc, after, max_rows)
         left = Backlog(rows=max(0, pending - len(messages)))  # the consumer counted the messages after `after`
         if not messages:
-            return Batch(self._table([], [], []), cursor, left)
+            return Batch(self._table([], [], []), cursor, left, lost=lost)
         rows, seqs, stamps = self._rows(messages)
-        return Batch(self._table(rows, seqs, stamps), messages[-1].metadata.sequence.stream, left)
+        return Batch(self._table(rows, seqs, stamps), messages[-1].metadata.sequence.stream, left, lost=lost)
 
     def _check_subject(self, subjects: list[str]) -> None:
         subject = self.config.subject

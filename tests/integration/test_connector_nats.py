@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+import pyarrow as pa
 import pytest
 
 from monitor.connector import ConnectorError
@@ -143,9 +144,12 @@ def test_messages_removed_by_limits_are_counted_once(caplog: pytest.LogCaptureFi
         first = connector.fetch(None, 2)
         stream.write(10)  # sequences 1..13; the stream keeps 9..13
         with caplog.at_level(logging.WARNING, logger="plugins.connectors.nats_jetstream"):
-            table, cursor = drain(connector, first.cursor, 3)
-            connector.fetch(first.cursor, 3)
+            gap = connector.fetch(first.cursor, 3)
+            table, cursor = drain(connector, gap.cursor, 3)
+            retried = connector.fetch(first.cursor, 3)  # a tick that failed fetches from the same cursor again
         connector.close()
+        assert gap.lost == 6 and retried.lost == 0, "the loss is reported in one batch"
+        table = pa.concat_tables([gap.table, table])
     finally:
         stream.delete()
     assert table.column("id").to_pylist() == [8, 9, 10, 11, 12] and cursor == 13

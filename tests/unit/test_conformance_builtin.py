@@ -1,16 +1,19 @@
-"""The built-in files and synthetic connectors pass the plugin kit's conformance suite."""
+"""The built-in files and synthetic connectors pass the plugin kit's conformance suite; its ack mode catches mistakes."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from monitor.connector import Batch, Cursor
+from monitor.connector import Batch, Connector, Cursor
 from monitor.testing import check_bad_options, check_connector
 from plugins.connectors.files import FilesConnector
 from plugins.connectors.synthetic import SyntheticConnector
 from tests.helpers import sample_table, write_csv
+from tests.memory_queue import MemoryBroker, MemoryQueueConnector
 
 
 class _Parts:
@@ -69,3 +72,37 @@ def test_builtin_connectors_reject_bad_options() -> None:
         ("total_rows", {"total_rows": "many"}),
         ("shifts", {"shifts": [{"kind": "mean_shift", "feature": "nope", "start_row": 0, "amount": 1}]}),
     ])
+
+
+# ---- mode="ack": a source that cannot be re-read --------------------------------------------
+
+
+def _queue_connector(bugs: frozenset[str] = frozenset()) -> tuple[Callable[[], Connector], MemoryBroker]:
+    broker = MemoryBroker(f"q-{uuid.uuid4().hex[:8]}")
+    cls = type("Queue", (MemoryQueueConnector,), {"bugs": bugs})
+    return (lambda: cls({"broker": broker.name})), broker
+
+
+@pytest.mark.parametrize("total_rows", [0, 1, 60])
+def test_an_acknowledging_connector_passes_the_ack_suite(total_rows: int) -> None:
+    make, broker = _queue_connector()
+    check_connector(make, broker.publish, total_rows=total_rows, mode="ack")
+    assert broker.outstanding == 0, "the suite left messages unacknowledged"
+
+
+@pytest.mark.parametrize(("bug", "problem"), [
+    ("ack_on_fetch", "did not give the uncommitted rows"),    # rows fetched, never committed: gone
+    ("ack_on_close", r"read \d+ rows, expected 60"),          # closing gave away uncommitted rows
+    ("keep_redeliveries", "rows repeated"),                   # committed rows came back after a crash
+    ("own_position", "did not give the uncommitted rows"),   # a retried fetch skipped what it handed out
+])
+def test_the_ack_suite_catches_lost_and_repeated_rows(bug: str, problem: str) -> None:
+    make, broker = _queue_connector(frozenset({bug}))
+    with pytest.raises(AssertionError, match=problem):
+        check_connector(make, broker.publish, total_rows=60, mode="ack")
+
+
+def test_the_ack_suite_needs_a_source_it_writes() -> None:
+    make, _ = _queue_connector()
+    with pytest.raises(AssertionError, match="needs write_rows"):
+        check_connector(make, total_rows=5, mode="ack")

@@ -35,6 +35,7 @@ RUNBOOK_ANCHORS = {
     "alert-driftdsourcedown",
     "alert-driftdmonitorstale",
     "alert-driftdevaluationerrors",
+    "alert-driftdsourcelostmessages",
     "alert-driftdschedulerlagging",
     "alert-driftddown",
     "alert-driftdadaptationfailing",

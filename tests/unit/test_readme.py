@@ -79,3 +79,15 @@ def test_every_alert_has_a_runbook_heading() -> None:
 
     headings = re.findall(r"^#### Alert: (\w+)$", README, flags=re.M)
     assert {f"alert-{name.lower()}" for name in headings} == RUNBOOK_ANCHORS
+
+
+def test_rabbitmq_source_example_is_valid() -> None:
+    from plugins.connectors.rabbitmq import RabbitMqOptions
+
+    example = next(block for block in _blocks("yaml") if "type: rabbitmq" in block)
+    config = build_config({"monitors": [{"name": "m", **yaml.safe_load(example),
+                                         "features": {"numeric": ["x"]}, "window": {"rows": 10},
+                                         "reference": {"first_rows": 10}}]},
+                          "README example", environ={"AMQP_PASSWORD": "secret"})
+    options = RabbitMqOptions.model_validate(config.monitors[0].source.options)
+    assert options.stream and options.queue == "sensor-readings" and options.url.endswith("@mq:5672/%2F")
