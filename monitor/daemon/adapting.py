@@ -15,9 +15,9 @@ from typing import Callable, Mapping
 from monitor.config import MonitorConfig
 from monitor.daemon.adaptation_run import EventAdaptation
 from monitor.daemon.model_versions import ModelStore
+from monitor.domain.events import NO_ROUTES, Routes
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
-from monitor.domain.events import NO_ROUTES, Routes
 from monitor.store import AdaptationRow, Store, StoreError
 from monitor.store.adaptations import AdaptationRecords
 from monitor.store.schema import utcnow

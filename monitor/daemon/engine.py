@@ -26,6 +26,7 @@ from monitor.connector import (
     pushdown_column,
 )
 from monitor.daemon.backoff import Backoff
+from monitor.daemon.building import monitor_backend, resolve_monitor, validate_monitor
 from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
 from monitor.daemon.leasing import LeaseKeeper
@@ -33,24 +34,18 @@ from monitor.daemon.notifying import hook_routes
 from monitor.daemon.publishing import Publisher
 from monitor.daemon.windowing import PendingRows, RecentRows, serialised
 from monitor.divergence import (
-    Backend,
-    MeasureRegistry,
     ReferenceSummary,
-    resolve_backend,
-)
-from monitor.domain.events import Routes
-from monitor.domain.evaluate import (
-    MeasureSetting,
-    WindowEvaluation,
-    evaluate_window,
-    resolve_measures,
 )
 from monitor.domain.coverage import unvoted_features
+from monitor.domain.evaluate import (
+    WindowEvaluation,
+    evaluate_window,
+)
+from monitor.domain.events import Routes
 from monitor.domain.policy import DriftPolicy, max_divergence
 from monitor.domain.pushdown import (
     CountReference,
     evaluate_aggregate,
-    pushdown_problems,
 )
 from monitor.domain.records import NewReference, WindowRecord
 from monitor.domain.reference import feature_kinds, reference_from_file, summarize_table
@@ -111,7 +106,7 @@ class MonitorRunner:
         else:
             self.measures = self.resolve(config, plugins)
         self.pushdown_column = pushdown_column(connector)  # None: rows are pulled
-        self.backend = _backend(config)
+        self.backend = monitor_backend(config)
         self._distance_measures = {s.measure.name for s in self.measures
                                    if not s.measure.is_test and s.measure.higher_is_drift}
         self.monitor_id = store.monitor_id(self.name)
@@ -132,31 +127,9 @@ class MonitorRunner:
         #: Why the latest tick failed (the source or the evaluation); None after a good one.
         self.problem: str | None = None
 
-    @staticmethod
-    def resolve(config: MonitorConfig, plugins: PluginManager) -> list[MeasureSetting]:
-        """Resolve the measures, the backend and the adapters; MonitorError names the monitor and the cause."""
-        try:
-            measures = resolve_measures(config.measures, MeasureRegistry(plugins.provided["divergences"]))
-        except (KeyError, ValueError, TypeError) as error:
-            raise MonitorError(f"monitor {config.name!r}: measures: {error.args[0]}") from None
-        _backend(config)
-        _check_adaptation(config, plugins)
-        return measures
-
-    @classmethod
-    def validate(cls, config: MonitorConfig, plugins: PluginManager) -> tuple[list[MeasureSetting], Connector]:
-        """Resolve the measures and build the connector; MonitorError names the monitor and the cause."""
-        measures = cls.resolve(config, plugins)
-        try:
-            connector = plugins.connector(config.source.type, config.source.options)
-        except Exception as error:  # noqa: BLE001 - any plugin failure becomes a clear monitor error
-            raise MonitorError(f"monitor {config.name!r}: source {config.source.type!r}: {reason(error)}") from None
-        column = pushdown_column(connector)
-        problems = [] if column is None else pushdown_problems(config, measures, column)
-        if problems:
-            connector.close()
-            raise MonitorError(f"monitor {config.name!r}: push-down source: " + "; ".join(problems))
-        return measures, connector
+    #: Building a monitor's parts, with clear errors (``monitor.daemon.building``).
+    resolve = staticmethod(resolve_monitor)
+    validate = staticmethod(validate_monitor)
 
     @property
     def connector(self) -> Connector:
@@ -479,29 +452,3 @@ class MonitorRunner:
         """Close the connector (a hung fetch is left to finish on its own)."""
         self.fetcher.close()
 
-
-def _backend(config: MonitorConfig) -> Backend:
-    """The monitor's compute backend; MonitorError when it cannot be had (e.g. torch missing)."""
-    try:
-        return resolve_backend(config.backend.name, config.backend.device, config.backend.dtype)
-    except (ImportError, ValueError, RuntimeError) as error:
-        raise MonitorError(f"monitor {config.name!r}: backend: {error}") from None
-
-
-def _check_adaptation(config: MonitorConfig, plugins: PluginManager) -> None:
-    """Every adapter type is installed and accepts its options, and the model loader exists."""
-    if config.model is not None and config.model.loader not in plugins.provided["model_loaders"]:
-        known = ", ".join(sorted(plugins.provided["model_loaders"])) or "none"
-        raise MonitorError(f"monitor {config.name!r}: model.loader {config.model.loader!r} is not installed "
-                           f"(installed: {known})")
-    for adapter in config.adaptation.adapters if config.adaptation else []:
-        cls = plugins.provided["adapters"].get(adapter.type)
-        if cls is None:
-            known = ", ".join(sorted(plugins.provided["adapters"])) or "none"
-            raise MonitorError(f"monitor {config.name!r}: adaptation: unknown adapter type {adapter.type!r} "
-                               f"(installed: {known})")
-        try:
-            cls(adapter.options)
-        except Exception as error:  # noqa: BLE001 - a plugin's complaint about its options, by name
-            raise MonitorError(f"monitor {config.name!r}: adaptation: adapter {adapter.label!r}: "
-                               f"{reason(error)}") from None
