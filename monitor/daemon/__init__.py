@@ -29,7 +29,7 @@ from monitor.daemon.notifying import Notifiers
 from monitor.daemon.outbox import OutboxDispatcher
 from monitor.daemon.scheduler import Scheduler
 from monitor.metrics import Metrics
-from monitor.plugins import PluginManager
+from monitor.plugins import PluginConfigError, PluginManager
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision
 
@@ -57,6 +57,7 @@ class Daemon:
     def __init__(self, config: DriftdConfig, plugins: PluginManager | None = None) -> None:
         self.config = config
         self.plugins = plugins or PluginManager()
+        self.plugins.configure(config.plugins)  # PluginConfigError: one line naming the plugin
         self.metrics = Metrics(config.metrics.max_features)
         self.store = Store(config.storage.url)
         self.runners: dict[str, MonitorRunner] = {}
@@ -162,6 +163,11 @@ class Daemon:
         changed = [name for name in old if name not in new or new[name] != old[name]]
         started = [name for name in new if name not in old or name in changed]
         built: list[MonitorRunner] = []
+        if config.plugins != self.config.plugins:
+            try:
+                self.plugins.configure(config.plugins)
+            except PluginConfigError as error:
+                raise ReloadRefused(str(error)) from None
         try:
             for name in started:
                 if new[name].enabled:
