@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +50,11 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
         fail(str(error))
     except RuntimeError as error:
         fail(str(error))
+    if daemon.fetch_pool.hung():
+        # Python joins every pool thread at exit, and a connector call that never returns would keep the
+        # process up until systemd kills it: everything is stopped and committed, so end here
+        logging.shutdown()
+        os._exit(EXIT_OK)
 
 
 @main.command()
