@@ -86,8 +86,8 @@ def driftd_config_model() -> type:
 def driftd_configure(settings: Any) -> None:
     """Called with this plugin's validated section (an instance of its ``driftd_config_model``).
 
-    Called only for a plugin that has a section, before the daemon's first tick and again after
-    each reload that kept the section valid, and by ``driftd check``. Raise to refuse the
+    Called only for a plugin that has a section: when the daemon (or ``driftd check``) is built,
+    before the first tick, and again after a reload that changed the ``plugins:`` section. Raise to refuse the
     settings: start-up stops with one line naming the plugin (a reload is refused).
     """
 

@@ -235,15 +235,16 @@ class PluginManager:
             try:
                 self._call_one(name, "driftd_configure", settings=value)
             except HookFailed as error:
-                raise PluginConfigError(f"plugins.{name}: {error}") from None
+                raise PluginConfigError(f"plugins.{name}: {str(error)[:300]}") from None
 
     def plugin_settings(self, name: str, section: Any) -> BaseModel:
         """The plugin's section validated by its ``driftd_config_model``; PluginConfigError (one line) if not."""
         if not self.hooks.has_plugin(name):
             loaded = sorted(n for n in self.info if self.hooks.has_plugin(n))
-            close = difflib.get_close_matches(name, loaded, n=1)
+            close = difflib.get_close_matches(name[:200], loaded, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"loaded: {', '.join(loaded) or 'none'}"
-            raise PluginConfigError(f"plugins: no plugin named {name!r} is loaded ({hint})")
+            shown = name if len(name) <= 100 else name[:100] + "…"
+            raise PluginConfigError(f"plugins: no plugin named {shown!r} is loaded ({hint})")
         try:
             models = self._call_one(name, "driftd_config_model")
         except (HookFailed, LookupError) as error:

@@ -217,6 +217,33 @@ def test_a_plugin_that_refuses_its_settings_stops_start_up() -> None:
         plugins.configure({"pager": {"url": "x"}})
 
 
+def test_a_reload_hands_over_a_changed_section_and_refuses_an_invalid_one(tmp_path: Path) -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    from monitor.daemon import Daemon, ReloadRefused
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        level: int
+
+    received: list[int] = []
+    plugins = manager()
+    plugins.register(plugin(driftd_config_model=lambda: Settings,
+                            driftd_configure=lambda settings: received.append(settings.level)), "pager")
+    raw: dict[str, Any] = {"storage": {"url": f"sqlite:///{tmp_path / 'd.db'}"}, "server": {"enabled": False},
+                           "plugins": {"pager": {"level": 1}}}
+    daemon = Daemon(build_config(raw, "test", environ={}), plugins)
+    try:
+        daemon.prepare()
+        daemon.reload(build_config({**raw, "plugins": {"pager": {"level": 2}}}, "test", environ={}))
+        with pytest.raises(ReloadRefused, match="plugins.pager: .*option 'levl' is unknown"):
+            daemon.reload(build_config({**raw, "plugins": {"pager": {"levl": 3}}}, "test", environ={}))
+    finally:
+        daemon.stop()
+    assert received == [1, 2]
+    assert daemon.config.plugins == {"pager": {"level": 2}}
+
+
 # ---- measures from plugins in compare() and `driftd compare` ----------------------------------------
 
 MEASURE = """\
