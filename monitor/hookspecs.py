@@ -73,7 +73,8 @@ def driftd_notifiers() -> Mapping[str, type]:
 def driftd_config_model() -> type:
     """Return the pydantic model of this plugin's own section of the configuration file.
 
-    Called when a configuration with a section for this plugin is loaded (and validated). The section is ``plugins: {NAME: {...}}`` at the top level, NAME being the plugin's name as
+    Called when a configuration with a section for this plugin is loaded (and validated). The
+    section is ``plugins: {NAME: {...}}`` at the top level, NAME being the plugin's name as
     ``driftd plugins`` shows it (the entry-point name). driftd validates the section with the model
     (``${VAR}`` references already replaced; a text value is never quoted in an error, as it may
     be a secret) and hands the result to ``driftd_configure``. A section for a plugin without this

@@ -147,12 +147,12 @@ class PluginManager:
         known = [name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_")]
         try:
             self.hooks.check_pending()
-        except pluggy.PluginValidationError as error:
-            if error.plugin is not plugin:
-                raise  # another plugin passed this check when it loaded: nothing can add a pending hook since
+        except pluggy.PluginValidationError:  # names the first plugin it met; every other one was checked at load
             hook = next((caller.name for caller in self.hooks.get_hookcallers(plugin) or []
                          if not caller.has_spec() and any(impl.plugin is plugin and not impl.optionalhook
-                                                          for impl in caller.get_hookimpls())), "?")
+                                                          for impl in caller.get_hookimpls())), None)
+            if hook is None:
+                return None
         else:  # a driftd_* function without @hookimpl would be ignored silently: refuse a misspelt one too
             hook = next((name for name in dir(plugin) if name.startswith(f"{hookspecs.PROJECT}_")
                          and name not in known and callable(getattr(plugin, name, None))), None)
@@ -261,7 +261,8 @@ class PluginManager:
         try:
             return model.model_validate(dict(section))
         except ValidationError as error:
-            raise PluginConfigError(f"plugins.{name}: " + describe_options_error(model, error, hide_text=True)) from None
+            why = describe_options_error(model, error, hide_text=True)
+            raise PluginConfigError(f"plugins.{name}: {why}") from None
 
     def _call_one(self, plugin: str, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call one plugin's implementation of a hook through pluggy (hookwrappers see it); its results.

@@ -207,7 +207,8 @@ def test_a_replica_that_lost_a_lease_stops_exporting_the_monitors_gauges(tmp_pat
             expected = [owners[name]] if name in owners else []
             assert exporters == expected, f"{name}: exported by {exporters}, held by {owners.get(name)}"
         lost = [name for name in MONITORS if owners.get(name) == second.replica]
-        assert lost and {"driftd_dataset_drift", "driftd_source_up", "driftd_feature_divergence"} <= exported[1][lost[0]]
+        assert lost
+        assert {"driftd_dataset_drift", "driftd_source_up", "driftd_feature_divergence"} <= exported[1][lost[0]]
         assert len([name for name in MONITORS if name not in exported[0]]) >= 2, "the first lost most monitors"
         lease_held = [daemon.metrics.registry.get_sample_value("driftd_lease_held", {"monitor": lost[0]})
                       for daemon in replicas]

@@ -169,7 +169,8 @@ def test_a_plugin_section_is_validated_by_the_plugins_model_and_handed_over(
 
 @pytest.mark.parametrize(("section", "expected"), [
     ({"api_key": "${PAGER_KEY}", "level": "${PAGER_KEY}", "record": "x"}, "plugins.pager: option 'level'"),
-    ({"api_key": "${PAGER_KEY}", "levle": 2, "record": "x"}, "plugins.pager: option 'levle' is unknown; did you mean 'level'?"),
+    ({"api_key": "${PAGER_KEY}", "levle": 2, "record": "x"},
+     "plugins.pager: option 'levle' is unknown; did you mean 'level'?"),
     ({"level": 2, "record": "${PAGER_KEY}"}, "plugins.pager: option 'api_key' is required"),
 ])
 @pytest.mark.parametrize("command", ["check", "run", "validate"])
@@ -293,7 +294,8 @@ def test_without_the_plugin_the_measure_is_unknown(tmp_path: Path) -> None:
 
 def _monitor(adapter: str) -> Any:
     raw = {"monitors": [{"name": "m", "source": {"type": "synthetic"}, "features": {"numeric": ["a"]},
-                         "reference": {"first_rows": 100}, "window": {"rows": 100}, "adaptation": {"adapters": [adapter]}}]}
+                         "reference": {"first_rows": 100}, "window": {"rows": 100},
+                         "adaptation": {"adapters": [adapter]}}]}
     return build_config(raw, "test", environ={}).monitors[0]
 
 
