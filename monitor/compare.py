@@ -87,6 +87,13 @@ def infer_features(table: pa.Table) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
+def installed_measures() -> MeasureRegistry:
+    """The built-in measures and those the installed plugins add, through the daemon's plugin manager."""
+    from monitor.plugins import PluginManager
+
+    return MeasureRegistry(PluginManager().provided["divergences"])
+
+
 def compare(
     reference: TableLike,
     window: TableLike,
@@ -99,13 +106,15 @@ def compare(
     bins: int = 10,
     backend: str = "numpy",
     min_rows: int = _DRIFT.min_rows,
+    registry: MeasureRegistry | None = None,
 ) -> DriftReport:
     """Measure how far ``window`` moved from ``reference``, with the engine's own code path.
 
     ``measures`` is a list of names or a mapping of name → ``{"threshold": ..., "options": {...}}``.
     Features default to every numeric and text column of the reference. ValueError/KeyError name
     bad input (unknown measure, missing column). Distances from fewer than ``min_rows`` values of a
-    feature are reported but do not flag drift (tests are not limited).
+    feature are reported but do not flag drift (tests are not limited). ``registry`` defaults to the
+    built-in measures and those of the installed plugins, loaded as the daemon loads them.
     """
     reference_table, window_table = as_table(reference), as_table(window)
     if numeric is None and categorical is None:
@@ -116,7 +125,7 @@ def compare(
     if not configured:
         raise ValueError("no measures: with none, nothing could ever drift; pass at least one "
                          f"(the defaults: {', '.join(DEFAULT_MEASURES)})")
-    settings = resolve_measures(configured, MeasureRegistry())
+    settings = resolve_measures(configured, registry or installed_measures())
     auto = [setting.measure.name for setting in settings if setting.auto]
     if auto:
         raise ValueError(f"measure(s) {', '.join(map(repr, auto))}: threshold 'auto' takes a monitor's calibration "

@@ -70,6 +70,30 @@ def driftd_notifiers() -> Mapping[str, type]:
 
 
 @hookspec
+def driftd_config_model() -> type:
+    """Return the pydantic model of this plugin's own section of the configuration file.
+
+    Called when a configuration with a section for this plugin is loaded (and validated). The
+    section is ``plugins: {NAME: {...}}`` at the top level, NAME being the plugin's name as
+    ``driftd plugins`` shows it (the entry-point name). driftd validates the section with the model
+    (``${VAR}`` references already replaced; a text value is never quoted in an error, as it may
+    be a secret) and hands the result to ``driftd_configure``. A section for a plugin without this
+    hook, or one the model refuses, stops start-up (and a reload) with one line naming the plugin.
+    Give the model ``model_config = ConfigDict(extra="forbid")`` so that a misspelt key is refused.
+    """
+
+
+@hookspec
+def driftd_configure(settings: Any) -> None:
+    """Called with this plugin's validated section (an instance of its ``driftd_config_model``).
+
+    Called only for a plugin that has a section: when the daemon (or ``driftd check``) is built,
+    before the first tick, and again after a reload that changed the ``plugins:`` section. Raise to refuse the
+    settings: start-up stops with one line naming the plugin (a reload is refused).
+    """
+
+
+@hookspec
 def driftd_startup(config: Any) -> None:
     """Called once after the daemon loaded its config and storage, before the first tick."""
 

@@ -92,7 +92,10 @@ class DriftCollector(Collector):
                                             "(0: caught up); absent when the connector cannot tell.",
                                             labels=["monitor"])
         limit = self.metrics.max_features
+        elsewhere = self.metrics.held_elsewhere()
         for name, snap in self.metrics.snapshots():
+            if name in elsewhere:
+                continue  # another replica evaluates it; exporting here too would double every sum()
             error.add_metric([name], float(snap.error is not None))
             if snap.backlog_rows is not None:
                 backlog_rows.add_metric([name], snap.backlog_rows)
@@ -132,6 +135,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._snapshots: dict[str, MonitorSnapshot] = {}
+        self._held_elsewhere: set[str] = set()
         labels = ["monitor"]
         self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.registry)
         self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.registry)
@@ -191,6 +195,24 @@ class Metrics:
                       registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)
         self.registry.register(DriftCollector(self))
+
+    def lease(self, monitor: str, held: bool) -> None:
+        """Whether this replica holds the monitor's lease: the monitor's gauges are exported only while it does.
+
+        A replica learns that its lease moved at the monitor's next tick; from then on only the replica
+        evaluating the monitor exports its gauges (``sum()`` across replicas counts it once).
+        """
+        self.lease_held.labels(monitor).set(float(held))
+        with self._lock:
+            if held:
+                self._held_elsewhere.discard(monitor)
+            else:
+                self._held_elsewhere.add(monitor)
+
+    def held_elsewhere(self) -> frozenset[str]:
+        """The monitors whose lease this replica does not hold."""
+        with self._lock:
+            return frozenset(self._held_elsewhere)
 
     def snapshots(self) -> list[tuple[str, MonitorSnapshot]]:
         """A consistent copy of every monitor's snapshot."""
@@ -262,6 +284,7 @@ class Metrics:
         """Drop every series of a monitor that is no longer configured."""
         with self._lock:
             self._snapshots.pop(monitor, None)
+            self._held_elsewhere.discard(monitor)
             adapters = self._adapter_names.pop(monitor, set())
             measures = self._measure_names.pop(monitor, set())
             invalid = self._invalid_features.pop(monitor, set())

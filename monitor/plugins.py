@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
@@ -11,9 +12,10 @@ from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping
 
 import pluggy
+from pydantic import BaseModel, ValidationError
 
 from monitor import hookspecs
-from monitor.connector import Connector
+from monitor.connector import Connector, describe_options_error
 
 log = logging.getLogger("driftd.plugins")
 
@@ -132,7 +134,33 @@ class PluginManager:
             info.error = f"failed to load: {type(error).__name__}: {error}"
             log.error("plugin %s (%s) %s", name, origin, info.error)
             return
+        unknown = self._unknown_hook(plugin)
+        if unknown is not None:
+            self.hooks.unregister(plugin)
+            info.error = f"failed to load: {unknown}"
+            log.error("plugin %s (%s) %s", name, origin, info.error)
+            return
         self._isolate(name, plugin)
+
+    def _unknown_hook(self, plugin: Any) -> str | None:
+        """Why ``plugin`` implements a ``driftd_*`` hook no hookspec declares (pluggy's check_pending), or None."""
+        known = [name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_")]
+        try:
+            self.hooks.check_pending()
+        except pluggy.PluginValidationError:  # names the first plugin it met; every other one was checked at load
+            hook = next((caller.name for caller in self.hooks.get_hookcallers(plugin) or []
+                         if not caller.has_spec() and any(impl.plugin is plugin and not impl.optionalhook
+                                                          for impl in caller.get_hookimpls())), None)
+            if hook is None:
+                return None
+        else:  # a driftd_* function without @hookimpl would be ignored silently: refuse a misspelt one too
+            hook = next((name for name in dir(plugin) if name.startswith(f"{hookspecs.PROJECT}_")
+                         and name not in known and callable(getattr(plugin, name, None))), None)
+            if hook is None:
+                return None
+        close = difflib.get_close_matches(hook, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; the hooks are {', '.join(known)}"
+        return f"{hook} matches no driftd hook{hint}"
 
     def _isolate(self, name: str, plugin: Any) -> None:
         """Wrap each of the plugin's hook implementations so that a failure stays with the plugin."""
@@ -194,6 +222,70 @@ class PluginManager:
         return sorted({name for impl in getattr(self.hooks.hook, hook_name).get_hookimpls()
                        if not (impl.hookwrapper or impl.wrapper) and (name := self.hooks.get_name(impl.plugin))})
 
+    def configure(self, sections: Mapping[str, Any]) -> None:
+        """Validate each ``plugins: {NAME: {...}}`` section with the model its plugin declares, then hand
+        each plugin its settings (``driftd_configure``).
+
+        All sections are validated before any is handed over. PluginConfigError, one line naming the
+        plugin and the option (never quoting a text value: it may be a ``${VAR}`` secret), when a name
+        is no loaded plugin, the plugin declares no model, a section is invalid or the plugin refuses it.
+        """
+        settings = {name: self.plugin_settings(name, section) for name, section in sections.items()}
+        for name, value in settings.items():
+            try:
+                self._call_one(name, "driftd_configure", settings=value)
+            except HookFailed as error:
+                raise PluginConfigError(f"plugins.{name}: {str(error)[:300]}") from None
+
+    def plugin_settings(self, name: str, section: Any) -> BaseModel:
+        """The plugin's section validated by its ``driftd_config_model``; PluginConfigError (one line) if not."""
+        if not self.hooks.has_plugin(name):
+            loaded = sorted(n for n in self.info if self.hooks.has_plugin(n))
+            close = difflib.get_close_matches(name[:200], loaded, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"loaded: {', '.join(loaded) or 'none'}"
+            shown = name if len(name) <= 100 else name[:100] + "…"
+            raise PluginConfigError(f"plugins: no plugin named {shown!r} is loaded ({hint})")
+        try:
+            models = self._call_one(name, "driftd_config_model")
+        except (HookFailed, LookupError) as error:
+            raise PluginConfigError(f"plugins.{name}: {error}") from None
+        model = models[0] if models else None
+        if model is None:
+            raise PluginConfigError(f"plugins.{name}: the plugin takes no configuration "
+                                    "(it declares no driftd_config_model)")
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise PluginConfigError(f"plugins.{name}: driftd_config_model returned {type(model).__name__}, "
+                                    "expected a pydantic model class")
+        if not isinstance(section, Mapping):
+            raise PluginConfigError(f"plugins.{name}: expected a mapping of options, got {type(section).__name__}")
+        try:
+            return model.model_validate(dict(section))
+        except ValidationError as error:
+            why = describe_options_error(model, error, hide_text=True)
+            raise PluginConfigError(f"plugins.{name}: {why}") from None
+
+    def _call_one(self, plugin: str, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call one plugin's implementation of a hook through pluggy (hookwrappers see it); its results.
+
+        [] when the plugin does not implement it; HookFailed when it raised; LookupError when it is not loaded.
+        """
+        target = self.hooks.get_plugin(plugin)
+        if target is None:
+            raise LookupError(f"plugin {plugin!r} is not loaded")
+        caller = getattr(self.hooks.hook, hook_name)
+        others = [impl.plugin for impl in caller.get_hookimpls() if impl.plugin is not target
+                  and not (impl.hookwrapper or impl.wrapper)]
+        subset = self.hooks.subset_hook_caller(hook_name, remove_plugins=others) if others else caller
+        self._local.failures = []
+        try:
+            results = subset(**kwargs)
+            failures = self._local.failures
+        finally:
+            self._local.failures = None
+        if failures:
+            raise HookFailed(f"plugin {plugin} failed in {hook_name}: {type(failures[0]).__name__}: {failures[0]}")
+        return list(results)
+
     def deliver(self, plugin: str, hook_name: str, **kwargs: Any) -> None:
         """Call one plugin's implementation of an event hook through pluggy (hookwrappers see it too).
 
@@ -201,23 +293,18 @@ class PluginManager:
         """
         target = self.hooks.get_plugin(plugin)
         caller = getattr(self.hooks.hook, hook_name)
-        impls = [impl for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
-        if target is None or not any(impl.plugin is target for impl in impls):
+        if target is None or not any(impl.plugin is target and not (impl.hookwrapper or impl.wrapper)
+                                     for impl in caller.get_hookimpls()):
             raise LookupError(f"plugin {plugin!r} is not loaded or no longer implements {hook_name}")
-        others = [impl.plugin for impl in impls if impl.plugin is not target]
-        subset = self.hooks.subset_hook_caller(hook_name, remove_plugins=others) if others else caller
-        self._local.failures = []
-        try:
-            subset(**kwargs)
-            failures = self._local.failures
-        finally:
-            self._local.failures = None
-        if failures:
-            raise HookFailed(f"plugin {plugin} failed in {hook_name}: {type(failures[0]).__name__}: {failures[0]}")
+        self._call_one(plugin, hook_name, **kwargs)
 
 
 class HookFailed(Exception):
     """A plugin's event hook raised (the delivery is retried)."""
+
+
+class PluginConfigError(ValueError):
+    """A ``plugins:`` section names no loaded plugin, or its plugin's model refuses it (one line)."""
 
 
 def _checked(kind: str, provided: Any) -> Mapping[str, Any]:

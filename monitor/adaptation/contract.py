@@ -99,7 +99,12 @@ class DriftInfo:
 
 @dataclass
 class AdaptationContext:
-    """Everything an adapter may use. Check ``cancelled`` (or call ``check_cancelled``) in loops."""
+    """Everything an adapter may use. Check ``cancelled`` (or call ``check_cancelled``) in loops.
+
+    ``workdir`` is temporary: it is deleted when the run ends, whatever its outcome. ``artifacts``
+    is a folder of this run that survives it (``adaptation.artifacts``/MONITOR/adaptation-ID): put
+    there what a person or a later run needs, and name it in ``AdaptationResult.artifact``.
+    """
 
     monitor: str
     event: DriftInfo
@@ -110,6 +115,7 @@ class AdaptationContext:
     log: logging.Logger
     cancelled: threading.Event = field(default_factory=threading.Event)
     seed: int = 0
+    artifacts: Path | None = None
 
     def check_cancelled(self) -> None:
         """Raise AdaptationCancelled when the run was cancelled."""
@@ -163,6 +169,9 @@ class Adapter:
 
     #: The type name users write in ``adaptation.adapters[].type``.
     type_name: ClassVar[str] = ""
+    #: Whether the adapter works on the monitor's model (a challenger the gate judges). False: it
+    #: hands the event over (a webhook, a command) and runs, after the challengers, without a model.
+    needs_model: ClassVar[bool] = True
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)

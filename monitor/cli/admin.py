@@ -16,7 +16,7 @@ from monitor.daemon.notifying import notifier_problems
 from monitor.domain.coverage import unvoted_features
 from monitor.domain.reference import ReferenceDataError, reference_columns
 from monitor.logs import setup_logging
-from monitor.plugins import PluginManager
+from monitor.plugins import PluginConfigError, PluginManager
 from monitor.redact import cut
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision, upgrade
@@ -61,14 +61,30 @@ def db_upgrade(config_path: Path | None) -> None:
 @main.command("plugins")
 def plugins_command() -> None:
     """List plugins and what they provide."""
+    from monitor.divergence.registry import BUILTIN
+
     setup_logging("ERROR")
     manager = PluginManager()
+    click.echo("driftd  [built-in measures]")
+    click.echo(f"    measures: {', '.join(BUILTIN)}")
     for info in manager.info.values():
         click.echo(f"{info.name}  [{info.origin}]")
         for kind, names in sorted(info.provides.items()):
-            click.echo(f"    {kind}: {', '.join(names)}")
+            click.echo(f"    {_KIND_LABELS.get(kind, kind)}: {', '.join(names)}")
+        if info.name in manager.implementers("driftd_config_model"):
+            click.echo(f"    configuration: plugins.{info.name}")
         if info.error:
             click.echo(f"    ERROR: {info.error}")
+    kinds = {kind: sorted(manager.provided[kind]) for kind in _KIND_LABELS}
+    kinds["divergences"] = [*BUILTIN, *kinds["divergences"]]
+    click.echo("every kind:")
+    for kind, label in _KIND_LABELS.items():
+        click.echo(f"    {label}: {', '.join(kinds[kind]) or 'none'}")
+
+
+#: The name each provider hook's kind has for a user (``driftd_divergences`` provides measures).
+_KIND_LABELS = {"connectors": "connectors", "divergences": "measures", "adapters": "adapters",
+                "notifiers": "notifiers", "model_loaders": "model loaders"}
 
 
 @main.group("config")
@@ -97,6 +113,11 @@ def config_validate(file: Path | None, config_path: Path | None) -> None:
             problems.append(str(error))
         problems += reference_problems(monitor)
     problems += notifier_problems(config, manager)
+    for name, section in config.plugins.items():
+        try:
+            manager.plugin_settings(name, section)
+        except PluginConfigError as error:
+            problems.append(str(error))
     where = path or "built-in demo"
     for warning in warnings:
         click.echo(f"driftd: warning: {where}: {warning}", err=True)

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from monitor.cli.base import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, config_option, fail, load, log, main
-from monitor.config import load_config
+from monitor.config import DriftdConfig, load_config
 from monitor.daemon import Daemon
 from monitor.daemon.engine import MonitorError
 from monitor.http.face import HttpFace
 from monitor.logs import LogFormat, setup_logging
+from monitor.plugins import PluginConfigError
 from monitor.store.migrate import SchemaOutOfDate
+
+
+def build_daemon(config: DriftdConfig) -> Daemon:
+    """The daemon of ``config``; a ``plugins:`` section its plugin refuses is one line and exit 2."""
+    try:
+        return Daemon(config)
+    except PluginConfigError as error:
+        fail(str(error))
 
 
 @main.command()
@@ -31,7 +42,7 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
                  DEMO_SHIFT_ROW, config.storage.url)
     else:
         log.info("configuration: %s", config_path)
-    daemon = Daemon(config)
+    daemon = build_daemon(config)
     HttpFace.attach(daemon)
     try:
         daemon.run_forever(None if is_demo else lambda: load_config(config_path))
@@ -39,6 +50,11 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
         fail(str(error))
     except RuntimeError as error:
         fail(str(error))
+    if daemon.fetch_pool.hung():
+        # Python joins every pool thread at exit, and a connector call that never returns would keep the
+        # process up until systemd kills it: everything is stopped and committed, so end here
+        logging.shutdown()
+        os._exit(EXIT_OK)
 
 
 @main.command()
@@ -50,7 +66,7 @@ def check(config_path: Path | None, max_batches: int, adapt: bool) -> None:
     """One pass over every monitor; exit 0 no drift, 1 drift, 2 error."""
     config, _ = load(config_path)
     setup_logging("WARNING")
-    daemon = Daemon(config)
+    daemon = build_daemon(config)
     try:
         daemon.prepare()
     except SchemaOutOfDate as error:

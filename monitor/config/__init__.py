@@ -13,7 +13,6 @@ from monitor.config.loading import (
 from monitor.config.schema import (
     DEFAULT_MEASURES,
     DEFAULT_STORAGE_URL,
-    EXTERNAL_ADAPTERS,
     AdaptationConfig,
     AdaptationPoolConfig,
     AdapterConfig,
@@ -40,7 +39,7 @@ from monitor.config.schema import (
 from monitor.config.values import ConfigError, parse_duration
 
 __all__ = [
-    "DEFAULT_MEASURES", "DEFAULT_STORAGE_URL", "EXTERNAL_ADAPTERS", "AdaptationConfig", "AdaptationPoolConfig",
+    "DEFAULT_MEASURES", "DEFAULT_STORAGE_URL", "AdaptationConfig", "AdaptationPoolConfig",
     "AdapterConfig",
     "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "FeaturesConfig", "LoggingConfig",
     "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "MonitorNotifierConfig", "NotifierConfig",

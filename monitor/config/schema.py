@@ -26,7 +26,6 @@ DEFAULT_MEASURES = ("ks", "chi_square")
 
 
 #: Adapters that hand the event to something outside, so they need no model.
-EXTERNAL_ADAPTERS = frozenset({"webhook", "command", "rebaseline"})
 
 
 #: Upper bounds of counts: rows, samples, windows (far above any real need, far below an overflow).
@@ -273,6 +272,8 @@ class AdaptationConfig(_Strict):
                                    description="held-out target labels needed for them to decide")
     promote: bool = Field(True, description="promote the gate's winner as a new model version")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the held-out split and the adapters")
+    artifacts: str = Field("driftd-artifacts", min_length=1, description=(
+        "folder where adapters keep what outlives the run (ctx.artifacts: ARTIFACTS/MONITOR/adaptation-ID)"))
 
     @field_validator("adapters", mode="before")
     @classmethod
@@ -371,10 +372,6 @@ class MonitorConfig(_Strict):
                 raise ValueError(f"model.features must be numeric features of the monitor; not: {unknown}")
             if self.model.label is not None and self.model.label in self.features.names:
                 raise ValueError(f"model.label {self.model.label!r} is also a monitored feature")
-        if self.adaptation is not None and self.model is None and any(
-                adapter.type not in EXTERNAL_ADAPTERS for adapter in self.adaptation.adapters):
-            raise ValueError("adaptation needs a 'model' (path, label, training_data) for its adapters "
-                             f"(only {sorted(EXTERNAL_ADAPTERS)} work without one)")
         return self
 
     @property
@@ -426,6 +423,9 @@ class DriftdConfig(_Strict):
     adaptation: AdaptationPoolConfig = Field(default_factory=AdaptationPoolConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     notifiers: list[NotifierConfig] = Field(default_factory=list)
+    plugins: dict[str, Any] = Field(default_factory=dict, description=(
+        "each plugin's own settings by plugin name, validated by the model the plugin declares "
+        "(driftd_config_model)"))
     monitors: list[MonitorConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

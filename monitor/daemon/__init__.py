@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Callable, Protocol, TextIO
 
@@ -25,11 +24,12 @@ from monitor.daemon.adapting import AdaptationService
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.engine import MonitorError, MonitorRunner, TickReport
 from monitor.daemon.errors import reason
+from monitor.daemon.fetching import FetchPool
 from monitor.daemon.notifying import Notifiers
 from monitor.daemon.outbox import OutboxDispatcher
 from monitor.daemon.scheduler import Scheduler
 from monitor.metrics import Metrics
-from monitor.plugins import PluginManager
+from monitor.plugins import PluginConfigError, PluginManager
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision
 
@@ -38,6 +38,8 @@ log = logging.getLogger("driftd")
 #: Scheduler threads at most; fetches get a pool of their own, FETCH_THREADS_PER_WORKER per scheduler thread.
 MAX_SCHEDULER_WORKERS = 8
 FETCH_THREADS_PER_WORKER = 4
+#: Seconds a stopping daemon lets the ticks in flight finish before it abandons their fetches.
+STOP_GRACE = 10.0
 
 
 class Face(Protocol):
@@ -57,6 +59,7 @@ class Daemon:
     def __init__(self, config: DriftdConfig, plugins: PluginManager | None = None) -> None:
         self.config = config
         self.plugins = plugins or PluginManager()
+        self.plugins.configure(config.plugins)  # PluginConfigError: one line naming the plugin
         self.metrics = Metrics(config.metrics.max_features)
         self.store = Store(config.storage.url)
         self.runners: dict[str, MonitorRunner] = {}
@@ -65,8 +68,7 @@ class Daemon:
         self.faces: list[Face] = []
         workers = min(MAX_SCHEDULER_WORKERS, max(1, sum(monitor.enabled for monitor in config.monitors)))
         self._scheduler_workers = workers
-        self.fetch_pool = ThreadPoolExecutor(max_workers=max(8, FETCH_THREADS_PER_WORKER * workers),
-                                             thread_name_prefix="driftd-fetch")
+        self.fetch_pool = FetchPool(max(8, FETCH_THREADS_PER_WORKER * workers))
         self._stopping = threading.Event()
         self._schema_current = False
         self._tick_locks: dict[str, threading.Lock] = {}
@@ -162,6 +164,11 @@ class Daemon:
         changed = [name for name in old if name not in new or new[name] != old[name]]
         started = [name for name in new if name not in old or name in changed]
         built: list[MonitorRunner] = []
+        if config.plugins != self.config.plugins:
+            try:
+                self.plugins.configure(config.plugins)
+            except PluginConfigError as error:
+                raise ReloadRefused(str(error)) from None
         try:
             for name in started:
                 if new[name].enabled:
@@ -289,8 +296,15 @@ class Daemon:
     def stop(self) -> None:
         """Finish the ticks in flight, then stop the scheduler, the faces, connectors and storage."""
         self._stopping.set()
+        # ticks in flight may finish for STOP_GRACE seconds; then a fetch that still has not returned is
+        # abandoned (its rows uncommitted, read again after the restart) so that the process can end
+        abandon = threading.Timer(STOP_GRACE, self.fetch_pool.abandon)
+        abandon.daemon = True
+        abandon.start()
         if self.scheduler is not None:
             self.scheduler.stop()
+        abandon.cancel()
+        self.fetch_pool.abandon()
         for face in self.faces:
             face.stop()
         self.adaptation.stop(self.config.adaptation.stop_timeout)
@@ -298,7 +312,11 @@ class Daemon:
         self.notifiers.close()
         for runner in self.runners.values():
             runner.close()
-        self.fetch_pool.shutdown(wait=False, cancel_futures=True)
+        hung = self.fetch_pool.hung()
+        if hung:
+            log.warning("stopping without waiting for %d call(s) into connectors that have not returned (%s)",
+                        len(hung), "; ".join(f"monitor {name}: a call into its connector has not returned"
+                                             for name in hung))
         if not self.store.is_sqlite:
             try:
                 self.store.release_leases(self.replica)  # the other replicas take over at once

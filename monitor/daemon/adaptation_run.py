@@ -23,7 +23,7 @@ from monitor.adaptation.contract import (
 )
 from monitor.adaptation.gate import GateDecision, GateSplit, judge, split_for_gate
 from monitor.adaptation.model import Model, ModelLoadError
-from monitor.config import EXTERNAL_ADAPTERS, AdapterConfig, MonitorConfig
+from monitor.config import AdapterConfig, MonitorConfig
 from monitor.daemon.model_versions import ModelStore, point_current
 from monitor.domain.events import NO_ROUTES, Routes
 from monitor.domain.reference import read_table, summarize_table, table_from_bytes
@@ -86,18 +86,22 @@ class EventAdaptation:
                          tuple(self.config.measures))
         with tempfile.TemporaryDirectory(prefix=f"driftd-adapt-{name}-") as workdir:
             # challengers first and judged together; then the hand-overs; the re-baseline last
-            challengers = [a for a in attempts if a.config.type not in EXTERNAL_ADAPTERS]
+            challengers = [a for a in attempts if self._needs_model(a.config)]
             for attempt in challengers:
                 self._attempt(attempt, info, split, target, champion, Path(workdir))
             decision = self._judge(challengers, champion, split)
             promoted = self._settle(challengers, decision, version)
             for attempt in attempts:
-                if attempt.config.type in EXTERNAL_ADAPTERS - {"rebaseline"}:
+                if not self._needs_model(attempt.config) and attempt.config.type != "rebaseline":
                     self._attempt(attempt, info, split, target, champion, Path(workdir))
                     self._settle([attempt], None, version)
             for attempt in attempts:
                 if attempt.config.type == "rebaseline":
                     self._rebaseline(attempt, event, target_table, promoted, info, champion, Path(workdir))
+
+    def _needs_model(self, config: AdapterConfig) -> bool:
+        """Whether the adapter makes a challenger (its class's ``needs_model``; an unknown type fails as one)."""
+        return getattr(self.adapter_classes.get(config.type), "needs_model", True) is not False
 
     # ---- inputs -------------------------------------------------------------------------------
 
@@ -142,12 +146,15 @@ class EventAdaptation:
             attempt.error = str(error)
             return
         log.info("monitor %s: adaptation %d (%s) started for drift event %d", name, attempt.run.id, adapter, info.id)
+        artifacts = Path(self.settings.artifacts) / name / f"adaptation-{attempt.run.id}"
+        artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
         ctx = AdaptationContext(
             monitor=name, event=info,
             source=split.source_train if split else _empty_like(target),
             target=split.target if split else target,
             model=champion, workdir=workdir / adapter, log=logging.getLogger(f"driftd.adapter.{adapter}"),
-            cancelled=threading.Event(), seed=self.settings.seed)
+            cancelled=threading.Event(), seed=self.settings.seed,
+            artifacts=artifacts)
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         result, error = self._call_with_timeout(attempt.config, ctx)

@@ -66,3 +66,9 @@ def _check_adaptation(config: MonitorConfig, plugins: PluginManager) -> None:
         except Exception as error:  # noqa: BLE001 - a plugin's complaint about its options, by name
             raise MonitorError(f"monitor {config.name!r}: adaptation: adapter {adapter.label!r}: "
                                f"{reason(error)}") from None
+        if config.model is None and getattr(cls, "needs_model", True):
+            free = sorted(name for name, kind in plugins.provided["adapters"].items()
+                          if not getattr(kind, "needs_model", True))
+            raise MonitorError(f"monitor {config.name!r}: adaptation: adapter {adapter.label!r} needs a 'model' "
+                               f"(path, label, training_data); only adapters with needs_model = False work "
+                               f"without one ({', '.join(free) or 'none installed'})")

@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 import time
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable
 
 from monitor.connector import AggregateBatch, AggregatePlan, Backlog, Batch, Connector, Cursor, set_fetching_for
@@ -31,6 +31,44 @@ def default_fetch_pool() -> ThreadPoolExecutor:
         if _default_pool is None:
             _default_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="driftd-fetch")
         return _default_pool
+
+
+class FetchPool(ThreadPoolExecutor):
+    """The daemon's fetch threads. ``abandon()`` (at shutdown) ends every wait on them at once: a tick
+    waiting on a connector that never returns gives up, and ``hung()`` names the calls left running."""
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="driftd-fetch")
+        self.stopping = threading.Event()
+        self._running: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:  # type: ignore[override]
+        """Run ``fn`` on a fetch thread, remembering (for ``hung``) which monitor's call it is."""
+        def tracked() -> Any:
+            key = threading.get_ident()
+            with self._lock:
+                self._running[key] = args[0] if args and isinstance(args[0], str) else "?"
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self._running.pop(key, None)
+        return super().submit(tracked)
+
+    def abandon(self) -> None:
+        """Stop waiting: every wait on a call ends now, queued calls are dropped, running ones are left."""
+        self.stopping.set()
+        self.shutdown(wait=False, cancel_futures=True)
+
+    def hung(self) -> list[str]:
+        """The monitors whose connector call is still running."""
+        with self._lock:
+            return sorted(self._running.values())
+
+
+class Abandoned(TimeoutError):
+    """driftd is stopping: the call into the connector was left running, its result unused."""
 
 
 def _for_monitor(name: str, function: Callable[..., Any], *args: Any) -> Any:
@@ -116,6 +154,8 @@ class Fetcher:
             result = self._within_timeout(function, *args)
             if not isinstance(result, expected):
                 raise TypeError(f"{call} returned {type(result).__name__}, expected a {expected.__name__}")
+        except Abandoned as error:  # not the source's fault: nothing to count or log
+            raise SourceDown(f"monitor {self.name!r}: {error}") from error
         except Exception as error:  # noqa: BLE001 - any connector failure is a source outage
             self.metrics.source_errors.labels(self.name).inc()
             self.set_source_up(False, error)
@@ -126,16 +166,27 @@ class Fetcher:
         return result
 
     def _within_timeout(self, function: Callable[..., Any], *args: Any) -> Any:
+        stopping = getattr(self.pool, "stopping", None)
+        if stopping is not None and stopping.is_set():
+            raise Abandoned("driftd is stopping")
         if self._in_flight is not None and not self._in_flight.done():
             raise TimeoutError(f"an earlier fetch has not returned yet (timeout {self.timeout:g}s)")
-        self._in_flight = self.pool.submit(_for_monitor, self.name, function, *args)
-        try:
-            return self._in_flight.result(timeout=self.timeout)
-        except TimeoutError:
-            if self._in_flight.cancel():  # it never started: every fetch thread is taken by hung sources
-                raise TimeoutError(f"no fetch thread was free within {self.timeout:g}s "
-                                   "(other monitors' fetches are hanging)") from None
-            raise TimeoutError(f"fetch did not return within {self.timeout:g}s") from None
+        in_flight = self._in_flight = self.pool.submit(_for_monitor, self.name, function, *args)
+        deadline = time.monotonic() + self.timeout
+        while not in_flight.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            wait([in_flight], timeout=min(left, 0.2) if stopping is not None else left)
+            if stopping is not None and stopping.is_set() and not in_flight.done():
+                in_flight.cancel()
+                raise Abandoned("driftd is stopping: the call into the connector was abandoned")
+        if in_flight.done():
+            return in_flight.result()
+        if in_flight.cancel():  # it never started: every fetch thread is taken by hung sources
+            raise TimeoutError(f"no fetch thread was free within {self.timeout:g}s "
+                               "(other monitors' fetches are hanging)")
+        raise TimeoutError(f"fetch did not return within {self.timeout:g}s")
 
     def set_source_up(self, up: bool, error: BaseException | None = None) -> None:
         """Record the source's health: log the change, back off while it is down, export ``source_up``."""

@@ -18,8 +18,7 @@ class LeaseKeeper:
                  lease: tuple[str, float] | None) -> None:
         """``lease`` is (replica id, seconds), or None when this process is the only replica."""
         self.name, self.monitor_id, self.store, self.metrics, self.lease = name, monitor_id, store, metrics, lease
-        self.held = lease is None
-        metrics.lease_held.labels(name).set(float(self.held))
+        self._set(lease is None)
 
     def take(self) -> tuple[bool, bool]:
         """Take or renew the lease: (held now, newly taken — so state cached meanwhile must be reloaded)."""
@@ -59,4 +58,4 @@ class LeaseKeeper:
 
     def _set(self, held: bool) -> None:
         self.held = held
-        self.metrics.lease_held.labels(self.name).set(float(held))
+        self.metrics.lease(self.name, held)  # the monitor's gauges go with the lease

@@ -37,6 +37,13 @@ Notifiers::
     def test_my_notifier_rejects_bad_options():
         check_notifier_bad_options(MyNotifier, [("url", {}), ("url", {"url": 3})])
 
+Measures::
+
+    from monitor.testing import check_measure
+
+    def test_my_measure_honours_the_contract():
+        check_measure(MyMeasure())     # attributes, types, determinism, no NaN, p-values, null false positives
+
 Each check raises AssertionError saying which promise was broken and how.
 """
 
@@ -47,9 +54,10 @@ from monitor.testing.adapters import (
     check_adapter_bad_options,
 )
 from monitor.testing.connectors import check_bad_options, check_connector, drain
+from monitor.testing.measures import MeasureCheck, check_measure
 from monitor.testing.notifiers import check_notifier_bad_options, sample_event
 
 __all__ = [
-    "CentroidClassifier", "adaptation_context", "check_adapter", "check_adapter_bad_options", "check_bad_options",
-    "check_connector", "check_notifier_bad_options", "drain", "sample_event",
+    "CentroidClassifier", "MeasureCheck", "adaptation_context", "check_adapter", "check_adapter_bad_options",
+    "check_bad_options", "check_connector", "check_measure", "check_notifier_bad_options", "drain", "sample_event",
 ]

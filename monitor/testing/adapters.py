@@ -72,7 +72,8 @@ def adaptation_context(kind: str = "affine", seed: int = 0, target_labels: int =
         monitor="conformance", event=DriftInfo(1, 1, 1.0, task.source.feature_names, ("ks",)),
         source=task.source, target=target, model=model,  # type: ignore[arg-type]
         workdir=workdir or Path(tempfile.mkdtemp(prefix="driftd-adapter-check-")),
-        log=logging.getLogger("driftd.adapter.check"), seed=seed)
+        log=logging.getLogger("driftd.adapter.check"), seed=seed,
+        artifacts=Path(tempfile.mkdtemp(prefix="driftd-adapter-artifacts-")))
 
 
 def check_adapter(make: Callable[[], Any], context: Callable[[], Any] | None = None, *,

@@ -107,6 +107,7 @@ class Command(Adapter):
     """Runs a program on the event's data; exit 0 is an external remedy."""
 
     type_name = "command"
+    needs_model = False
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)

@@ -33,6 +33,7 @@ class Rebaseline(Adapter):
     """Proposes the target domain as the new reference."""
 
     type_name = "rebaseline"
+    needs_model = False
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)

@@ -110,6 +110,7 @@ class Webhook(Adapter):
     """POSTs the drift event to an outside training pipeline."""
 
     type_name = "webhook"
+    needs_model = False
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)

@@ -47,6 +47,22 @@ class Broken(Adapter):
         raise ZeroDivisionError("a bug in a plugin")
 
 
+class Keeper(Adapter):
+    """Hands the event over (no model needed) and keeps a report in its artifacts folder."""
+
+    type_name = "keeper"
+    needs_model = False
+    seen: dict[str, Path] = {}
+
+    def adapt(self, ctx: AdaptationContext) -> AdaptationResult:
+        assert ctx.artifacts is not None
+        (ctx.workdir / "scratch.bin").write_bytes(b"temporary")
+        report = ctx.artifacts / "report.json"
+        report.write_text('{"rows": %d}' % ctx.target.rows)
+        Keeper.seen.update(workdir=ctx.workdir, artifacts=ctx.artifacts)
+        return AdaptationResult(remedy="external", assumption="none", artifact=str(report), reason="kept a report")
+
+
 class RecordingPlugin:
     """Registers the test adapters and records the finished hook."""
 
@@ -55,7 +71,7 @@ class RecordingPlugin:
 
     @hookimpl
     def driftd_adapters(self) -> Mapping[str, type]:
-        return {"slow": Slow, "broken": Broken}
+        return {"slow": Slow, "broken": Broken, "keeper": Keeper}
 
     @hookimpl
     def driftd_adaptation_finished(self, monitor: str, adaptation: Mapping[str, Any]) -> None:
@@ -148,6 +164,26 @@ def test_drift_adapts_promotes_a_new_version_and_rolls_back(tmp_path: Path) -> N
     assert "rolled_back" in listing.output and "feature_alignment" in listing.output
     again = CliRunner().invoke(main, ["adaptations", "rollback", "adapt", "-c", str(config_path)])
     assert again.exit_code != 0 and "cannot roll back" in again.output
+
+
+def test_an_adapter_without_a_model_keeps_its_artifacts_and_its_workdir_is_temporary(tmp_path: Path) -> None:
+    scenario = build_scenario(tmp_path / "data", "affine")
+    daemon, _ = _daemon(scenario, ["keeper", "feature_alignment"], tmp_path,
+                        artifacts=str(tmp_path / "artifacts"))
+    try:
+        _drift(daemon, scenario)
+        daemon.adaptation.run_pending("adapt")
+    finally:
+        daemon.stop()
+    runs = _runs(daemon)
+    keeper = runs["keeper"]
+    assert keeper.state == "succeeded", keeper.reason
+    # in a folder of its own run under adaptation.artifacts, which outlives the run
+    assert Keeper.seen["artifacts"] == tmp_path / "artifacts" / "adapt" / f"adaptation-{keeper.id}"
+    assert keeper.artifact == str(Keeper.seen["artifacts"] / "report.json")
+    assert Path(keeper.artifact).read_text().startswith('{"rows": ')
+    assert not Keeper.seen["workdir"].exists()  # the workdir is gone with the run
+    assert runs["feature_alignment"].state in {"promoted", "rejected", "succeeded"}
 
 
 def test_a_failing_or_slow_adapter_is_recorded_and_the_others_still_run(tmp_path: Path) -> None:

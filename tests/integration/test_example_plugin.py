@@ -28,6 +28,7 @@ from monitor.testing import (
     check_adapter_bad_options,
     check_bad_options,
     check_connector,
+    check_measure,
 )
 from tests.helpers import monitor_config
 
@@ -69,7 +70,7 @@ def test_plugin_manager_lists_the_installed_distribution(manager: PluginManager)
     info = manager.info["example"]
     assert info.origin == "entry point (driftd-example-plugin)"
     assert info.provides == {"connectors": ["random_walk"], "adapters": ["mean_alignment"],
-                             "notifiers": ["jsonl_file"]} and info.error is None
+                             "divergences": ["outside_range"], "notifiers": ["jsonl_file"]} and info.error is None
 
 
 def test_driftd_plugins_shows_it(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,6 +80,7 @@ def test_driftd_plugins_shows_it(installed: Path, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 0, result.output
     assert "example  [entry point (driftd-example-plugin)]\n" in result.output
     assert "connectors: random_walk" in result.output and "adapters: mean_alignment" in result.output
+    assert "measures: outside_range" in result.output and "notifiers: jsonl_file" in result.output
 
 
 @pytest.mark.parametrize("total_rows", [0, 1500])
@@ -136,3 +138,64 @@ def test_its_notifier_hears_of_the_drift_through_the_outbox(manager: PluginManag
     assert len(lines) == delivered == len(daemon.store.outbox_messages(state="delivered")) >= 6
     assert [line["data"]["seq"] for line in lines if line["type"] == "window_evaluated"] == [1, 2, 3, 4, 5]
     assert any(line["type"] == "drift_detected" for line in lines), "the walk drifts away from its start"
+
+
+def test_its_measure_passes_check_measure_and_works_in_compare_and_driftd_compare(
+        manager: PluginManager, tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from monitor.compare import compare
+    from tests.helpers import write_csv
+
+    measure = manager.provided["divergences"]["outside_range"]
+    check_measure(measure)
+    check_measure(type(measure)(margin=0.02))
+    rng = np.random.default_rng(3)
+    reference = pa.table({"x": rng.uniform(0, 1, 2000)})
+    live = pa.table({"x": rng.uniform(0.2, 1.2, 500)})
+    report = compare(reference, live, {"outside_range": {"options": {"margin": 0.01}}})  # loads the plugins itself
+    (result,) = report.results
+    assert result.measure == "outside_range" and 0.15 < result.value < 0.25 and report.drift
+    paths = [str(write_csv(tmp_path / name, table)) for name, table in (("ref.csv", reference), ("live.csv", live))]
+    cli = CliRunner().invoke(main, ["compare", *paths, "--measures", "outside_range", "--json"])
+    assert cli.exit_code == 1, cli.output
+    assert json.loads(cli.output)["results"][0]["measure"] == "outside_range"
+
+
+def test_its_measure_and_notifier_run_in_the_daemon_on_push_down_counts(manager: PluginManager, tmp_path: Path) -> None:
+    """The measure is counts_only: it works on an SQL push-down source, where the database sends counts."""
+    import sqlite3
+
+    import numpy as np
+
+    database = tmp_path / "source.db"
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE readings (id INTEGER PRIMARY KEY, x REAL)")
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.uniform(0, 1, 600), rng.uniform(0.5, 1.5, 400)])
+    connection.executemany("INSERT INTO readings (id, x) VALUES (?, ?)", enumerate(values.tolist(), start=1))
+    connection.commit()
+    connection.close()
+    reference = tmp_path / "ref.csv"
+    reference.write_text("x\n" + "\n".join(str(v) for v in rng.uniform(0, 1, 1000)) + "\n")
+    events = tmp_path / "events.jsonl"
+    raw = {"storage": {"url": f"sqlite:///{tmp_path / 'driftd.db'}"}, "server": {"enabled": False},
+           "notifiers": [{"type": "jsonl_file", "events": ["window_evaluated"], "options": {"path": str(events)}}],
+           "monitors": [{"name": "range", "source": {"type": "sql", "options": {
+                             "url": f"sqlite:///{database}", "table": "readings", "cursor_column": "id",
+                             "pushdown": True}},
+                         "features": {"numeric": ["x"]}, "measures": {"outside_range": {"threshold": 0.1}},
+                         "window": {"span": 200, "timestamp": "id"}, "reference": {"path": str(reference)}}]}
+    daemon = Daemon(build_config(raw, "test", environ={}), manager)
+    daemon.prepare()
+    try:
+        daemon.tick_all()
+        daemon.outbox.drain()
+    finally:
+        daemon.stop()
+    windows = [json.loads(line)["data"] for line in events.read_text().splitlines()]
+    assert [window["state"] for window in windows][:3] == ["ok", "ok", "ok"]
+    assert windows[-1]["drifted_features"] == ["x"]
+    scores = [result["value"] for window in windows for result in window["results"]]
+    assert scores[0] == 0.0 and scores[-1] > 0.3

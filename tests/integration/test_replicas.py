@@ -155,6 +155,69 @@ def test_ownership_is_visible_in_the_api_and_metrics(tmp_path: Path, postgres_ur
     assert Store(postgres_url).lease_owners() == {}, "a clean stop hands the monitors over at once"
 
 
+MONITOR_GAUGES = ("driftd_dataset_drift", "driftd_source_up", "driftd_monitor_state", "driftd_drift_share_ratio",
+                  "driftd_feature_divergence", "driftd_feature_p_value", "driftd_feature_drifted",
+                  "driftd_feature_missing", "driftd_last_window_timestamp_seconds", "driftd_reference_version",
+                  "driftd_source_files", "driftd_monitor_error", "driftd_source_backlog_rows")
+
+
+def _scraped(client: Any) -> dict[str, set[str]]:
+    """Monitor → the names of the per-monitor gauges a scrape of /metrics holds for it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name in MONITOR_GAUGES and "monitor" in sample.labels:
+                found.setdefault(sample.labels["monitor"], set()).add(sample.name)
+    return found
+
+
+@pytest.mark.postgres
+def test_a_replica_that_lost_a_lease_stops_exporting_the_monitors_gauges(tmp_path: Path, postgres_url: str) -> None:
+    from starlette.testclient import TestClient
+
+    from monitor.http.server import create_app
+
+    _write_data(tmp_path, 1000)
+    upgrade(Store(postgres_url).engine)
+    replicas = [Daemon(build_config(_config(tmp_path, postgres_url, lease="1s"), "test", environ={}))
+                for _ in range(2)]
+    for daemon in replicas:
+        daemon.prepare()
+    first, second = replicas
+    clients = [TestClient(create_app(daemon.metrics, daemon.readiness)) for daemon in replicas]
+    try:
+        assert all(report.owned for report in first.tick_all().values())
+        before = _scraped(clients[0])
+        assert set(before) == set(MONITORS)
+        assert {"driftd_dataset_drift", "driftd_source_up", "driftd_feature_divergence"} <= before["m1"]
+        assert _scraped(clients[1]) == {}, "a replica that never held a monitor exports none of its gauges"
+
+        time.sleep(1.2)  # the first replica stalls past its leases: the second takes every monitor
+        while any(report.rows_fetched for report in second.tick_all().values()):
+            pass
+        assert set(second.store.lease_owners().values()) == {second.replica}
+        first.tick_all()  # it finds its leases gone (and takes one back, so as to count as a live replica)
+        second.tick_all()  # the second finds that one gone at its next tick
+        owners = second.store.lease_owners()  # a lease handed back to balance the replicas has no owner for now
+        exported = [_scraped(client) for client in clients]
+        for name in MONITORS:  # each monitor's gauges come from the replica holding it, and from it only
+            exporters = [daemon.replica for daemon, gauges in zip(replicas, exported) if name in gauges]
+            expected = [owners[name]] if name in owners else []
+            assert exporters == expected, f"{name}: exported by {exporters}, held by {owners.get(name)}"
+        lost = [name for name in MONITORS if owners.get(name) == second.replica]
+        assert lost
+        assert {"driftd_dataset_drift", "driftd_source_up", "driftd_feature_divergence"} <= exported[1][lost[0]]
+        assert len([name for name in MONITORS if name not in exported[0]]) >= 2, "the first lost most monitors"
+        lease_held = [daemon.metrics.registry.get_sample_value("driftd_lease_held", {"monitor": lost[0]})
+                      for daemon in replicas]
+        assert lease_held == [0.0, 1.0]  # the lease gauge itself stays, saying who holds it
+    finally:
+        for daemon in replicas:
+            daemon.stop()
+
+
 BALANCED = tuple(f"b{index:02d}" for index in range(12))
 FIRST_ROWS, WINDOW_ROWS, WINDOWS = 200, 100, 30
 

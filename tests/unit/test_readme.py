@@ -91,3 +91,36 @@ def test_rabbitmq_source_example_is_valid() -> None:
                           "README example", environ={"AMQP_PASSWORD": "secret"})
     options = RabbitMqOptions.model_validate(config.monitors[0].source.options)
     assert options.stream and options.queue == "sensor-readings" and options.url.endswith("@mq:5672/%2F")
+
+
+def _measure_module() -> types.ModuleType:
+    module = types.ModuleType("readme_measure")
+    block = next(block for block in _blocks("python") if "class MeanShift(Measure)" in block)
+    exec(compile(block, "README measure example", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def test_measure_guide_example_passes_check_measure_and_works_in_compare() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from monitor.compare import compare
+    from monitor.divergence import MeasureRegistry
+    from monitor.testing import check_measure
+
+    module = _measure_module()
+    check_measure(module.MeanShift())
+    check_measure(module.MeanShift(trim=0.1))
+    manager = PluginManager(environ={}, load_entry_points=False)
+    manager.register(module, "readme_measure")
+    registry = MeasureRegistry(manager.provided["divergences"])
+    rng = np.random.default_rng(0)
+    reference, live = pa.table({"x": rng.normal(0, 1, 2000)}), pa.table({"x": rng.normal(1, 1, 500)})
+    report = compare(reference, live, {"mean_shift": {"options": {"trim": 0.1}}}, registry=registry)
+    assert report.drift and 0.8 < report.results[0].value < 1.2
+
+
+def test_plugins_section_example_is_valid() -> None:
+    example = next(block for block in _blocks("yaml") if block.startswith("plugins:"))
+    config = build_config(yaml.safe_load(example), "README example", environ={"EXAMPLE_API_KEY": "k"})
+    assert config.plugins == {"example": {"api_key": "k", "level": 2}}

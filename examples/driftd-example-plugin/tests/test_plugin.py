@@ -10,9 +10,11 @@ from pathlib import Path
 from driftd_example_plugin import (
     JsonLinesNotifier,
     MeanAlignment,
+    OutsideRange,
     RandomWalkConnector,
     driftd_adapters,
     driftd_connectors,
+    driftd_divergences,
     driftd_notifiers,
 )
 from monitor.testing import (
@@ -21,6 +23,7 @@ from monitor.testing import (
     check_adapter_bad_options,
     check_bad_options,
     check_connector,
+    check_measure,
     check_notifier_bad_options,
     sample_event,
 )
@@ -30,6 +33,7 @@ def test_the_hooks_register_both_classes() -> None:
     assert driftd_connectors() == {"random_walk": RandomWalkConnector}
     assert driftd_adapters() == {"mean_alignment": MeanAlignment}
     assert driftd_notifiers() == {"jsonl_file": JsonLinesNotifier}
+    assert isinstance(driftd_divergences()["outside_range"], OutsideRange)
 
 
 @pytest.mark.parametrize("total_rows", [0, 1500])
@@ -58,3 +62,10 @@ def test_the_notifier_writes_each_event_once_even_when_it_comes_again(tmp_path: 
 
 def test_the_notifier_rejects_bad_options() -> None:
     check_notifier_bad_options(JsonLinesNotifier, [("path", {"path": ""}), ("colour", {"path": "x", "colour": 1})])
+
+
+def test_the_measure_passes_check_measure() -> None:
+    check_measure(OutsideRange())
+    check_measure(OutsideRange(margin=0.05))
+    with pytest.raises(ValueError, match="margin"):
+        OutsideRange(margin=1.5)
