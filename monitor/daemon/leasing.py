@@ -6,7 +6,7 @@ import logging
 
 from monitor.daemon.errors import reason
 from monitor.metrics import Metrics
-from monitor.store import Store
+from monitor.store import LeaseTaken, Store
 
 log = logging.getLogger("driftd.engine")
 
@@ -24,8 +24,11 @@ class LeaseKeeper:
         """Take or renew the lease: (held now, newly taken — so state cached meanwhile must be reloaded)."""
         if self.lease is None:
             return True, False
-        held = self.store.acquire_lease(self.monitor_id, *self.lease)
-        newly = held and not self.held
+        taken = self.store.acquire_lease(self.monitor_id, *self.lease)
+        held = bool(taken)
+        # Taken (not renewed) means another replica may have held it and committed meanwhile, even
+        # when this one never noticed it was gone: what it cached is stale either way.
+        newly = taken is LeaseTaken.TAKEN or (held and not self.held)
         if newly:
             log.info("monitor %s: this replica (%s) now evaluates it", self.name, self.lease[0])
         self._set(held)

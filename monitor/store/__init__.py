@@ -13,7 +13,7 @@ from monitor.domain.records import (
     WindowRecord,
 )
 from monitor.store.database import Database, StoreError, create_db_engine
-from monitor.store.leases import LeaseLost, Leases
+from monitor.store.leases import LeaseLost, Leases, LeaseTaken
 from monitor.store.queries import (
     AdaptationRow,
     EventRow,
@@ -34,7 +34,7 @@ class Store(TickWriter, References, Leases, HistoryQueries, Outbox):
 
 
 __all__ = [
-    "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LeaseLost", "NewReference",
+    "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LeaseLost", "LeaseTaken", "NewReference",
     "OutboxItem", "Overview", "Page", "Progress", "ResultRecord", "SeriesPoint", "Store",
     "StoreError", "StoredReference",
     "WindowRecord", "WindowRow", "adaptation_row", "create_db_engine",

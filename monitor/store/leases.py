@@ -11,6 +11,7 @@ live replica, hands that monitor back (at most one per tick cycle).
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from dataclasses import dataclass
@@ -82,6 +83,14 @@ def hold_lease(session: Session, monitor_id: int, owner: str, seconds: float) ->
 
 
 
+class LeaseTaken(enum.IntEnum):
+    """What ``acquire_lease`` did: not held, renewed without a break, or taken (free or from another)."""
+
+    NO = 0
+    RENEWED = 1
+    TAKEN = 2
+
+
 class Leases(Database):
     """Taking, renewing, balancing and releasing the monitors' leases."""
 
@@ -89,8 +98,12 @@ class Leases(Database):
         super().__init__(url)
         self._lease_book = LeaseBook()
 
-    def acquire_lease(self, monitor_id: int, owner: str, seconds: float) -> bool:
-        """Take or renew the monitor's lease for ``seconds``; False while it is another replica's turn.
+    def acquire_lease(self, monitor_id: int, owner: str, seconds: float) -> LeaseTaken:
+        """Take or renew the monitor's lease for ``seconds``; NO (falsy) while it is another replica's turn.
+
+        RENEWED means the row still named ``owner``: nobody else can have held it (and so committed)
+        since this replica last took it. TAKEN means it was free or another's: whatever this replica
+        cached about the monitor may be stale.
 
         The owner always renews its own lease. A free one is taken only while this replica holds
         fewer than its fair share (an abandoned one always); a held one only as a newcomer's first
@@ -101,7 +114,7 @@ class Leases(Database):
             renewed = session.execute(update(Lease).where(Lease.monitor_id == monitor_id, Lease.owner == owner)
                                       .values(expires_at=utcnow() + timedelta(seconds=seconds)))
             if renewed.rowcount:
-                return True
+                return LeaseTaken.RENEWED
         book = self._lease_book
         try:
             with book.lock, self._session() as session, session.begin():
@@ -109,34 +122,34 @@ class Leases(Database):
                 seen = session.get(Lease, monitor_id)
                 if seen is not None and seen.owner and seen.expires_at > now and session.scalar(
                         select(func.count()).where(Lease.owner == owner, Lease.expires_at > now)):
-                    return False  # held by another replica, and this one is live already: nothing to decide
+                    return LeaseTaken.NO  # held by another replica, and this one is live already: nothing to decide
                 lease = session.scalar(select(Lease).where(Lease.monitor_id == monitor_id)
                                        .with_for_update(skip_locked=True).execution_options(populate_existing=True))
                 if lease is None and seen is not None:
-                    return False  # locked right now by another replica renewing, committing or taking it
+                    return LeaseTaken.NO  # locked right now by another replica renewing, committing or taking it
                 view = self._lease_view(session, owner, seconds, now, monitor_id)
                 if lease is None:
                     if view.mine >= view.share:
                         # Leave a free row behind: it is abandoned (taken by anyone) one lease period on.
                         session.add(Lease(monitor_id=monitor_id, owner="", expires_at=now))
-                        return False
+                        return LeaseTaken.NO
                     session.add(Lease(monitor_id=monitor_id, owner=owner, expires_at=now + timedelta(seconds=seconds)))
-                    return True
+                    return LeaseTaken.TAKEN
                 if lease.owner == owner:  # renewed meanwhile by this replica's own tick: cannot happen, but harmless
                     lease.expires_at = now + timedelta(seconds=seconds)
-                    return True
+                    return LeaseTaken.RENEWED
                 if lease.expires_at > now:  # held by another replica
                     if view.mine > 0 or view.held.get(lease.owner, 0) < 2:
-                        return False
+                        return LeaseTaken.NO
                     log.info("replica %s takes over monitor %d from %s (which holds %d) so as to count as live",
                              owner, monitor_id, lease.owner, view.held[lease.owner])
                 elif lease.expires_at > now - timedelta(seconds=seconds):  # free, not abandoned yet
                     if view.mine >= view.share or (lease.owner == "" and book.handed_back_recently(monitor_id, now)):
-                        return False
+                        return LeaseTaken.NO
                 lease.owner, lease.expires_at = owner, now + timedelta(seconds=seconds)
-                return True
+                return LeaseTaken.TAKEN
         except IntegrityError:
-            return False  # another replica inserted the lease first
+            return LeaseTaken.NO  # another replica inserted the lease first
 
     def balance_lease(self, monitor_id: int, owner: str, seconds: float) -> bool:
         """After a committed tick: hand the monitor back when this replica holds too many; True when it did.

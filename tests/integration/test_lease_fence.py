@@ -86,3 +86,47 @@ def test_a_replica_that_lost_its_lease_mid_tick_commits_nothing(tmp_path: Path, 
     assert not stale.owned and stale.windows == [], "A's stale tick was committed"
     for runner in (a, restarted):
         runner.close()
+
+
+def test_a_lease_that_moved_away_and_back_between_ticks_is_taken_afresh(tmp_path: Path, postgres_url: str,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A evaluates, its lease runs out, B takes over, commits a window and hands the monitor back, then A takes
+    it again without ever noticing it was gone: A must reload what B committed (sequence, cursor, pending
+    rows) instead of committing from its stale state (a duplicate window seq, or rows counted twice)."""
+    write_csv(tmp_path / "data" / "part-0.csv", sample_table(WINDOW_ROWS + FIRST_ROWS, seed=1))
+    config = monitor_config(source={"type": "files", "options": {"path": str(tmp_path / "data")}},
+                            reference={"path": str(write_csv(tmp_path / "ref.csv", sample_table(300, seed=9)))},
+                            window={"rows": WINDOW_ROWS}, measures=["ks"])
+    upgrade(Store(postgres_url).engine)
+
+    def replica(owner: str) -> MonitorRunner:
+        return MonitorRunner(config, Store(postgres_url), PluginManager(load_entry_points=False), Metrics(),
+                             lease=(owner, 30.0))
+
+    a, b = replica("replica-a"), replica("replica-b")
+    assert [w.seq for w in a.tick().windows] == [1]
+
+    def expire() -> None:
+        with a.store.engine.begin() as connection:
+            connection.execute(update(Lease).values(expires_at=utcnow()))
+
+    expire()
+    write_csv(tmp_path / "data" / "part-1.csv", sample_table(WINDOW_ROWS, seed=2, start_id=WINDOW_ROWS + FIRST_ROWS))
+    report = b.tick()
+    assert report.owned and [w.seq for w in report.windows] == [2], report
+    with a.store.engine.begin() as connection:  # B hands it back (as balancing does)
+        connection.execute(update(Lease).values(owner="", expires_at=utcnow()))
+
+    write_csv(tmp_path / "data" / "part-2.csv", sample_table(WINDOW_ROWS, seed=3, start_id=2 * WINDOW_ROWS + FIRST_ROWS))
+    with caplog.at_level("ERROR"):
+        report = a.tick()
+    assert report.owned and [w.seq for w in report.windows] == [3], report
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    with a.store.engine.connect() as connection:
+        seqs = connection.scalars(select(Window.seq).order_by(Window.seq)).all()
+        in_windows = connection.scalar(select(func.coalesce(func.sum(Window.rows), 0)))
+        pending = connection.scalar(select(SourceCursor.pending_rows))
+    assert seqs == [1, 2, 3]
+    assert in_windows + pending == 3 * WINDOW_ROWS + FIRST_ROWS, f"{in_windows} rows in windows + {pending} pending"
+    for runner in (a, b):
+        runner.close()
