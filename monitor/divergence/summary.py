@@ -106,7 +106,8 @@ def with_range_bins(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
 
 def bin_proportions(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
     """The share of ``sorted_values`` in each right-closed bin of ``edges``."""
-    counts = np.bincount(bin_indices(edges, sorted_values), minlength=edges.size + 1)
+    at_or_below = np.searchsorted(sorted_values, edges, side="right")
+    counts = np.diff(at_or_below, prepend=0, append=sorted_values.size)
     return counts / sorted_values.size
 
 
