@@ -83,7 +83,7 @@ def ks_statistic(sorted_ref: np.ndarray, window: NumericWindow) -> float:
     (after the last pooled value both ECDFs are 1, so 0 is a floor).
     """
     gaps = window.gaps(sorted_ref)
-    ends = np.abs(gaps.diffs[gaps.widths > 0])
+    ends = gaps.abs_diffs[gaps.widths > 0]
     return float(ends.max()) if ends.size else 0.0
 
 
@@ -252,5 +252,5 @@ class Energy(Measure):
 def cdf_distance(sorted_ref: np.ndarray, window: NumericWindow, power: int) -> float:
     """``integral |F_ref - F_win|^power`` over the real line (power 1 or 2)."""
     gaps = window.gaps(sorted_ref)
-    terms = np.abs(gaps.diffs) if power == 1 else np.square(gaps.diffs)
-    return float(np.sum(terms * gaps.widths))
+    terms = gaps.abs_diffs if power == 1 else np.square(gaps.diffs)
+    return float(np.einsum("i,i->", terms, gaps.widths))  # not np.dot: BLAS threads cost more than they save here

@@ -246,7 +246,10 @@ class ReferenceSummary:
     multivariate: MultivariateSummary | None = None
 
     def to_bytes(self) -> bytes:
-        """Serialise to a compressed ``.npz`` archive that loads without pickle.
+        """Serialise to an uncompressed ``.npz`` archive that loads without pickle.
+
+        Uncompressed: sorted floats barely compress, and zlib cost more than scoring a window
+        (archives written compressed before still load: ``np.load`` reads either).
 
         Feature names, kinds and categories live in a JSON document stored as UTF-8 bytes
         (numpy's fixed-width strings drop trailing NULs, JSON keeps every string exact);
@@ -273,7 +276,7 @@ class ReferenceSummary:
         document = json.dumps({"version": _FORMAT_VERSION, "features": meta}, ensure_ascii=True)
         arrays["meta"] = np.frombuffer(document.encode("ascii"), dtype=np.uint8)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        np.savez(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod

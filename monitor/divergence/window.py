@@ -24,6 +24,11 @@ class CdfGaps:
     diffs: np.ndarray
     widths: np.ndarray
 
+    @cached_property
+    def abs_diffs(self) -> np.ndarray:
+        """``|F_ref - F_win|`` after each pooled point (KS and Wasserstein share it)."""
+        return np.abs(self.diffs)
+
 
 class NumericWindow:
     """A window's finite float64 values of one numeric feature, sorted once on demand."""
