@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -129,57 +129,64 @@ class Metrics:
 
     def __init__(self, max_features: int = 100) -> None:
         self.max_features = max_features
+        #: Counters and histograms (they change with every tick, so they are formatted at each scrape).
+        self.live = CollectorRegistry()
+        #: The drift gauges, formatted once per change of a snapshot (``exposition``).
+        self.drift = CollectorRegistry()
+        #: Everything, for ``generate_latest(metrics.registry)`` and embedding in another registry.
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._snapshots: dict[str, MonitorSnapshot] = {}
+        self._changes = 0  # bumped whenever a snapshot changes
+        self._drift_text: tuple[int, bytes] | None = None
         labels = ["monitor"]
-        self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.registry)
-        self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.registry)
-        self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.registry)
+        self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.live)
+        self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.live)
+        self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.live)
         self.source_errors = Counter("driftd_source_errors", "Failed fetches from the source.", labels,
-                                     registry=self.registry)
+                                     registry=self.live)
         self.source_commit_errors = Counter(
             "driftd_source_commit_errors", "Failed acknowledgements of a committed cursor to the source "
-            "(retried with the next commit).", labels, registry=self.registry)
+            "(retried with the next commit).", labels, registry=self.live)
         self.source_lost = Counter("driftd_source_lost", "Messages the source removed (retention) before "
-                                   "driftd read them.", labels, registry=self.registry)
+                                   "driftd read them.", labels, registry=self.live)
         self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
-                                         registry=self.registry)
+                                         registry=self.live)
         self.measure_failures = Counter("driftd_measure_failures", "Windows in which a measure failed on at least "
                                         "one feature (NaN, no p-value, an error): those features got no verdict "
-                                        "from it.", ["monitor", "measure"], registry=self.registry)
+                                        "from it.", ["monitor", "measure"], registry=self.live)
         self.evaluation_seconds = Histogram("driftd_evaluation_duration_seconds", "Time to evaluate one window.",
-                                            labels, buckets=DURATION_BUCKETS, registry=self.registry)
+                                            labels, buckets=DURATION_BUCKETS, registry=self.live)
         self.poll_seconds = Histogram("driftd_poll_duration_seconds", "Time of one fetch from the source.",
-                                      labels, buckets=DURATION_BUCKETS, registry=self.registry)
+                                      labels, buckets=DURATION_BUCKETS, registry=self.live)
         self.tick_seconds = Histogram("driftd_tick_duration_seconds", "Time of one whole tick of a monitor.",
-                                      labels, buckets=DURATION_BUCKETS, registry=self.registry)
+                                      labels, buckets=DURATION_BUCKETS, registry=self.live)
         self.scheduler_lag = Histogram("driftd_scheduler_lag_seconds",
                                        "How late a tick was submitted after its scheduled time.", labels,
-                                       buckets=DURATION_BUCKETS, registry=self.registry)
+                                       buckets=DURATION_BUCKETS, registry=self.live)
         self.invalid_values = Counter("driftd_invalid_values", "Values of a numeric feature that were not "
                                       "numbers (read as missing; the feature is measured on the rest).",
-                                      ["monitor", "feature"], registry=self.registry)
+                                      ["monitor", "feature"], registry=self.live)
         self.lease_held = Gauge("driftd_lease_held", "1 while this replica holds the monitor's lease "
                                 "(with several replicas on PostgreSQL; always 1 on SQLite).", labels,
-                                registry=self.registry)
+                                registry=self.live)
         self.adaptations = Counter("driftd_adaptations", "Adapter runs that ended, by outcome (succeeded, failed, "
                                    "rejected, promoted, skipped).", ["monitor", "adapter", "outcome"],
-                                   registry=self.registry)
+                                   registry=self.live)
         self.adaptation_seconds = Histogram("driftd_adaptation_duration_seconds", "Time of one adapter run.",
-                                            ["monitor", "adapter"], buckets=ADAPTATION_BUCKETS, registry=self.registry)
+                                            ["monitor", "adapter"], buckets=ADAPTATION_BUCKETS, registry=self.live)
         self.adaptation_running = Gauge("driftd_adaptation_running", "1 while an adaptation of the monitor runs.",
-                                        labels, registry=self.registry)
+                                        labels, registry=self.live)
         self.model_version = Gauge("driftd_model_version", "The monitor's active model version (1: as configured; "
-                                   "each promotion adds one).", labels, registry=self.registry)
+                                   "each promotion adds one).", labels, registry=self.live)
         self.outbox_pending = Gauge("driftd_outbox_pending", "Outbox messages (events for a hook or a notifier) "
-                                    "not delivered yet, in the shared database.", registry=self.registry)
+                                    "not delivered yet, in the shared database.", registry=self.live)
         self.outbox_oldest_age = Gauge("driftd_outbox_oldest_pending_age_seconds", "Age of the oldest outbox message "
-                                       "not delivered yet (0 when none waits).", registry=self.registry)
+                                       "not delivered yet (0 when none waits).", registry=self.live)
         self.outbox_failures = Counter("driftd_outbox_failures", "Failed deliveries of outbox messages (each is "
-                                       "retried), by destination.", ["target"], registry=self.registry)
+                                       "retried), by destination.", ["target"], registry=self.live)
         self.outbox_delivered = Counter("driftd_outbox_delivered", "Outbox messages delivered, by destination.",
-                                        ["target"], registry=self.registry)
+                                        ["target"], registry=self.live)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
                              self.source_commit_errors, self.source_lost,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
@@ -188,9 +195,22 @@ class Metrics:
         self._measure_names: dict[str, set[str]] = {}
         self._invalid_features: dict[str, set[str]] = {}
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
-                      registry=self.registry)
+                      registry=self.live)
         build.labels(__version__, platform.python_version()).set(1)
-        self.registry.register(DriftCollector(self))
+        self.drift.register(DriftCollector(self))
+        self.registry.register(self.live)
+        self.registry.register(self.drift)
+
+    def exposition(self) -> bytes:
+        """The ``/metrics`` text: the live metrics formatted now, the drift gauges as formatted at their last change."""
+        live = generate_latest(self.live)
+        with self._lock:
+            cached, changes = self._drift_text, self._changes
+        if cached is None or cached[0] != changes:
+            cached = (changes, generate_latest(self.drift))  # may include a later change: it is then rebuilt once more
+            with self._lock:
+                self._drift_text = cached
+        return live + cached[1]
 
     def snapshots(self) -> list[tuple[str, MonitorSnapshot]]:
         """A consistent copy of every monitor's snapshot."""
@@ -200,19 +220,24 @@ class Metrics:
     def snapshot(self, monitor: str) -> MonitorSnapshot:
         """The monitor's snapshot, created on first use (callers replace it, never mutate it)."""
         with self._lock:
-            return self._snapshots.setdefault(monitor, MonitorSnapshot())
+            if monitor not in self._snapshots:
+                self._snapshots[monitor] = MonitorSnapshot()
+                self._changes += 1
+            return self._snapshots[monitor]
 
     def publish(self, monitor: str, snapshot: MonitorSnapshot) -> None:
         """Replace a monitor's snapshot atomically."""
         with self._lock:
             self._snapshots[monitor] = snapshot
+            self._changes += 1
 
     def update(self, monitor: str, **changes: Any) -> None:
         """Replace some fields of a monitor's snapshot (nothing happens when they are unchanged)."""
         with self._lock:
-            snapshot = self._snapshots.setdefault(monitor, MonitorSnapshot())
-            if any(getattr(snapshot, name) != value for name, value in changes.items()):
-                self._snapshots[monitor] = replace(snapshot, **changes)
+            snapshot = self._snapshots.get(monitor)
+            if snapshot is None or any(getattr(snapshot, name) != value for name, value in changes.items()):
+                self._snapshots[monitor] = replace(snapshot or MonitorSnapshot(), **changes)
+                self._changes += 1
 
     def adapters(self, monitor: str, adapters: Iterable[str]) -> None:
         """Start every adapter's series at zero, so ``increase()`` sees the first run."""
@@ -262,6 +287,7 @@ class Metrics:
         """Drop every series of a monitor that is no longer configured."""
         with self._lock:
             self._snapshots.pop(monitor, None)
+            self._changes += 1
             adapters = self._adapter_names.pop(monitor, set())
             measures = self._measure_names.pop(monitor, set())
             invalid = self._invalid_features.pop(monitor, set())

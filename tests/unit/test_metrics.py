@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -104,3 +105,31 @@ def test_missing_features_and_multivariate_scores_are_exported() -> None:
     assert samples[("driftd_feature_missing", (("feature", "a"), ("monitor", "m")))] == 0
     assert ("driftd_feature_drifted", (("feature", "b"), ("monitor", "m"))) not in samples
     assert samples[("driftd_feature_p_value", (("feature", "*"), ("measure", "mmd"), ("monitor", "m")))] == 0.01
+
+
+def test_the_drift_gauges_are_formatted_once_per_change_and_scrapes_match_the_registry(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.metrics as metrics_module
+    from monitor.metrics import DriftCollector, FeatureScore, MonitorSnapshot
+
+    metrics = Metrics()
+    collected = []
+    original = DriftCollector.collect
+    monkeypatch.setattr(DriftCollector, "collect", lambda self: collected.append(1) or original(self))
+    metrics.add_monitor("m")
+    first = metrics.exposition()
+    metrics.windows.labels("m").inc()  # a live counter: formatted at every scrape, no drift rebuild
+    second = metrics.exposition()
+    assert len(collected) == 1 and b'driftd_windows_total{monitor="m"} 1.0' in second
+    metrics.publish("m", MonitorSnapshot(last_window_timestamp=1.0, features=["a"],
+                                         scores=[FeatureScore("a", "ks", 0.5, 0.01, True)],
+                                         feature_drifted={"a": True}))
+    third = metrics.exposition()
+    assert len(collected) == 2 and b'driftd_feature_divergence{feature="a",measure="ks",monitor="m"} 0.5' in third
+    metrics.update("m", source_up=False)
+    metrics.update("m", source_up=False)  # unchanged: no rebuild
+    metrics.update("n", backlog_rows=None)  # a new monitor's default snapshot is a change
+    fourth = metrics.exposition()
+    assert len(collected) == 3 and b'driftd_monitor_error{monitor="n"} 0.0' in fourth
+    assert fourth == metrics_module.generate_latest(metrics.registry)
+    assert first != third
