@@ -118,12 +118,19 @@ def driftd(data: Path, reference: Path, numeric: list[str], categorical: list[st
 
 
 def top(path: Path, count: int = 5) -> list[tuple[str, float]]:
-    """The functions with the most samples on top of the stack in a py-spy raw profile, as shares."""
+    """The functions with the most samples on top of the stack in a py-spy raw profile, as shares.
+
+    Only the ticks count: stacks under ``MonitorRunner.tick`` and those of the measure pool's threads
+    at work (imports, the untimed reference summary, and pool threads waiting for work are left out).
+    """
     own: collections.Counter[str] = collections.Counter()
     for line in path.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
-        if stack:
-            own[re.sub(r":\d+\)$", ")", stack.split(";")[-1])] += int(samples)
+        frames = stack.split(";")
+        ticking = any(frame.startswith("MonitorRunner.tick (") for frame in frames)
+        pooled = frames[0].startswith("Thread._bootstrap (") and not frames[-1].startswith("_worker (")
+        if stack and (ticking or pooled):
+            own[re.sub(r":\d+\)$", ")", frames[-1])] += int(samples)
     total = sum(own.values()) or 1
     return [(frame, round(n / total, 3)) for frame, n in own.most_common(count)]
 

@@ -111,6 +111,28 @@ def bin_proportions(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
     return counts / sorted_values.size
 
 
+def sorted_quantiles(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(sorted_values, q)`` (method "linear", bit for bit) of an already sorted array.
+
+    np.quantile partitions a copy first; on sorted values the two neighbours of each virtual
+    index are already in place, and numpy's own interpolation is repeated on them.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    last = sorted_values.size - 1
+    virtual = last * q
+    below = np.floor(virtual)
+    gamma = virtual - below
+    low = np.clip(below, 0, last).astype(np.intp)
+    low[virtual >= last] = last
+    high = np.minimum(low + 1, last)
+    a, b = sorted_values[low], sorted_values[high]
+    difference = b - a
+    result = a + difference * gamma
+    upper = gamma >= 0.5  # numpy's _lerp: from the upper neighbour past the middle (monotone, exact at 1)
+    result[upper] = (b - difference * (1 - gamma))[upper]
+    return result
+
+
 def summarize_numeric(values: np.ndarray, bins: int = 10) -> NumericSummary:
     """Summarise finite float values into ``bins`` reference-quantile bins plus two out-of-range bins.
 
@@ -122,7 +144,7 @@ def summarize_numeric(values: np.ndarray, bins: int = 10) -> NumericSummary:
     sorted_values = np.sort(np.asarray(values, dtype=np.float64))
     if sorted_values.size == 0:
         raise ValueError("cannot summarise an empty numeric sample")
-    quantiles = np.quantile(sorted_values, np.arange(1, bins) / bins)
+    quantiles = sorted_quantiles(sorted_values, np.arange(1, bins) / bins)
     edges = with_range_bins(np.unique(quantiles), sorted_values)
     return NumericSummary(
         sorted_values=sorted_values,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +52,7 @@ class NumericWindow:
 
     def __init__(self, values: np.ndarray) -> None:
         self.values = np.asarray(values, dtype=np.float64).reshape(-1)
+        self._sorted: np.ndarray | None = None
         self._distances: tuple[np.ndarray, CdfDistances] | None = None
 
     @property
@@ -60,10 +60,16 @@ class NumericWindow:
         """The number of values."""
         return int(self.values.size)
 
-    @cached_property
+    @property
     def sorted(self) -> np.ndarray:
-        """The values in ascending order."""
-        return np.sort(self.values)
+        """The values in ascending order, sorted on first use.
+
+        Not a ``functools.cached_property``: before Python 3.12 it holds one lock for every
+        instance while it computes, which would run the features' sorts one at a time on the pool.
+        """
+        if self._sorted is None:
+            self._sorted = np.sort(self.values)
+        return self._sorted
 
     def gaps(self, sorted_reference: np.ndarray) -> CdfGaps:
         """The ECDF comparison with a sorted reference: one linear merge of the two sorted arrays."""

@@ -10,6 +10,7 @@ from scipy.spatial.distance import jensenshannon
 
 from monitor.compare import compare
 from monitor.divergence import ReferenceSummary, summarize_categorical
+from monitor.divergence.summary import sorted_quantiles
 from monitor.domain.reference import categorical_values, summarize_categorical_column
 
 #: Columns whose text form has nulls, NaN, empty and non-ASCII strings, several Arrow types and chunks.
@@ -78,3 +79,35 @@ def test_compare_neither_serialises_nor_builds_an_unused_multivariate_summary(mo
     assert built == []
     compare(data, data, {"mmd": {"options": {"permutations": 10}}})
     assert len(built) == 1
+
+
+def test_quantiles_of_sorted_values_equal_np_quantile_bit_for_bit() -> None:
+    generator = np.random.default_rng(1)
+    for n in [*range(1, 40), 99, 100, 101, 12_345]:
+        for values in (generator.normal(size=n), np.round(generator.normal(size=n), 1),
+                       generator.exponential(size=n) * 1e6):
+            ordered = np.sort(values)
+            for bins in (2, 3, 7, 10, 13):
+                q = np.arange(1, bins) / bins
+                np.testing.assert_array_equal(sorted_quantiles(ordered, q), np.quantile(ordered, q))
+
+
+def test_windows_of_different_features_sort_at_the_same_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No lock shared by every window (functools.cached_property has one before Python 3.12)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from monitor.divergence.window import NumericWindow
+
+    both_inside = Barrier(2, timeout=5)
+    real_sort = np.sort
+
+    def sort_meeting_the_other(values: np.ndarray) -> np.ndarray:
+        both_inside.wait()  # raises BrokenBarrierError unless both sorts run at once
+        return real_sort(values)
+
+    monkeypatch.setattr(np, "sort", sort_meeting_the_other)
+    windows = [NumericWindow(np.array([3.0, 1.0, 2.0])), NumericWindow(np.array([5.0, 4.0]))]
+    with ThreadPoolExecutor(2) as pool:
+        sorted_values = list(pool.map(lambda window: window.sorted, windows))
+    assert [list(v) for v in sorted_values] == [[1.0, 2.0, 3.0], [4.0, 5.0]]
