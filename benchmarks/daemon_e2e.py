@@ -16,7 +16,8 @@ beside them, outside the watched folder).
   commit path (each window, its results and the cursor committed to SQLite), without the scheduler's
   waits between ticks. The reference summary is built before the clock starts.
 
-Prints one JSON line per side (rows/s, wall and CPU seconds) and driftd's share of the floor's rows/s.
+Prints one JSON line per side (rows/s, wall and CPU seconds) and driftd's share of the floor's rows/s;
+writes both to ``benchmarks/results/daemon_e2e.json``.
 ``--top FILE`` reads a py-spy ``--format raw`` profile and prints the five functions with the most
 samples of their own (the frame on top of the stack).
 """
@@ -27,6 +28,7 @@ import argparse
 import collections
 import json
 import logging
+import os
 import re
 import sys
 import tempfile
@@ -162,6 +164,10 @@ def main() -> None:
     results.append(driftd(data, reference, numeric, categorical, args.window_rows, args.max_rows))
     print(json.dumps(results[-1]), flush=True)
     if len(results) == 2:
+        (BENCH_DIR / "results").mkdir(exist_ok=True)
+        (BENCH_DIR / "results" / "daemon_e2e.json").write_text(json.dumps(
+            {"taken": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_avg": os.getloadavg()[0],
+             "arguments": vars(args) | {"top": None}, "records": results}, indent=1, default=str) + "\n")
         share = results[1]["rows_per_second"] / results[0]["rows_per_second"]
         print(f"driftd {results[1]['rows_per_second']:,} rows/s = {share:.0%} of the floor's "
               f"{results[0]['rows_per_second']:,} rows/s (target >= 50%)")

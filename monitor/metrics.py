@@ -59,6 +59,10 @@ class DriftCollector(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self.families(self.metrics.snapshots())
+
+    def families(self, snapshots: list[tuple[str, MonitorSnapshot]]) -> tuple[GaugeMetricFamily, ...]:
+        """The drift gauges of these monitors, every family in a fixed order (empty ones too)."""
         divergence = GaugeMetricFamily("driftd_feature_divergence", "Latest value of a measure for a feature.",
                                        labels=["monitor", "feature", "measure"])
         p_value = GaugeMetricFamily("driftd_feature_p_value", "Latest p-value of a test for a feature (unadjusted).",
@@ -92,7 +96,7 @@ class DriftCollector(Collector):
                                             "(0: caught up); absent when the connector cannot tell.",
                                             labels=["monitor"])
         limit = self.metrics.max_features
-        for name, snap in self.metrics.snapshots():
+        for name, snap in snapshots:
             error.add_metric([name], float(snap.error is not None))
             if snap.backlog_rows is not None:
                 backlog_rows.add_metric([name], snap.backlog_rows)
@@ -120,8 +124,36 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files,
-                    error, backlog_rows, backlog_seconds)
+        return (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files,
+                error, backlog_rows, backlog_seconds)
+
+
+class _Families:
+    """Metric families as ``generate_latest`` formats them (anything with ``collect``)."""
+
+    def __init__(self, families: Iterable[Any]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> list[Any]:
+        return self._families
+
+
+def _split_samples(text: bytes) -> dict[bytes, bytes]:
+    """The sample lines of a text exposition grouped by metric name (comment lines dropped)."""
+    grouped: dict[bytes, list[bytes]] = {}
+    for line in text.splitlines(keepends=True):
+        if not line.startswith(b"#"):
+            grouped.setdefault(line.split(b"{", 1)[0].split(b" ", 1)[0], []).append(line)
+    return {name: b"".join(lines) for name, lines in grouped.items()}
+
+
+def _split_headers(text: bytes) -> list[tuple[bytes, bytes]]:
+    """(family name, its HELP and TYPE lines) of a text exposition without samples, in order."""
+    headers: dict[bytes, bytes] = {}
+    for line in text.splitlines(keepends=True):
+        name = line.split(b" ", 3)[2]
+        headers[name] = headers.get(name, b"") + line
+    return list(headers.items())
 
 
 class Metrics:
@@ -137,8 +169,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._snapshots: dict[str, MonitorSnapshot] = {}
-        self._changes = 0  # bumped whenever a snapshot changes
-        self._drift_text: tuple[int, bytes] | None = None
+        #: Each monitor's drift samples as last formatted, with the snapshot they were formatted from.
+        self._drift_text: dict[str, tuple[MonitorSnapshot, dict[bytes, bytes]]] = {}
+        self._format_lock = threading.Lock()
         labels = ["monitor"]
         self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.live)
         self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.live)
@@ -197,20 +230,34 @@ class Metrics:
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.live)
         build.labels(__version__, platform.python_version()).set(1)
-        self.drift.register(DriftCollector(self))
+        self._collector = DriftCollector(self)
+        self._drift_headers = _split_headers(generate_latest(_Families(self._collector.families([]))))
+        self.drift.register(self._collector)
         self.registry.register(self.live)
         self.registry.register(self.drift)
 
     def exposition(self) -> bytes:
-        """The ``/metrics`` text: the live metrics formatted now, the drift gauges as formatted at their last change."""
+        """The ``/metrics`` text, equal to ``generate_latest(registry)``.
+
+        Counters and histograms are formatted at each scrape; a monitor's drift gauges only when its
+        snapshot changed since the last scrape (snapshots are replaced, never mutated), so a scrape
+        re-formats the monitors that ticked, not all of them.
+        """
         live = generate_latest(self.live)
-        with self._lock:
-            cached, changes = self._drift_text, self._changes
-        if cached is None or cached[0] != changes:
-            cached = (changes, generate_latest(self.drift))  # may include a later change: it is then rebuilt once more
-            with self._lock:
-                self._drift_text = cached
-        return live + cached[1]
+        snapshots = self.snapshots()
+        with self._format_lock:
+            texts = {}
+            for name, snap in snapshots:
+                cached = self._drift_text.get(name)
+                if cached is None or cached[0] is not snap:
+                    cached = (snap, _split_samples(generate_latest(_Families(self._collector.families([(name, snap)])))))
+                texts[name] = cached
+            self._drift_text = texts  # removed monitors drop out
+        parts = [live]
+        for family, header in self._drift_headers:
+            parts.append(header)
+            parts.extend(text.get(family, b"") for _, text in texts.values())
+        return b"".join(parts)
 
     def snapshots(self) -> list[tuple[str, MonitorSnapshot]]:
         """A consistent copy of every monitor's snapshot."""
@@ -220,16 +267,12 @@ class Metrics:
     def snapshot(self, monitor: str) -> MonitorSnapshot:
         """The monitor's snapshot, created on first use (callers replace it, never mutate it)."""
         with self._lock:
-            if monitor not in self._snapshots:
-                self._snapshots[monitor] = MonitorSnapshot()
-                self._changes += 1
-            return self._snapshots[monitor]
+            return self._snapshots.setdefault(monitor, MonitorSnapshot())
 
     def publish(self, monitor: str, snapshot: MonitorSnapshot) -> None:
         """Replace a monitor's snapshot atomically."""
         with self._lock:
             self._snapshots[monitor] = snapshot
-            self._changes += 1
 
     def update(self, monitor: str, **changes: Any) -> None:
         """Replace some fields of a monitor's snapshot (nothing happens when they are unchanged)."""
@@ -237,7 +280,6 @@ class Metrics:
             snapshot = self._snapshots.get(monitor)
             if snapshot is None or any(getattr(snapshot, name) != value for name, value in changes.items()):
                 self._snapshots[monitor] = replace(snapshot or MonitorSnapshot(), **changes)
-                self._changes += 1
 
     def adapters(self, monitor: str, adapters: Iterable[str]) -> None:
         """Start every adapter's series at zero, so ``increase()`` sees the first run."""
@@ -287,7 +329,6 @@ class Metrics:
         """Drop every series of a monitor that is no longer configured."""
         with self._lock:
             self._snapshots.pop(monitor, None)
-            self._changes += 1
             adapters = self._adapter_names.pop(monitor, set())
             measures = self._measure_names.pop(monitor, set())
             invalid = self._invalid_features.pop(monitor, set())

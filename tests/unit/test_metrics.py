@@ -107,29 +107,39 @@ def test_missing_features_and_multivariate_scores_are_exported() -> None:
     assert samples[("driftd_feature_p_value", (("feature", "*"), ("measure", "mmd"), ("monitor", "m")))] == 0.01
 
 
-def test_the_drift_gauges_are_formatted_once_per_change_and_scrapes_match_the_registry(
+def test_a_scrape_formats_the_drift_gauges_of_the_monitors_that_changed_only(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import monitor.metrics as metrics_module
-    from monitor.metrics import DriftCollector, FeatureScore, MonitorSnapshot
+    from monitor.metrics import DriftCollector
 
     metrics = Metrics()
-    collected = []
-    original = DriftCollector.collect
-    monkeypatch.setattr(DriftCollector, "collect", lambda self: collected.append(1) or original(self))
-    metrics.add_monitor("m")
-    first = metrics.exposition()
-    metrics.windows.labels("m").inc()  # a live counter: formatted at every scrape, no drift rebuild
+    formatted: list[list[str]] = []
+    original = DriftCollector.families
+    monkeypatch.setattr(DriftCollector, "families",
+                        lambda self, snapshots: formatted.append([n for n, _ in snapshots]) or original(self, snapshots))
+
+    def window(value: float) -> MonitorSnapshot:
+        return MonitorSnapshot(last_window_timestamp=1.0, features=["a"], feature_drifted={"a": value > 0.1},
+                               scores=[FeatureScore("a", "ks", value, 0.01, value > 0.1)])
+
+    for name in ("m", "n", "o"):
+        metrics.add_monitor(name)
+        metrics.publish(name, window(0.05))
+    metrics.exposition()
+    assert formatted == [["m"], ["n"], ["o"]]
+    formatted.clear()
+    metrics.windows.labels("m").inc()  # a live counter: formatted at every scrape, no drift gauge again
     second = metrics.exposition()
-    assert len(collected) == 1 and b'driftd_windows_total{monitor="m"} 1.0' in second
-    metrics.publish("m", MonitorSnapshot(last_window_timestamp=1.0, features=["a"],
-                                         scores=[FeatureScore("a", "ks", 0.5, 0.01, True)],
-                                         feature_drifted={"a": True}))
+    assert formatted == [] and b'driftd_windows_total{monitor="m"} 1.0' in second
+    metrics.publish("n", window(0.5))
+    metrics.update("o", source_up=False)
+    metrics.update("m", source_up=None)  # unchanged: not formatted again
     third = metrics.exposition()
-    assert len(collected) == 2 and b'driftd_feature_divergence{feature="a",measure="ks",monitor="m"} 0.5' in third
-    metrics.update("m", source_up=False)
-    metrics.update("m", source_up=False)  # unchanged: no rebuild
-    metrics.update("n", backlog_rows=None)  # a new monitor's default snapshot is a change
+    assert formatted == [["n"], ["o"]]
+    assert b'driftd_feature_divergence{feature="a",measure="ks",monitor="n"} 0.5' in third
+    assert b'driftd_source_up{monitor="o"} 0.0' in third
+    metrics.remove_monitor("m")
+    metrics.add_monitor("p")  # a new monitor's default snapshot appears
     fourth = metrics.exposition()
-    assert len(collected) == 3 and b'driftd_monitor_error{monitor="n"} 0.0' in fourth
-    assert fourth == metrics_module.generate_latest(metrics.registry)
-    assert first != third
+    assert b'monitor="m"' not in fourth and b'driftd_monitor_error{monitor="p"} 0.0' in fourth
+    assert fourth == generate_latest(metrics.registry)  # the same text as formatting everything
+    assert third != second
