@@ -55,7 +55,7 @@ def plan(cases: set[int]) -> list[Job]:
     jobs: list[Job] = []
     if 1 in cases:
         jobs.append(Job("numpy_sort_floor", "numpy_sort_floor.py", 1, "sort", False, repeat=5, warmup=1))
-        jobs += [Job("driftd", "driftd.py", 1, m, False, repeat=3, warmup=1) for m in [*CASE1, "all"]]
+        jobs += [Job("driftd", "driftd.py", 1, m, False, repeat=3, warmup=1) for m in [*CASE1, "all", "compare"]]
         jobs += [Job("scipy_loop", "scipy_loop.py", 1, m, False) for m in [*CASE1, "all"]]
         jobs += [Job("evidently", "evidently_runner.py", 1, m, True) for m in CASE1]
         jobs += [Job("nannyml", "nannyml_runner.py", 1, m, True) for m in ("ks", "jensen_shannon", "wasserstein",
@@ -169,6 +169,26 @@ def _speedup(records: list[dict[str, Any]], library: str, case: int, measures: l
     return _check(f"case {case}: >= {target:g}x faster than {library}", all(oks), ", ".join(parts))
 
 
+def _compare_checks(records: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[str]:
+    """Issue 15: ``compare()`` (summary included) against the scipy loop and the sort floor."""
+    ours, loop = _find(records, "driftd", 1, "compare"), _find(records, "scipy_loop", 1, "all")
+    if not ours or not ours.get("seconds"):
+        return [_check("case 1: compare()", None, "not measured")]
+    out = []
+    if loop and loop.get("seconds"):
+        ratio = loop["seconds"] / ours["seconds"]
+        out.append(_check("case 1: compare() >= 5x faster than scipy_loop", ratio >= 5,
+                          f"{loop['seconds']:.3f} s / {ours['seconds']:.3f} s = {ratio:.1f}x"))
+        if loop.get("peak_delta_mib") is not None and ours.get("peak_delta_mib") is not None:
+            out.append(f"  (memory added during the call: compare() {ours['peak_delta_mib']} MiB, "
+                       f"scipy_loop {loop['peak_delta_mib']} MiB)")
+    if floor and floor.get("seconds"):
+        ratio = ours["seconds"] / floor["seconds"]
+        out.append(_check("case 1: compare() within 4x of sorting the window", ratio <= 4,
+                          f"{ours['seconds']:.3f} s / {floor['seconds']:.3f} s = {ratio:.1f}x"))
+    return out
+
+
 def checks(records: list[dict[str, Any]]) -> str:
     """The issue's targets, checked against the records."""
     out = []
@@ -187,6 +207,7 @@ def checks(records: list[dict[str, Any]]) -> str:
                 out.append(f"  (KS alone: {ks['seconds'] / floor['seconds']:.1f}x the sort)")
         else:
             out.append(_check("case 1: within 3x of the sort floor", None, "not measured"))
+        out.extend(_compare_checks(records, floor))
     if 2 in cases:
         for backend in ("mmd_numpy", "mmd_torch"):
             ours, peer = _find(records, "driftd", 2, backend), _find(records, "alibi_detect", 2, "mmd")
@@ -274,7 +295,7 @@ def main() -> None:
     all_records = records + peer_records
     if not args.peers_only:
         _write(RESULTS_DIR / "latest.json", all_records)
-    report = f"{table(all_records)}\n\nTargets (issue 3):\n{checks(all_records)}\n"
+    report = f"{table(all_records)}\n\nTargets (issues 3 and 15):\n{checks(all_records)}\n"
     print(report)
     if args.markdown:
         args.markdown.write_text(report)

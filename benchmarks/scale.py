@@ -344,7 +344,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for replica in replicas:
             replica.stop()
-    verification = _verify(url, args) if replicas else {}
+    stopped = time.time()
+    verification = _verify(url, args, start, stopped) if replicas else {}
     skipped = [replica.skipped_runs() for replica in replicas]
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -399,23 +400,49 @@ def _sample(replicas: list[Replica], t: float) -> dict[str, Any]:
     return record
 
 
-def _verify(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Windows in the database: how many, and none evaluated twice or skipped (seqs 1..n per monitor)."""
+def _verify(url: str, args: argparse.Namespace, start: float, stopped: float) -> dict[str, Any]:
+    """Windows and rows in the database against what the source released.
+
+    Windows: how many, and none evaluated twice or skipped (seqs 1..n per monitor). Rows, per
+    monitor: those read (the committed cursor) must equal the reference's rows + the rows in
+    windows + the pending rows (nothing counted twice or dropped), and the source's backlog is
+    what it had released when the daemons stopped minus what was read.
+    """
     from sqlalchemy import func, select
 
-    from monitor.store.schema import Window
     from monitor.store import Store
+    from monitor.store.schema import Monitor, ReferenceVersion, SourceCursor, Window
 
     store = Store(url)
     try:
         with store.engine.connect() as connection:
-            rows = connection.execute(select(Window.monitor_id, func.count(), func.max(Window.seq),
-                                             func.min(Window.seq)).group_by(Window.monitor_id)).all()
+            windows = connection.execute(select(Window.monitor_id, func.count(), func.max(Window.seq),
+                                                func.min(Window.seq), func.sum(Window.rows))
+                                         .group_by(Window.monitor_id)).all()
+            references = dict(connection.execute(select(ReferenceVersion.monitor_id, func.sum(ReferenceVersion.rows))
+                                                 .group_by(ReferenceVersion.monitor_id)).all())
+            cursors = {monitor_id: (int(position or 0), pending) for monitor_id, position, pending in
+                       connection.execute(select(SourceCursor.monitor_id, SourceCursor.position,
+                                                 SourceCursor.pending_rows)).all()}
+            monitors = [monitor_id for (monitor_id,) in connection.execute(select(Monitor.id)).all()]
     finally:
         store.close()
-    gaps = sum(1 for _, count, high, low in rows if not (low == 1 and high == count))
-    return {"windows_in_db": int(sum(count for _, count, _, _ in rows)), "monitors_with_windows": len(rows),
-            "monitors_with_gaps_or_duplicates": gaps}
+    gaps = sum(1 for _, count, high, low, _ in windows if not (low == 1 and high == count))
+    in_windows = {monitor_id: int(rows or 0) for monitor_id, _, _, _, rows in windows}
+    released_each = args.window_rows * (int((stopped - start) // args.period) + 1)
+    mismatched = [monitor_id for monitor_id in monitors
+                  if cursors.get(monitor_id, (0, 0))[0] != int(references.get(monitor_id) or 0)
+                  + in_windows.get(monitor_id, 0) + int(cursors.get(monitor_id, (0, 0))[1] or 0)]
+    read = sum(position for position, _ in cursors.values())
+    return {"windows_in_db": int(sum(count for _, count, _, _, _ in windows)), "monitors_with_windows": len(windows),
+            "monitors_with_gaps_or_duplicates": gaps,
+            "rows_released": released_each * args.monitors, "rows_read": read,
+            "rows_in_windows": sum(in_windows.values()), "rows_in_references": int(sum(references.values())),
+            "rows_pending": int(sum(pending or 0 for _, pending in cursors.values())),
+            "monitors_whose_rows_do_not_add_up": len(mismatched),
+            "source_backlog_rows_at_stop": released_each * args.monitors - read,
+            "source_backlog_windows_per_monitor_at_stop": round((released_each * args.monitors - read)
+                                                                / args.window_rows / max(args.monitors, 1), 3)}
 
 
 def _backlog(sample: dict[str, Any], args: argparse.Namespace, start: float) -> list[float]:

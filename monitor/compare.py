@@ -15,11 +15,11 @@ import numpy as np
 import pyarrow as pa
 
 from monitor.config import DEFAULT_MEASURES, DriftConfig, FeaturesConfig, MeasureConfig
-from monitor.divergence import MeasureRegistry, ReferenceSummary, resolve_backend
+from monitor.divergence import MeasureRegistry, MultivariateMeasure, resolve_backend
 from monitor.domain.evaluate import evaluate_window, resolve_measures
 from monitor.domain.policy import DriftPolicy
 from monitor.domain.records import ResultRecord
-from monitor.domain.reference import feature_kinds, summarize_table
+from monitor.domain.reference import feature_kinds, summarize_rows
 
 #: The daemon's drift rule defaults (share, correction, min_rows), used here too.
 _DRIFT = DriftConfig()
@@ -130,8 +130,12 @@ def compare(
     if auto:
         raise ValueError(f"measure(s) {', '.join(map(repr, auto))}: threshold 'auto' takes a monitor's calibration "
                          "(`driftd calibrate`); compare() needs a number")
-    new = summarize_table(reference_table, features, bins, max(reference_table.num_rows, 2), "compare")
-    evaluation = evaluate_window(window_table, feature_kinds(features), ReferenceSummary.from_bytes(new.summary),
+    # Nothing is stored here: the summary stays in memory (never serialised), and the multivariate
+    # side is built only when a chosen measure reads it.
+    multivariate = any(isinstance(setting.measure, MultivariateMeasure) for setting in settings)
+    summary, _ = summarize_rows(reference_table, features, bins, max(reference_table.num_rows, 2), "compare",
+                                multivariate_sample=2_000 if multivariate else None)
+    evaluation = evaluate_window(window_table, feature_kinds(features), summary,
                                  settings, correction, backend=resolve_backend(backend), min_rows=min_rows)
     decision = DriftPolicy(DriftConfig(share=share, correction=correction)).decide(
         evaluation.feature_drifted, multivariate_drift=evaluation.multivariate_drift)

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -59,6 +59,10 @@ class DriftCollector(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self.families(self.metrics.exported_snapshots())
+
+    def families(self, snapshots: list[tuple[str, MonitorSnapshot]]) -> tuple[GaugeMetricFamily, ...]:
+        """The drift gauges of these monitors, every family in a fixed order (empty ones too)."""
         divergence = GaugeMetricFamily("driftd_feature_divergence", "Latest value of a measure for a feature.",
                                        labels=["monitor", "feature", "measure"])
         p_value = GaugeMetricFamily("driftd_feature_p_value", "Latest p-value of a test for a feature (unadjusted).",
@@ -92,10 +96,7 @@ class DriftCollector(Collector):
                                             "(0: caught up); absent when the connector cannot tell.",
                                             labels=["monitor"])
         limit = self.metrics.max_features
-        elsewhere = self.metrics.held_elsewhere()
-        for name, snap in self.metrics.snapshots():
-            if name in elsewhere:
-                continue  # another replica evaluates it; exporting here too would double every sum()
+        for name, snap in snapshots:
             error.add_metric([name], float(snap.error is not None))
             if snap.backlog_rows is not None:
                 backlog_rows.add_metric([name], snap.backlog_rows)
@@ -123,8 +124,36 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files,
-                    error, backlog_rows, backlog_seconds)
+        return (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files,
+                error, backlog_rows, backlog_seconds)
+
+
+class _Families:
+    """Metric families as ``generate_latest`` formats them (anything with ``collect``)."""
+
+    def __init__(self, families: Iterable[Any]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> list[Any]:
+        return self._families
+
+
+def _split_samples(text: bytes) -> dict[bytes, bytes]:
+    """The sample lines of a text exposition grouped by metric name (comment lines dropped)."""
+    grouped: dict[bytes, list[bytes]] = {}
+    for line in text.splitlines(keepends=True):
+        if not line.startswith(b"#"):
+            grouped.setdefault(line.split(b"{", 1)[0].split(b" ", 1)[0], []).append(line)
+    return {name: b"".join(lines) for name, lines in grouped.items()}
+
+
+def _split_headers(text: bytes) -> list[tuple[bytes, bytes]]:
+    """(family name, its HELP and TYPE lines) of a text exposition without samples, in order."""
+    headers: dict[bytes, bytes] = {}
+    for line in text.splitlines(keepends=True):
+        name = line.split(b" ", 3)[2]
+        headers[name] = headers.get(name, b"") + line
+    return list(headers.items())
 
 
 class Metrics:
@@ -132,58 +161,66 @@ class Metrics:
 
     def __init__(self, max_features: int = 100) -> None:
         self.max_features = max_features
+        #: Counters and histograms (they change with every tick, so they are formatted at each scrape).
+        self.live = CollectorRegistry()
+        #: The drift gauges, formatted once per change of a snapshot (``exposition``).
+        self.drift = CollectorRegistry()
+        #: Everything, for ``generate_latest(metrics.registry)`` and embedding in another registry.
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._snapshots: dict[str, MonitorSnapshot] = {}
         self._held_elsewhere: set[str] = set()
+        #: Each monitor's drift samples as last formatted, with the snapshot they were formatted from.
+        self._drift_text: dict[str, tuple[MonitorSnapshot, dict[bytes, bytes]]] = {}
+        self._format_lock = threading.Lock()
         labels = ["monitor"]
-        self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.registry)
-        self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.registry)
-        self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.registry)
+        self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.live)
+        self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.live)
+        self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.live)
         self.source_errors = Counter("driftd_source_errors", "Failed fetches from the source.", labels,
-                                     registry=self.registry)
+                                     registry=self.live)
         self.source_commit_errors = Counter(
             "driftd_source_commit_errors", "Failed acknowledgements of a committed cursor to the source "
-            "(retried with the next commit).", labels, registry=self.registry)
+            "(retried with the next commit).", labels, registry=self.live)
         self.source_lost = Counter("driftd_source_lost", "Messages the source removed (retention) before "
-                                   "driftd read them.", labels, registry=self.registry)
+                                   "driftd read them.", labels, registry=self.live)
         self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
-                                         registry=self.registry)
+                                         registry=self.live)
         self.measure_failures = Counter("driftd_measure_failures", "Windows in which a measure failed on at least "
                                         "one feature (NaN, no p-value, an error): those features got no verdict "
-                                        "from it.", ["monitor", "measure"], registry=self.registry)
+                                        "from it.", ["monitor", "measure"], registry=self.live)
         self.evaluation_seconds = Histogram("driftd_evaluation_duration_seconds", "Time to evaluate one window.",
-                                            labels, buckets=DURATION_BUCKETS, registry=self.registry)
+                                            labels, buckets=DURATION_BUCKETS, registry=self.live)
         self.poll_seconds = Histogram("driftd_poll_duration_seconds", "Time of one fetch from the source.",
-                                      labels, buckets=DURATION_BUCKETS, registry=self.registry)
+                                      labels, buckets=DURATION_BUCKETS, registry=self.live)
         self.tick_seconds = Histogram("driftd_tick_duration_seconds", "Time of one whole tick of a monitor.",
-                                      labels, buckets=DURATION_BUCKETS, registry=self.registry)
+                                      labels, buckets=DURATION_BUCKETS, registry=self.live)
         self.scheduler_lag = Histogram("driftd_scheduler_lag_seconds",
                                        "How late a tick was submitted after its scheduled time.", labels,
-                                       buckets=DURATION_BUCKETS, registry=self.registry)
+                                       buckets=DURATION_BUCKETS, registry=self.live)
         self.invalid_values = Counter("driftd_invalid_values", "Values of a numeric feature that were not "
                                       "numbers (read as missing; the feature is measured on the rest).",
-                                      ["monitor", "feature"], registry=self.registry)
+                                      ["monitor", "feature"], registry=self.live)
         self.lease_held = Gauge("driftd_lease_held", "1 while this replica holds the monitor's lease "
                                 "(with several replicas on PostgreSQL; always 1 on SQLite).", labels,
-                                registry=self.registry)
+                                registry=self.live)
         self.adaptations = Counter("driftd_adaptations", "Adapter runs that ended, by outcome (succeeded, failed, "
                                    "rejected, promoted, skipped).", ["monitor", "adapter", "outcome"],
-                                   registry=self.registry)
+                                   registry=self.live)
         self.adaptation_seconds = Histogram("driftd_adaptation_duration_seconds", "Time of one adapter run.",
-                                            ["monitor", "adapter"], buckets=ADAPTATION_BUCKETS, registry=self.registry)
+                                            ["monitor", "adapter"], buckets=ADAPTATION_BUCKETS, registry=self.live)
         self.adaptation_running = Gauge("driftd_adaptation_running", "1 while an adaptation of the monitor runs.",
-                                        labels, registry=self.registry)
+                                        labels, registry=self.live)
         self.model_version = Gauge("driftd_model_version", "The monitor's active model version (1: as configured; "
-                                   "each promotion adds one).", labels, registry=self.registry)
+                                   "each promotion adds one).", labels, registry=self.live)
         self.outbox_pending = Gauge("driftd_outbox_pending", "Outbox messages (events for a hook or a notifier) "
-                                    "not delivered yet, in the shared database.", registry=self.registry)
+                                    "not delivered yet, in the shared database.", registry=self.live)
         self.outbox_oldest_age = Gauge("driftd_outbox_oldest_pending_age_seconds", "Age of the oldest outbox message "
-                                       "not delivered yet (0 when none waits).", registry=self.registry)
+                                       "not delivered yet (0 when none waits).", registry=self.live)
         self.outbox_failures = Counter("driftd_outbox_failures", "Failed deliveries of outbox messages (each is "
-                                       "retried), by destination.", ["target"], registry=self.registry)
+                                       "retried), by destination.", ["target"], registry=self.live)
         self.outbox_delivered = Counter("driftd_outbox_delivered", "Outbox messages delivered, by destination.",
-                                        ["target"], registry=self.registry)
+                                        ["target"], registry=self.live)
         self._per_monitor = (self.windows, self.rows, self.drift_events, self.source_errors,
                              self.source_commit_errors, self.source_lost,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
@@ -192,9 +229,36 @@ class Metrics:
         self._measure_names: dict[str, set[str]] = {}
         self._invalid_features: dict[str, set[str]] = {}
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
-                      registry=self.registry)
+                      registry=self.live)
         build.labels(__version__, platform.python_version()).set(1)
-        self.registry.register(DriftCollector(self))
+        self._collector = DriftCollector(self)
+        self._drift_headers = _split_headers(generate_latest(_Families(self._collector.families([]))))
+        self.drift.register(self._collector)
+        self.registry.register(self.live)
+        self.registry.register(self.drift)
+
+    def exposition(self) -> bytes:
+        """The ``/metrics`` text, equal to ``generate_latest(registry)``.
+
+        Counters and histograms are formatted at each scrape; a monitor's drift gauges only when its
+        snapshot changed since the last scrape (snapshots are replaced, never mutated), so a scrape
+        re-formats the monitors that ticked, not all of them.
+        """
+        live = generate_latest(self.live)
+        snapshots = self.exported_snapshots()
+        with self._format_lock:
+            texts = {}
+            for name, snap in snapshots:
+                cached = self._drift_text.get(name)
+                if cached is None or cached[0] is not snap:
+                    cached = (snap, _split_samples(generate_latest(_Families(self._collector.families([(name, snap)])))))
+                texts[name] = cached
+            self._drift_text = texts  # removed monitors drop out
+        parts = [live]
+        for family, header in self._drift_headers:
+            parts.append(header)
+            parts.extend(text.get(family, b"") for _, text in texts.values())
+        return b"".join(parts)
 
     def lease(self, monitor: str, held: bool) -> None:
         """Whether this replica holds the monitor's lease: the monitor's gauges are exported only while it does.
@@ -209,15 +273,16 @@ class Metrics:
             else:
                 self._held_elsewhere.add(monitor)
 
-    def held_elsewhere(self) -> frozenset[str]:
-        """The monitors whose lease this replica does not hold."""
-        with self._lock:
-            return frozenset(self._held_elsewhere)
-
     def snapshots(self) -> list[tuple[str, MonitorSnapshot]]:
         """A consistent copy of every monitor's snapshot."""
         with self._lock:
             return list(self._snapshots.items())
+
+    def exported_snapshots(self) -> list[tuple[str, MonitorSnapshot]]:
+        """The snapshots of the monitors whose gauges this replica exports: those whose lease it holds
+        (another replica evaluates the rest; exporting them here too would double every ``sum()``)."""
+        with self._lock:
+            return [(name, snap) for name, snap in self._snapshots.items() if name not in self._held_elsewhere]
 
     def snapshot(self, monitor: str) -> MonitorSnapshot:
         """The monitor's snapshot, created on first use (callers replace it, never mutate it)."""
@@ -232,9 +297,9 @@ class Metrics:
     def update(self, monitor: str, **changes: Any) -> None:
         """Replace some fields of a monitor's snapshot (nothing happens when they are unchanged)."""
         with self._lock:
-            snapshot = self._snapshots.setdefault(monitor, MonitorSnapshot())
-            if any(getattr(snapshot, name) != value for name, value in changes.items()):
-                self._snapshots[monitor] = replace(snapshot, **changes)
+            snapshot = self._snapshots.get(monitor)
+            if snapshot is None or any(getattr(snapshot, name) != value for name, value in changes.items()):
+                self._snapshots[monitor] = replace(snapshot or MonitorSnapshot(), **changes)
 
     def adapters(self, monitor: str, adapters: Iterable[str]) -> None:
         """Start every adapter's series at zero, so ``increase()`` sees the first run."""

@@ -198,14 +198,14 @@ class MonitorRunner:
         return self.config.drift.consecutive + max(20, warm_up)
 
     def _refresh_reference(self) -> None:
-        active = self.store.active_reference(self.monitor_id)
+        active = self.store.active_reference(self.monitor_id, summary=False)
         if active is None and self.config.reference.path:
             new = reference_from_file(self.config.reference.path, self.config.features, self.config.reference)
             active = self.store.add_reference(self.monitor_id, new)
             log.info("monitor %s: stored reference version %d from %s (%d rows)",
                      self.name, active.version, self.config.reference.path, active.rows)
         if active is not None and (self.reference is None or active.id != self.reference.id):
-            self.summary = ReferenceSummary.from_bytes(active.summary)
+            self.summary = ReferenceSummary.from_bytes(active.summary or self.store.reference_summary(active.id))
         elif active is None:
             self.summary = None
         self.reference = active  # its calibration may have been stored since the last tick

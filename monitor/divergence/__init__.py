@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 #: Public name → the module that defines it.
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(("Measure", "Score"), "base"),
+    **dict.fromkeys(("Measure", "Score", "map_features"), "base"),
     **dict.fromkeys(("NUMPY", "Backend", "resolve_backend"), "backend"),
     "adjust_p_values": "corrections",
     "MultivariateMeasure": "multivariate",
@@ -46,6 +46,7 @@ __all__ = [
     "ReferenceSummary",
     "Score",
     "adjust_p_values",
+    "map_features",
     "prepare_window",
     "resolve_backend",
     "summarize_categorical",
@@ -55,7 +56,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from monitor.divergence.backend import NUMPY, Backend, resolve_backend
-    from monitor.divergence.base import Measure, Score
+    from monitor.divergence.base import Measure, Score, map_features
     from monitor.divergence.corrections import adjust_p_values
     from monitor.divergence.multivariate import MultivariateMeasure
     from monitor.divergence.registry import (

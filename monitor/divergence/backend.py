@@ -27,8 +27,10 @@ def resolve_backend(
 ) -> Backend:
     """Turn a configured backend into a concrete one.
 
-    ``auto`` picks torch on CUDA when torch is installed and sees a GPU, numpy otherwise;
-    ``torch`` without a device uses CUDA when available and the CPU else.
+    ``auto`` picks torch on CUDA when torch is installed and sees a GPU (and ``device`` does not
+    name the CPU), numpy otherwise: never torch on the CPU, which is slower than numpy for every
+    built-in measure on the CPU (MMD at 10k x 10k x 64: 6.9 s against 4.8 s). ``torch`` without a
+    device uses CUDA when available and the CPU else.
     """
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -39,7 +41,8 @@ def resolve_backend(
         return Backend("numpy", "cpu", precision)
     if name == "auto":
         torch = _import_torch()
-        if torch is not None and torch.cuda.is_available():
+        on_gpu = device is None or torch is None or torch.device(device).type == "cuda"
+        if torch is not None and on_gpu and torch.cuda.is_available():
             return Backend("torch", device or "cuda", precision)
         return Backend("numpy", "cpu", precision)
     if name == "torch":

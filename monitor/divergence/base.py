@@ -11,7 +11,7 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence, TypeVar
 
 from monitor.divergence.backend import NUMPY, Backend
 from monitor.divergence.summary import (
@@ -21,6 +21,9 @@ from monitor.divergence.summary import (
 )
 from monitor.divergence.window import CategoricalWindow, FeatureWindow, NumericWindow
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 #: Below this many window values in all, features are scored one after the other.
 _PARALLEL_MIN_VALUES = 200_000
 
@@ -29,6 +32,13 @@ _PARALLEL_MIN_VALUES = 200_000
 def _feature_pool() -> ThreadPoolExecutor:
     """The process-wide pool that scores large features in parallel."""
     return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="driftd-measure")
+
+
+def map_features(function: Callable[[T], R], items: Sequence[T], values: int) -> list[R]:
+    """``function`` over ``items`` in order: on the shared pool when there are ``values`` enough to pay for it."""
+    if len(items) < 2 or values < _PARALLEL_MIN_VALUES:
+        return [function(item) for item in items]
+    return list(_feature_pool().map(function, items))
 
 
 @dataclass(frozen=True)
@@ -66,9 +76,9 @@ class Measure:
         Large features are scored on a small shared thread pool (numpy releases the GIL while
         it sorts and searches), so one window uses every core.
         """
-        if not self.thread_safe or len(pairs) < 2 or sum(window.n for _, window in pairs) < _PARALLEL_MIN_VALUES:
+        if not self.thread_safe:
             return [self.score(reference, window) for reference, window in pairs]
-        return list(_feature_pool().map(lambda pair: self.score(*pair), pairs))
+        return map_features(lambda pair: self.score(*pair), pairs, sum(window.n for _, window in pairs))
 
     def drifted(self, score: Score, threshold: float) -> bool:
         """Whether a score means drift: ``p < threshold`` for tests, else value past threshold."""

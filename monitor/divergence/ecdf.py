@@ -79,11 +79,10 @@ def _batched(measure: Measure, pairs: Sequence[tuple[FeatureSummary, FeatureWind
 def ks_statistic(sorted_ref: np.ndarray, window: NumericWindow) -> float:
     """The two-sided KS statistic, bit for bit as scipy computes it (ties included).
 
-    ``F_ref - F_win`` peaks at a reference point and ``F_win - F_ref`` at a window point;
-    inside a run of ties the rank undercounts, which can only lower the candidate there.
+    The ECDFs differ most at the end of some run of equal pooled values: where a gap follows
+    (after the last pooled value both ECDFs are 1, so 0 is a floor).
     """
-    gaps = window.gaps(sorted_ref)
-    return float(max(gaps.ref_diffs.max(), gaps.win_diffs.max()))
+    return window.distances(sorted_ref).ks
 
 
 def ks_asymptotic_p_value(d: float, n: int) -> float:
@@ -250,9 +249,5 @@ class Energy(Measure):
 
 def cdf_distance(sorted_ref: np.ndarray, window: NumericWindow, power: int) -> float:
     """``integral |F_ref - F_win|^power`` over the real line (power 1 or 2)."""
-    gaps = window.gaps(sorted_ref)
-    total = 0.0
-    for diffs, widths in ((gaps.ref_diffs, gaps.ref_widths), (gaps.win_diffs, gaps.win_widths)):
-        terms = np.abs(diffs) if power == 1 else diffs * diffs
-        total += float(np.sum(terms * widths))
-    return total
+    distances = window.distances(sorted_ref)
+    return distances.w1 if power == 1 else distances.w2

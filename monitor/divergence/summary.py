@@ -106,8 +106,31 @@ def with_range_bins(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
 
 def bin_proportions(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
     """The share of ``sorted_values`` in each right-closed bin of ``edges``."""
-    counts = np.bincount(bin_indices(edges, sorted_values), minlength=edges.size + 1)
+    at_or_below = np.searchsorted(sorted_values, edges, side="right")
+    counts = np.diff(at_or_below, prepend=0, append=sorted_values.size)
     return counts / sorted_values.size
+
+
+def sorted_quantiles(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(sorted_values, q)`` (method "linear", bit for bit) of an already sorted array.
+
+    np.quantile partitions a copy first; on sorted values the two neighbours of each virtual
+    index are already in place, and numpy's own interpolation is repeated on them.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    last = sorted_values.size - 1
+    virtual = last * q
+    below = np.floor(virtual)
+    gamma = virtual - below
+    low = np.clip(below, 0, last).astype(np.intp)
+    low[virtual >= last] = last
+    high = np.minimum(low + 1, last)
+    a, b = sorted_values[low], sorted_values[high]
+    difference = b - a
+    result = a + difference * gamma
+    upper = gamma >= 0.5  # numpy's _lerp: from the upper neighbour past the middle (monotone, exact at 1)
+    result[upper] = (b - difference * (1 - gamma))[upper]
+    return result
 
 
 def summarize_numeric(values: np.ndarray, bins: int = 10) -> NumericSummary:
@@ -121,7 +144,7 @@ def summarize_numeric(values: np.ndarray, bins: int = 10) -> NumericSummary:
     sorted_values = np.sort(np.asarray(values, dtype=np.float64))
     if sorted_values.size == 0:
         raise ValueError("cannot summarise an empty numeric sample")
-    quantiles = np.quantile(sorted_values, np.arange(1, bins) / bins)
+    quantiles = sorted_quantiles(sorted_values, np.arange(1, bins) / bins)
     edges = with_range_bins(np.unique(quantiles), sorted_values)
     return NumericSummary(
         sorted_values=sorted_values,
@@ -245,7 +268,10 @@ class ReferenceSummary:
     multivariate: MultivariateSummary | None = None
 
     def to_bytes(self) -> bytes:
-        """Serialise to a compressed ``.npz`` archive that loads without pickle.
+        """Serialise to an uncompressed ``.npz`` archive that loads without pickle.
+
+        Uncompressed: sorted floats barely compress, and zlib cost more than scoring a window
+        (archives written compressed before still load: ``np.load`` reads either).
 
         Feature names, kinds and categories live in a JSON document stored as UTF-8 bytes
         (numpy's fixed-width strings drop trailing NULs, JSON keeps every string exact);
@@ -272,7 +298,7 @@ class ReferenceSummary:
         document = json.dumps({"version": _FORMAT_VERSION, "features": meta}, ensure_ascii=True)
         arrays["meta"] = np.frombuffer(document.encode("ascii"), dtype=np.uint8)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        np.savez(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -14,16 +13,38 @@ import pyarrow.compute as pc
 class CdfGaps:
     """Two sorted samples' ECDFs compared on every gap between consecutive pooled points.
 
-    ``ref_diffs[i]`` is ``F_ref - F_win`` at the i-th reference point and ``win_diffs[j]`` is
-    ``F_win - F_ref`` at the j-th window point; each widths entry is the length of the gap that
-    point starts. Within runs of ties, and at window points tied with a reference point (whose
-    gap the reference point already starts), the width is 0.
+    The pooled values in ascending order (reference before window among ties) give ``N - 1``
+    gaps; ``diffs[k]`` is ``F_ref - F_win`` after the first ``k + 1`` pooled values and
+    ``widths[k]`` the length of the gap that follows them (0 inside a run of ties). Where a
+    width is positive, ``diffs`` is the difference of the two ECDFs at that pooled value, the
+    very numbers ``ks_2samp`` and ``wasserstein_distance`` compare (in the same order).
     """
 
-    ref_diffs: np.ndarray
-    ref_widths: np.ndarray
-    win_diffs: np.ndarray
-    win_widths: np.ndarray
+    diffs: np.ndarray
+    widths: np.ndarray
+
+
+@dataclass(frozen=True)
+class CdfDistances:
+    """What KS, Wasserstein and energy distance read from the ECDF comparison: three numbers.
+
+    ``ks`` is ``max |F_ref - F_win|`` (at the ends of runs of equal pooled values, as ``ks_2samp``
+    takes it), ``w1`` is ``integral |F_ref - F_win|`` and ``w2`` is ``integral (F_ref - F_win)^2``.
+    """
+
+    ks: float
+    w1: float
+    w2: float
+
+    @classmethod
+    def of(cls, gaps: CdfGaps) -> CdfDistances:
+        """The three numbers of one comparison."""
+        absolute = np.abs(gaps.diffs)
+        ends = absolute[gaps.widths > 0]
+        # einsum, not np.dot: BLAS threads cost more than they save at these sizes
+        return cls(ks=float(ends.max()) if ends.size else 0.0,
+                   w1=float(np.einsum("i,i->", absolute, gaps.widths)),
+                   w2=float(np.einsum("i,i,i->", gaps.diffs, gaps.diffs, gaps.widths)))
 
 
 class NumericWindow:
@@ -31,51 +52,61 @@ class NumericWindow:
 
     def __init__(self, values: np.ndarray) -> None:
         self.values = np.asarray(values, dtype=np.float64).reshape(-1)
-        self._gaps: tuple[np.ndarray, CdfGaps] | None = None
+        self._sorted: np.ndarray | None = None
+        self._distances: tuple[np.ndarray, CdfDistances] | None = None
 
     @property
     def n(self) -> int:
         """The number of values."""
         return int(self.values.size)
 
-    @cached_property
+    @property
     def sorted(self) -> np.ndarray:
-        """The values in ascending order."""
-        return np.sort(self.values)
+        """The values in ascending order, sorted on first use.
+
+        Not a ``functools.cached_property``: before Python 3.12 it holds one lock for every
+        instance while it computes, which would run the features' sorts one at a time on the pool.
+        """
+        if self._sorted is None:
+            self._sorted = np.sort(self.values)
+        return self._sorted
 
     def gaps(self, sorted_reference: np.ndarray) -> CdfGaps:
-        """The ECDF comparison with a sorted reference, kept for the latest reference array.
+        """The ECDF comparison with a sorted reference: one linear merge of the two sorted arrays."""
+        return merged_gaps(sorted_reference, self.sorted)
 
-        Two ``searchsorted(side="right")`` calls on sorted inputs, then O(n) work; KS,
-        Wasserstein and energy distance share the result.
+    def distances(self, sorted_reference: np.ndarray) -> CdfDistances:
+        """KS, W1 and W2 against a sorted reference, kept for the latest reference array.
+
+        KS, Wasserstein and energy distance share one merge; only three numbers are kept, not
+        the merge's arrays (a window holds every feature until all measures have run).
         """
-        if self._gaps is not None and self._gaps[0] is sorted_reference:
-            return self._gaps[1]
-        window_le_ref = np.searchsorted(self.sorted, sorted_reference, side="right")
-        ref_le_window = np.searchsorted(sorted_reference, self.sorted, side="right")
-        ref_diffs, ref_widths = _gaps_after(sorted_reference, self.sorted, window_le_ref)
-        win_diffs, win_widths = _gaps_after(self.sorted, sorted_reference, ref_le_window)
-        # Index -1 (no reference point at or below) wraps to the reference maximum, which
-        # then exceeds the window value, so no separate mask is needed.
-        win_widths[sorted_reference[ref_le_window - 1] == self.sorted] = 0.0
-        gaps = CdfGaps(ref_diffs, ref_widths, win_diffs, win_widths)
-        self._gaps = (sorted_reference, gaps)
-        return gaps
+        if self._distances is not None and self._distances[0] is sorted_reference:
+            return self._distances[1]
+        distances = CdfDistances.of(self.gaps(sorted_reference))
+        self._distances = (sorted_reference, distances)
+        return distances
 
 
-def _gaps_after(
-    x: np.ndarray, y: np.ndarray, y_le_x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``F_x - F_y`` at each point of x and the distance to the next point of x or y."""
-    following = np.empty_like(x)
-    following[:-1] = x[1:]
-    following[-1] = np.inf
-    before_y_ends = int(np.searchsorted(y_le_x, y.size))
-    following[:before_y_ends] = np.minimum(following[:before_y_ends], y[y_le_x[:before_y_ends]])
-    if before_y_ends < x.size:
-        following[-1] = x[-1]
-    diffs = np.arange(1, x.size + 1) / x.size - y_le_x / y.size
-    return diffs, following - x
+def merged_gaps(sorted_x: np.ndarray, sorted_y: np.ndarray) -> CdfGaps:
+    """``F_x - F_y`` after each pooled point and the gap to the next, from one merge of two sorted arrays.
+
+    A stable argsort of the two concatenated runs is a merge (numpy's stable sort finds and
+    merges runs in linear time); ties keep x before y, and their gaps are 0 either way.
+    """
+    n_x, n_y = sorted_x.size, sorted_y.size
+    pooled = np.concatenate([sorted_x, sorted_y])
+    order = np.argsort(pooled, kind="stable")
+    widths = np.diff(pooled[order])
+    del pooled
+    x_seen = np.cumsum(order[:-1] < n_x)
+    del order
+    y_seen = np.arange(1, n_x + n_y, dtype=np.int64)
+    y_seen -= x_seen
+    diffs = x_seen / n_x
+    del x_seen
+    diffs -= y_seen / n_y
+    return CdfGaps(diffs, widths)
 
 
 class CategoricalWindow:

@@ -15,9 +15,12 @@ import pyarrow.parquet
 
 from monitor.config import FeaturesConfig, ReferenceConfig
 from monitor.divergence import (
+    CategoricalSummary,
+    CategoricalWindow,
+    FeatureSummary,
     MultivariateSummary,
     ReferenceSummary,
-    summarize_categorical,
+    map_features,
     summarize_multivariate,
     summarize_numeric,
 )
@@ -76,16 +79,27 @@ def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
             or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
         raise TypeError(f"column {name!r} holds {kind}, not numbers")
     values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-    return values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]
+
+
+def categorical_strings(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    """A categorical column in its text form (nulls kept); TypeError naming the column when it has none."""
+    try:
+        return pc.cast(column, pa.string())
+    except pa.ArrowNotImplementedError:
+        raise TypeError(f"column {name!r} holds {column.type}, which has no text form") from None
 
 
 def categorical_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
     """Non-null values of a categorical column, as strings."""
-    try:
-        strings = pc.cast(column, pa.string())
-    except pa.ArrowNotImplementedError:
-        raise TypeError(f"column {name!r} holds {column.type}, which has no text form") from None
-    return np.asarray(pc.drop_null(strings).to_pylist(), dtype=object)
+    return np.asarray(pc.drop_null(categorical_strings(column, name)).to_pylist(), dtype=object)
+
+
+def summarize_categorical_column(column: pa.ChunkedArray, name: str) -> CategoricalSummary | None:
+    """Category counts of a column counted by Arrow (no Python string per row); None when all null."""
+    counted = CategoricalWindow.from_arrow(categorical_strings(column, name))
+    return CategoricalSummary(counted.categories, counted.counts) if counted.n else None
 
 
 def feature_values(table: pa.Table, name: str, kind: str) -> np.ndarray:
@@ -135,23 +149,35 @@ def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_row
         keep = np.sort(np.random.default_rng(0).choice(table.num_rows, size=max_rows, replace=False))
         table = table.take(pa.array(keep))
     kinds = feature_kinds(features)
-    summaries = {}
+    summaries: dict[str, FeatureSummary] = {}
     problems = []
-    for name, kind in kinds.items():
-        try:
-            values = feature_values(table, name, kind)
-        except (KeyError, TypeError) as error:
-            problems.append(str(error).strip("'\""))
-            continue
-        if len(values) == 0:
+    outcomes = map_features(lambda item: _summarize_feature(table, *item, bins), list(kinds.items()),
+                            table.num_rows * len(kinds))
+    for name, outcome in zip(kinds, outcomes):
+        if isinstance(outcome, Exception):
+            problems.append(str(outcome).strip("'\""))
+        elif outcome is None:
             problems.append(f"column {name!r} has no usable values")
-            continue
-        summaries[name] = summarize_numeric(values, bins) if kind == "numeric" else summarize_categorical(values)
+        else:
+            summaries[name] = outcome
     if problems:
         raise ReferenceDataError(f"reference from {origin}: " + "; ".join(problems))
     multivariate = None if multivariate_sample is None else _multivariate(table, features.numeric,
                                                                           multivariate_sample)
     return ReferenceSummary(summaries, multivariate), table.num_rows
+
+
+def _summarize_feature(table: pa.Table, name: str, kind: str, bins: int) -> FeatureSummary | Exception | None:
+    """One feature's summary; None when it has no usable values; the KeyError/TypeError that names a bad column."""
+    if name not in table.column_names:
+        return KeyError(f"column {name!r} is missing")
+    try:
+        if kind != "numeric":
+            return summarize_categorical_column(table.column(name), name)
+        values = numeric_values(table.column(name), name)
+    except TypeError as error:
+        return error
+    return summarize_numeric(values, bins) if len(values) else None
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from monitor.domain.records import NewReference
 from monitor.store.crashpoints import crash_point, crash_scope
@@ -26,15 +26,16 @@ class StoredReference:
     origin: str
     active: bool
     created_at: datetime
+    #: The encoded summary; empty when the version was read without it (``active_reference(..., summary=False)``).
     summary: bytes = field(repr=False)
     calibration: dict[str, Any] | None = field(default=None, repr=False)
 
 
 
-def stored_reference(row: ReferenceVersion) -> StoredReference:
-    """The read-only form of a stored reference version."""
+def stored_reference(row: ReferenceVersion, summary: bool = True) -> StoredReference:
+    """The read-only form of a stored reference version (its summary empty when ``summary`` is False)."""
     return StoredReference(row.id, row.version, row.rows, dict(row.features), row.origin,
-                           row.active, row.created_at, row.summary, row.calibration)
+                           row.active, row.created_at, row.summary if summary else b"", row.calibration)
 
 
 def add_reference(session: Session, monitor_id: int, reference: NewReference, activate: bool) -> StoredReference:
@@ -63,12 +64,25 @@ class References(Database):
         crash_point("reference.commit.after")
         return stored
 
-    def active_reference(self, monitor_id: int) -> StoredReference | None:
-        """The monitor's active reference version, if it has one."""
+    def active_reference(self, monitor_id: int, summary: bool = True) -> StoredReference | None:
+        """The monitor's active reference version, if it has one; without its summary bytes unless ``summary``.
+
+        A tick checks which version is active without moving the (possibly large) summary out of SQL;
+        ``reference_summary`` reads it once when the version changes.
+        """
+        query = select(ReferenceVersion).where(ReferenceVersion.monitor_id == monitor_id,
+                                               ReferenceVersion.active.is_(True))
         with self._session() as session:
-            row = session.scalar(select(ReferenceVersion).where(
-                ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.active.is_(True)))
-            return stored_reference(row) if row else None
+            row = session.scalar(query if summary else query.options(defer(ReferenceVersion.summary)))
+            return stored_reference(row, summary) if row else None
+
+    def reference_summary(self, reference_id: int) -> bytes:
+        """The encoded summary of one stored reference version (by its id); StoreError when it is gone."""
+        with self._session() as session:
+            data = session.scalar(select(ReferenceVersion.summary).where(ReferenceVersion.id == reference_id))
+        if data is None:
+            raise StoreError(f"reference version id {reference_id} is gone")
+        return data
 
     def references(self, monitor: str) -> list[StoredReference]:
         """Every reference version of a monitor, oldest first."""

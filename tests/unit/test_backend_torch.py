@@ -34,6 +34,15 @@ def test_auto_picks_numpy_without_a_gpu() -> None:
     assert resolve_backend("auto", dtype="float32") == Backend("numpy", "cpu", "float32")
 
 
+def test_auto_never_picks_torch_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a machine with a GPU
+    assert resolve_backend("auto") == Backend("torch", "cuda", "float64")
+    assert resolve_backend("auto", device="cuda:1") == Backend("torch", "cuda:1", "float64")
+    assert resolve_backend("auto", device="cpu") == Backend("numpy", "cpu", "float64")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_backend("auto", device="cpu") == resolve_backend("auto") == Backend("numpy", "cpu", "float64")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="torch defaults to the GPU there")
 def test_torch_without_a_gpu_runs_on_the_cpu() -> None:
     assert resolve_backend("torch") == Backend("torch", "cpu", "float64")

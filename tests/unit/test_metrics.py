@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -104,3 +105,41 @@ def test_missing_features_and_multivariate_scores_are_exported() -> None:
     assert samples[("driftd_feature_missing", (("feature", "a"), ("monitor", "m")))] == 0
     assert ("driftd_feature_drifted", (("feature", "b"), ("monitor", "m"))) not in samples
     assert samples[("driftd_feature_p_value", (("feature", "*"), ("measure", "mmd"), ("monitor", "m")))] == 0.01
+
+
+def test_a_scrape_formats_the_drift_gauges_of_the_monitors_that_changed_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.metrics import DriftCollector
+
+    metrics = Metrics()
+    formatted: list[list[str]] = []
+    original = DriftCollector.families
+    monkeypatch.setattr(DriftCollector, "families",
+                        lambda self, snapshots: formatted.append([n for n, _ in snapshots]) or original(self, snapshots))
+
+    def window(value: float) -> MonitorSnapshot:
+        return MonitorSnapshot(last_window_timestamp=1.0, features=["a"], feature_drifted={"a": value > 0.1},
+                               scores=[FeatureScore("a", "ks", value, 0.01, value > 0.1)])
+
+    for name in ("m", "n", "o"):
+        metrics.add_monitor(name)
+        metrics.publish(name, window(0.05))
+    metrics.exposition()
+    assert formatted == [["m"], ["n"], ["o"]]
+    formatted.clear()
+    metrics.windows.labels("m").inc()  # a live counter: formatted at every scrape, no drift gauge again
+    second = metrics.exposition()
+    assert formatted == [] and b'driftd_windows_total{monitor="m"} 1.0' in second
+    metrics.publish("n", window(0.5))
+    metrics.update("o", source_up=False)
+    metrics.update("m", source_up=None)  # unchanged: not formatted again
+    third = metrics.exposition()
+    assert formatted == [["n"], ["o"]]
+    assert b'driftd_feature_divergence{feature="a",measure="ks",monitor="n"} 0.5' in third
+    assert b'driftd_source_up{monitor="o"} 0.0' in third
+    metrics.remove_monitor("m")
+    metrics.add_monitor("p")  # a new monitor's default snapshot appears
+    fourth = metrics.exposition()
+    assert b'monitor="m"' not in fourth and b'driftd_monitor_error{monitor="p"} 0.0' in fourth
+    assert fourth == generate_latest(metrics.registry)  # the same text as formatting everything
+    assert third != second
