@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -243,6 +243,10 @@ class ReferenceSummary:
 
     features: dict[str, FeatureSummary]
     multivariate: MultivariateSummary | None = None
+    #: Each feature's missing values (null, NaN, inf) among ``rows`` reference rows; empty when
+    #: the summary predates them (a missing-rate change is then not measured).
+    missing: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
 
     def to_bytes(self) -> bytes:
         """Serialise to a compressed ``.npz`` archive that loads without pickle.
@@ -267,9 +271,14 @@ class ReferenceSummary:
                 arrays[f"{i}.counts"] = summary.counts
             else:
                 raise TypeError(f"feature {name!r}: not a feature summary: {type(summary)!r}")
+            if name in self.missing:
+                meta[-1]["missing"] = int(self.missing[name])
         if self.multivariate is not None:
             arrays.update({f"mv.{key}": value for key, value in self.multivariate.to_arrays().items()})
-        document = json.dumps({"version": _FORMAT_VERSION, "features": meta}, ensure_ascii=True)
+        header: dict[str, Any] = {"version": _FORMAT_VERSION, "features": meta}
+        if self.rows:
+            header["rows"] = int(self.rows)
+        document = json.dumps(header, ensure_ascii=True)
         arrays["meta"] = np.frombuffer(document.encode("ascii"), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
@@ -284,6 +293,8 @@ class ReferenceSummary:
                 version = document.get("version")
                 raise ValueError(f"unsupported reference summary version {version!r}")
             features: dict[str, FeatureSummary] = {}
+            missing = {entry["name"]: int(entry["missing"]) for entry in document["features"] if "missing" in entry}
+            rows = int(document.get("rows", 0))
             for i, entry in enumerate(document["features"]):
                 if entry["kind"] == "numeric":
                     mean, std = archive[f"{i}.moments"]
@@ -301,9 +312,8 @@ class ReferenceSummary:
                 else:
                     raise ValueError(f"unknown feature kind {entry['kind']!r}")
             multivariate = {key[3:]: archive[key] for key in archive.files if key.startswith("mv.")}
-        if not multivariate:
-            return cls(features=features)
-        return cls(features=features, multivariate=MultivariateSummary.from_arrays(multivariate))
+        joint = MultivariateSummary.from_arrays(multivariate) if multivariate else None
+        return cls(features=features, multivariate=joint, missing=missing, rows=rows)
 
 
 def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:

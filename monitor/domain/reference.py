@@ -136,6 +136,7 @@ def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_row
         table = table.take(pa.array(keep))
     kinds = feature_kinds(features)
     summaries = {}
+    missing = {}
     problems = []
     for name, kind in kinds.items():
         try:
@@ -143,6 +144,7 @@ def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_row
         except (KeyError, TypeError) as error:
             problems.append(str(error).strip("'\""))
             continue
+        missing[name] = table.num_rows - len(values)
         if len(values) == 0:
             problems.append(f"column {name!r} has no usable values")
             continue
@@ -151,7 +153,7 @@ def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_row
         raise ReferenceDataError(f"reference from {origin}: " + "; ".join(problems))
     multivariate = None if multivariate_sample is None else _multivariate(table, features.numeric,
                                                                           multivariate_sample)
-    return ReferenceSummary(summaries, multivariate), table.num_rows
+    return ReferenceSummary(summaries, multivariate, missing, table.num_rows), table.num_rows
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

@@ -1,0 +1,114 @@
+"""Shift diagnosis on seeded scenarios: the right kind for drifted features, few findings on the others."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from monitor.config import FeaturesConfig, MeasureConfig
+from monitor.divergence import MeasureRegistry, ReferenceSummary
+from monitor.domain.diagnosis import Diagnosis, explain_window
+from monitor.domain.evaluate import evaluate_window, resolve_measures
+from monitor.domain.reference import feature_kinds, summarize_rows
+from tests.explain_scenario import CATEGORICAL, INJECTED, NUMERIC, UNCHANGED, sensors
+
+FEATURES = FeaturesConfig(numeric=NUMERIC, categorical=CATEGORICAL)
+KINDS = feature_kinds(FEATURES)
+SETTINGS = resolve_measures({"ks": MeasureConfig(threshold=0.01), "chi_square": MeasureConfig(threshold=0.01)},
+                            MeasureRegistry())
+ALPHA = 0.01
+
+
+def _reference(seed: int) -> ReferenceSummary:
+    summary, _ = summarize_rows(sensors(np.random.default_rng(seed), 5_000, drifted=False), FEATURES, 10, 100_000,
+                                "test")
+    return ReferenceSummary.from_bytes(summary.to_bytes())  # as the daemon reads it back
+
+
+def _explain(window: pa.Table, summary: ReferenceSummary) -> dict[str, str]:
+    evaluation = evaluate_window(window, KINDS, summary, SETTINGS, "bonferroni")
+    drifted = [name for name, flagged in evaluation.feature_drifted.items() if flagged]
+    return explain_window(window, KINDS, summary, drifted, alpha=ALPHA).kinds()
+
+
+@pytest.mark.parametrize("rows", [300, 1_000, 5_000])
+def test_the_diagnosis_names_the_injected_kind(rows: int) -> None:
+    right = total = 0
+    wrong = []
+    for seed in range(6):
+        summary = _reference(seed)
+        kinds = _explain(sensors(np.random.default_rng(1000 + seed), rows, drifted=True), summary)
+        for feature, expected in INJECTED.items():
+            total += 1
+            if kinds.get(feature) == expected:
+                right += 1
+            else:
+                wrong.append((seed, feature, expected, kinds.get(feature)))
+    assert right / total >= 0.9, wrong
+
+
+def test_few_diagnoses_where_nothing_changed() -> None:
+    """Undrifted windows: findings on at most the false-alarm rate of feature-windows (binomial slack)."""
+    findings = checked = 0
+    for seed in range(40):
+        summary = _reference(seed)
+        for rows in (300, 2_000):
+            kinds = _explain(sensors(np.random.default_rng(5000 + seed), rows, drifted=False), summary)
+            findings += len(kinds)
+            checked += len(KINDS)
+    # 1040 feature-windows at 1%: the mean is ≤ 10.4; 22 is past its 99.99th percentile
+    assert findings <= 22, findings
+
+
+def test_unchanged_features_in_a_drifted_window_stay_quiet() -> None:
+    noisy = 0
+    for seed in range(20):
+        kinds = _explain(sensors(np.random.default_rng(9000 + seed), 1_000, drifted=True), _reference(seed))
+        noisy += sum(1 for name in UNCHANGED if name in kinds)
+    assert noisy <= 3, noisy
+
+
+def test_the_sentences_say_what_happened() -> None:
+    summary = _reference(0)
+    window = sensors(np.random.default_rng(1), 2_000, drifted=True)
+    evaluation = evaluate_window(window, KINDS, summary, SETTINGS, "bonferroni")
+    drifted = [name for name, flagged in evaluation.feature_drifted.items() if flagged]
+    sentences = {d.feature: d.sentence for d in explain_window(window, KINDS, summary, drifted).diagnoses}
+    assert sentences["pressure"] == "pressure: values now look like humidity's (swap?)"
+    assert sentences["status"].startswith("status: new category 'fault' in 1")
+    assert re.fullmatch(r"temperature: mean up (0\.9\d*|1\.0\d*) reference sd", sentences["temperature"])
+    assert "spread ×2" in sentences["vibration"]
+    assert "voltage: missing values in 2" in sentences["voltage"]
+
+
+def test_an_old_reference_says_the_missing_rate_is_not_measured() -> None:
+    summary = _reference(0)
+    old = ReferenceSummary(summary.features, summary.multivariate)
+    explanation = explain_window(sensors(np.random.default_rng(1), 500, drifted=True), KINDS, old, [])
+    assert "predates missing counts" in explanation.unexamined["voltage"]
+    assert "missing_rate" not in explanation.kinds().values()
+
+
+def test_vanished_and_reweighted_categories() -> None:
+    summary = _reference(0)
+    rng = np.random.default_rng(3)
+    window = sensors(rng, 2_000, drifted=False)
+    status = np.where(window.column("status").to_numpy(zero_copy_only=False) == "warn", "ok",
+                      window.column("status").to_numpy(zero_copy_only=False))
+    mode = rng.choice(["auto", "manual"], 2_000, p=[0.5, 0.5])
+    window = window.set_column(window.schema.get_field_index("status"), "status", pa.array(status.astype(str)))
+    window = window.set_column(window.schema.get_field_index("mode"), "mode", pa.array(mode))
+    explanation = explain_window(window, KINDS, summary, ["status", "mode"])
+    found = {d.feature: d for d in explanation.diagnoses}
+    assert found["status"].kind == "vanished_category"
+    assert "'warn'" in found["status"].sentence
+    assert found["mode"].kind == "reweighted"
+    assert found["mode"].figures["top"] in ("auto", "manual")
+
+
+def test_a_diagnosis_round_trips_as_json() -> None:
+    diagnosis = Diagnosis("x", "location", {"shift_sd": 1.5, "partner": "y"}, "x: mean up 1.5 reference sd")
+    assert Diagnosis.from_dict(diagnosis.as_dict()) == diagnosis
