@@ -50,6 +50,8 @@ class MonitorSnapshot:
     backlog_seconds: float | None = None
     #: Why the monitor cannot evaluate now (it could not be built, or its latest tick failed); None when it can.
     error: str | None = None
+    #: The latest window's diagnoses: (feature, kind) pairs (``monitor.domain.diagnosis``).
+    shift_kinds: frozenset[tuple[str, str]] = frozenset()
 
 
 class DriftCollector(Collector):
@@ -91,6 +93,10 @@ class DriftCollector(Collector):
                                             "Time between the last row read and the newest row of the source "
                                             "(0: caught up); absent when the connector cannot tell.",
                                             labels=["monitor"])
+        shift = GaugeMetricFamily("driftd_feature_shift_kind",
+                                  "1 for each kind of change the latest window's diagnosis found in a feature "
+                                  "(location, scale, shape, swap, correlation, new_category, …).",
+                                  labels=["monitor", "feature", "kind"])
         limit = self.metrics.max_features
         for name, snap in self.metrics.snapshots():
             error.add_metric([name], float(snap.error is not None))
@@ -112,6 +118,9 @@ class DriftCollector(Collector):
                     divergence.add_metric([name, score.feature, score.measure], score.value)
                     if score.p_value is not None:
                         p_value.add_metric([name, score.feature, score.measure], score.p_value)
+            for feature, kind in sorted(snap.shift_kinds):
+                if feature in exported:
+                    shift.add_metric([name, feature, kind], 1.0)
             for feature in snap.features[:limit]:
                 missing.add_metric([name, feature], float(feature in snap.missing_features))
                 if feature in snap.feature_drifted:
@@ -120,7 +129,7 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files,
+        yield from (divergence, p_value, drifted, shift, missing, state, dataset, share, last, reference, source_up, files,
                     error, backlog_rows, backlog_seconds)
 
 

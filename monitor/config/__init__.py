@@ -20,6 +20,7 @@ from monitor.config.schema import (
     BackendConfig,
     DriftConfig,
     DriftdConfig,
+    ExplainConfig,
     FeaturesConfig,
     LoggingConfig,
     MeasureConfig,
@@ -42,7 +43,7 @@ from monitor.config.values import ConfigError, parse_duration
 __all__ = [
     "DEFAULT_MEASURES", "DEFAULT_STORAGE_URL", "EXTERNAL_ADAPTERS", "AdaptationConfig", "AdaptationPoolConfig",
     "AdapterConfig",
-    "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "FeaturesConfig", "LoggingConfig",
+    "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "ExplainConfig", "FeaturesConfig", "LoggingConfig",
     "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "MonitorNotifierConfig", "NotifierConfig",
     "OutboxConfig", "ReferenceConfig", "ScheduleConfig",
     "SequentialConfig", "ServerConfig", "SourceConfig", "StorageConfig", "WindowConfig", "apply_env_overrides",

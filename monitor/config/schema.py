@@ -334,6 +334,14 @@ class OutboxConfig(_Strict):
     batch: int = Field(100, ge=1, le=10_000, description="messages claimed at a time")
 
 
+class ExplainConfig(_Strict):
+    """Shift diagnosis of each window: what kind of change each feature shows (``monitor.domain.diagnosis``)."""
+
+    enabled: bool = True
+    alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate of each finding on a feature that did "
+                                                        "not change")
+
+
 class MonitorConfig(_Strict):
     """One monitored data source."""
 
@@ -347,6 +355,7 @@ class MonitorConfig(_Strict):
         default_factory=lambda: {name: MeasureConfig() for name in DEFAULT_MEASURES}
     )
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
     max_rows: int = Field(10_000, ge=1, le=MAX_ROWS, description="rows fetched per tick at most")
     fetch_timeout: Duration = Field(300.0, description="seconds before a fetch that does not return is given up")
     backend: BackendConfig = Field(default_factory=BackendConfig)

@@ -53,6 +53,7 @@ class Publisher:
             feature_drifted={name: name in last.drifted_features
                              for name in self.features if name not in last.missing_features},
             features=self.features, missing_features=frozenset(last.missing_features),
+            shift_kinds=frozenset((str(d["feature"]), str(d["kind"])) for d in last.diagnoses),
         ))
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()

@@ -44,6 +44,8 @@ class WindowRecord:
     #: adapters (recorded name, type) whose runs are queued as pending in the same transaction.
     target_sample: bytes | None = field(default=None, repr=False)
     adapters: tuple[tuple[str, str], ...] = ()
+    #: What kind of change each feature shows (``monitor.domain.diagnosis``), as JSON-ready mappings.
+    diagnoses: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -112,3 +112,10 @@ def test_vanished_and_reweighted_categories() -> None:
 def test_a_diagnosis_round_trips_as_json() -> None:
     diagnosis = Diagnosis("x", "location", {"shift_sd": 1.5, "partner": "y"}, "x: mean up 1.5 reference sd")
     assert Diagnosis.from_dict(diagnosis.as_dict()) == diagnosis
+
+
+def test_the_reference_keeps_its_missing_counts() -> None:
+    summary = _reference(0)
+    assert summary.rows == 5_000
+    assert 20 <= summary.missing["voltage"] <= 80  # 1% of 5000
+    assert summary.missing["temperature"] == 0 and summary.missing["status"] == 0
