@@ -119,3 +119,32 @@ def test_the_reference_keeps_its_missing_counts() -> None:
     assert summary.rows == 5_000
     assert 20 <= summary.missing["voltage"] <= 80  # 1% of 5000
     assert summary.missing["temperature"] == 0 and summary.missing["status"] == 0
+
+
+def test_the_demo_is_explained_as_it_was_injected() -> None:
+    """The built-in demo's four shifts (mean, variance, new category, swapped sensors), named right."""
+    from monitor.cli.demo import DEMO_REFERENCE_ROWS, DEMO_SHIFT_ROW, DEMO_WINDOW_ROWS, demo_monitor
+    from monitor.config import build_config
+    from plugins.connectors.synthetic import SyntheticConnector
+
+    config = build_config({"monitors": [demo_monitor()]}, "test", {}).monitors[0]
+    connector = SyntheticConnector(config.source.options)
+    parts, cursor = [], None
+    while sum(part.num_rows for part in parts) < DEMO_SHIFT_ROW + DEMO_WINDOW_ROWS:
+        batch = connector.fetch(cursor, DEMO_WINDOW_ROWS)
+        parts.append(batch.table)
+        cursor = batch.cursor
+    rows = pa.concat_tables(parts)
+    summary, _ = summarize_rows(rows.slice(0, DEMO_REFERENCE_ROWS), config.features, config.reference.bins,
+                                config.reference.max_rows, "demo")
+    kinds = feature_kinds(config.features)
+    settings = resolve_measures(config.measures, MeasureRegistry())
+    found = {}
+    for start in (DEMO_REFERENCE_ROWS, DEMO_SHIFT_ROW):
+        window = rows.slice(start, DEMO_WINDOW_ROWS)
+        evaluation = evaluate_window(window, kinds, summary, settings, config.drift.correction)
+        drifted = [name for name, flagged in evaluation.feature_drifted.items() if flagged]
+        found[start] = explain_window(window, kinds, summary, drifted).kinds()
+    assert found[DEMO_REFERENCE_ROWS] == {}
+    assert found[DEMO_SHIFT_ROW] == {"temperature": "location", "vibration": "scale", "status": "new_category",
+                                     "pressure": "swap", "humidity": "swap"}
