@@ -52,6 +52,8 @@ class MonitorSnapshot:
     error: str | None = None
     #: The latest window's diagnoses: (feature, kind) pairs (``monitor.domain.diagnosis``).
     shift_kinds: frozenset[tuple[str, str]] = frozenset()
+    #: The latest window's data-quality checks: (feature, check, failed) (``monitor.domain.quality``).
+    quality: tuple[tuple[str, str, bool], ...] = ()
 
 
 class DriftCollector(Collector):
@@ -97,6 +99,10 @@ class DriftCollector(Collector):
                                   "1 for each kind of change the latest window's diagnosis found in a feature "
                                   "(location, scale, shape, swap, correlation, new_category, …).",
                                   labels=["monitor", "feature", "kind"])
+        quality = GaugeMetricFamily("driftd_quality_check_failed",
+                                    "1 when a data-quality check (missing_rate, out_of_range, new_category, "
+                                    "vanished_category, constant) failed on the feature in the latest window.",
+                                    labels=["monitor", "feature", "check"])
         limit = self.metrics.max_features
         for name, snap in self.metrics.snapshots():
             error.add_metric([name], float(snap.error is not None))
@@ -118,6 +124,9 @@ class DriftCollector(Collector):
                     divergence.add_metric([name, score.feature, score.measure], score.value)
                     if score.p_value is not None:
                         p_value.add_metric([name, score.feature, score.measure], score.p_value)
+            for feature, check, failed in snap.quality:
+                if feature in exported:
+                    quality.add_metric([name, feature, check], float(failed))
             for feature, kind in sorted(snap.shift_kinds):
                 if feature in exported:
                     shift.add_metric([name, feature, kind], 1.0)
@@ -129,7 +138,7 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, shift, missing, state, dataset, share, last, reference, source_up, files,
+        yield from (divergence, p_value, drifted, shift, quality, missing, state, dataset, share, last, reference, source_up, files,
                     error, backlog_rows, backlog_seconds)
 
 

@@ -36,6 +36,9 @@ def demo_monitor() -> dict[str, Any]:
         "measures": {"ks": {"threshold": 0.001}, "psi": {}, "wasserstein": {"threshold": 0.25},
                      "chi_square": {"threshold": 0.001}},
         "drift": {"share": 0.3, "consecutive": 2, "correction": "bh"},
+        # Every data-quality check, reporting only: the new category 'fault' fails new_category.
+        "quality": {check: {} for check in ("missing_rate", "out_of_range", "new_category", "vanished_category",
+                                            "constant")},
     }
 
 

@@ -10,6 +10,7 @@ from monitor.config.loading import (
     interpolate,
     load_config,
 )
+from monitor.config.explain import ExplainConfig, QualityCheckConfig, QualityConfig
 from monitor.config.schema import (
     DEFAULT_MEASURES,
     DEFAULT_STORAGE_URL,
@@ -20,7 +21,6 @@ from monitor.config.schema import (
     BackendConfig,
     DriftConfig,
     DriftdConfig,
-    ExplainConfig,
     FeaturesConfig,
     LoggingConfig,
     MeasureConfig,
@@ -45,7 +45,7 @@ __all__ = [
     "AdapterConfig",
     "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "ExplainConfig", "FeaturesConfig", "LoggingConfig",
     "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "MonitorNotifierConfig", "NotifierConfig",
-    "OutboxConfig", "ReferenceConfig", "ScheduleConfig",
+    "OutboxConfig", "QualityCheckConfig", "QualityConfig", "ReferenceConfig", "ScheduleConfig",
     "SequentialConfig", "ServerConfig", "SourceConfig", "StorageConfig", "WindowConfig", "apply_env_overrides",
     "build_config", "interpolate", "load_config", "parse_duration",
 ]

@@ -48,6 +48,7 @@ from monitor.domain.pushdown import (
     CountReference,
     evaluate_aggregate,
 )
+from monitor.domain.quality import check_quality
 from monitor.domain.records import NewReference, WindowRecord
 from monitor.domain.reference import feature_kinds, reference_from_file, summarize_table
 from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_auto_thresholds
@@ -416,6 +417,8 @@ class MonitorRunner:
             evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.active_measures,
                                          self.config.drift.correction, backend=self.backend,
                                          min_rows=self.config.drift.min_rows)
+            evaluation = check_quality(window.rows, self.kinds, self.summary, self.config.quality, evaluation,
+                                       self.config.drift.correction, self.config.drift.min_rows)
             rows = window.rows.num_rows
             self.recent.add(window.rows)
             diagnoses = explain(self.config, window.rows, self.kinds, self.summary, evaluation, seq)

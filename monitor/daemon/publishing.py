@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Callable
 
 from monitor.domain.policy import STATE_CODES
+from monitor.domain.quality import quality_outcomes
 from monitor.domain.records import WindowRecord
 from monitor.domain.values import InvalidValues
 from monitor.metrics import FeatureScore, Metrics
@@ -54,6 +55,7 @@ class Publisher:
                              for name in self.features if name not in last.missing_features},
             features=self.features, missing_features=frozenset(last.missing_features),
             shift_kinds=frozenset((str(d["feature"]), str(d["kind"])) for d in last.diagnoses),
+            quality=tuple(quality_outcomes(last.results)),
         ))
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()
