@@ -116,3 +116,11 @@ def test_quality_is_configured_per_check() -> None:
         build_config({"monitors": [{"name": "m", "source": {"type": "synthetic"},
                                     "features": {"numeric": ["temperature"]}, "window": {"rows": 100},
                                     "quality": {"missing_ratio": {}}}]}, "test", environ={})
+
+
+def test_a_rare_category_absent_from_a_small_window_is_not_vanished() -> None:
+    """'c' (10% of the reference) is missing from 40 rows 1.5% of the time by chance: not a failure."""
+    summary = _summary()
+    window = _table(np.random.default_rng(6), 40, categories=("a", "b"), p=(0.7, 0.3))
+    [result] = [r for r in _check(window, summary).results if r.measure == "quality.vanished_category"]
+    assert result.value == 0.0 and not result.drifted
