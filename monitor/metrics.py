@@ -54,6 +54,8 @@ class MonitorSnapshot:
     shift_kinds: frozenset[tuple[str, str]] = frozenset()
     #: The latest window's data-quality checks: (feature, check, failed) (``monitor.domain.quality``).
     quality: tuple[tuple[str, str, bool], ...] = ()
+    #: The latest window's segments of the reference: (segment, drifted) (``monitor.domain.segments``).
+    segments: tuple[tuple[str, bool], ...] = ()
 
 
 class DriftCollector(Collector):
@@ -103,6 +105,10 @@ class DriftCollector(Collector):
                                     "1 when a data-quality check (missing_rate, out_of_range, new_category, "
                                     "vanished_category, constant) failed on the feature in the latest window.",
                                     labels=["monitor", "feature", "check"])
+        segment = GaugeMetricFamily("driftd_segment_drifted",
+                                    "1 when some feature drifted in the segment (features.segment_by) in the latest "
+                                    "window; segments are the reference's, at most features.max_segments.",
+                                    labels=["monitor", "segment"])
         limit = self.metrics.max_features
         for name, snap in self.metrics.snapshots():
             error.add_metric([name], float(snap.error is not None))
@@ -124,6 +130,8 @@ class DriftCollector(Collector):
                     divergence.add_metric([name, score.feature, score.measure], score.value)
                     if score.p_value is not None:
                         p_value.add_metric([name, score.feature, score.measure], score.p_value)
+            for segment_name, segment_drifted in snap.segments:
+                segment.add_metric([name, segment_name], float(segment_drifted))
             for feature, check, failed in snap.quality:
                 if feature in exported:
                     quality.add_metric([name, feature, check], float(failed))
@@ -138,7 +146,7 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        yield from (divergence, p_value, drifted, shift, quality, missing, state, dataset, share, last, reference, source_up, files,
+        yield from (divergence, p_value, drifted, shift, quality, segment, missing, state, dataset, share, last, reference, source_up, files,
                     error, backlog_rows, backlog_seconds)
 
 

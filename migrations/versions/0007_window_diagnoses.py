@@ -1,4 +1,4 @@
-"""windows keep their shift diagnoses: what kind of change each feature shows
+"""windows keep their shift diagnoses (what kind of change each feature shows) and their segments
 
 Revision ID: 0007
 Revises: 0006
@@ -19,8 +19,10 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     with op.batch_alter_table('windows', schema=None) as batch_op:
         batch_op.add_column(sa.Column('diagnoses', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('segments', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('windows', schema=None) as batch_op:
+        batch_op.drop_column('segments')
         batch_op.drop_column('diagnoses')

@@ -41,6 +41,10 @@ def history(config_path: Path | None, monitor: str, limit: int, results: bool, e
             click.echo(f"{'':9}not measured: {', '.join(window.missing_features)}")
         for diagnosis in (window.diagnoses or []) if explain else []:
             click.echo(f"{'':9}{diagnosis['sentence']}  [{diagnosis['kind']}]")
+        drifted = [s for s in window.segments or [] if s.get("drifted")] if explain else []
+        if drifted:
+            click.echo(f"{'':9}segments drifted: " + "; ".join(
+                f"{s['segment']} ({', '.join(s['drifted_features'])})" for s in drifted))
         for result in store.results(window.id) if results else []:
             p_value = "" if result.p_value is None else f" p={result.p_value:.3g}"
             flag = " DRIFT" if result.drifted else ""

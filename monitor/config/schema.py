@@ -126,6 +126,10 @@ class FeaturesConfig(_Strict):
 
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
+    segment_by: list[str] = Field(default_factory=list, max_length=4, description=(
+        "columns whose values split each window into segments, each measured against the same segment of the "
+        "reference (monitor.domain.segments)"))
+    max_segments: int = Field(20, ge=1, le=1000, description="segments kept: the most frequent in the reference")
 
     @model_validator(mode="after")
     def _disjoint(self) -> FeaturesConfig:

@@ -7,9 +7,10 @@ import logging
 import pyarrow as pa
 
 from monitor.config import MonitorConfig
-from monitor.divergence import ReferenceSummary
+from monitor.divergence import Backend, ReferenceSummary
 from monitor.domain.diagnosis import explain_window
-from monitor.domain.evaluate import WindowEvaluation
+from monitor.domain.evaluate import MeasureSetting, WindowEvaluation
+from monitor.domain.segments import evaluate_segments
 from monitor.domain.events import json_safe
 
 log = logging.getLogger("driftd.engine")
@@ -33,3 +34,28 @@ def explain(config: MonitorConfig, rows: pa.Table, kinds: dict[str, str], summar
     for diagnosis in explanation.diagnoses:
         log.info("monitor %s window %d: %s [%s]", config.name, seq, diagnosis.sentence, diagnosis.kind)
     return [json_safe(diagnosis.as_dict()) for diagnosis in explanation.diagnoses]
+
+
+def segment_outcomes(config: MonitorConfig, rows: pa.Table, kinds: dict[str, str], summary: ReferenceSummary,
+                     settings: list[MeasureSetting], backend: Backend, seq: int) -> list[dict[str, object]]:
+    """Each segment's outcome as JSON-ready mappings (none without ``features.segment_by``); drifted ones are logged.
+
+    A reference version stored before ``segment_by`` was set has no segments: said once per window.
+    """
+    if not config.features.segment_by:
+        return []
+    if not summary.segments:
+        log.warning("monitor %s window %d: segments not measured: the active reference version has none "
+                    "(stored before features.segment_by was set: capture it again)", config.name, seq)
+        return []
+    try:
+        outcomes = evaluate_segments(rows, kinds, summary, settings, config.drift.correction,
+                                     config.features.segment_by, backend=backend, min_rows=config.drift.min_rows)
+    except KeyError as error:
+        log.warning("monitor %s window %d: segments not measured: %s", config.name, seq, error.args[0])
+        return []
+    for outcome in outcomes:
+        if outcome.drifted:
+            log.warning("monitor %s window %d: segment %s drifted (%s)", config.name, seq, outcome.segment,
+                        ", ".join(outcome.drifted_features))
+    return [outcome.as_dict() for outcome in outcomes]

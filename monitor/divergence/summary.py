@@ -247,6 +247,8 @@ class ReferenceSummary:
     #: the summary predates them (a missing-rate change is then not measured).
     missing: dict[str, int] = field(default_factory=dict)
     rows: int = 0
+    #: Each segment's own summary (``features.segment_by``), by segment name.
+    segments: dict[str, ReferenceSummary] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """Serialise to a compressed ``.npz`` archive that loads without pickle.
@@ -278,6 +280,10 @@ class ReferenceSummary:
         header: dict[str, Any] = {"version": _FORMAT_VERSION, "features": meta}
         if self.rows:
             header["rows"] = int(self.rows)
+        if self.segments:
+            header["segments"] = list(self.segments)
+            for i, segment in enumerate(self.segments.values()):
+                arrays[f"seg.{i}"] = np.frombuffer(segment.to_bytes(), dtype=np.uint8)
         document = json.dumps(header, ensure_ascii=True)
         arrays["meta"] = np.frombuffer(document.encode("ascii"), dtype=np.uint8)
         buffer = io.BytesIO()
@@ -312,8 +318,10 @@ class ReferenceSummary:
                 else:
                     raise ValueError(f"unknown feature kind {entry['kind']!r}")
             multivariate = {key[3:]: archive[key] for key in archive.files if key.startswith("mv.")}
+            segments = {name: cls.from_bytes(archive[f"seg.{i}"].tobytes())
+                        for i, name in enumerate(document.get("segments", []))}
         joint = MultivariateSummary.from_arrays(multivariate) if multivariate else None
-        return cls(features=features, multivariate=joint, missing=missing, rows=rows)
+        return cls(features=features, multivariate=joint, missing=missing, rows=rows, segments=segments)
 
 
 def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -15,6 +15,7 @@ import pyarrow.parquet
 
 from monitor.config import FeaturesConfig, ReferenceConfig
 from monitor.divergence import (
+    FeatureSummary,
     MultivariateSummary,
     ReferenceSummary,
     summarize_categorical,
@@ -22,6 +23,7 @@ from monitor.divergence import (
     summarize_numeric,
 )
 from monitor.domain.records import NewReference
+from monitor.domain.segment_keys import segment_keys, top_segments
 
 READERS = {
     ".csv": lambda path: pyarrow.csv.read_csv(path),
@@ -153,7 +155,29 @@ def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_row
         raise ReferenceDataError(f"reference from {origin}: " + "; ".join(problems))
     multivariate = None if multivariate_sample is None else _multivariate(table, features.numeric,
                                                                           multivariate_sample)
-    return ReferenceSummary(summaries, multivariate, missing, table.num_rows), table.num_rows
+    segments = _segments(table, features, bins) if features.segment_by else {}
+    return ReferenceSummary(summaries, multivariate, missing, table.num_rows, segments), table.num_rows
+
+
+def _segments(table: pa.Table, features: FeaturesConfig, bins: int) -> dict[str, ReferenceSummary]:
+    """Each of the ``max_segments`` most frequent segments' own summary (features without values left out)."""
+    try:
+        keys = segment_keys(table, features.segment_by)
+    except KeyError as error:
+        raise ReferenceDataError(f"reference: {error.args[0]}") from None
+    found = {}
+    for name in top_segments(keys, features.max_segments):
+        rows = table.filter(pa.array(keys == name))
+        summaries: dict[str, FeatureSummary] = {}
+        missing = {}
+        for feature, kind in feature_kinds(features).items():
+            values = feature_values(rows, feature, kind)
+            missing[feature] = rows.num_rows - len(values)
+            if len(values):
+                summaries[feature] = (summarize_numeric(values, bins) if kind == "numeric"
+                                      else summarize_categorical(values))
+        found[name] = ReferenceSummary(summaries, None, missing, rows.num_rows)
+    return found
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

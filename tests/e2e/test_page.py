@@ -254,6 +254,9 @@ def test_page_shows_the_demo_in_drift_in_chromium(tmp_path: Path, driftd_process
         "humidity": "swap"}, changes
     assert "values now look like humidity's (swap?)" in changes["pressure"][1], changes
     assert "new category 'fault'" in changes["status"][1], changes
+    # the demo's shifts hit every site: each of its four segments drifted, measured against its own reference
+    segments = cdp.evaluate("document.querySelector('p.segments').dataset.driftedSegments")
+    assert sorted(segments.split()) == ["site=east", "site=north", "site=south", "site=west"], segments
     _screenshot(cdp, tmp_path / "page-monitor.png")
 
     # the measure selector recolours the heatmap by one measure's values

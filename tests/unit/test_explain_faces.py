@@ -108,3 +108,41 @@ def test_explain_can_be_turned_off(config_path: Path) -> None:
         assert running.store.windows("plant", 1)[0].diagnoses is None
     finally:
         running.stop()
+
+
+def test_segments_of_a_running_monitor(tmp_path: Path) -> None:
+    """A files monitor with segment_by: the shifted site is named in the API, history, the metric and the log."""
+    from tests.unit.test_segments import _plant
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pyarrow.csv.write_csv(_plant(np.random.default_rng(1), 20_000), data / "part-1.csv")
+    pyarrow.csv.write_csv(_plant(np.random.default_rng(2), 6_000, shifted="s07", shift=1.5), data / "part-2.csv")
+    path = tmp_path / "driftd.yaml"
+    path.write_text(yaml.safe_dump({"storage": {"url": f"sqlite:///{tmp_path / 'driftd.db'}"}, "monitors": [{
+        "name": "sites", "source": {"type": "files", "options": {"path": str(data)}},
+        "features": {"numeric": ["x", "y"], "categorical": ["c"], "segment_by": ["site"]},
+        "window": {"rows": 6_000}, "reference": {"first_rows": 20_000}, "measures": ["ks", "chi_square"],
+        "schedule": {"interval": "1h"}}]}))
+    running = Daemon(load_config(path), PluginManager(load_entry_points=False))
+    try:
+        upgrade(running.store.engine)
+        running.prepare()
+        for _ in range(3):  # 10 000 rows a tick: the 20 000 reference rows, then the window
+            running.tick_all()
+        client = TestClient(create_app(running.metrics, running.readiness, api=build_api(running)))
+        window = client.get(API_PREFIX + "/monitors/sites/windows/1").json()
+        segments = {s["segment"]: s for s in window["segments"]}
+        assert len(segments) == 20
+        assert [name for name, s in segments.items() if s["drifted"]] == ["site=s07"], segments
+        assert segments["site=s07"]["drifted_features"] == ["x"]
+        exported = {}
+        for family in text_string_to_metric_families(generate_latest(running.metrics.registry).decode()):
+            for sample in family.samples:
+                if sample.name == "driftd_segment_drifted":
+                    exported[sample.labels["segment"]] = sample.value
+        assert len(exported) == 20 and exported["site=s07"] == 1.0 and sum(exported.values()) == 1.0
+        result = CliRunner().invoke(main, ["history", "-c", str(path), "sites", "--explain"])
+        assert "segments drifted: site=s07 (x)" in result.output, result.output
+    finally:
+        running.stop()

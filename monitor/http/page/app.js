@@ -498,6 +498,7 @@
       panel.appendChild(el("h2", { id: "changes-heading", text: "What changed" }));
       panel.appendChild(el("p", { class: "empty", "data-empty": "changes",
         text: "No change of a known kind found in the last " + items.length + " windows." }));
+      panel.appendChild(segmentsList(latest));
       return panel;
     }
     const label = found.seq === latest.seq ? "the latest window" : "window #" + found.seq +
@@ -507,7 +508,20 @@
     panel.appendChild(el("ul", { class: "changes" }, found.diagnoses.map((d) =>
       el("li", { "data-feature": d.feature, "data-kind": d.kind }, [
         el("span", { class: "kind", text: d.kind.replace("_", " ") }), " ", d.sentence]))));
+    panel.appendChild(segmentsList(latest));
     return panel;
+  }
+
+  // the latest window's segments (features.segment_by): the drifted ones named, with their features
+  function segmentsList(w) {
+    const segments = w.segments || [];
+    if (segments.length === 0) return el("span");
+    const drifted = segments.filter((s) => s.drifted);
+    const text = drifted.length === 0 ? "No segment drifted in the latest window (" + segments.length + " measured)."
+      : "Segments drifted in the latest window: ";
+    return el("p", { class: "segments", "data-drifted-segments": drifted.map((s) => s.segment).join(" ") },
+      [text, ...drifted.map((s, i) => el("span", { class: "segment", "data-segment": s.segment,
+        text: (i ? "; " : "") + s.segment + " (" + s.drifted_features.join(", ") + ")" }))]);
   }
 
   // ---- drift events ---------------------------------------------------------------------------
