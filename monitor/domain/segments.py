@@ -53,17 +53,20 @@ def evaluate_segments(rows: pa.Table, kinds: Mapping[str, str], summary: Referen
     if not summary.segments:
         return []
     keys = segment_keys(rows, segment_by)
+    order = np.argsort(keys, kind="stable")  # one sort, then each segment is a slice: linear in segments
+    names, starts, counts = np.unique(keys[order], return_index=True, return_counts=True)
+    spans = {str(name): (int(start), int(count)) for name, start, count in zip(names, starts, counts)}
+    ordered = rows.take(pa.array(order))
     per_feature = [setting for setting in settings if not isinstance(setting.measure, MultivariateMeasure)]
     scored: dict[str, list[ResultRecord]] = {}
     outcomes: dict[str, SegmentOutcome] = {}
     for name, reference in summary.segments.items():
-        mask = keys == name
-        count = int(mask.sum())
+        start, count = spans.get(name, (0, 0))
         present = {feature: kind for feature, kind in kinds.items() if feature in reference.features}
         if count < max(min_rows, 2):
             outcomes[name] = SegmentOutcome(name, count, [], sorted(kinds))
             continue
-        evaluation = evaluate_window(rows.filter(pa.array(mask)), present, reference, per_feature, "none",
+        evaluation = evaluate_window(ordered.slice(start, count), present, reference, per_feature, "none",
                                      backend=backend, min_rows=min_rows)
         scored[name] = evaluation.results
         missing = sorted({*evaluation.missing, *(set(kinds) - set(present))})
@@ -71,9 +74,8 @@ def evaluate_segments(rows: pa.Table, kinds: Mapping[str, str], summary: Referen
     drifted = _corrected(scored, per_feature, correction)
     found = [SegmentOutcome(o.segment, o.rows, sorted(drifted.get(o.segment, set())), o.missing_features)
              for o in outcomes.values()]
-    unseen = sorted(set(keys.tolist()) - set(summary.segments))
-    found += [SegmentOutcome(name, int(np.sum(keys == name)), [], sorted(kinds), in_reference=False)
-              for name in unseen]
+    found += [SegmentOutcome(name, count, [], sorted(kinds), in_reference=False)
+              for name, (_, count) in sorted(spans.items()) if name not in summary.segments]
     return found
 
 

@@ -106,6 +106,7 @@ def exported_series_names() -> set[str]:
         source_up=True, scores=[FeatureScore("a", "ks", 0.4, 1e-6, True), FeatureScore("b", "psi", 0.01, None, False)],
         feature_drifted={"a": True, "b": False}, features=["a", "b", "c"], missing_features=frozenset({"c"}),
         shift_kinds=frozenset({("a", "location")}), quality=(("a", "missing_rate", True),),
+        segments=(("site=north", True),),
     ))
     # A monitor with a model and an adaptation section, after one adapter run.
     metrics.model_version.labels("m").set(2)
