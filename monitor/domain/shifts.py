@@ -133,17 +133,32 @@ def _shape(feature: str, reference: np.ndarray, window: np.ndarray, raw: float) 
                      "(a new mode or tail)")  # type: ignore[arg-type]
 
 
+#: A drifted feature's window is compared with at most this many other references (the nearest by median).
+SWAP_CANDIDATES = 10
+
+
 def swaps(drifted: dict[str, np.ndarray], references: dict[str, np.ndarray], alpha: float) -> list[Diagnosis]:
-    """Drifted features whose window matches another numeric feature's reference (and not its own)."""
+    """Drifted features whose window matches another numeric feature's reference (and not its own).
+
+    Only references whose middle 98% holds the window's median are candidates, the
+    ``SWAP_CANDIDATES`` nearest by median (in their robust sd): the cost stays linear in features.
+    """
     found = []
+    def at(r: np.ndarray, q: float) -> float:  # a quantile of a sorted array, without sorting it again
+        return float(r[int(round(q * (r.size - 1)))])
+
+    middles = {name: (at(r, 0.01), at(r, 0.5), at(r, 0.99), (at(r, 0.75) - at(r, 0.25)) / 1.349 or float(r.std()))
+               for name, r in references.items()}
     for feature, window in drifted.items():
         window = np.sort(window)
         own = ks_distance(references[feature], window)
+        median = float(np.median(window))
+        near = sorted((abs(median - mid) / (spread or 1.0), name)
+                      for name, (low, mid, high, spread) in middles.items()
+                      if name != feature and low <= median <= high)
         best, best_name = math.inf, None
-        for other, reference in references.items():
-            if other == feature:
-                continue
-            distance = ks_distance(reference, window)
+        for _, other in near[:SWAP_CANDIDATES]:
+            distance = ks_distance(references[other], window)
             if distance < best:
                 best, best_name = distance, other
         if best_name is None:

@@ -148,3 +148,18 @@ def test_the_demo_is_explained_as_it_was_injected() -> None:
     assert found[DEMO_REFERENCE_ROWS] == {}
     assert found[DEMO_SHIFT_ROW] == {"temperature": "location", "vibration": "scale", "status": "new_category",
                                      "pressure": "swap", "humidity": "swap"}
+
+
+def test_swap_search_stays_cheap_on_wide_monitors() -> None:
+    """200 numeric features, 50 drifted: each drifted window meets at most SWAP_CANDIDATES references."""
+    import time
+
+    from monitor.domain.shifts import swaps
+
+    rng = np.random.default_rng(0)
+    references = {f"f{i}": np.sort(rng.normal(i, 1, 5_000)) for i in range(200)}
+    drifted = {f"f{i}": rng.normal(i + 3, 1, 1_000) for i in range(50)}
+    started = time.perf_counter()
+    found = swaps(drifted, references, 0.01)
+    assert time.perf_counter() - started < 5
+    assert {d.feature: d.figures["looks_like"] for d in found} == {f"f{i}": f"f{i + 3}" for i in range(50)}
