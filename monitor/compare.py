@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from monitor.config import DEFAULT_MEASURES, DriftConfig, FeaturesConfig, MeasureConfig
 from monitor.divergence import MeasureRegistry, MultivariateMeasure, resolve_backend
+from monitor.domain.diagnosis import explain_window
 from monitor.domain.evaluate import evaluate_window, resolve_measures
 from monitor.domain.policy import DriftPolicy
 from monitor.domain.records import ResultRecord
@@ -39,6 +40,8 @@ class DriftReport:
     missing_features: dict[str, str]
     failed_measures: dict[str, str]
     results: list[ResultRecord] = field(repr=False)
+    #: What kind of change each feature shows (``monitor.domain.diagnosis``), as JSON-ready mappings.
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (an infinite value as the string "Infinity" or "-Infinity")."""
@@ -144,4 +147,6 @@ def compare(
         drift=decision.state == "drift", drift_share=decision.drift_share,
         drifted_features=decision.drifted_features, missing_features=evaluation.missing,
         failed_measures=evaluation.failed_measures, results=evaluation.results,
+        diagnoses=[d.as_dict() for d in explain_window(window_table, feature_kinds(features), summary,
+                                                       decision.drifted_features).diagnoses],
     )

@@ -104,7 +104,10 @@ def driftd_window_evaluated(monitor: str, window: Mapping[str, Any]) -> None:
 
     ``window`` holds ``seq``, ``rows``, ``state``, ``drift_share``, ``drifted_features``,
     ``missing_features``, ``failed_measures`` (measure → why it failed), ``results`` (a list of
-    per-feature, per-measure mappings) and ``event_uid`` (stable across retries). An implementation
+    per-feature, per-measure mappings), ``diagnoses`` (what kind of change each feature shows:
+    ``feature``, ``kind``, ``figures``, ``sentence``), ``segments`` (with ``features.segment_by``:
+    each segment's ``segment``, ``rows``, ``drifted``, ``drifted_features``, ``missing_features``,
+    ``in_reference``) and ``event_uid`` (stable across retries). An implementation
     that raises is called again later (capped backoff); after a crash the same event may come
     twice: drop duplicates by ``event_uid``. The return value is ignored.
     """
@@ -115,8 +118,8 @@ def driftd_drift_detected(monitor: str, event: Mapping[str, Any]) -> None:
     """Called after a drift event was committed (the monitor entered the drift state), from the
     outbox: at least once.
 
-    ``event`` holds ``id`` (the drift event's), ``window_seq``, ``drift_share``, ``features``
-    and ``event_uid`` (stable across retries: drop duplicates by it). The return value is ignored.
+    ``event`` holds ``id`` (the drift event's), ``window_seq``, ``drift_share``, ``features``,
+    ``diagnoses`` (as the window's), ``drifted_segments`` and ``event_uid`` (stable across retries: drop duplicates by it). The return value is ignored.
     """
 
 

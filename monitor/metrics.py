@@ -50,6 +50,12 @@ class MonitorSnapshot:
     backlog_seconds: float | None = None
     #: Why the monitor cannot evaluate now (it could not be built, or its latest tick failed); None when it can.
     error: str | None = None
+    #: The latest window's diagnoses: (feature, kind) pairs (``monitor.domain.diagnosis``).
+    shift_kinds: frozenset[tuple[str, str]] = frozenset()
+    #: The latest window's data-quality checks: (feature, check, failed) (``monitor.domain.quality``).
+    quality: tuple[tuple[str, str, bool], ...] = ()
+    #: The latest window's segments of the reference: (segment, drifted) (``monitor.domain.segments``).
+    segments: tuple[tuple[str, bool], ...] = ()
 
 
 class DriftCollector(Collector):
@@ -95,6 +101,18 @@ class DriftCollector(Collector):
                                             "Time between the last row read and the newest row of the source "
                                             "(0: caught up); absent when the connector cannot tell.",
                                             labels=["monitor"])
+        shift = GaugeMetricFamily("driftd_feature_shift_kind",
+                                  "1 for each kind of change the latest window's diagnosis found in a feature "
+                                  "(location, scale, shape, swap, correlation, new_category, …).",
+                                  labels=["monitor", "feature", "kind"])
+        quality = GaugeMetricFamily("driftd_quality_check_failed",
+                                    "1 when a data-quality check (missing_rate, out_of_range, new_category, "
+                                    "vanished_category, constant) failed on the feature in the latest window.",
+                                    labels=["monitor", "feature", "check"])
+        segment = GaugeMetricFamily("driftd_segment_drifted",
+                                    "1 when some feature drifted in the segment (features.segment_by) in the latest "
+                                    "window; segments are the reference's, at most features.max_segments.",
+                                    labels=["monitor", "segment"])
         limit = self.metrics.max_features
         for name, snap in snapshots:
             error.add_metric([name], float(snap.error is not None))
@@ -116,6 +134,14 @@ class DriftCollector(Collector):
                     divergence.add_metric([name, score.feature, score.measure], score.value)
                     if score.p_value is not None:
                         p_value.add_metric([name, score.feature, score.measure], score.p_value)
+            for segment_name, segment_drifted in snap.segments:
+                segment.add_metric([name, segment_name], float(segment_drifted))
+            for feature, check, failed in snap.quality:
+                if feature in exported:
+                    quality.add_metric([name, feature, check], float(failed))
+            for feature, kind in sorted(snap.shift_kinds):
+                if feature in exported:
+                    shift.add_metric([name, feature, kind], 1.0)
             for feature in snap.features[:limit]:
                 missing.add_metric([name, feature], float(feature in snap.missing_features))
                 if feature in snap.feature_drifted:
@@ -124,8 +150,8 @@ class DriftCollector(Collector):
             dataset.add_metric([name], float(snap.state_code == 2))
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
-        return (divergence, p_value, drifted, missing, state, dataset, share, last, reference, source_up, files,
-                error, backlog_rows, backlog_seconds)
+        return (divergence, p_value, drifted, shift, quality, segment, missing, state, dataset, share, last,
+                reference, source_up, files, error, backlog_rows, backlog_seconds)
 
 
 class _Families:

@@ -78,5 +78,13 @@ def event_summary(event: Mapping[str, Any]) -> str:
     return f"driftd: monitor {monitor}: {kind}"
 
 
+def event_changes(event: Mapping[str, Any]) -> list[str]:
+    """What changed, one line each: the event's shift diagnoses, then its drifted segments (none: empty)."""
+    data = event.get("data") or {}
+    lines = [str(d.get("sentence")) for d in data.get("diagnoses") or [] if isinstance(d, Mapping)]
+    segments = data.get("drifted_segments") or []
+    return lines + ([f"segments drifted: {', '.join(map(str, segments))}"] if segments else [])
+
+
 def _percent(share: Any) -> str:
     return f"{100 * share:.0f}%" if isinstance(share, (int, float)) else "?"

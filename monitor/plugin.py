@@ -70,6 +70,7 @@ from monitor.notifier import (
     Notifier,
     NotifierError,
     NotifierOptionsError,
+    event_changes,
     event_summary,
     parse_notifier_options,
 )
@@ -91,5 +92,5 @@ __all__ = [
     "AffineMap", "Assumption", "Domain", "DriftInfo", "Model", "ModelLoadError", "Remedy", "SklearnModel",
     "TorchModel", "parse_adapter_options", "unwrap",
     # notifiers
-    "NOTIFIER_EVENTS", "Notifier", "NotifierError", "NotifierOptionsError", "event_summary", "parse_notifier_options",
+    "NOTIFIER_EVENTS", "Notifier", "NotifierError", "NotifierOptionsError", "event_changes", "event_summary", "parse_notifier_options",
 ]

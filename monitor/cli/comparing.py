@@ -73,6 +73,8 @@ def compare(reference_file: str, live_file: str, numeric: str | None, categorica
             click.echo(f"{feature:<24} not measured: {reason}")
         for measure, reason in report.failed_measures.items():
             click.echo(f"{measure:<24} failed: {reason}")
+        for diagnosis in report.diagnoses:
+            click.echo(f"what changed: {diagnosis['sentence']}  [{diagnosis['kind']}]")
         click.echo(f"dataset drift: {'YES' if report.drift else 'no'} "
                    f"({report.drift_share:.0%} of features drifted, threshold {share:.0%})")
     sys.exit(EXIT_DRIFT if report.drift else EXIT_OK)

@@ -26,7 +26,8 @@ def demo_monitor() -> dict[str, Any]:
             "type": "synthetic",
             "options": {"seed": 7, "rows_per_fetch": DEMO_WINDOW_ROWS, "shifts": demo_shifts(DEMO_SHIFT_ROW)},
         },
-        "features": {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
+        "features": {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES),
+                     "segment_by": ["site"]},
         "window": {"rows": DEMO_WINDOW_ROWS},
         "reference": {"first_rows": DEMO_REFERENCE_ROWS},
         "schedule": {"interval": "2s"},
@@ -36,6 +37,9 @@ def demo_monitor() -> dict[str, Any]:
         "measures": {"ks": {"threshold": 0.001}, "psi": {}, "wasserstein": {"threshold": 0.25},
                      "chi_square": {"threshold": 0.001}},
         "drift": {"share": 0.3, "consecutive": 2, "correction": "bh"},
+        # Every data-quality check, reporting only: the new category 'fault' fails new_category.
+        "quality": {check: {} for check in ("missing_rate", "out_of_range", "new_category", "vanished_category",
+                                            "constant")},
     }
 
 

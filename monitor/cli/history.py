@@ -23,7 +23,8 @@ from monitor.store import Store, StoreError
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000),
               help="Windows to show, newest first.")
 @click.option("--results/--no-results", default=False, help="Show every feature's results too.")
-def history(config_path: Path | None, monitor: str, limit: int, results: bool) -> None:
+@click.option("--explain", is_flag=True, help="Say what changed: each feature's kind of shift, in one sentence.")
+def history(config_path: Path | None, monitor: str, limit: int, results: bool, explain: bool) -> None:
     """Show a monitor's latest windows: state, drifted features, and features that could not be measured."""
     config, _ = load(config_path)
     store = open_store(config)
@@ -38,6 +39,12 @@ def history(config_path: Path | None, monitor: str, limit: int, results: bool) -
                    f"{window.state:<8}{window.drift_share:>6.0%}  {', '.join(window.drifted_features) or '-'}")
         if window.missing_features:
             click.echo(f"{'':9}not measured: {', '.join(window.missing_features)}")
+        for diagnosis in (window.diagnoses or []) if explain else []:
+            click.echo(f"{'':9}{diagnosis['sentence']}  [{diagnosis['kind']}]")
+        drifted = [s for s in window.segments or [] if s.get("drifted")] if explain else []
+        if drifted:
+            click.echo(f"{'':9}segments drifted: " + "; ".join(
+                f"{s['segment']} ({', '.join(s['drifted_features'])})" for s in drifted))
         for result in store.results(window.id) if results else []:
             p_value = "" if result.p_value is None else f" p={result.p_value:.3g}"
             flag = " DRIFT" if result.drifted else ""

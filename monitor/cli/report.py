@@ -87,6 +87,15 @@ def _results_table(results: Sequence[ResultRecord]) -> str:
             f"{rows}</table>")
 
 
+def _changes(report: DriftReport) -> str:
+    """The "what changed" list: one sentence per diagnosis, with its kind."""
+    if not report.diagnoses:
+        return '<section class="changes"><h2>What changed</h2><p>No change of a known kind found.</p></section>'
+    items = "".join(f'<li data-kind="{html.escape(str(d["kind"]))}">{html.escape(str(d["sentence"]))} '
+                    f'<small>[{html.escape(str(d["kind"]))}]</small></li>' for d in report.diagnoses)
+    return f'<section class="changes"><h2>What changed</h2><ul>{items}</ul></section>'
+
+
 def render_html(report: DriftReport, reference: pa.Table, live: pa.Table, numeric: Sequence[str],
                 categorical: Sequence[str], title: str = "driftd report") -> str:
     """The whole report as one HTML document with no external resources."""
@@ -105,7 +114,9 @@ def render_html(report: DriftReport, reference: pa.Table, live: pa.Table, numeri
         else:
             body = categorical_plot(_categories(reference, name), _categories(live, name))
         flag = " (drifted)" if name in report.drifted_features else ""
-        sections.append(f'<div class="feature"><div><h2>{html.escape(name)}{flag}</h2>{body}</div>'
+        said = "".join(f'<p class="change">{html.escape(str(d["sentence"]))}</p>' for d in report.diagnoses
+                       if d["feature"] == name)
+        sections.append(f'<div class="feature"><div><h2>{html.escape(name)}{flag}</h2>{said}{body}</div>'
                         f'<div>{_results_table(results)}</div></div>')
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
@@ -116,6 +127,7 @@ def render_html(report: DriftReport, reference: pa.Table, live: pa.Table, numeri
 <p class="verdict {verdict}">Dataset drift: {"YES" if report.drift else "no"} —
 {report.drift_share:.0%} of features drifted{": " + html.escape(", ".join(report.drifted_features))
 if report.drifted_features else ""}</p>
+{_changes(report)}
 <p class="legend"><span style="background:{COLORS["reference"]}"></span>reference
 <span style="background:{COLORS["live"]}"></span>live</p>
 {"".join(sections)}

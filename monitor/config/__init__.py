@@ -10,6 +10,7 @@ from monitor.config.loading import (
     interpolate,
     load_config,
 )
+from monitor.config.explain import ExplainConfig, QualityCheckConfig, QualityConfig
 from monitor.config.schema import (
     DEFAULT_MEASURES,
     DEFAULT_STORAGE_URL,
@@ -41,9 +42,9 @@ from monitor.config.values import ConfigError, parse_duration
 __all__ = [
     "DEFAULT_MEASURES", "DEFAULT_STORAGE_URL", "AdaptationConfig", "AdaptationPoolConfig",
     "AdapterConfig",
-    "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "FeaturesConfig", "LoggingConfig",
+    "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "ExplainConfig", "FeaturesConfig", "LoggingConfig",
     "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "MonitorNotifierConfig", "NotifierConfig",
-    "OutboxConfig", "ReferenceConfig", "ScheduleConfig",
+    "OutboxConfig", "QualityCheckConfig", "QualityConfig", "ReferenceConfig", "ScheduleConfig",
     "SequentialConfig", "ServerConfig", "SourceConfig", "StorageConfig", "WindowConfig", "apply_env_overrides",
     "build_config", "interpolate", "load_config", "parse_duration",
 ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from monitor.config.explain import ExplainConfig, QualityConfig
+from monitor.config.strict import _Strict
 from monitor.config.values import (
     MAX_DURATION,
     ConfigError,
     Duration,
-    check_plain_value,
     check_url,
     parse_duration,
 )
@@ -33,18 +34,6 @@ MAX_ROWS = 100_000_000
 MAX_COUNT = 1_000_000
 #: The largest threshold a measure takes (a distance; a test's is a significance level below 1).
 MAX_THRESHOLD = 1e12
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors; numbers are finite and never booleans (``check_plain_value``), in every field."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        return value if field is None else check_plain_value(value, field.annotation)
 
 
 class StorageConfig(_Strict):
@@ -136,6 +125,10 @@ class FeaturesConfig(_Strict):
 
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
+    segment_by: list[str] = Field(default_factory=list, max_length=4, description=(
+        "columns whose values split each window into segments, each measured against the same segment of the "
+        "reference (monitor.domain.segments)"))
+    max_segments: int = Field(20, ge=1, le=1000, description="segments kept: the most frequent in the reference")
 
     @model_validator(mode="after")
     def _disjoint(self) -> FeaturesConfig:
@@ -348,6 +341,8 @@ class MonitorConfig(_Strict):
         default_factory=lambda: {name: MeasureConfig() for name in DEFAULT_MEASURES}
     )
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     max_rows: int = Field(10_000, ge=1, le=MAX_ROWS, description="rows fetched per tick at most")
     fetch_timeout: Duration = Field(300.0, description="seconds before a fetch that does not return is given up")
     backend: BackendConfig = Field(default_factory=BackendConfig)

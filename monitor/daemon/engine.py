@@ -27,6 +27,7 @@ from monitor.connector import (
 )
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.building import monitor_backend, resolve_monitor, validate_monitor
+from monitor.daemon.explaining import explain, segment_outcomes
 from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
 from monitor.daemon.leasing import LeaseKeeper
@@ -47,6 +48,7 @@ from monitor.domain.pushdown import (
     CountReference,
     evaluate_aggregate,
 )
+from monitor.domain.quality import check_quality
 from monitor.domain.records import NewReference, WindowRecord
 from monitor.domain.reference import feature_kinds, reference_from_file, summarize_table
 from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_auto_thresholds
@@ -404,6 +406,8 @@ class MonitorRunner:
         started = time.perf_counter()
         seq = self.next_seq
         self.next_seq += 1
+        diagnoses: list[dict[str, object]] = []
+        segments: list[dict[str, object]] = []
         if isinstance(window, WindowAggregate):  # push-down: the source's counts, no rows
             assert self._counted is not None
             evaluation = evaluate_aggregate(window, self.kinds, self._counted, self.active_measures,
@@ -414,8 +418,13 @@ class MonitorRunner:
             evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.active_measures,
                                          self.config.drift.correction, backend=self.backend,
                                          min_rows=self.config.drift.min_rows)
+            evaluation = check_quality(window.rows, self.kinds, self.summary, self.config.quality, evaluation,
+                                       self.config.drift.correction, self.config.drift.min_rows)
             rows = window.rows.num_rows
             self.recent.add(window.rows)
+            diagnoses = explain(self.config, window.rows, self.kinds, self.summary, evaluation, seq)
+            segments = segment_outcomes(self.config, window.rows, self.kinds, self.summary, self.active_measures,
+                                        self.backend, seq)
         for feature, why in evaluation.missing.items():
             log.warning("monitor %s window %d: feature %r not measured: %s", self.name, seq, feature, why)
         for measure, why in evaluation.failed_measures.items():
@@ -436,6 +445,7 @@ class MonitorRunner:
             starts_event=decision.starts_event, statistic=statistic, failed_measures=evaluation.failed_measures,
             target_sample=self.recent.serialised() if queue else None,
             adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
+            diagnoses=diagnoses, segments=segments,
         )
 
     def _detector_statistic(self, evaluation: WindowEvaluation) -> float | None:

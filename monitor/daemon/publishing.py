@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Callable
 
 from monitor.domain.policy import STATE_CODES
+from monitor.domain.quality import quality_outcomes
 from monitor.domain.records import WindowRecord
 from monitor.domain.values import InvalidValues
 from monitor.metrics import FeatureScore, Metrics
@@ -53,6 +54,9 @@ class Publisher:
             feature_drifted={name: name in last.drifted_features
                              for name in self.features if name not in last.missing_features},
             features=self.features, missing_features=frozenset(last.missing_features),
+            shift_kinds=frozenset((str(d["feature"]), str(d["kind"])) for d in last.diagnoses),
+            quality=tuple(quality_outcomes(last.results)),
+            segments=tuple((str(s["segment"]), bool(s["drifted"])) for s in last.segments if s.get("in_reference")),
         ))
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()
@@ -62,8 +66,9 @@ class Publisher:
             if ids.event_id is None:
                 continue
             self.metrics.drift_events.labels(self.name).inc()
-            log.warning("monitor %s: DRIFT in window %d (%.0f%% of features: %s)", self.name, record.seq,
-                        100 * record.drift_share, ", ".join(record.drifted_features))
+            segments = f"; segments drifted: {', '.join(record.drifted_segments)}" if record.drifted_segments else ""
+            log.warning("monitor %s: DRIFT in window %d (%.0f%% of features: %s)%s", self.name, record.seq,
+                        100 * record.drift_share, ", ".join(record.drifted_features), segments)
             if record.adapters and self.on_adaptation is not None:
                 self.on_adaptation(self.name)
 

@@ -36,6 +36,7 @@ class PendingRows:
         self.columns = [*config.features.numeric, *config.features.categorical,
                         *([window.timestamp] if window.timestamp else []),
                         *([model.label] if model and model.label else [])]
+        self.columns += [name for name in config.features.segment_by if name not in self.columns]
 
     @property
     def num_rows(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -266,6 +266,12 @@ class ReferenceSummary:
 
     features: dict[str, FeatureSummary]
     multivariate: MultivariateSummary | None = None
+    #: Each feature's missing values (null, NaN, inf) among ``rows`` reference rows; empty when
+    #: the summary predates them (a missing-rate change is then not measured).
+    missing: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    #: Each segment's own summary (``features.segment_by``), by segment name.
+    segments: dict[str, ReferenceSummary] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """Serialise to an uncompressed ``.npz`` archive that loads without pickle.
@@ -293,9 +299,18 @@ class ReferenceSummary:
                 arrays[f"{i}.counts"] = summary.counts
             else:
                 raise TypeError(f"feature {name!r}: not a feature summary: {type(summary)!r}")
+            if name in self.missing:
+                meta[-1]["missing"] = int(self.missing[name])
         if self.multivariate is not None:
             arrays.update({f"mv.{key}": value for key, value in self.multivariate.to_arrays().items()})
-        document = json.dumps({"version": _FORMAT_VERSION, "features": meta}, ensure_ascii=True)
+        header: dict[str, Any] = {"version": _FORMAT_VERSION, "features": meta}
+        if self.rows:
+            header["rows"] = int(self.rows)
+        if self.segments:
+            header["segments"] = list(self.segments)
+            for i, segment in enumerate(self.segments.values()):
+                arrays[f"seg.{i}"] = np.frombuffer(segment.to_bytes(), dtype=np.uint8)
+        document = json.dumps(header, ensure_ascii=True)
         arrays["meta"] = np.frombuffer(document.encode("ascii"), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
@@ -310,6 +325,8 @@ class ReferenceSummary:
                 version = document.get("version")
                 raise ValueError(f"unsupported reference summary version {version!r}")
             features: dict[str, FeatureSummary] = {}
+            missing = {entry["name"]: int(entry["missing"]) for entry in document["features"] if "missing" in entry}
+            rows = int(document.get("rows", 0))
             for i, entry in enumerate(document["features"]):
                 if entry["kind"] == "numeric":
                     mean, std = archive[f"{i}.moments"]
@@ -327,9 +344,10 @@ class ReferenceSummary:
                 else:
                     raise ValueError(f"unknown feature kind {entry['kind']!r}")
             multivariate = {key[3:]: archive[key] for key in archive.files if key.startswith("mv.")}
-        if not multivariate:
-            return cls(features=features)
-        return cls(features=features, multivariate=MultivariateSummary.from_arrays(multivariate))
+            segments = {name: cls.from_bytes(archive[f"seg.{i}"].tobytes())
+                        for i, name in enumerate(document.get("segments", []))}
+        joint = MultivariateSummary.from_arrays(multivariate) if multivariate else None
+        return cls(features=features, multivariate=joint, missing=missing, rows=rows, segments=segments)
 
 
 def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -56,7 +56,8 @@ def window_payload(record: WindowRecord) -> dict[str, Any]:
     return json_safe({
         "seq": record.seq, "rows": record.rows, "state": record.state, "drift_share": record.drift_share,
         "drifted_features": list(record.drifted_features), "missing_features": list(record.missing_features),
-        "failed_measures": dict(record.failed_measures),
+        "failed_measures": dict(record.failed_measures), "diagnoses": list(record.diagnoses),
+        "segments": list(record.segments),
         "results": [vars(result).copy() for result in record.results],
     })
 
@@ -64,4 +65,5 @@ def window_payload(record: WindowRecord) -> dict[str, Any]:
 def drift_payload(record: WindowRecord, drift_event_id: int) -> dict[str, Any]:
     """The ``event`` mapping ``driftd_drift_detected`` receives."""
     return json_safe({"id": drift_event_id, "window_seq": record.seq, "drift_share": record.drift_share,
-                      "features": list(record.drifted_features)})
+                      "features": list(record.drifted_features), "diagnoses": list(record.diagnoses),
+                      "drifted_segments": record.drifted_segments})

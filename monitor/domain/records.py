@@ -44,6 +44,15 @@ class WindowRecord:
     #: adapters (recorded name, type) whose runs are queued as pending in the same transaction.
     target_sample: bytes | None = field(default=None, repr=False)
     adapters: tuple[tuple[str, str], ...] = ()
+    #: What kind of change each feature shows (``monitor.domain.diagnosis``), as JSON-ready mappings.
+    diagnoses: list[dict[str, object]] = field(default_factory=list)
+    #: Each segment's outcome (``monitor.domain.segments``), as JSON-ready mappings.
+    segments: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def drifted_segments(self) -> list[str]:
+        """The segments in which some feature drifted."""
+        return [str(s["segment"]) for s in self.segments if s.get("drifted")]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from monitor.divergence import (
     summarize_numeric,
 )
 from monitor.domain.records import NewReference
+from monitor.domain.segment_keys import segment_keys, top_segments
 
 READERS = {
     ".csv": lambda path: pyarrow.csv.read_csv(path),
@@ -150,13 +151,16 @@ def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_row
         table = table.take(pa.array(keep))
     kinds = feature_kinds(features)
     summaries: dict[str, FeatureSummary] = {}
+    missing: dict[str, int] = {}
     problems = []
     outcomes = map_features(lambda item: _summarize_feature(table, *item, bins), list(kinds.items()),
                             table.num_rows * len(kinds))
     for name, outcome in zip(kinds, outcomes):
         if isinstance(outcome, Exception):
             problems.append(str(outcome).strip("'\""))
-        elif outcome is None:
+            continue
+        missing[name] = table.num_rows - (outcome.n if outcome is not None else 0)
+        if outcome is None:
             problems.append(f"column {name!r} has no usable values")
         else:
             summaries[name] = outcome
@@ -164,7 +168,30 @@ def summarize_rows(table: pa.Table, features: FeaturesConfig, bins: int, max_row
         raise ReferenceDataError(f"reference from {origin}: " + "; ".join(problems))
     multivariate = None if multivariate_sample is None else _multivariate(table, features.numeric,
                                                                           multivariate_sample)
-    return ReferenceSummary(summaries, multivariate), table.num_rows
+    segments = _segments(table, features, bins) if features.segment_by else {}
+    return ReferenceSummary(summaries, multivariate, missing, table.num_rows, segments), table.num_rows
+
+
+def _segments(table: pa.Table, features: FeaturesConfig, bins: int) -> dict[str, ReferenceSummary]:
+    """Each of the ``max_segments`` most frequent segments' own summary (features without values left out)."""
+    try:
+        keys = segment_keys(table, features.segment_by)
+    except KeyError as error:
+        raise ReferenceDataError(f"reference: {error.args[0]}") from None
+    found = {}
+    for name in top_segments(keys, features.max_segments):
+        rows = table.filter(pa.array(keys == name))
+        summaries: dict[str, FeatureSummary] = {}
+        missing = {}
+        for feature, kind in feature_kinds(features).items():
+            summary = _summarize_feature(rows, feature, kind, bins)
+            if isinstance(summary, Exception):  # the whole table's columns were read already: cannot happen
+                raise ReferenceDataError(f"reference: {summary}")
+            missing[feature] = rows.num_rows - (summary.n if summary is not None else 0)
+            if summary is not None:
+                summaries[feature] = summary
+        found[name] = ReferenceSummary(summaries, None, missing, rows.num_rows)
+    return found
 
 
 def _summarize_feature(table: pa.Table, name: str, kind: str, bins: int) -> FeatureSummary | Exception | None:

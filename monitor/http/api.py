@@ -183,6 +183,11 @@ def list_windows(api: Api, name: str, since: datetime | None, until: datetime | 
     return _page(page, _window, lambda row: str(row.seq))
 
 
+def get_window(api: Api, name: str, seq: int) -> dict[str, Any]:
+    """One window, with its shift diagnoses (what kind of change each feature shows)."""
+    return window_results(api, name, seq, None, None)["window"]
+
+
 def window_results(api: Api, name: str, seq: int, feature: str | None, measure: str | None) -> dict[str, Any]:
     """One window and its results, optionally of one feature and/or measure."""
     api.monitor(name)
@@ -322,6 +327,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/monitors/{name}/windows", list_windows, "WindowPage",
              (NAME, SINCE, UNTIL, Param("state", "query", "enum", "only windows in this state", choices=WINDOW_STATES),
               LIMIT, CURSOR)),
+    Endpoint("GET", "/monitors/{name}/windows/{seq}", get_window, "Window",
+             (NAME, Param("seq", "path", "integer", "the window's sequence number", minimum=1))),
     Endpoint("GET", "/monitors/{name}/windows/{seq}/results", window_results, "WindowResults",
              (NAME, Param("seq", "path", "integer", "the window's sequence number", minimum=1), FEATURE, MEASURE)),
     Endpoint("GET", "/monitors/{name}/results", list_results, "SeriesPage",

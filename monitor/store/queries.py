@@ -47,6 +47,8 @@ class WindowRow:
     missing_features: list[str]
     statistic: float | None
     failed_measures: dict[str, str] = field(default_factory=dict)
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def _window_row(window: Window, reference_version: int) -> WindowRow:
     return WindowRow(window.seq, reference_version, window.rows, window.started_at, window.ended_at,
                      window.evaluated_at, window.state, window.drift_share, list(window.drifted_features),
                      list(window.missing_features), window.statistic,
-                     dict(window.failed_measures or {}))
+                     dict(window.failed_measures or {}), list(window.diagnoses or []),
+                     list(window.segments or []))
 
 
 def _result_record(row: Result) -> ResultRecord:

@@ -115,6 +115,10 @@ class Window(Base):
     statistic: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Each measure that failed on some feature of the window, and why.
     failed_measures: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    #: What kind of change each feature shows (a list of diagnoses; None: none found, or not diagnosed).
+    diagnoses: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    #: Each segment's outcome (``features.segment_by``; None: no segments).
+    segments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class Result(Base):

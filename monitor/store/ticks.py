@@ -121,6 +121,7 @@ class TickWriter(Database):
             state=record.state, drift_share=record.drift_share,
             drifted_features=record.drifted_features, missing_features=record.missing_features,
             statistic=record.statistic, failed_measures=record.failed_measures or None,
+            diagnoses=record.diagnoses or None, segments=record.segments or None,
         )
         session.add(window)
         session.flush()

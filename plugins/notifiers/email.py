@@ -16,7 +16,14 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.plugin import Notifier, NotifierError, event_summary, hookimpl, parse_notifier_options
+from monitor.plugin import (
+    Notifier,
+    NotifierError,
+    event_changes,
+    event_summary,
+    hookimpl,
+    parse_notifier_options,
+)
 
 
 class EmailOptions(BaseModel):
@@ -72,7 +79,9 @@ class EmailNotifier(Notifier):
         message["Message-ID"] = f"<{event['id']}@driftd>"
         message["X-Driftd-Event-Id"] = str(event["id"])
         message["X-Driftd-Event"] = str(event["type"])
-        message.set_content(f"{summary}\n\nevent {event['id']} at {event['created_at']}\n\n"
+        changes = "".join(f"- {line}\n" for line in event_changes(event))
+        message.set_content(f"{summary}\n\n" + (f"What changed:\n{changes}\n" if changes else "")
+                            + f"event {event['id']} at {event['created_at']}\n\n"
                             + json.dumps(event.get("data"), indent=2, sort_keys=True) + "\n")
         return message
 

@@ -15,7 +15,14 @@ from typing import Any, Mapping
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.plugin import Notifier, NotifierError, event_summary, hookimpl, parse_notifier_options
+from monitor.plugin import (
+    Notifier,
+    NotifierError,
+    event_changes,
+    event_summary,
+    hookimpl,
+    parse_notifier_options,
+)
 from plugins.connectors.http import http_url
 from plugins.webhooks import SIGNATURE_HEADER, encode_body, excerpt, redact, safe_location, secret_headers, signature
 
@@ -113,7 +120,7 @@ class SlackNotifier(HttpNotifier):
     options_model = SlackOptions
 
     def body(self, event: Mapping[str, Any]) -> Any:
-        text = event_summary(event)
+        text = "\n".join([event_summary(event), *(f"• {line}" for line in event_changes(event))])
         message: dict[str, Any] = {
             "text": text,
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},

@@ -15,6 +15,9 @@ pytestmark = pytest.mark.slow
 
 DRIFTING = {"temperature", "pressure", "humidity", "vibration", "status"}
 STEADY = {"voltage", "rpm", "site"}
+#: What the demo injects (``plugins.connectors.synthetic.demo_shifts``), as the shift diagnosis names it.
+INJECTED = {"temperature": "location", "vibration": "scale", "status": "new_category", "pressure": "swap",
+            "humidity": "swap"}
 
 
 def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -58,6 +61,9 @@ def test_demo_runs_drifts_and_keeps_history(tmp_path: Path, driftd_process) -> N
                       "driftd_evaluation_duration_seconds_count", "driftd_poll_duration_seconds_count"):
         assert _samples(metrics, histogram)[(("monitor", "demo-sensors"),)] >= 4, histogram
     assert _samples(metrics, "driftd_windows_total")[(("monitor", "demo-sensors"),)] >= 5
+    # what the demo injected, in data: a mean shift, a variance change, a new category, swapped sensors
+    kinds = {dict(labels)["feature"]: dict(labels)["kind"] for labels in _samples(metrics, "driftd_feature_shift_kind")}
+    assert kinds == INJECTED, kinds
 
     health = daemon.get("/healthz")
     assert health.status_code == 200
@@ -88,6 +94,15 @@ def test_demo_runs_drifts_and_keeps_history(tmp_path: Path, driftd_process) -> N
     assert "drift" in lines[1] and lines[1].split()[0] == str(windows[-1][0])
     for line in lines[1:]:
         assert any(state in line.split() for state in ("ok", "warning", "drift")), line
+
+    # ... and in words: in the log and in `driftd history --explain`
+    log = daemon.log()
+    for sentence in ("temperature: mean up", "vibration: spread ×", "status: new category 'fault' in",
+                     "pressure: values now look like humidity's (swap?)"):
+        assert sentence in log, (sentence, log[-4000:])
+    explained = run_cli(["history", "demo-sensors", "--explain", "--limit", "1"], tmp_path)
+    assert explained.returncode == 0, explained.stderr
+    assert "humidity: values now look like pressure's (swap?)  [swap]" in explained.stdout, explained.stdout
 
     references = run_cli(["reference", "list", "demo-sensors"], tmp_path)
     assert references.returncode == 0, references.stderr

@@ -246,6 +246,17 @@ def test_page_shows_the_demo_in_drift_in_chromium(tmp_path: Path, driftd_process
     assert features["voltage"] == "false" and features["rpm"] == "false", features
     assert view["cells"] >= 2 * len(features), view
     assert view["measures"][0] == "drifted" and "ks" in view["measures"], view
+    # the "what changed" panel says what the demo injected
+    changes = cdp.evaluate("""Object.fromEntries([...document.querySelectorAll('ul.changes li')]
+                               .map((li) => [li.dataset.feature, [li.dataset.kind, li.textContent]]))""")
+    assert {feature: kind for feature, (kind, _) in changes.items()} == {
+        "temperature": "location", "vibration": "scale", "status": "new_category", "pressure": "swap",
+        "humidity": "swap"}, changes
+    assert "values now look like humidity's (swap?)" in changes["pressure"][1], changes
+    assert "new category 'fault'" in changes["status"][1], changes
+    # the demo's shifts hit every site: each of its four segments drifted, measured against its own reference
+    segments = cdp.evaluate("document.querySelector('p.segments').dataset.driftedSegments")
+    assert sorted(segments.split()) == ["site=east", "site=north", "site=south", "site=west"], segments
     _screenshot(cdp, tmp_path / "page-monitor.png")
 
     # the measure selector recolours the heatmap by one measure's values

@@ -103,10 +103,12 @@ def test_webhook_slack_and_alertmanager_get_each_event_once_with_its_id(
     drift = next(json.loads(r["body"]) for r in hooks if json.loads(r["body"])["type"] == "drift_detected")
     assert drift["id"] == drift_id and drift["monitor"] == "orders" and drift["attempt"] == 1
     assert drift["data"]["window_seq"] == 2 and drift["data"]["features"] == ["a"]
+    assert [(d["feature"], d["kind"]) for d in drift["data"]["diagnoses"]] == [("a", "location")]
 
     [slack] = receiver.at("/slack?token=xyz")
     message = json.loads(slack["body"])
     assert message["channel"] == "#drift" and "DRIFT on monitor orders in window 2" in message["text"]
+    assert "\n• a: mean up" in message["text"], message["text"]
     assert slack["headers"]["X-Driftd-Event-Id"] == drift_id
 
     [alert_request] = receiver.at("/api/v2/alerts")
@@ -238,6 +240,8 @@ def test_email_goes_over_starttls_with_auth_to_a_real_smtp_server(
     assert "DRIFT on monitor orders in window 2" in mail["Subject"]
     assert mail["To"] == "ops@example.com, data@example.com"
     assert '"window_seq": 2' in mail.get_content()
+    content = mail.get_content().replace("\r\n", "\n")
+    assert "What changed:\n- a: mean up" in content, content
 
 
 def test_email_refuses_to_send_a_password_in_clear_text() -> None:

@@ -233,8 +233,12 @@ def test_every_rule_is_loaded_healthy_and_drift_alert_is_active(stack: tuple[Dri
 
     states = wait_for(alert_states, 20, message="the drift alert active")
     assert states[("DriftdDatasetDrift", MONITOR)] in {"pending", "firing"}
+    # The demo's new category 'fault' fails its data-quality check (status, new_category), and only that.
+    failing = prometheus.query(expected["DriftdDataQuality"]["expr"])
+    assert {(s["metric"]["feature"], s["metric"]["check"]) for s in failing} >= {("status", "new_category")}
+    assert not {s["metric"]["feature"] for s in failing} & {"voltage", "rpm", "site"}, failing
     # A healthy daemon raises nothing about its own health.
-    assert {name for name, _ in states} <= {"DriftdDatasetDrift", "DriftdDriftShareHigh"}, states
+    assert {name for name, _ in states} <= {"DriftdDatasetDrift", "DriftdDriftShareHigh", "DriftdDataQuality"}, states
 
 
 def test_adaptation_alert_counts_every_run_and_stays_quiet_below_its_threshold(

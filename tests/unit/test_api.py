@@ -297,7 +297,7 @@ def test_every_documented_endpoint_answers_good_and_bad_input(client: TestClient
               for route in mount.routes if isinstance(route, Route)
               for method in route.methods or () if method != "HEAD"}
     assert served == documented
-    assert len(documented) == 15
+    assert len(documented) == 16
     for path, item in document["paths"].items():
         for method, operation in item.items():
             params = operation["parameters"]

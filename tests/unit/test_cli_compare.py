@@ -58,3 +58,17 @@ def test_compare_writes_a_self_contained_html_report(tmp_path: Path) -> None:
     assert sum(tag == "svg" for tag, _ in parser.tags) == 3  # a, b and c
     assert not [attrs for tag, attrs in parser.tags if tag in {"script", "link", "img"}], "no external resources"
     assert "a (drifted)" in page and "All numeric features jointly" in page and "Dataset drift: YES" in page
+
+
+def test_compare_says_what_changed(tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=1.0), "--html", str(target)])
+    assert result.exit_code == 1, result.output
+    assert "what changed: a: mean up" in result.output and "[location]" in result.output
+    page = target.read_text(encoding="utf-8")
+    assert "<h2>What changed</h2>" in page and 'data-kind="location"' in page
+    assert '<p class="change">a: mean up' in page
+    report = json.loads(CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=1.0), "--json"]).output)
+    assert [(d["feature"], d["kind"]) for d in report["diagnoses"]] == [("a", "location")]
+    calm = json.loads(CliRunner().invoke(main, ["compare", *_files(tmp_path, shift=0.0), "--json"]).output)
+    assert calm["diagnoses"] == []

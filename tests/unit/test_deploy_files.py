@@ -39,6 +39,7 @@ RUNBOOK_ANCHORS = {
     "alert-driftdschedulerlagging",
     "alert-driftddown",
     "alert-driftdadaptationfailing",
+    "alert-driftddataquality",
 }
 SEVERITIES = {"critical", "warning", "info"}
 METRIC_NAME = re.compile(r"(?<![A-Za-z0-9_:])driftd_[A-Za-z0-9_:]*")
@@ -104,6 +105,8 @@ def exported_series_names() -> set[str]:
         state_code=2, drift_share=0.5, last_window_timestamp=1_700_000_000.0, reference_version=1,
         source_up=True, scores=[FeatureScore("a", "ks", 0.4, 1e-6, True), FeatureScore("b", "psi", 0.01, None, False)],
         feature_drifted={"a": True, "b": False}, features=["a", "b", "c"], missing_features=frozenset({"c"}),
+        shift_kinds=frozenset({("a", "location")}), quality=(("a", "missing_rate", True),),
+        segments=(("site=north", True),),
     ))
     # A monitor with a model and an adaptation section, after one adapter run.
     metrics.model_version.labels("m").set(2)

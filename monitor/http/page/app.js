@@ -239,6 +239,7 @@
     }
     section.appendChild(timelinePanel(monitor, items, events.items || []));
     section.appendChild(await heatmapPanel(monitor, items));
+    section.appendChild(changesPanel(items));
     section.appendChild(eventsPanel(events.items || []));
     return section;
   }
@@ -485,6 +486,42 @@
     const f = scaled - i;
     const mix = stops[i].map((c, k) => Math.round(c + (stops[i + 1][k] - c) * f));
     return "rgb(" + mix.join(",") + ")";
+  }
+
+  // ---- what changed: the shift diagnoses of the latest window that has some -------------------
+
+  function changesPanel(items) {
+    const panel = el("section", { class: "panel changes", "aria-labelledby": "changes-heading" });
+    const latest = items[items.length - 1];
+    const found = items.slice().reverse().find((w) => (w.diagnoses || []).length > 0);
+    if (!found) {
+      panel.appendChild(el("h2", { id: "changes-heading", text: "What changed" }));
+      panel.appendChild(el("p", { class: "empty", "data-empty": "changes",
+        text: "No change of a known kind found in the last " + items.length + " windows." }));
+      panel.appendChild(segmentsList(latest));
+      return panel;
+    }
+    const label = found.seq === latest.seq ? "the latest window" : "window #" + found.seq +
+      " (the latest with findings; #" + latest.seq + " has none)";
+    panel.appendChild(el("h2", { id: "changes-heading", "data-window": found.seq,
+                                 text: "What changed in " + label }));
+    panel.appendChild(el("ul", { class: "changes" }, found.diagnoses.map((d) =>
+      el("li", { "data-feature": d.feature, "data-kind": d.kind }, [
+        el("span", { class: "kind", text: d.kind.replace("_", " ") }), " ", d.sentence]))));
+    panel.appendChild(segmentsList(latest));
+    return panel;
+  }
+
+  // the latest window's segments (features.segment_by): the drifted ones named, with their features
+  function segmentsList(w) {
+    const segments = w.segments || [];
+    if (segments.length === 0) return el("span");
+    const drifted = segments.filter((s) => s.drifted);
+    const text = drifted.length === 0 ? "No segment drifted in the latest window (" + segments.length + " measured)."
+      : "Segments drifted in the latest window: ";
+    return el("p", { class: "segments", "data-drifted-segments": drifted.map((s) => s.segment).join(" ") },
+      [text, ...drifted.map((s, i) => el("span", { class: "segment", "data-segment": s.segment,
+        text: (i ? "; " : "") + s.segment + " (" + s.drifted_features.join(", ") + ")" }))]);
   }
 
   // ---- drift events ---------------------------------------------------------------------------
