@@ -34,6 +34,7 @@ RULES: dict[str, tuple[str, ...]] = {
                        "monitor.hookspecs", "monitor.notifier", "monitor.redact"),
     "monitor.testing": ("monitor.adaptation", "monitor.connector", "monitor.notifier"),
     "monitor.domain": ("monitor.divergence", "monitor.config", "monitor.connector", "monitor.redact"),
+    "monitor.performance": (),
     "monitor.compare": ("monitor.domain", "monitor.divergence", "monitor.config"),
     "monitor.store": ("monitor.domain", "monitor.migrations", "monitor.redact"),
     "monitor.migrations": ("monitor.store.schema",),
