@@ -10,6 +10,7 @@ from monitor.config.loading import (
     interpolate,
     load_config,
 )
+from monitor.config.performance import PerformanceAlertConfig, PerformanceConfig
 from monitor.config.schema import (
     DEFAULT_MEASURES,
     DEFAULT_STORAGE_URL,
@@ -44,6 +45,7 @@ __all__ = [
     "AdapterConfig",
     "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "FeaturesConfig", "LoggingConfig",
     "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "MonitorNotifierConfig", "NotifierConfig",
+    "PerformanceAlertConfig", "PerformanceConfig",
     "OutboxConfig", "ReferenceConfig", "ScheduleConfig",
     "SequentialConfig", "ServerConfig", "SourceConfig", "StorageConfig", "WindowConfig", "apply_env_overrides",
     "build_config", "interpolate", "load_config", "parse_duration",

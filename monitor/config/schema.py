@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from monitor.config.performance import PerformanceConfig
 from monitor.config.values import (
     MAX_DURATION,
     ConfigError,
@@ -351,6 +352,7 @@ class MonitorConfig(_Strict):
     fetch_timeout: Duration = Field(300.0, description="seconds before a fetch that does not return is given up")
     backend: BackendConfig = Field(default_factory=BackendConfig)
     model: ModelConfig | None = None
+    performance: PerformanceConfig | None = None
     adaptation: AdaptationConfig | None = None
     notifiers: list[MonitorNotifierConfig] | None = Field(
         None, description="the notifiers this monitor sends to, instead of the top-level choice ([]: none)")
@@ -375,6 +377,14 @@ class MonitorConfig(_Strict):
                 adapter.type not in EXTERNAL_ADAPTERS for adapter in self.adaptation.adapters):
             raise ValueError("adaptation needs a 'model' (path, label, training_data) for its adapters "
                              f"(only {sorted(EXTERNAL_ADAPTERS)} work without one)")
+        performance = self.performance
+        if performance is not None and not performance.output_columns and self.model is None:
+            raise ValueError("performance needs the model's outputs: name 'prediction'/'probabilities' columns "
+                             "or configure a 'model'")
+        if performance is not None and not (performance.reference or self.reference.path or
+                                            (self.model and self.model.training_data)):
+            raise ValueError("performance needs labelled reference rows: set performance.reference "
+                             "(or reference.path)")
         return self
 
     @property

@@ -31,6 +31,7 @@ from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
 from monitor.daemon.leasing import LeaseKeeper
 from monitor.daemon.notifying import hook_routes
+from monitor.daemon.performance import PerformanceWatch, raised_state
 from monitor.daemon.publishing import Publisher
 from monitor.daemon.windowing import PendingRows, RecentRows, serialised
 from monitor.divergence import (
@@ -114,6 +115,8 @@ class MonitorRunner:
         metrics.measures(self.name, [setting.measure.name for setting in self.measures])
         for line in unvoted_features(config, self.measures):
             log.warning("%s", line)
+        self.performance = (PerformanceWatch(config, plugins.provided["model_loaders"])
+                            if config.performance is not None else None)
         self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
@@ -159,6 +162,7 @@ class MonitorRunner:
         self.next_seq = progress.next_seq
         self.fetcher.commit(self.position, again=True)  # a start-up: acknowledge what an earlier run committed
         self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
+        self.last_state = self.policy.state  # the latest window's state, performance alerts included
         self.reference: StoredReference | None = None
         self.summary: ReferenceSummary | None = None
         self.active_measures = self.measures
@@ -422,6 +426,10 @@ class MonitorRunner:
             log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, why)
         statistic = self._detector_statistic(evaluation)
         decision = self.policy.decide(evaluation.feature_drifted, statistic, evaluation.multivariate_drift)
+        performance = (self.performance.estimate(window.rows, self.reference.id, seq)
+                       if self.performance is not None and isinstance(window, WindowSlice) else None)
+        decision = raised_state(decision, performance, self.config.performance, self.last_state)
+        self.last_state = decision.state
         if decision.detector_fired:
             log.warning("monitor %s window %d: the sequential detector saw the %s creep up", self.name, seq,
                         self.config.drift.sequential.statistic if self.config.drift.sequential else "statistic")
@@ -436,6 +444,7 @@ class MonitorRunner:
             starts_event=decision.starts_event, statistic=statistic, failed_measures=evaluation.failed_measures,
             target_sample=self.recent.serialised() if queue else None,
             adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
+            performance=performance,
         )
 
     def _detector_statistic(self, evaluation: WindowEvaluation) -> float | None:

@@ -53,6 +53,7 @@ class Publisher:
             feature_drifted={name: name in last.drifted_features
                              for name in self.features if name not in last.missing_features},
             features=self.features, missing_features=frozenset(last.missing_features),
+            performance=last.performance if last.performance is not None else snapshot.performance,
         ))
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()

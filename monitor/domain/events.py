@@ -58,10 +58,11 @@ def window_payload(record: WindowRecord) -> dict[str, Any]:
         "drifted_features": list(record.drifted_features), "missing_features": list(record.missing_features),
         "failed_measures": dict(record.failed_measures),
         "results": [vars(result).copy() for result in record.results],
+        "performance": record.performance,
     })
 
 
 def drift_payload(record: WindowRecord, drift_event_id: int) -> dict[str, Any]:
     """The ``event`` mapping ``driftd_drift_detected`` receives."""
     return json_safe({"id": drift_event_id, "window_seq": record.seq, "drift_share": record.drift_share,
-                      "features": list(record.drifted_features)})
+                      "features": list(record.drifted_features), "performance": record.performance})

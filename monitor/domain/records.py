@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 #: The feature name of results about all features jointly (multivariate measures).
 ALL_FEATURES = "*"
@@ -44,6 +45,9 @@ class WindowRecord:
     #: adapters (recorded name, type) whose runs are queued as pending in the same transaction.
     target_sample: bytes | None = field(default=None, repr=False)
     adapters: tuple[tuple[str, str], ...] = ()
+    #: The model's performance estimated on the window (``WindowEstimate.to_json()`` plus ``alerts``: the
+    #: metrics whose drop raised the state); None when the monitor has no ``performance`` or it could not be made.
+    performance: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class Support:
             self.radius = float(np.quantile(own[:, 1], quantile))
         else:
             self.radius = 0.0
-        self._seen = {name: set(np.asarray(values, dtype=object).tolist()) for name, values in categorical.items()}
+        self._seen = {name: {str(v) for v in np.asarray(values, dtype=object).tolist()} for name, values in categorical.items()}
 
     def outside(self, numeric: np.ndarray, categorical: Mapping[str, Sequence[object]]) -> np.ndarray:
         """A boolean per window row: True where the row lies outside the reference's support."""
@@ -56,5 +56,5 @@ class Support:
                 out[np.flatnonzero(finite)] |= distance > self.radius
         for name, seen in self._seen.items():
             values = np.asarray(categorical[name], dtype=object).tolist()
-            out |= np.fromiter((value not in seen for value in values), dtype=bool, count=len(values))
+            out |= np.fromiter((str(value) not in seen for value in values), dtype=bool, count=len(values))
         return out

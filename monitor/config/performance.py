@@ -1,0 +1,69 @@
+"""A monitor's ``performance:`` section: where the model's outputs and labels are, what to estimate, when to alert."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from monitor.config.values import check_plain_value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else check_plain_value(value, field.annotation)
+
+
+class PerformanceAlertConfig(_Strict):
+    """When an estimated drop raises the monitor's state (independent of feature drift)."""
+
+    metrics: list[str] | None = Field(None, description="metrics that may alert (default: every estimated one)")
+    drop: float | None = Field(None, gt=0, le=1e12,
+                               description="alert when a metric is this much worse than on the reference")
+    below_reference: bool = Field(True, description="alert when a metric leaves the band it kept on the reference")
+    state: Literal["warning", "drift"] = Field("drift", description="the state an alert raises the window to")
+
+
+class PerformanceConfig(_Strict):
+    """The model's outputs as inputs: performance estimated per window without labels (CBPE, DLE)."""
+
+    task: Literal["classification", "regression"] = "classification"
+    target: str = Field(min_length=1, description="the label (or target value) column of the labelled reference rows")
+    prediction: str | None = Field(None, min_length=1, description="the column with the model's prediction")
+    probabilities: list[str] = Field(default_factory=list,
+                                     description="one column per class, or one with the positive class's score")
+    classes: list[str | int] = Field(default_factory=list, description="the classes, in probabilities order")
+    positive_class: str | int | None = Field(None, description="the class F1/precision/recall are about")
+    metrics: list[str] = Field(default_factory=list, description="default: every metric the task has")
+    reference: str | None = Field(None, description="labelled rows with the model's outputs (CSV/Parquet/JSON "
+                                  "lines); default: reference.path, then model.training_data")
+    chunk_rows: int | None = Field(None, ge=10, le=100_000_000,
+                                   description="reference chunk size for the intervals (default: a tenth)")
+    max_outside_share: float = Field(0.015, ge=0, le=1,
+                                     description="share of window rows off the reference's support that makes "
+                                                 "an estimate unreliable")
+    alert: PerformanceAlertConfig | None = None
+
+    @field_validator("probabilities", mode="before")
+    @classmethod
+    def _one_column(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _outputs_named(self) -> PerformanceConfig:
+        if self.task == "regression" and self.probabilities:
+            raise ValueError("performance: a regressor has no probabilities; name its 'prediction' column")
+        if self.classes and len(self.probabilities) > 1 and len(self.classes) != len(self.probabilities):
+            raise ValueError(f"performance: {len(self.probabilities)} probabilities columns for "
+                             f"{len(self.classes)} classes")
+        return self
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The live columns the estimate reads besides the features."""
+        return [*([self.prediction] if self.prediction else []), *self.probabilities]
