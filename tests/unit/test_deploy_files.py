@@ -39,6 +39,7 @@ RUNBOOK_ANCHORS = {
     "alert-driftdschedulerlagging",
     "alert-driftddown",
     "alert-driftdadaptationfailing",
+    "alert-driftdmodelperformancedrop",
 }
 SEVERITIES = {"critical", "warning", "info"}
 METRIC_NAME = re.compile(r"(?<![A-Za-z0-9_:])driftd_[A-Za-z0-9_:]*")
@@ -104,6 +105,10 @@ def exported_series_names() -> set[str]:
         state_code=2, drift_share=0.5, last_window_timestamp=1_700_000_000.0, reference_version=1,
         source_up=True, scores=[FeatureScore("a", "ks", 0.4, 1e-6, True), FeatureScore("b", "psi", 0.01, None, False)],
         feature_drifted={"a": True, "b": False}, features=["a", "b", "c"], missing_features=frozenset({"c"}),
+        # a monitor with a performance section, after labels arrived for a window
+        performance={"reliable": True, "metrics": [{"metric": "accuracy", "value": 0.8, "lower": 0.78, "upper": 0.82,
+                                                    "reference_lower": 0.84, "reference_upper": 0.9}]},
+        realized={"accuracy": 0.79},
     ))
     # A monitor with a model and an adaptation section, after one adapter run.
     metrics.model_version.labels("m").set(2)
