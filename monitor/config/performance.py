@@ -48,6 +48,17 @@ class PerformanceConfig(_Strict):
                                      description="share of window rows off the reference's support that makes "
                                                  "an estimate unreliable")
     alert: PerformanceAlertConfig | None = None
+    labels: LabelsConfig | None = Field(None, description="where true labels arrive later (realized performance)")
+
+    @property
+    def reads_outputs(self) -> bool:
+        """Whether the model's outputs are columns of the live rows (else the configured model computes them)."""
+        return bool(self.prediction or self.probabilities)
+
+    @property
+    def label_column(self) -> str:
+        """The label column of the label rows."""
+        return (self.labels.column if self.labels and self.labels.column else None) or self.target
 
     @field_validator("probabilities", mode="before")
     @classmethod
@@ -66,4 +77,31 @@ class PerformanceConfig(_Strict):
     @property
     def output_columns(self) -> list[str]:
         """The live columns the estimate reads besides the features."""
-        return [*([self.prediction] if self.prediction else []), *self.probabilities]
+        return [*([self.prediction] if self.prediction else []), *self.probabilities,
+                *([self.labels.key] if self.labels else [])]
+
+
+class LabelsConfig(_Strict):
+    """Where true labels arrive later, and how they are joined to the windows' rows."""
+
+    source: dict[str, Any] = Field(description="a connector ({type, options}) that reads the label rows")
+    key: str = Field(min_length=1, description="the id column, in the live rows and in the label rows")
+    column: str | None = Field(None, min_length=1, description="the label column of the label rows "
+                               "(default: performance.target)")
+    min_labels: int = Field(30, ge=1, le=100_000_000,
+                            description="labels a window needs before its realized performance is stored")
+    max_rows: int = Field(10_000, ge=1, le=100_000_000, description="label rows fetched per tick at most")
+    max_pending: int = Field(100_000, ge=0, le=100_000_000,
+                             description="labels kept waiting for their row to arrive; older ones are dropped")
+    max_windows: int = Field(1_000, ge=1, le=1_000_000,
+                             description="latest windows that still take labels")
+
+    @field_validator("source")
+    @classmethod
+    def _a_connector(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("type"), str) or set(value) - {"type", "options"}:
+            raise ValueError("labels.source takes 'type' and 'options', like a monitor's source")
+        return value
+
+
+PerformanceConfig.model_rebuild()

@@ -378,7 +378,7 @@ class MonitorConfig(_Strict):
             raise ValueError("adaptation needs a 'model' (path, label, training_data) for its adapters "
                              f"(only {sorted(EXTERNAL_ADAPTERS)} work without one)")
         performance = self.performance
-        if performance is not None and not performance.output_columns and self.model is None:
+        if performance is not None and not performance.reads_outputs and self.model is None:
             raise ValueError("performance needs the model's outputs: name 'prediction'/'probabilities' columns "
                              "or configure a 'model'")
         if performance is not None and not (performance.reference or self.reference.path or

@@ -29,6 +29,7 @@ from monitor.daemon.backoff import Backoff
 from monitor.daemon.building import monitor_backend, resolve_monitor, validate_monitor
 from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
+from monitor.daemon.labels import LabelJoiner
 from monitor.daemon.leasing import LeaseKeeper
 from monitor.daemon.notifying import hook_routes
 from monitor.daemon.performance import PerformanceWatch, raised_state
@@ -117,6 +118,9 @@ class MonitorRunner:
             log.warning("%s", line)
         self.performance = (PerformanceWatch(config, plugins.provided["model_loaders"])
                             if config.performance is not None else None)
+        self.labels = (LabelJoiner(self.name, self.monitor_id, config.performance, plugins.connector(
+            config.performance.labels.source["type"], config.performance.labels.source.get("options") or {}),
+            store, self.performance, metrics) if self.performance and config.performance.labels else None)
         self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
@@ -293,6 +297,8 @@ class MonitorRunner:
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
                                               remainder.num_rows, records, lease=self.lease, routes=self._routes())
         self._advance(batch.cursor, records, remainder)
+        if self.labels is not None:
+            self.labels.join(self.reference.id, self.lease)
         self._announced(records)
         self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
@@ -426,8 +432,8 @@ class MonitorRunner:
             log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, why)
         statistic = self._detector_statistic(evaluation)
         decision = self.policy.decide(evaluation.feature_drifted, statistic, evaluation.multivariate_drift)
-        performance = (self.performance.estimate(window.rows, self.reference.id, seq)
-                       if self.performance is not None and isinstance(window, WindowSlice) else None)
+        performance, outputs = (self.performance.estimate(window.rows, self.reference.id, seq)
+                                if self.performance is not None and isinstance(window, WindowSlice) else (None, None))
         decision = raised_state(decision, performance, self.config.performance, self.last_state)
         self.last_state = decision.state
         if decision.detector_fired:
@@ -444,7 +450,7 @@ class MonitorRunner:
             starts_event=decision.starts_event, statistic=statistic, failed_measures=evaluation.failed_measures,
             target_sample=self.recent.serialised() if queue else None,
             adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
-            performance=performance,
+            performance=performance, performance_outputs=outputs,
         )
 
     def _detector_statistic(self, evaluation: WindowEvaluation) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -13,11 +13,13 @@ import pyarrow as pa
 from monitor.config import MonitorConfig, PerformanceConfig
 from monitor.daemon.errors import MonitorError
 from monitor.domain.policy import STATE_CODES, Decision
-from monitor.domain.reference import ReferenceDataError, read_table
+from monitor.domain.reference import ReferenceDataError, read_table, table_to_bytes
 from monitor.performance import LOWER_IS_BETTER, EstimationError, PerformanceEstimator, PerformanceSpec, WindowEstimate
 
 log = logging.getLogger("driftd.engine")
 
+#: Column names of a window's stored outputs.
+KEY, PREDICTION = "key", "prediction"
 #: ``load(path, options) -> model``, the plugins' model loaders.
 Loader = Callable[[Path, Mapping[str, Any]], Any]
 
@@ -39,7 +41,7 @@ class PerformanceWatch:
         self.categorical = [name for name in self.features if name in config.features.categorical]
         self.path = self.config.reference or config.reference.path or (config.model and config.model.training_data)
         self.model: Any = None
-        if not self.config.output_columns and config.model is not None:
+        if not self.config.reads_outputs and config.model is not None:
             loader = loaders.get(config.model.loader)
             if loader is None:
                 raise MonitorError(f"monitor {self.name!r}: performance: unknown model loader {config.model.loader!r}")
@@ -67,17 +69,41 @@ class PerformanceWatch:
             self._fitted_for = reference_id
         return self._estimator
 
-    def estimate(self, rows: pa.Table, reference_id: object, seq: int) -> dict[str, Any] | None:
-        """The window's estimate as stored (None, with one log line, when it cannot be made)."""
+    def estimate(self, rows: pa.Table, reference_id: object, seq: int) -> tuple[dict[str, Any] | None, bytes | None]:
+        """The window's estimate as stored (None, with one log line, when it cannot be made) and, with a
+        label source, its row keys and model outputs to join labels to later."""
         estimator = self.estimator(reference_id)
+        columns = _columns(rows)
         try:
-            estimate = estimator.estimate_window(_columns(rows))
+            estimate = estimator.estimate_window(columns)
+            outputs = self._outputs(estimator, columns) if self.config.labels else None
         except (EstimationError, KeyError) as error:
             log.error("monitor %s window %d: performance not estimated: %s", self.name, seq, _cause(error))
-            return None
+            return None, None
         if not estimate.reliable:
             log.warning("monitor %s window %d: performance estimate unreliable: %s", self.name, seq, estimate.reason)
-        return {**estimate.to_json(), "alerts": self.alerts(estimate)}
+        return {**estimate.to_json(), "alerts": self.alerts(estimate)}, outputs
+
+    def _outputs(self, estimator: PerformanceEstimator, columns: Mapping[str, np.ndarray]) -> bytes:
+        assert self.config.labels is not None
+        predicted, scores = estimator.outputs(columns)
+        table = {KEY: pa.array(columns[self.config.labels.key].astype(str)),
+                 PREDICTION: pa.array(predicted.astype(str) if self.config.task == "classification" else predicted)}
+        for k in range(0 if scores is None else scores.shape[1]):
+            table[f"score_{k}"] = pa.array(scores[:, k])  # type: ignore[index]
+        return table_to_bytes(pa.table(table))
+
+    def realized(self, reference_id: object, outputs: pa.Table, labels: Sequence[Any]) -> dict[str, float]:
+        """Each metric from a window's stored outputs and their labels."""
+        estimator = self.estimator(reference_id)
+        predicted = outputs.column(PREDICTION).to_numpy(zero_copy_only=False)
+        if self.config.task == "classification":
+            by_text = {str(c): c for c in estimator.classes}
+            predicted = np.array([by_text[p] for p in predicted.tolist()], dtype=object)
+            labels = [by_text.get(str(v), v) if v is not None else None for v in labels]
+        names = sorted((n for n in outputs.column_names if n.startswith("score_")), key=lambda n: int(n[6:]))
+        scores = np.column_stack([outputs.column(n).to_numpy() for n in names]) if names else None
+        return estimator.realized_from(predicted, scores, labels)
 
     def alerts(self, estimate: WindowEstimate) -> list[str]:
         """The metrics whose reliable estimate dropped past the configured alert."""

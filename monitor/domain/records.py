@@ -48,6 +48,8 @@ class WindowRecord:
     #: The model's performance estimated on the window (``WindowEstimate.to_json()`` plus ``alerts``: the
     #: metrics whose drop raised the state); None when the monitor has no ``performance`` or it could not be made.
     performance: dict[str, Any] | None = None
+    #: With a label source: the window's row keys and model outputs (Arrow IPC), kept to join labels to later.
+    performance_outputs: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

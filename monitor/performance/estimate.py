@@ -113,6 +113,23 @@ class PerformanceEstimator:
             "so its performance cannot be known without labels")
         return WindowEstimate(count, share, reliable, reason, metrics)
 
+    def outputs(self, window: Columns) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's predictions and (classifiers) class scores on a window, read or computed."""
+        rows = _columns(window)
+        if self.spec.task == "classification":
+            scores, predicted, _ = self._outputs(rows)
+            return predicted, scores
+        return self._regression_outputs(rows), None
+
+    def realized_from(self, predicted: np.ndarray, scores: np.ndarray | None, target: Sequence[Any]) -> dict[str, float]:
+        """Each metric from stored outputs and their true labels (rows without one left out)."""
+        truth = np.asarray(target, dtype=object)
+        known = np.array([_known(v) for v in truth.tolist()], dtype=bool)
+        if self.spec.task == "classification":
+            return self._inner.realized(truth[known], np.asarray(predicted, dtype=object)[known],
+                                        None if scores is None else scores[known])
+        return self._inner.realized(np.asarray(truth[known], dtype=float), np.asarray(predicted, dtype=float)[known])
+
     def realized(self, window: Columns, target: Sequence[Any]) -> dict[str, float]:
         """Each metric computed from the window's true labels (rows without one left out)."""
         rows = _columns(window)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.store.schema import Window, WindowPerformance
+from monitor.store.database import Database
+from monitor.store.leases import hold_lease
+from monitor.store.schema import LabelCursor, Window, WindowOutputs, WindowPerformance, utcnow
 
 
 def performance_rows(window_id: int, performance: Mapping[str, Any]) -> list[WindowPerformance]:
@@ -51,3 +55,77 @@ def window_ids(session: Session, monitor_id: int, seqs: Iterable[int]) -> dict[i
         return {}
     rows = session.execute(select(Window.seq, Window.id).where(Window.monitor_id == monitor_id, Window.seq.in_(seqs)))
     return {seq: window_id for seq, window_id in rows}
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    """A window that still takes labels: its outputs by key and the labels joined so far (Arrow IPC)."""
+
+    window_id: int
+    seq: int
+    outputs: bytes
+    labels: bytes | None
+    rows: int
+    labelled_rows: int
+
+
+@dataclass(frozen=True)
+class LabelUpdate:
+    """A window's labels after a join, and its realized metrics when it has enough of them."""
+
+    window_id: int
+    labels: bytes
+    labelled_rows: int
+    realized: Mapping[str, float] | None
+
+
+class LabelStore(Database):
+    """Reads and commits a monitor's label joins: cursor, waiting labels and windows, in ONE transaction."""
+
+    def label_state(self, monitor_id: int, max_windows: int) -> tuple[Any, bytes | None, list[OpenWindow]]:
+        """The label source's cursor, the labels waiting for their row, and the latest windows still open."""
+        with self._session() as session:
+            cursor = session.get(LabelCursor, monitor_id)
+            rows = session.execute(
+                select(WindowOutputs, Window.seq).join(Window, WindowOutputs.window_id == Window.id)
+                .where(WindowOutputs.monitor_id == monitor_id).order_by(Window.seq.desc()).limit(max_windows)).all()
+            windows = [OpenWindow(o.window_id, seq, o.outputs, o.labels, o.rows, o.labelled_rows)
+                       for o, seq in rows if o.labelled_rows < o.rows]
+            return (cursor.position if cursor else None), (cursor.pending if cursor else None), windows
+
+    def commit_labels(self, monitor_id: int, position: Any, pending: bytes | None, pending_rows: int,
+                      updates: list[LabelUpdate], lease: tuple[str, float] | None = None) -> None:
+        """Store the source's new cursor, the waiting labels and each window's labels and realized metrics."""
+        with self._session() as session, session.begin():
+            if lease is not None:
+                hold_lease(session, monitor_id, *lease)
+            cursor = session.get(LabelCursor, monitor_id, with_for_update=not self.is_sqlite)
+            if cursor is None:
+                cursor = LabelCursor(monitor_id=monitor_id)
+                session.add(cursor)
+            cursor.position, cursor.pending, cursor.pending_rows, cursor.updated_at = (position, pending, pending_rows,
+                                                                                       utcnow())
+            now = utcnow()
+            for update in updates:
+                outputs = session.get(WindowOutputs, update.window_id)
+                assert outputs is not None
+                outputs.labels, outputs.labelled_rows = update.labels, update.labelled_rows
+                for row in session.scalars(select(WindowPerformance)
+                                           .where(WindowPerformance.window_id == update.window_id)):
+                    row.labelled_rows = update.labelled_rows
+                    if update.realized is not None:
+                        value = update.realized.get(row.metric)
+                        row.realized = value if value is not None and math.isfinite(value) else None
+                        row.realized_at = now
+
+    def latest_realized(self, monitor_id: int) -> dict[str, float]:
+        """Realized metrics of the latest window that has them (for the metrics after a restart)."""
+        with self._session() as session:
+            latest = session.scalar(select(func.max(Window.seq)).join(WindowPerformance)
+                                    .where(Window.monitor_id == monitor_id, WindowPerformance.realized.is_not(None)))
+            if latest is None:
+                return {}
+            rows = session.execute(select(WindowPerformance.metric, WindowPerformance.realized).join(Window)
+                                   .where(Window.monitor_id == monitor_id, Window.seq == latest,
+                                          WindowPerformance.realized.is_not(None)))
+            return {metric: value for metric, value in rows}

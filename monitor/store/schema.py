@@ -154,6 +154,29 @@ class WindowPerformance(Base):
     realized_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class WindowOutputs(Base):
+    """A window's model outputs by row key, and the true labels joined to them so far (Arrow IPC)."""
+
+    __tablename__ = "window_outputs"
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), index=True)
+    outputs: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    labelled_rows: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabelCursor(Base):
+    """Where a monitor's label source was read up to, and the labels still waiting for their row."""
+
+    __tablename__ = "label_cursors"
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[Any] = mapped_column(JSON, nullable=True)
+    pending: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    pending_rows: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class DriftEvent(Base):
     """The moment a monitor entered the drift state."""
 

@@ -19,6 +19,7 @@ from monitor.store.outbox import add_event
 from monitor.store.performance import performance_rows
 from monitor.store.references import StoredReference, add_reference
 from monitor.store.schema import (
+    WindowOutputs,
     Adaptation,
     DriftEvent,
     Result,
@@ -133,6 +134,9 @@ class TickWriter(Database):
         )
         if record.performance:
             session.add_all(performance_rows(window.id, record.performance))
+        if record.performance_outputs is not None:
+            session.add(WindowOutputs(window_id=window.id, monitor_id=monitor_id, outputs=record.performance_outputs,
+                                      rows=record.rows, labelled_rows=0))
         event_id = None
         if record.starts_event:
             alerts = (record.performance or {}).get("alerts") or None
