@@ -109,3 +109,24 @@ def test_an_unusable_performance_reference_fails_the_monitor_with_its_cause(data
     runner = make_runner(_config(), sqlite_url)
     with pytest.raises(Exception, match="monitor 'm': performance: column 'y' is missing"):
         runner.tick()
+
+
+def test_a_regressor_s_error_rising_past_the_reference_band_raises_the_state(data: Path, tmp_path: Path,
+                                                                            sqlite_url: str) -> None:
+    from tests.performance_scenario import regression
+
+    task = regression(3, windows=10, rows=1000, max_shift=2.5)
+    write_csv(tmp_path / "ref.csv", _table(task.reference))
+    write_csv(data / "part-1.csv", _table(task.windows[0], without=("y",)))
+    config = monitor_config(features={"numeric": list(FEATURES)}, window={"rows": 1000}, reference={"path": "ref.csv"},
+                            measures=["ks"], drift={"share": 1.0, "consecutive": 1000},
+                            performance={"task": "regression", "target": "y", "prediction": "prediction",
+                                         "max_outside_share": 1.0, "alert": {"metrics": ["mae"]}})
+    runner = make_runner(config, sqlite_url)
+    first = runner.tick().windows[0]
+    mae = next(m for m in first.performance["metrics"] if m["metric"] == "mae")
+    realized = float(np.mean(np.abs(task.windows[0]["prediction"] - task.labels[0])))
+    assert abs(mae["value"] / realized - 1) < 0.1 and first.state == "ok"
+    write_csv(data / "part-2.csv", _table(task.windows[-1], without=("y",)))  # x0 moved 2.5 σ: noise grows
+    last = runner.tick().windows[0]
+    assert last.performance["alerts"] == ["mae"] and last.state == "drift", "a higher MAE is a drop"
