@@ -29,23 +29,27 @@ METRICS = ("accuracy", "roc_auc")
 
 
 def _files(seeds: int, classes: int) -> list[Path]:
-    return [DATA / f"c{classes}-s{seed}.npz" for seed in range(seeds)]
+    """The task files: ``classes`` 0 is the regression task."""
+    return [DATA / (f"c{classes}-s{seed}.npz" if classes else f"r-s{seed}.npz") for seed in range(seeds)]
+
+
+def _save(path: Path, task) -> None:  # noqa: ANN001
+    arrays = {f"ref_{k}": np.asarray(v) for k, v in task.reference.items()}
+    for i, (window, labels) in enumerate(zip(task.windows, task.labels)):
+        arrays.update({f"w{i}_{k}": np.asarray(v) for k, v in window.items()})
+        arrays[f"w{i}_y"] = labels
+    np.savez(path, **arrays)
 
 
 def write_data(seeds: int) -> None:
     """The seeded tasks as .npz files: reference and windows (probabilities, prediction, labels)."""
     sys.path.insert(0, str(HERE.parent))
-    from tests.performance_scenario import classification
+    from tests.performance_scenario import classification, regression
 
     DATA.mkdir(parents=True, exist_ok=True)
-    for classes in (2, 3):
+    for classes in (2, 3, 0):
         for seed, path in enumerate(_files(seeds, classes)):
-            task = classification(seed, classes)
-            arrays = {f"ref_{k}": np.asarray(v) for k, v in task.reference.items()}
-            for i, (window, labels) in enumerate(zip(task.windows, task.labels)):
-                arrays.update({f"w{i}_{k}": np.asarray(v) for k, v in window.items()})
-                arrays[f"w{i}_y"] = labels
-            np.savez(path, **arrays)
+            _save(path, classification(seed, classes) if classes else regression(seed))
 
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
@@ -59,6 +63,8 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]
 def _realized(window: dict[str, np.ndarray], classes: int) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
+    if not classes:
+        return {"mae": float(np.mean(np.abs(window["y"] - window["prediction"])))}
     scores = np.column_stack([window[f"p{k}"] for k in range(classes)])
     auc = (roc_auc_score(window["y"], scores[:, 1]) if classes == 2
            else roc_auc_score(window["y"], scores, multi_class="ovr", labels=list(range(classes))))
@@ -88,6 +94,18 @@ def run_driftd(seeds: int) -> list[dict]:
                 records.append({"tool": "driftd", "classes": classes, "file": path.name, "fit_s": fit,
                                 "window_s": seconds, "reliable": estimate.reliable,
                                 **{m: estimate.get(m).value for m in METRICS}})
+    for path in _files(seeds, 0):
+        reference, windows = _load(path)
+        spec = PerformanceSpec(target="y", task="regression", prediction="prediction", metrics=("mae",),
+                               features=("x0", "x1", "x2", "x3"))
+        started = time.perf_counter()
+        estimator = PerformanceEstimator.fit(reference, spec)
+        fit = time.perf_counter() - started
+        for window in windows:
+            started = time.perf_counter()
+            estimate = estimator.estimate_window({k: v for k, v in window.items() if k != "y"})
+            records.append({"tool": "driftd", "classes": 0, "file": path.name, "fit_s": fit,
+                            "window_s": time.perf_counter() - started, "mae": estimate.get("mae").value})
     return records
 
 
@@ -116,13 +134,27 @@ def run_nannyml(seeds: int) -> list[dict]:
                 records.append({"tool": "nannyml", "classes": classes, "file": path.name, "fit_s": fit,
                                 "window_s": seconds,
                                 **{m: float(result[(m, "value")].iloc[i]) for m in METRICS}})
+    for path in _files(seeds, 0):
+        reference, windows = _load(path)
+        started = time.perf_counter()
+        dle = nml.DLE(feature_column_names=["x0", "x1", "x2", "x3"], y_pred="prediction", y_true="y",
+                      metrics=["mae"], chunk_size=len(windows[0]["y"]))
+        dle.fit(pd.DataFrame(reference))
+        fit = time.perf_counter() - started
+        analysis = pd.DataFrame({k: np.concatenate([w[k] for w in windows]) for k in windows[0] if k != "y"})
+        started = time.perf_counter()
+        result = dle.estimate(analysis).filter(period="analysis").to_df()
+        seconds = (time.perf_counter() - started) / len(windows)
+        for i in range(len(windows)):
+            records.append({"tool": "nannyml", "classes": 0, "file": path.name, "fit_s": fit, "window_s": seconds,
+                            "mae": float(result[("mae", "value")].iloc[i])})
     return records
 
 
 def report(driftd: list[dict], nannyml: list[dict], seeds: int) -> str:
     """A Markdown table: per tool and class count, the error against the realized values and the time."""
     realized: dict[tuple[str, int, int], dict[str, float]] = {}
-    for classes in (2, 3):
+    for classes in (2, 3, 0):
         for path in _files(seeds, classes):
             _, windows = _load(path)
             for i, window in enumerate(windows):
@@ -144,6 +176,21 @@ def report(driftd: list[dict], nannyml: list[dict], seeds: int) -> str:
             lines.append(f"| {classes} | {name} | {acc.mean():.4f} | {np.mean(acc < 0.03):.1%} | "
                          f"{np.mean(errors['roc_auc']):.4f} | {1000 * np.median([r['window_s'] for r in mine]):.1f} ms"
                          f" | {1000 * np.median([r['fit_s'] for r in mine]):.0f} ms |")
+    lines += ["", "| regression | tool | MAE: mean relative error | within 10 % | worst | estimate per window | fit |",
+              "|---|---|---|---|---|---|---|"]
+    for name, records in (("driftd", driftd), ("NannyML", nannyml)):
+        mine = [r for r in records if r["classes"] == 0]
+        if not mine:
+            continue
+        index: dict[str, int] = {}
+        relative = []
+        for r in mine:
+            i = index[r["file"]] = index.get(r["file"], -1) + 1
+            relative.append(abs(r["mae"] / realized[(r["file"], 0, i)]["mae"] - 1))
+        errors = np.array(relative)
+        lines.append(f"| DLE | {name} | {errors.mean():.2%} | {np.mean(errors < 0.1):.1%} | {errors.max():.2%} | "
+                     f"{1000 * np.median([r['window_s'] for r in mine]):.1f} ms | "
+                     f"{1000 * np.median([r['fit_s'] for r in mine]):.0f} ms |")
     return "\n".join(lines)
 
 
