@@ -297,12 +297,12 @@ class MonitorRunner:
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
                                               remainder.num_rows, records, lease=self.lease, routes=self._routes())
         self._advance(batch.cursor, records, remainder)
-        if self.labels is not None:
-            self.labels.join(self.reference.id, self.lease)
         self._announced(records)
         self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)
+        if self.labels is not None:
+            self.labels.join(self.reference.id, self.lease)
         if self.leases.hand_back_if_over_share():
             self._forget_state()
         return TickReport(batch.num_rows, records, self.policy.state)

@@ -20,7 +20,7 @@ from monitor.daemon.errors import reason
 from monitor.daemon.performance import KEY, PerformanceWatch
 from monitor.domain.reference import table_from_bytes, table_to_bytes
 from monitor.metrics import Metrics
-from monitor.store import LabelUpdate, OpenWindow, Store
+from monitor.store import LabelUpdate, LeaseLost, OpenWindow, Store
 
 log = logging.getLogger("driftd.labels")
 
@@ -37,7 +37,20 @@ class LabelJoiner:
         self.metrics.update(name, realized=store.latest_realized(monitor_id))
 
     def join(self, reference_id: object, lease: tuple[str, float] | None) -> int:
-        """Read new labels, join them, commit; returns the labels newly counted (a failed read is logged)."""
+        """Read new labels, join them, commit; returns the labels newly counted.
+
+        A failure (the label source, the history database) is logged and leaves everything as it was:
+        the next tick tries again from the committed cursor. Only a lost lease goes up to the tick.
+        """
+        try:
+            return self._join(reference_id, lease)
+        except LeaseLost:
+            raise
+        except Exception as error:  # noqa: BLE001 - labels failing never stops the monitor's windows
+            self._problem(f"monitor {self.name}: labels not joined: {reason(error)}")
+            return 0
+
+    def _join(self, reference_id: object, lease: tuple[str, float] | None) -> int:
         position, pending, windows = self.store.label_state(self.monitor_id, self.labels.max_windows)
         try:
             batch = self.connector.fetch(position, self.labels.max_rows)

@@ -139,3 +139,16 @@ def test_labels_from_postgresql_join_by_id(data: Path, tmp_path: Path, postgres_
         assert stored[seq]["labelled"] == in_window.sum()
         assert stored[seq]["accuracy"] == pytest.approx(_expected(task, seq - 1, in_window)["accuracy"], abs=1e-12)
     engine.dispose()
+
+
+def test_a_failing_label_source_is_logged_and_the_windows_go_on(data: Path, tmp_path: Path, sqlite_url: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    task = classification(13, 2, windows=2, rows=ROWS)
+    _live(task, tmp_path, data, 1)
+    source = {"type": "sql", "options": {"url": f"sqlite:///{tmp_path / 'labels.db'}", "table": "missing",
+                                         "cursor_column": "seq"}}
+    runner = make_runner(_config(source), sqlite_url)
+    report = runner.tick()
+    assert [w.seq for w in report.windows] == [1] and runner.problem is None
+    assert "labels not" in caplog.text
+    assert _stored(runner)[1]["labelled"] is None or _stored(runner)[1]["labelled"] == 0
