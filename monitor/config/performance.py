@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from monitor.config.values import check_plain_value
 
 
+REGRESSION_METRICS = ("mae", "rmse")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -39,7 +42,8 @@ class PerformanceConfig(_Strict):
                                      description="one column per class, or one with the positive class's score")
     classes: list[str | int] = Field(default_factory=list, description="the classes, in probabilities order")
     positive_class: str | int | None = Field(None, description="the class F1/precision/recall are about")
-    metrics: list[str] = Field(default_factory=list, description="default: every metric the task has")
+    metrics: list[Literal["accuracy", "f1", "precision", "recall", "roc_auc", "mae", "rmse"]] = Field(
+        default_factory=list, description="default: every metric the task has")
     reference: str | None = Field(None, description="labelled rows with the model's outputs (CSV/Parquet/JSON "
                                   "lines); default: reference.path, then model.training_data")
     chunk_rows: int | None = Field(None, ge=10, le=100_000_000,
@@ -69,6 +73,9 @@ class PerformanceConfig(_Strict):
     def _outputs_named(self) -> PerformanceConfig:
         if self.task == "regression" and self.probabilities:
             raise ValueError("performance: a regressor has no probabilities; name its 'prediction' column")
+        wrong = [m for m in self.metrics if (m in REGRESSION_METRICS) != (self.task == "regression")]
+        if wrong:
+            raise ValueError(f"performance: {wrong} are not {self.task} metrics")
         if self.classes and len(self.probabilities) > 1 and len(self.classes) != len(self.probabilities):
             raise ValueError(f"performance: {len(self.probabilities)} probabilities columns for "
                              f"{len(self.classes)} classes")

@@ -130,3 +130,18 @@ def test_a_regressor_s_error_rising_past_the_reference_band_raises_the_state(dat
     write_csv(data / "part-2.csv", _table(task.windows[-1], without=("y",)))  # x0 moved 2.5 σ: noise grows
     last = runner.tick().windows[0]
     assert last.performance["alerts"] == ["mae"] and last.state == "drift", "a higher MAE is a drop"
+
+
+def test_a_performance_section_it_cannot_use_is_a_configuration_error() -> None:
+    from monitor.config import ConfigError
+
+    base = {"target": "y", "probabilities": ["p0", "p1"]}
+    for performance, message in (
+            ({**base, "metrics": ["mae"]}, r"\['mae'\] are not classification metrics"),
+            ({**base, "metrics": ["mape"]}, "metrics"),
+            ({"target": "y"}, "performance needs the model's outputs"),
+            ({**base, "task": "regression"}, "a regressor has no probabilities")):
+        with pytest.raises(ConfigError, match=message):
+            monitor_config(reference={"path": "ref.csv"}, performance=performance)
+    with pytest.raises(ConfigError, match="performance needs labelled reference rows"):
+        monitor_config(performance=base)
