@@ -51,7 +51,7 @@ class LabelJoiner:
             return 0
 
     def _join(self, reference_id: object, lease: tuple[str, float] | None) -> int:
-        position, pending, windows = self.store.label_state(self.monitor_id, self.labels.max_windows)
+        position, pending = self.store.label_cursor(self.monitor_id)
         try:
             batch = self.connector.fetch(position, self.labels.max_rows)
             incoming = self._rows(batch.table)
@@ -62,6 +62,7 @@ class LabelJoiner:
         waiting = (_pairs(table_from_bytes(pending)) if pending else []) + incoming
         if not waiting and batch.cursor == position:
             return 0
+        windows = self.store.open_windows(self.monitor_id, self.labels.max_windows) if waiting else []
         owner: dict[str, OpenWindow] = {}
         for window in reversed(windows):  # oldest first: a key seen twice belongs to its first window
             for key in table_from_bytes(window.outputs).column(KEY).to_pylist():

@@ -82,16 +82,20 @@ class LabelUpdate:
 class LabelStore(Database):
     """Reads and commits a monitor's label joins: cursor, waiting labels and windows, in ONE transaction."""
 
-    def label_state(self, monitor_id: int, max_windows: int) -> tuple[Any, bytes | None, list[OpenWindow]]:
-        """The label source's cursor, the labels waiting for their row, and the latest windows still open."""
+    def label_cursor(self, monitor_id: int) -> tuple[Any, bytes | None]:
+        """The label source's cursor and the labels waiting for their row."""
         with self._session() as session:
             cursor = session.get(LabelCursor, monitor_id)
+            return (cursor.position, cursor.pending) if cursor else (None, None)
+
+    def open_windows(self, monitor_id: int, max_windows: int) -> list[OpenWindow]:
+        """The latest windows that still take labels, newest first."""
+        with self._session() as session:
             rows = session.execute(
                 select(WindowOutputs, Window.seq).join(Window, WindowOutputs.window_id == Window.id)
                 .where(WindowOutputs.monitor_id == monitor_id).order_by(Window.seq.desc()).limit(max_windows)).all()
-            windows = [OpenWindow(o.window_id, seq, o.outputs, o.labels, o.rows, o.labelled_rows)
-                       for o, seq in rows if o.labelled_rows < o.rows]
-            return (cursor.position if cursor else None), (cursor.pending if cursor else None), windows
+            return [OpenWindow(o.window_id, seq, o.outputs, o.labels, o.rows, o.labelled_rows)
+                    for o, seq in rows if o.labelled_rows < o.rows]
 
     def commit_labels(self, monitor_id: int, position: Any, pending: bytes | None, pending_rows: int,
                       updates: list[LabelUpdate], lease: tuple[str, float] | None = None) -> None:
