@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -10,6 +10,8 @@ from monitor.config.values import check_plain_value
 
 
 REGRESSION_METRICS = ("mae", "rmse")
+#: A class given as a number (labels are often 0, 1, …): any 64-bit integer.
+ClassNumber = Annotated[int, Field(ge=-(2 ** 63), le=2 ** 63 - 1)]
 
 
 class _Strict(BaseModel):
@@ -40,8 +42,9 @@ class PerformanceConfig(_Strict):
     prediction: str | None = Field(None, min_length=1, description="the column with the model's prediction")
     probabilities: list[str] = Field(default_factory=list,
                                      description="one column per class, or one with the positive class's score")
-    classes: list[str | int] = Field(default_factory=list, description="the classes, in probabilities order")
-    positive_class: str | int | None = Field(None, description="the class F1/precision/recall are about")
+    classes: list[str] = Field(default_factory=list, description="the classes, in probabilities order "
+                               "(numbers are read as their text: 1 and '1' are the same class)")
+    positive_class: str | ClassNumber | None = Field(None, description="the class F1/precision/recall are about")
     metrics: list[Literal["accuracy", "f1", "precision", "recall", "roc_auc", "mae", "rmse"]] = Field(
         default_factory=list, description="default: every metric the task has")
     reference: str | None = Field(None, description="labelled rows with the model's outputs (CSV/Parquet/JSON "
@@ -63,6 +66,13 @@ class PerformanceConfig(_Strict):
     def label_column(self) -> str:
         """The label column of the label rows."""
         return (self.labels.column if self.labels and self.labels.column else None) or self.target
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in value]
+        return value
 
     @field_validator("probabilities", mode="before")
     @classmethod

@@ -36,9 +36,9 @@ class ClassifierEstimator:
             self.reference[metric] = (whole, spread, float(len(labels)))
 
     def _index(self, values: Sequence[object]) -> np.ndarray:
-        lookup = {value: i for i, value in enumerate(self.classes.tolist())}
+        lookup = {class_name(value): i for i, value in enumerate(self.classes.tolist())}
         try:
-            return np.fromiter((lookup[v] for v in np.asarray(values, dtype=object).tolist()), dtype=int)
+            return np.fromiter((lookup[class_name(v)] for v in np.asarray(values, dtype=object).tolist()), dtype=int)
         except KeyError as missing:
             raise ValueError(f"class {missing.args[0]!r} is not among the model's classes "
                              f"{self.classes.tolist()}") from None
@@ -69,3 +69,12 @@ class ClassifierEstimator:
 
 def _clip(value: float) -> float:
     return float(min(max(value, 0.0), 1.0)) if np.isfinite(value) else value
+
+
+def class_name(value: object) -> str:
+    """A class as text, so that 1, 1.0, np.int64(1) and '1' are one class."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (np.integer, np.str_)):
+        return str(value.item())
+    return str(value)
