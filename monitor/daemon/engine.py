@@ -29,7 +29,7 @@ from monitor.daemon.backoff import Backoff
 from monitor.daemon.building import monitor_backend, resolve_monitor, validate_monitor
 from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
-from monitor.daemon.labels import LabelJoiner
+from monitor.daemon.labels import label_joiner
 from monitor.daemon.leasing import LeaseKeeper
 from monitor.daemon.notifying import hook_routes
 from monitor.daemon.performance import PerformanceWatch, raised_state
@@ -118,9 +118,7 @@ class MonitorRunner:
             log.warning("%s", line)
         self.performance = (PerformanceWatch(config, plugins.provided["model_loaders"])
                             if config.performance is not None else None)
-        self.labels = (LabelJoiner(self.name, self.monitor_id, config.performance, plugins.connector(
-            config.performance.labels.source["type"], config.performance.labels.source.get("options") or {}),
-            store, self.performance, metrics) if self.performance and config.performance.labels else None)
+        self.labels = label_joiner(config, self.monitor_id, plugins, store, self.performance, metrics)
         self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitor.config import PerformanceConfig
+from monitor.config import MonitorConfig, PerformanceConfig
 from monitor.connector import Connector
-from monitor.daemon.errors import reason
+from monitor.daemon.errors import MonitorError, reason
 from monitor.daemon.performance import KEY, PerformanceWatch
 from monitor.domain.reference import table_from_bytes, table_to_bytes
 from monitor.metrics import Metrics
+from monitor.plugins import PluginManager
 from monitor.store import LabelUpdate, LeaseLost, OpenWindow, Store
 
 log = logging.getLogger("driftd.labels")
@@ -137,3 +138,17 @@ def _serialised(pairs: list[tuple[str, Any]]) -> bytes | None:
         return None
     keys, labels = zip(*pairs)
     return table_to_bytes(pa.table({"key": pa.array(keys, pa.string()), "label": pa.array(list(labels))}))
+
+
+def label_joiner(config: MonitorConfig, monitor_id: int, plugins: PluginManager, store: Store,
+                 watch: PerformanceWatch | None, metrics: Metrics) -> LabelJoiner | None:
+    """The monitor's label joiner (None without ``performance.labels``); a source that cannot be built is a MonitorError."""
+    performance = config.performance
+    if watch is None or performance is None or performance.labels is None:
+        return None
+    source = performance.labels.source
+    try:
+        connector = plugins.connector(source["type"], source.get("options") or {})
+    except Exception as error:  # noqa: BLE001 - unknown type, bad options: the monitor's configuration
+        raise MonitorError(f"monitor {config.name!r}: performance.labels.source: {reason(error)}") from None
+    return LabelJoiner(config.name, monitor_id, performance, connector, store, watch, metrics)

@@ -152,3 +152,13 @@ def test_a_failing_label_source_is_logged_and_the_windows_go_on(data: Path, tmp_
     assert [w.seq for w in report.windows] == [1] and runner.problem is None
     assert "labels not" in caplog.text
     assert _stored(runner)[1]["labelled"] is None or _stored(runner)[1]["labelled"] == 0
+
+
+def test_a_label_source_that_cannot_be_built_names_the_monitor_and_the_cause(data: Path, tmp_path: Path,
+                                                                               sqlite_url: str) -> None:
+    from monitor.daemon.errors import MonitorError
+
+    task = classification(14, 2, windows=1, rows=ROWS)
+    _live(task, tmp_path, data, 1)
+    with pytest.raises(MonitorError, match="monitor 'm': performance.labels.source: .*unknown connector type 'nope'"):
+        make_runner(_config({"type": "nope"}), sqlite_url)
