@@ -238,7 +238,7 @@ class MonitorRunner:
         nothing, unless ``retry_now``.
         """
         if not (retry_now or self.error_backoff.ready()):
-            return TickReport(0, [], self.policy.state if self._loaded else "ok")
+            return TickReport(0, [], self.last_state if self._loaded else "ok")
         try:
             report = self._tick(retry_now)
         except SourceDown as error:
@@ -279,7 +279,7 @@ class MonitorRunner:
         if newly_taken or not self._loaded:
             self._load()
         if not (retry_now or self.fetcher.backoff.ready()):
-            return TickReport(0, [], self.policy.state)  # the source failed recently: wait, do not hammer it
+            return TickReport(0, [], self.last_state)  # the source failed recently: wait, do not hammer it
         self._refresh_reference()
         if self.reference is None and not self.config.reference.first_rows:
             raise MonitorError(f"monitor {self.name!r} has no reference: set reference.path or "
@@ -303,7 +303,7 @@ class MonitorRunner:
             self.labels.join(self.reference.id, self.lease)
         if self.leases.hand_back_if_over_share():
             self._forget_state()
-        return TickReport(batch.num_rows, records, self.policy.state)
+        return TickReport(batch.num_rows, records, self.last_state)
 
     def _announced(self, records: list[WindowRecord]) -> None:
         """Events were committed to the outbox: wake whoever delivers them."""
@@ -340,7 +340,7 @@ class MonitorRunner:
             self.next_seq = records[-1].seq + 1
         self._announced(records)
         self.publisher.published(records, committed, self.reference.version)
-        return TickReport(batch.num_rows, records, self.policy.state)
+        return TickReport(batch.num_rows, records, self.last_state)
 
     def _collect_reference(self, batch: Batch, rows: pa.Table) -> TickReport:
         wanted = self.config.reference.first_rows
@@ -351,7 +351,7 @@ class MonitorRunner:
             self._advance(batch.cursor, [], rows)
             self.fetcher.commit(batch.cursor)
             self.publisher.invalid_values(self.pending.take_invalid())
-            return TickReport(batch.num_rows, [], self.policy.state)
+            return TickReport(batch.num_rows, [], self.last_state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
                               self.config.reference.max_rows, origin=f"first {wanted} rows",
                               multivariate_sample=self.config.reference.multivariate_sample)
@@ -369,7 +369,7 @@ class MonitorRunner:
                         "`driftd calibrate %s --from FILE` stores a calibration with reference version %d",
                         self.name, ", ".join(auto_measures(self.measures)), self.name, stored.version)
         self.publisher.published([], [], stored.version)
-        return TickReport(batch.num_rows, [], self.policy.state)
+        return TickReport(batch.num_rows, [], self.last_state)
 
     def evaluate_history(self, rows: pa.Table, progress: Callable[[int, int], None] | None = None,
                          reference: NewReference | None = None) -> Backfill:

@@ -70,6 +70,7 @@ def test_each_window_stores_its_estimate_and_a_drop_raises_the_state(data: Path,
     write_csv(data / "part-2.csv", _table(_uncertain_rows(task), without=("y",)))
     second = runner.tick()
     assert [w.state for w in second.windows] == ["drift"], "the estimated drop raises the state on its own"
+    assert second.state == "drift", "the tick reports it too (driftd check exits 1)"
     assert second.windows[0].drift_share < 1.0, "feature drift alone stays under the configured share"
     assert "accuracy" in second.windows[0].performance["alerts"]
     with runner.store.engine.connect() as connection:
