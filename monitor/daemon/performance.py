@@ -82,6 +82,11 @@ class PerformanceWatch:
             return None, None
         if not estimate.reliable:
             log.warning("monitor %s window %d: performance estimate unreliable: %s", self.name, seq, estimate.reason)
+        undefined = [m.metric for m in estimate.metrics if not np.isfinite(m.value)]
+        if undefined:
+            log.warning("monitor %s window %d: %s not estimated: undefined on this window (e.g. no row predicted as "
+                        "the positive class); stored as missing, never as unchanged", self.name, seq,
+                        ", ".join(undefined))
         return {**estimate.to_json(), "alerts": self.alerts(estimate)}, outputs
 
     def _outputs(self, estimator: PerformanceEstimator, columns: Mapping[str, np.ndarray]) -> bytes:
