@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import threading
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,10 @@ class MonitorSnapshot:
     quality: tuple[tuple[str, str, bool], ...] = ()
     #: The latest window's segments of the reference: (segment, drifted) (``monitor.domain.segments``).
     segments: tuple[tuple[str, bool], ...] = ()
+    #: The latest window's performance estimate (``WindowEstimate.to_json()``); None: none was made.
+    performance: dict[str, Any] | None = None
+    #: Realized performance of the latest window whose labels arrived: metric → value.
+    realized: dict[str, float] = field(default_factory=dict)
 
 
 class DriftCollector(Collector):
@@ -113,8 +118,10 @@ class DriftCollector(Collector):
                                     "1 when some feature drifted in the segment (features.segment_by) in the latest "
                                     "window; segments are the reference's, at most features.max_segments.",
                                     labels=["monitor", "segment"])
+        performance = _performance_families()
         limit = self.metrics.max_features
         for name, snap in snapshots:
+            _add_performance(performance, name, snap)
             error.add_metric([name], float(snap.error is not None))
             if snap.backlog_rows is not None:
                 backlog_rows.add_metric([name], snap.backlog_rows)
@@ -151,7 +158,7 @@ class DriftCollector(Collector):
             share.add_metric([name], snap.drift_share)
             last.add_metric([name], snap.last_window_timestamp)
         return (divergence, p_value, drifted, shift, quality, segment, missing, state, dataset, share, last,
-                reference, source_up, files, error, backlog_rows, backlog_seconds)
+                reference, source_up, files, error, backlog_rows, backlog_seconds, *performance.values())
 
 
 class _Families:
@@ -180,6 +187,41 @@ def _split_headers(text: bytes) -> list[tuple[bytes, bytes]]:
         name = line.split(b" ", 3)[2]
         headers[name] = headers.get(name, b"") + line
     return list(headers.items())
+
+
+def _performance_families() -> dict[str, GaugeMetricFamily]:
+    labels = ["monitor", "metric"]
+    return {
+        "value": GaugeMetricFamily("driftd_estimated_performance", "The model's performance estimated without labels "
+                                   "in the latest window (CBPE, DLE).", labels=labels),
+        "lower": GaugeMetricFamily("driftd_estimated_performance_lower", "Lower bound of the estimate's interval.",
+                                   labels=labels),
+        "upper": GaugeMetricFamily("driftd_estimated_performance_upper", "Upper bound of the estimate's interval.",
+                                   labels=labels),
+        "reference_lower": GaugeMetricFamily("driftd_reference_performance_lower", "Lower bound of the band the "
+                                             "metric kept on the reference, for the latest window's size.",
+                                             labels=labels),
+        "reference_upper": GaugeMetricFamily("driftd_reference_performance_upper", "Upper bound of the band the "
+                                             "metric kept on the reference.", labels=labels),
+        "reliable": GaugeMetricFamily("driftd_estimated_performance_reliable", "1 when the latest window lies on "
+                                      "the reference's support (0: the estimate cannot be trusted without labels).",
+                                      labels=["monitor"]),
+        "realized": GaugeMetricFamily("driftd_realized_performance", "The model's performance computed from labels, "
+                                      "for the latest window whose labels arrived.", labels=labels),
+    }
+
+
+def _add_performance(families: dict[str, GaugeMetricFamily], name: str, snap: MonitorSnapshot) -> None:
+    for metric, value in snap.realized.items():
+        if math.isfinite(value):
+            families["realized"].add_metric([name, metric], value)
+    if not snap.performance:
+        return
+    families["reliable"].add_metric([name], float(bool(snap.performance.get("reliable"))))
+    for estimate in snap.performance.get("metrics", ()):
+        for key in ("value", "lower", "upper", "reference_lower", "reference_upper"):
+            if estimate.get(key) is not None and math.isfinite(estimate[key]):
+                families[key].add_metric([name, estimate["metric"]], estimate[key])
 
 
 class Metrics:

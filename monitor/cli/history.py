@@ -30,6 +30,7 @@ def history(config_path: Path | None, monitor: str, limit: int, results: bool, e
     store = open_store(config)
     try:
         windows = store.windows(monitor, limit)
+        performance = store.window_performance([window.id for window in windows])
     except StoreError as error:
         fail(str(error))
     click.echo(f"{'window':>7}  {'ends (UTC)':<19}  {'rows':>7}  {'state':<8}{'share':>6}  drifted features")
@@ -45,10 +46,30 @@ def history(config_path: Path | None, monitor: str, limit: int, results: bool, e
         if drifted:
             click.echo(f"{'':9}segments drifted: " + "; ".join(
                 f"{s['segment']} ({', '.join(s['drifted_features'])})" for s in drifted))
+        for metric in performance.get(window.id, []):
+            click.echo(f"{'':9}{performance_line(metric)}")
         for result in store.results(window.id) if results else []:
             p_value = "" if result.p_value is None else f" p={result.p_value:.3g}"
             flag = " DRIFT" if result.drifted else ""
             click.echo(f"{'':9}{result.feature:<20} {result.measure:<15} {result.value:.4g}{p_value}{flag}")
+
+
+def performance_line(metric: dict) -> str:
+    """One metric of a window: estimated with its interval, the reference's value, realized when labels came."""
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    line = (f"{metric['metric']:<9} estimated {number(metric['estimated'])} [{number(metric['lower'])}, "
+            f"{number(metric['upper'])}]  reference {number(metric['reference'])}  realized "
+            f"{number(metric['realized'])}")
+    if metric["realized"] is not None:
+        error = metric['estimation_error']
+        line += f" ({metric['labelled_rows']} labels, error {'-' if error is None else f'{error:+.3g}'})"
+    if not metric["reliable"]:
+        line += "  UNRELIABLE: off the reference's support, cannot know without labels"
+    if metric["alert"]:
+        line += "  DROP"
+    return line
 
 
 @main.group()

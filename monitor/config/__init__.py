@@ -11,6 +11,7 @@ from monitor.config.loading import (
     load_config,
 )
 from monitor.config.explain import ExplainConfig, QualityCheckConfig, QualityConfig
+from monitor.config.performance import PerformanceAlertConfig, PerformanceConfig
 from monitor.config.schema import (
     DEFAULT_MEASURES,
     DEFAULT_STORAGE_URL,
@@ -44,7 +45,8 @@ __all__ = [
     "AdapterConfig",
     "BackendConfig", "ConfigError", "DriftConfig", "DriftdConfig", "ExplainConfig", "FeaturesConfig", "LoggingConfig",
     "MeasureConfig", "MetricsConfig", "ModelConfig", "MonitorConfig", "MonitorNotifierConfig", "NotifierConfig",
-    "OutboxConfig", "QualityCheckConfig", "QualityConfig", "ReferenceConfig", "ScheduleConfig",
+    "OutboxConfig", "PerformanceAlertConfig", "PerformanceConfig", "QualityCheckConfig", "QualityConfig",
+    "ReferenceConfig", "ScheduleConfig",
     "SequentialConfig", "ServerConfig", "SourceConfig", "StorageConfig", "WindowConfig", "apply_env_overrides",
     "build_config", "interpolate", "load_config", "parse_duration",
 ]

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from monitor.config.explain import ExplainConfig, QualityConfig
 from monitor.config.strict import _Strict
+from monitor.config.performance import PerformanceConfig
 from monitor.config.values import (
     MAX_DURATION,
     ConfigError,
@@ -347,6 +348,7 @@ class MonitorConfig(_Strict):
     fetch_timeout: Duration = Field(300.0, description="seconds before a fetch that does not return is given up")
     backend: BackendConfig = Field(default_factory=BackendConfig)
     model: ModelConfig | None = None
+    performance: PerformanceConfig | None = None
     adaptation: AdaptationConfig | None = None
     notifiers: list[MonitorNotifierConfig] | None = Field(
         None, description="the notifiers this monitor sends to, instead of the top-level choice ([]: none)")
@@ -367,6 +369,14 @@ class MonitorConfig(_Strict):
                 raise ValueError(f"model.features must be numeric features of the monitor; not: {unknown}")
             if self.model.label is not None and self.model.label in self.features.names:
                 raise ValueError(f"model.label {self.model.label!r} is also a monitored feature")
+        performance = self.performance
+        if performance is not None and not performance.reads_outputs and self.model is None:
+            raise ValueError("performance needs the model's outputs: name 'prediction'/'probabilities' columns "
+                             "or configure a 'model'")
+        if performance is not None and not (performance.reference or self.reference.path or
+                                            (self.model and self.model.training_data)):
+            raise ValueError("performance needs labelled reference rows: set performance.reference "
+                             "(or reference.path)")
         return self
 
     @property

@@ -30,8 +30,10 @@ from monitor.daemon.building import monitor_backend, resolve_monitor, validate_m
 from monitor.daemon.explaining import explain, segment_outcomes
 from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
+from monitor.daemon.labels import label_joiner
 from monitor.daemon.leasing import LeaseKeeper
 from monitor.daemon.notifying import hook_routes
+from monitor.daemon.performance import PerformanceWatch, raised_state
 from monitor.daemon.publishing import Publisher
 from monitor.daemon.windowing import PendingRows, RecentRows, serialised
 from monitor.divergence import (
@@ -116,6 +118,9 @@ class MonitorRunner:
         metrics.measures(self.name, [setting.measure.name for setting in self.measures])
         for line in unvoted_features(config, self.measures):
             log.warning("%s", line)
+        self.performance = (PerformanceWatch(config, plugins.provided["model_loaders"])
+                            if config.performance is not None else None)
+        self.labels = label_joiner(config, self.monitor_id, plugins, store, self.performance, metrics)
         self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
@@ -161,6 +166,7 @@ class MonitorRunner:
         self.next_seq = progress.next_seq
         self.fetcher.commit(self.position, again=True)  # a start-up: acknowledge what an earlier run committed
         self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
+        self.last_state = self.policy.state  # the latest window's state, performance alerts included
         self.reference: StoredReference | None = None
         self.summary: ReferenceSummary | None = None
         self.active_measures = self.measures
@@ -234,7 +240,7 @@ class MonitorRunner:
         nothing, unless ``retry_now``.
         """
         if not (retry_now or self.error_backoff.ready()):
-            return TickReport(0, [], self.policy.state if self._loaded else "ok")
+            return TickReport(0, [], self.last_state if self._loaded else "ok")
         try:
             report = self._tick(retry_now)
         except SourceDown as error:
@@ -275,7 +281,7 @@ class MonitorRunner:
         if newly_taken or not self._loaded:
             self._load()
         if not (retry_now or self.fetcher.backoff.ready()):
-            return TickReport(0, [], self.policy.state)  # the source failed recently: wait, do not hammer it
+            return TickReport(0, [], self.last_state)  # the source failed recently: wait, do not hammer it
         self._refresh_reference()
         if self.reference is None and not self.config.reference.first_rows:
             raise MonitorError(f"monitor {self.name!r} has no reference: set reference.path or "
@@ -295,9 +301,11 @@ class MonitorRunner:
         self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)
+        if self.labels is not None:
+            self.labels.join(self.reference.id, self.lease)
         if self.leases.hand_back_if_over_share():
             self._forget_state()
-        return TickReport(batch.num_rows, records, self.policy.state)
+        return TickReport(batch.num_rows, records, self.last_state)
 
     def _announced(self, records: list[WindowRecord]) -> None:
         """Events were committed to the outbox: wake whoever delivers them."""
@@ -334,7 +342,7 @@ class MonitorRunner:
             self.next_seq = records[-1].seq + 1
         self._announced(records)
         self.publisher.published(records, committed, self.reference.version)
-        return TickReport(batch.num_rows, records, self.policy.state)
+        return TickReport(batch.num_rows, records, self.last_state)
 
     def _collect_reference(self, batch: Batch, rows: pa.Table) -> TickReport:
         wanted = self.config.reference.first_rows
@@ -345,7 +353,7 @@ class MonitorRunner:
             self._advance(batch.cursor, [], rows)
             self.fetcher.commit(batch.cursor)
             self.publisher.invalid_values(self.pending.take_invalid())
-            return TickReport(batch.num_rows, [], self.policy.state)
+            return TickReport(batch.num_rows, [], self.last_state)
         new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
                               self.config.reference.max_rows, origin=f"first {wanted} rows",
                               multivariate_sample=self.config.reference.multivariate_sample)
@@ -363,7 +371,7 @@ class MonitorRunner:
                         "`driftd calibrate %s --from FILE` stores a calibration with reference version %d",
                         self.name, ", ".join(auto_measures(self.measures)), self.name, stored.version)
         self.publisher.published([], [], stored.version)
-        return TickReport(batch.num_rows, [], self.policy.state)
+        return TickReport(batch.num_rows, [], self.last_state)
 
     def evaluate_history(self, rows: pa.Table, progress: Callable[[int, int], None] | None = None,
                          reference: NewReference | None = None) -> Backfill:
@@ -431,6 +439,10 @@ class MonitorRunner:
             log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, why)
         statistic = self._detector_statistic(evaluation)
         decision = self.policy.decide(evaluation.feature_drifted, statistic, evaluation.multivariate_drift)
+        performance, outputs = (self.performance.estimate(window.rows, self.reference.id, seq)
+                                if self.performance is not None and isinstance(window, WindowSlice) else (None, None))
+        decision = raised_state(decision, performance, self.config.performance, self.last_state)
+        self.last_state = decision.state
         if decision.detector_fired:
             log.warning("monitor %s window %d: the sequential detector saw the %s creep up", self.name, seq,
                         self.config.drift.sequential.statistic if self.config.drift.sequential else "statistic")
@@ -445,7 +457,7 @@ class MonitorRunner:
             starts_event=decision.starts_event, statistic=statistic, failed_measures=evaluation.failed_measures,
             target_sample=self.recent.serialised() if queue else None,
             adapters=tuple((a.label, a.type) for a in adaptation.adapters) if queue and adaptation else (),
-            diagnoses=diagnoses, segments=segments,
+            diagnoses=diagnoses, segments=segments, performance=performance, performance_outputs=outputs,
         )
 
     def _detector_statistic(self, evaluation: WindowEvaluation) -> float | None:

@@ -57,6 +57,7 @@ class Publisher:
             shift_kinds=frozenset((str(d["feature"]), str(d["kind"])) for d in last.diagnoses),
             quality=tuple(quality_outcomes(last.results)),
             segments=tuple((str(s["segment"]), bool(s["drifted"])) for s in last.segments if s.get("in_reference")),
+            performance=last.performance if last.performance is not None else snapshot.performance,
         ))
         for record, ids in zip(records, committed):
             self.metrics.windows.labels(self.name).inc()

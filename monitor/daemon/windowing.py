@@ -9,6 +9,7 @@ import pyarrow as pa
 from monitor.config import MonitorConfig
 from monitor.connector import concat_tables
 from monitor.daemon.errors import MonitorError
+from monitor.daemon.performance import performance_columns
 from monitor.domain.reference import feature_kinds, table_from_bytes, table_to_bytes
 from monitor.domain.values import InvalidValues, normalise_features
 from monitor.domain.windows import WindowSlice, split_by_rows, split_by_span
@@ -35,8 +36,9 @@ class PendingRows:
         window, model = config.window, config.model
         self.columns = [*config.features.numeric, *config.features.categorical,
                         *([window.timestamp] if window.timestamp else []),
-                        *([model.label] if model and model.label else [])]
+                        *([model.label] if model and model.label else []), *performance_columns(config)]
         self.columns += [name for name in config.features.segment_by if name not in self.columns]
+        self.columns = list(dict.fromkeys(self.columns))
 
     @property
     def num_rows(self) -> int:

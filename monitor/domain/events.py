@@ -59,6 +59,7 @@ def window_payload(record: WindowRecord) -> dict[str, Any]:
         "failed_measures": dict(record.failed_measures), "diagnoses": list(record.diagnoses),
         "segments": list(record.segments),
         "results": [vars(result).copy() for result in record.results],
+        "performance": record.performance,
     })
 
 
@@ -66,4 +67,4 @@ def drift_payload(record: WindowRecord, drift_event_id: int) -> dict[str, Any]:
     """The ``event`` mapping ``driftd_drift_detected`` receives."""
     return json_safe({"id": drift_event_id, "window_seq": record.seq, "drift_share": record.drift_share,
                       "features": list(record.drifted_features), "diagnoses": list(record.diagnoses),
-                      "drifted_segments": record.drifted_segments})
+                      "drifted_segments": record.drifted_segments, "performance": record.performance})

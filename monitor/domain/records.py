@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 #: The feature name of results about all features jointly (multivariate measures).
 ALL_FEATURES = "*"
@@ -44,6 +45,11 @@ class WindowRecord:
     #: adapters (recorded name, type) whose runs are queued as pending in the same transaction.
     target_sample: bytes | None = field(default=None, repr=False)
     adapters: tuple[tuple[str, str], ...] = ()
+    #: The model's performance estimated on the window (``WindowEstimate.to_json()`` plus ``alerts``: the
+    #: metrics whose drop raised the state); None when the monitor has no ``performance`` or it could not be made.
+    performance: dict[str, Any] | None = None
+    #: With a label source: the window's row keys and model outputs (Arrow IPC), kept to join labels to later.
+    performance_outputs: bytes | None = field(default=None, repr=False)
     #: What kind of change each feature shows (``monitor.domain.diagnosis``), as JSON-ready mappings.
     diagnoses: list[dict[str, object]] = field(default_factory=list)
     #: Each segment's outcome (``monitor.domain.segments``), as JSON-ready mappings.

@@ -26,16 +26,18 @@ from monitor.store.queries import (
 )
 from monitor.store.outbox import Backlog, Outbox, OutboxItem
 from monitor.store.references import References, StoredReference
+from monitor.store.performance import LabelStore, LabelUpdate, OpenWindow
 from monitor.store.ticks import CommittedWindow, Progress, TickWriter
 
 
-class Store(TickWriter, References, Leases, HistoryQueries, Outbox):
+class Store(TickWriter, References, Leases, HistoryQueries, Outbox, LabelStore):
     """All reads and writes of driftd's SQL history."""
 
 
 __all__ = [
-    "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LeaseLost", "LeaseTaken", "NewReference",
-    "OutboxItem", "Overview", "Page", "Progress", "ResultRecord", "SeriesPoint", "Store",
+    "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LabelUpdate", "LeaseLost",
+    "LeaseTaken", "NewReference", "OpenWindow", "OutboxItem", "Overview", "Page", "Progress", "ResultRecord",
+    "SeriesPoint", "Store",
     "StoreError", "StoredReference",
     "WindowRecord", "WindowRow", "adaptation_row", "create_db_engine",
 ]

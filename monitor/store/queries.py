@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from monitor.domain.records import ResultRecord
 from monitor.store.database import Database, StoreError
+from monitor.store.performance import performance_by_window
 from monitor.store.schema import (
     Adaptation,
     DriftEvent,
@@ -49,6 +50,8 @@ class WindowRow:
     failed_measures: dict[str, str] = field(default_factory=dict)
     diagnoses: list[dict[str, Any]] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
+    #: The model's performance in the window, estimated and realized side by side (empty: not watched).
+    performance: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -111,12 +114,13 @@ class Overview:
 WINDOW_TIME = func.coalesce(Window.ended_at, Window.evaluated_at)
 
 
-def _window_row(window: Window, reference_version: int) -> WindowRow:
+def _window_row(window: Window, reference_version: int,
+                performance: dict[int, list[dict[str, Any]]] | None = None) -> WindowRow:
     return WindowRow(window.seq, reference_version, window.rows, window.started_at, window.ended_at,
                      window.evaluated_at, window.state, window.drift_share, list(window.drifted_features),
                      list(window.missing_features), window.statistic,
                      dict(window.failed_measures or {}), list(window.diagnoses or []),
-                     list(window.segments or []))
+                     list(window.segments or []), (performance or {}).get(window.id, []))
 
 
 def _result_record(row: Result) -> ResultRecord:
@@ -132,6 +136,11 @@ def _in_range(column: Any, since: datetime | None, until: datetime | None) -> li
 
 class HistoryQueries(Database):
     """The monitors' windows, results, events and adaptation runs, newest first."""
+
+    def window_performance(self, window_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """Each window's performance, estimated and realized (``driftd history``)."""
+        with self._session() as session:
+            return performance_by_window(session, window_ids)
 
     def windows(self, monitor: str, limit: int = 20) -> list[Window]:
         """The monitor's latest windows, newest first."""
@@ -192,7 +201,8 @@ class HistoryQueries(Database):
             if state is not None:
                 query = query.where(Window.state == state)
             rows = session.execute(query.order_by(Window.seq.desc()).limit(limit + 1)).all()
-            return Page([_window_row(*row) for row in rows[:limit]], len(rows) > limit)
+            performance = performance_by_window(session, [row[0].id for row in rows[:limit]])
+            return Page([_window_row(*row, performance) for row in rows[:limit]], len(rows) > limit)
 
     def window_results(self, monitor: str, seq: int, feature: str | None = None,
                        measure: str | None = None) -> tuple[WindowRow, list[ResultRecord]] | None:
@@ -213,7 +223,8 @@ class HistoryQueries(Database):
             if measure is not None:
                 query = query.where(Result.measure == measure)
             results = session.scalars(query.order_by(Result.feature, Result.measure))
-            return _window_row(*found), [_result_record(row) for row in results]
+            return (_window_row(*found, performance_by_window(session, [found[0].id])),
+                    [_result_record(row) for row in results])
 
     def result_page(self, monitor: str, limit: int, before: tuple[int, int] | None = None,
                     feature: str | None = None, measure: str | None = None, since: datetime | None = None,

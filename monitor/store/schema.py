@@ -136,6 +136,51 @@ class Result(Base):
     drifted: Mapped[bool] = mapped_column(Boolean)
 
 
+class WindowPerformance(Base):
+    """One metric of a model's performance in one window: estimated without labels, realized once they arrive."""
+
+    __tablename__ = "window_performance"
+    __table_args__ = (UniqueConstraint("window_id", "metric"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(40))
+    estimated: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lower: Mapped[float | None] = mapped_column(Float, nullable=True)
+    upper: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reference_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reference_lower: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reference_upper: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reliable: Mapped[bool] = mapped_column(Boolean)
+    outside_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    realized: Mapped[float | None] = mapped_column(Float, nullable=True)
+    labelled_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    realized_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WindowOutputs(Base):
+    """A window's model outputs by row key, and the true labels joined to them so far (Arrow IPC)."""
+
+    __tablename__ = "window_outputs"
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), primary_key=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), index=True)
+    outputs: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    labelled_rows: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabelCursor(Base):
+    """Where a monitor's label source was read up to, and the labels still waiting for their row."""
+
+    __tablename__ = "label_cursors"
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[Any] = mapped_column(JSON, nullable=True)
+    pending: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    pending_rows: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class DriftEvent(Base):
     """The moment a monitor entered the drift state."""
 
@@ -150,6 +195,8 @@ class DriftEvent(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: The recent target rows (Arrow IPC) at the time of the event: what adaptation works on.
     target_sample: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    #: The metrics whose estimated drop raised the window's state (None: none did).
+    performance_alerts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class Adaptation(Base):

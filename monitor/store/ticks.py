@@ -16,8 +16,10 @@ from monitor.store.crashpoints import crash_point, crash_scope
 from monitor.store.database import Database
 from monitor.store.leases import hold_lease
 from monitor.store.outbox import add_event
+from monitor.store.performance import performance_rows
 from monitor.store.references import StoredReference, add_reference
 from monitor.store.schema import (
+    WindowOutputs,
     Adaptation,
     DriftEvent,
     Result,
@@ -131,10 +133,17 @@ class TickWriter(Database):
                    drifted=r.drifted)
             for r in record.results
         )
+        if record.performance:
+            session.add_all(performance_rows(window.id, record.performance))
+        if record.performance_outputs is not None:
+            session.add(WindowOutputs(window_id=window.id, monitor_id=monitor_id, outputs=record.performance_outputs,
+                                      rows=record.rows, labelled_rows=0))
         event_id = None
         if record.starts_event:
+            alerts = (record.performance or {}).get("alerts") or None
             drift_event = DriftEvent(monitor_id=monitor_id, window_id=window.id, drift_share=record.drift_share,
-                                     features=record.drifted_features, target_sample=record.target_sample)
+                                     features=record.drifted_features, target_sample=record.target_sample,
+                                     performance_alerts=alerts)
             session.add(drift_event)
             session.flush()
             event_id = drift_event.id

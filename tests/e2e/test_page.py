@@ -342,3 +342,48 @@ def test_page_explains_empty_states_and_escapes_api_text(tmp_path: Path, chromiu
         assert cdp.errors == [], cdp.errors
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_page_shows_estimated_and_realized_performance(tmp_path: Path, driftd_process, chromium: Cdp) -> None:
+    """A real daemon with a performance section and late labels: the page's "Model performance" table."""
+    import numpy as np
+    import pyarrow as pa
+
+    from tests.e2e.conftest import wait_for, write_config
+    from tests.helpers import write_csv
+    from tests.performance_scenario import FEATURES, classification
+
+    task = classification(21, 2, windows=2, rows=1000)
+    write_csv(tmp_path / "ref.csv", pa.table(task.reference))
+    for i, window in enumerate(task.windows):
+        write_csv(tmp_path / "data" / f"part-{i}.csv", pa.table({**{k: v for k, v in window.items()},
+                                                                 "id": np.arange(i * 1000, (i + 1) * 1000)}))
+    write_csv(tmp_path / "labels" / "a.csv", pa.table({"id": np.arange(600), "y": task.labels[0][:600]}))
+    port = free_port()
+    write_config(tmp_path / "driftd.yaml", port, [{
+        "name": "churn", "source": {"type": "files", "options": {"path": str(tmp_path / "data")}},
+        "features": {"numeric": list(FEATURES)}, "window": {"rows": 1000},
+        "reference": {"path": str(tmp_path / "ref.csv")}, "measures": ["ks"], "schedule": {"interval": 1},
+        "performance": {"target": "y", "probabilities": ["p0", "p1"], "prediction": "prediction", "classes": [0, 1],
+                        "labels": {"source": {"type": "files", "options": {"path": str(tmp_path / "labels")}},
+                                   "key": "id", "min_labels": 100}}}])
+    daemon = driftd_process(["--config", "driftd.yaml"], port=port).start()
+    daemon.wait_http()
+
+    def realized() -> bool:
+        items = daemon.get("/api/v1/monitors/churn/windows").json()["items"]
+        return len(items) == 2 and any(m["realized"] is not None for w in items for m in w["performance"])
+
+    wait_for(realized, 60, interval=0.5, message="two windows, the first with realized performance", process=daemon)
+    cdp = chromium
+    cdp.send("Page.navigate", url=daemon.url + "/#/monitors/churn")
+    cdp.wait("document.querySelector('tr[data-performance]') !== null")
+    table = cdp.evaluate("""Object.fromEntries([...document.querySelectorAll('tr[data-performance]')]
+                             .map((r) => [r.dataset.performance, r.innerText]))""")
+    assert set(table) >= {"1:accuracy", "2:accuracy", "1:roc_auc"}, table
+    assert "600 labels" in table["1:accuracy"] and "no labels yet" in table["2:accuracy"], table
+    expected = float(np.mean(task.windows[0]["prediction"][:600] == task.labels[0][:600]))
+    assert f"{expected:.4g}"[:5] in table["1:accuracy"], (expected, table["1:accuracy"])
+    _screenshot(cdp, tmp_path / "page-performance.png")
+    assert cdp.errors == [], cdp.errors

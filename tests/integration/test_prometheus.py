@@ -153,6 +153,7 @@ def adapting_demo_monitor(directory: Path) -> dict[str, Any]:
     return {**demo,
             "model": {"path": str(model_path), "label": "label", "training_data": str(training),
                       "store": str(directory / "models")},
+            "performance": {"target": "label", "reference": str(training)},
             "adaptation": {"adapters": ADAPTERS, "cooldown": 0}}
 
 

@@ -40,6 +40,7 @@ RUNBOOK_ANCHORS = {
     "alert-driftddown",
     "alert-driftdadaptationfailing",
     "alert-driftddataquality",
+    "alert-driftdmodelperformancedrop",
 }
 SEVERITIES = {"critical", "warning", "info"}
 METRIC_NAME = re.compile(r"(?<![A-Za-z0-9_:])driftd_[A-Za-z0-9_:]*")
@@ -107,6 +108,10 @@ def exported_series_names() -> set[str]:
         feature_drifted={"a": True, "b": False}, features=["a", "b", "c"], missing_features=frozenset({"c"}),
         shift_kinds=frozenset({("a", "location")}), quality=(("a", "missing_rate", True),),
         segments=(("site=north", True),),
+        # a monitor with a performance section, after labels arrived for a window
+        performance={"reliable": True, "metrics": [{"metric": "accuracy", "value": 0.8, "lower": 0.78, "upper": 0.82,
+                                                    "reference_lower": 0.84, "reference_upper": 0.9}]},
+        realized={"accuracy": 0.79},
     ))
     # A monitor with a model and an adaptation section, after one adapter run.
     metrics.model_version.labels("m").set(2)

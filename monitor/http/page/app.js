@@ -240,6 +240,8 @@
     section.appendChild(timelinePanel(monitor, items, events.items || []));
     section.appendChild(await heatmapPanel(monitor, items));
     section.appendChild(changesPanel(items));
+    const performance = performancePanel(items);
+    if (performance) section.appendChild(performance);
     section.appendChild(eventsPanel(events.items || []));
     return section;
   }
@@ -522,6 +524,40 @@
     return el("p", { class: "segments", "data-drifted-segments": drifted.map((s) => s.segment).join(" ") },
       [text, ...drifted.map((s, i) => el("span", { class: "segment", "data-segment": s.segment,
         text: (i ? "; " : "") + s.segment + " (" + s.drifted_features.join(", ") + ")" }))]);
+  }
+
+  // ---- model performance ----------------------------------------------------------------------
+
+  function performancePanel(items) {
+    const rows = items.filter((w) => (w.performance || []).length).slice(-12).reverse();  // newest first
+    if (rows.length === 0) return null;
+    const body = el("tbody");
+    for (const w of rows) {
+      for (const m of w.performance) {
+        const status = !m.reliable ? "unreliable: off the reference's support, cannot know without labels"
+          : m.alert ? "drop" : "ok";
+        body.appendChild(el("tr", { "data-performance": w.seq + ":" + m.metric,
+                                    class: m.reliable ? (m.alert ? "drift" : "") : "warning" }, [
+          el("td", { text: "#" + w.seq }),
+          el("td", { text: m.metric }),
+          el("td", { class: "num", text: number(m.estimated) + " [" + number(m.lower) + ", " + number(m.upper) + "]" }),
+          el("td", { class: "num", text: number(m.reference) }),
+          el("td", { class: "num", text: m.realized === null ? "no labels yet"
+                                          : number(m.realized) + " (" + m.labelled_rows + " labels)" }),
+          el("td", { class: "num", text: m.estimation_error === null ? "" : number(m.estimation_error) }),
+          el("td", { text: status }),
+        ]));
+      }
+    }
+    return el("section", { class: "panel", "aria-labelledby": "performance-heading" }, [
+      el("h2", { id: "performance-heading", text: "Model performance" }),
+      el("p", { text: "Estimated without labels (confidence-based for classifiers, a loss model for regressors) " +
+                      "with the interval a window of this size allows; realized once labels arrive." }),
+      el("table", { class: "grid" }, [
+        el("thead", null, el("tr", null, ["Window", "Metric", "Estimated [interval]", "Reference", "Realized",
+                                          "Estimate − realized", "Status"]
+          .map((label) => el("th", { scope: "col", text: label })))),
+        body])]);
   }
 
   // ---- drift events ---------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""A monitor's performance watch: the estimator fitted per reference, an estimate per window, drop alerts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from monitor.config import MonitorConfig, PerformanceConfig
+from monitor.daemon.errors import MonitorError
+from monitor.domain.policy import STATE_CODES, Decision
+from monitor.domain.reference import ReferenceDataError, read_table, table_to_bytes
+from monitor.performance import LOWER_IS_BETTER, EstimationError, PerformanceEstimator, PerformanceSpec, WindowEstimate
+
+log = logging.getLogger("driftd.engine")
+
+#: Column names of a window's stored outputs.
+KEY, PREDICTION = "key", "prediction"
+#: ``load(path, options) -> model``, the plugins' model loaders.
+Loader = Callable[[Path, Mapping[str, Any]], Any]
+
+
+def performance_columns(config: MonitorConfig) -> list[str]:
+    """Live columns a monitor keeps for its performance: the model's outputs (and its label, for later)."""
+    performance = config.performance
+    return [] if performance is None else [*performance.output_columns, performance.target]
+
+
+class PerformanceWatch:
+    """Estimates one monitor's performance per window; the estimator is refitted when the reference changes."""
+
+    def __init__(self, config: MonitorConfig, loaders: Mapping[str, Loader]) -> None:
+        assert config.performance is not None
+        self.name = config.name
+        self.config: PerformanceConfig = config.performance
+        self.features = list(config.model_features) or [*config.features.numeric, *config.features.categorical]
+        self.categorical = [name for name in self.features if name in config.features.categorical]
+        self.path = self.config.reference or config.reference.path or (config.model and config.model.training_data)
+        self.model: Any = None
+        if not self.config.reads_outputs and config.model is not None:
+            loader = loaders.get(config.model.loader)
+            if loader is None:
+                raise MonitorError(f"monitor {self.name!r}: performance: unknown model loader {config.model.loader!r}")
+            try:
+                self.model = loader(Path(config.model.path), config.model.options)
+            except Exception as error:  # noqa: BLE001 - any load failure is the monitor's configuration
+                raise MonitorError(f"monitor {self.name!r}: performance: {error}") from None
+        self._estimator: PerformanceEstimator | None = None
+        self._fitted_for: object = None
+
+    def estimator(self, reference_id: object) -> PerformanceEstimator:
+        """The estimator for this reference version (fitted once, from the labelled reference rows)."""
+        if self._estimator is None or self._fitted_for != reference_id:
+            spec = PerformanceSpec(
+                target=self.config.target, task=self.config.task, prediction=self.config.prediction,
+                probabilities=tuple(self.config.probabilities), features=tuple(self.features),
+                categorical=tuple(self.categorical), metrics=tuple(self.config.metrics),
+                positive_class=self.config.positive_class, classes=tuple(self.config.classes),
+                chunk_rows=self.config.chunk_rows, max_outside_share=self.config.max_outside_share)
+            try:
+                rows = _columns(read_table(str(self.path)))
+                self._estimator = PerformanceEstimator.fit(rows, spec, self.model)
+            except (ReferenceDataError, EstimationError, KeyError) as error:
+                raise MonitorError(f"monitor {self.name!r}: performance: {_cause(error)}") from None
+            self._fitted_for = reference_id
+        return self._estimator
+
+    def estimate(self, rows: pa.Table, reference_id: object, seq: int) -> tuple[dict[str, Any] | None, bytes | None]:
+        """The window's estimate as stored (None, with one log line, when it cannot be made) and, with a
+        label source, its row keys and model outputs to join labels to later."""
+        estimator = self.estimator(reference_id)
+        columns = _columns(rows)
+        try:
+            estimate = estimator.estimate_window(columns)
+            outputs = self._outputs(estimator, columns) if self.config.labels else None
+        except (EstimationError, KeyError) as error:
+            log.error("monitor %s window %d: performance not estimated: %s", self.name, seq, _cause(error))
+            return None, None
+        if not estimate.reliable:
+            log.warning("monitor %s window %d: performance estimate unreliable: %s", self.name, seq, estimate.reason)
+        undefined = [m.metric for m in estimate.metrics if not np.isfinite(m.value)]
+        if undefined:
+            log.warning("monitor %s window %d: %s not estimated: undefined on this window (e.g. no row predicted as "
+                        "the positive class); stored as missing, never as unchanged", self.name, seq,
+                        ", ".join(undefined))
+        return {**estimate.to_json(), "alerts": self.alerts(estimate)}, outputs
+
+    def _outputs(self, estimator: PerformanceEstimator, columns: Mapping[str, np.ndarray]) -> bytes:
+        assert self.config.labels is not None
+        predicted, scores = estimator.outputs(columns)
+        table = {KEY: pa.array(columns[self.config.labels.key].astype(str)),
+                 PREDICTION: pa.array(predicted.astype(str) if self.config.task == "classification" else predicted)}
+        for k in range(0 if scores is None else scores.shape[1]):
+            table[f"score_{k}"] = pa.array(scores[:, k])  # type: ignore[index]
+        return table_to_bytes(pa.table(table))
+
+    def realized(self, reference_id: object, outputs: pa.Table, labels: Sequence[Any]) -> dict[str, float]:
+        """Each metric from a window's stored outputs and their labels."""
+        estimator = self.estimator(reference_id)
+        predicted = outputs.column(PREDICTION).to_numpy(zero_copy_only=False)
+        if self.config.task == "classification":
+            by_text = {str(c): c for c in estimator.classes}
+            predicted = np.array([by_text[p] for p in predicted.tolist()], dtype=object)
+            labels = [by_text.get(str(v), v) if v is not None else None for v in labels]
+        names = sorted((n for n in outputs.column_names if n.startswith("score_")), key=lambda n: int(n[6:]))
+        scores = np.column_stack([outputs.column(n).to_numpy() for n in names]) if names else None
+        return estimator.realized_from(predicted, scores, labels)
+
+    def alerts(self, estimate: WindowEstimate) -> list[str]:
+        """The metrics whose reliable estimate dropped past the configured alert."""
+        alert = self.config.alert
+        if alert is None or not estimate.reliable:
+            return []
+        dropped = []
+        for metric in estimate.metrics:
+            if alert.metrics is not None and metric.metric not in alert.metrics:
+                continue
+            sign = -1.0 if metric.metric in LOWER_IS_BETTER else 1.0
+            worse_by = sign * (metric.reference_value - metric.value)
+            bound = metric.reference_upper if sign < 0 else metric.reference_lower
+            below_band = alert.below_reference and np.isfinite(bound) and sign * (metric.value - bound) < 0
+            if (alert.drop is not None and worse_by > alert.drop) or below_band:
+                dropped.append(metric.metric)
+        return dropped
+
+
+def _columns(table: pa.Table) -> dict[str, np.ndarray]:
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def _cause(error: Exception) -> str:
+    if isinstance(error, KeyError):
+        return f"column {error.args[0]!r} is missing"
+    return str(error)
+
+
+def raised_state(decision: Decision, performance: Mapping[str, Any] | None, config: PerformanceConfig | None,
+                 previous: str) -> Decision:
+    """The window's decision with a performance alert raising its state (feature drift is left as it was).
+
+    An event starts when the window enters the drift state, by either cause, from a window that was not in it.
+    """
+    if config is None or config.alert is None:
+        return decision
+    state = decision.state
+    if performance and performance.get("alerts"):
+        state = max(state, config.alert.state, key=STATE_CODES.__getitem__)
+    return replace(decision, state=state, starts_event=state == "drift" and previous != "drift")
