@@ -3,34 +3,52 @@
 The current model (the champion, "no adaptation") is always the baseline. Every challenger and
 the champion are scored on the same held-out rows under one validator, and a challenger passes
 when its estimated accuracy gain over the champion exceeds z standard errors of the paired
-per-row difference (and 0). Of those that pass, the one with the highest estimate wins.
+per-row difference and ``MIN_GAIN`` (one point: a new model version is not worth a smaller
+gain, and a gain that small is within the validators' bias). Of those that pass, the one with the highest estimate wins.
 
-The validator follows the shift hypothesis the evidence supports, not each adapter's own
-assumption: an estimator that is right under a hypothesis is right for every model under it, so
-all candidates are compared on one footing, and only the feature-map remedies are additionally
-ruled out when the target lies within the source support. In order:
+Target labels and label-free evidence combine by one rule: **a few labels may only help, many
+labels decide.** With n held-out target labels:
 
-1. Held-out target labels (at least ``min_target_labels``): they decide, by paired accuracy on them.
-2. Without them, the gate asks which shift hypothesis the unlabelled target supports, using a
-   cross-fitted domain classifier between the source and the target (on ``champion.embed(x)``
-   where the model has a representation, else on the raw features):
+* n ≥ ``decisive_target_labels`` (200): the labels alone decide, by paired accuracy on them;
+* otherwise the label-free validator below chooses, and the held-out labels are a paired check
+  on every challenger it passes: one that the labels show to be significantly worse than the
+  champion (one-sided exact McNemar test on the rows where the two disagree, p < ``VETO_ALPHA``)
+  is vetoed; one they do not is confirmed, with their gain and p recorded in its scores. With
+  30 held-out labels two standard errors of a paired difference are 7-29 points, so the labels
+  could not promote on their own what the label-free validator shows; they can catch a label-free
+  choice that is clearly wrong (a map applied where the old concept still holds);
+* where no label-free validator applies (see below), at least ``min_target_labels`` held-out
+  labels decide alone, and so do they for challengers that assume labels (fine-tuning).
 
-   * in support - at most 10% of target rows look off the source support (called target with
-     balanced probability > 0.95). Then feature maps are rejected (Occam: the target lies within
-     the source domain; a map would move live rows off their labels), and
-       - label shift, when re-weighting the source classes by q(y)/p(y) (q from calibrated EM on
-         the champion's posteriors) makes the source indistinguishable from the target (AUC within
-         max(4 null standard errors, 0.03) of 0.5, and at least 0.03 below the unweighted AUC):
-         estimates are Σ_y q_y·acc_y on the held-out source rows, with a per-class (stratified) error;
-       - covariate shift otherwise: importance-weighted validation (Sugiyama et al. 2007) with
-         w = p_t/p_s and the Deep Embedded Validation control variate (You et al. 2019,
-         η = -Cov(w·l, w)/Var(w)), provided the weights keep an effective sample share of 5%;
-   * off support - only a map can explain the target: the map hypothesis holds when the mapped
-     target T_inv(target) is indistinguishable from the source (AUC ≤ 0.6), for the best of the
-     candidates' maps and the current model's own input map. Then every model is scored at
-     T_fwd(x_val) with the labels y_val, weighted by the remaining density ratio between the
-     mapped target and the source (DEV again);
-   * otherwise no label-free hypothesis explains the target.
+What is guaranteed: with target labels, nothing the labels show to be significantly worse is
+promoted. What is not: without target labels, a label-free promotion rests on the shift
+hypothesis the unlabelled target supports; if p(y|x) changed in a way that leaves the inputs
+explained by that hypothesis (rows moved by a sensor change while the old labelling still holds
+where they landed), a worse model can be promoted and only target labels can tell.
+
+The label-free validator follows the shift hypothesis the evidence supports, not each adapter's
+own assumption: an estimator that is right under a hypothesis is right for every model under it,
+so all candidates are compared on one footing, and only the feature-map remedies are additionally
+ruled out when the target lies within the source support. It asks which shift hypothesis the
+unlabelled target supports, using a cross-fitted domain classifier between the source and the
+target (on ``champion.embed(x)`` where the model has a representation, else on the raw features):
+
+* in support - at most 10% of target rows look off the source support (called target with
+  balanced probability > 0.95). Then feature maps are rejected (Occam: the target lies within
+  the source domain; a map would move live rows off their labels), and
+    - label shift, when re-weighting the source classes by q(y)/p(y) (q from calibrated EM on
+      the champion's posteriors) makes the source indistinguishable from the target (AUC within
+      max(4 null standard errors, 0.03) of 0.5, and at least 0.03 below the unweighted AUC):
+      estimates are Σ_y q_y·acc_y on the held-out source rows, with a per-class (stratified) error;
+    - covariate shift otherwise: importance-weighted validation (Sugiyama et al. 2007) with
+      w = p_t/p_s and the Deep Embedded Validation control variate (You et al. 2019,
+      η = -Cov(w·l, w)/Var(w)), provided the weights keep an effective sample share of 5%;
+* off support - only a map can explain the target: the map hypothesis holds when the mapped
+  target T_inv(target) is indistinguishable from the source (AUC ≤ 0.6), for the best of the
+  candidates' maps and the current model's own input map. Then every model is scored at
+  T_fwd(x_val) with the labels y_val, weighted by the remaining density ratio between the
+  mapped target and the source (DEV again);
+* otherwise no label-free hypothesis explains the target.
 
 Nothing promoted without target labels means label-free evidence cannot decide (p(y|x) may have
 changed where no label-free method can see it): ``needs_labels`` is set and the reason says that
@@ -43,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import binomtest
 
 from monitor.adaptation import density
 from monitor.adaptation.contract import AdaptationResult, Domain
@@ -65,6 +84,10 @@ LABEL_AUC_DROP = 0.03
 MIN_ESS_SHARE = 0.05
 #: Density-ratio cross-fitting folds.
 FOLDS = 5
+#: The smallest estimated accuracy gain a challenger is promoted for.
+MIN_GAIN = 0.01
+#: Held-out target labels veto a label-free choice when its harm is significant at this level (one-sided).
+VETO_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -133,19 +156,55 @@ def split_for_gate(source: Domain, target: Domain, validation_share: float, seed
 
 
 def judge(champion: Model, candidates: Sequence[tuple[str, AdaptationResult]], split: GateSplit, seed: int = 0,
-          z: float = 2.0, min_target_labels: int = 30) -> GateDecision:
+          z: float = 2.0, min_target_labels: int = 30, decisive_target_labels: int = 200) -> GateDecision:
     """Judge each candidate against the champion; fill their ``passed``/``scores``/``reason``."""
-    if split.target_val.labelled_rows >= min_target_labels:
-        evidence = _target_label_evidence(split.target_val)
+    held = split.target_val.labelled_rows
+    labels = _target_label_evidence(split.target_val) if held else None
+    if labels is not None and held >= decisive_target_labels:
+        evidence = labels
     else:
         evidence = _label_free_evidence(champion, candidates, split, seed)
-    champion_correct = _correct(champion, evidence) if evidence.usable else None
-    verdicts = [_verdict(index, name, result, champion_correct, evidence, z, min_target_labels)
-                for index, (name, result) in enumerate(candidates)]
+        if not evidence.usable and labels is not None and held >= min_target_labels:
+            evidence = labels
+    corrects: dict[int, np.ndarray | None] = {}
+
+    def champion_correct(chosen: _Evidence) -> np.ndarray | None:
+        if id(chosen) not in corrects:
+            corrects[id(chosen)] = _correct(champion, chosen) if chosen.usable else None
+        return corrects[id(chosen)]
+
+    verdicts = []
+    for index, (name, result) in enumerate(candidates):
+        own = labels if (result.assumption == "labels" and labels is not None and held >= min_target_labels) \
+            else evidence
+        verdict = _verdict(index, name, result, champion_correct(own), own, z, min_target_labels)
+        if verdict.passed and own is not labels and labels is not None and result.model is not None:
+            verdict = _label_check(verdict, result.model, champion_correct(labels), labels)
+        verdicts.append(verdict)
     for (_, result), verdict in zip(candidates, verdicts):
         if result.assumption != "none":
             result.passed, result.scores, result.reason = verdict.passed, dict(verdict.scores), verdict.reason
     return _decide(verdicts, evidence, split)
+
+
+def _label_check(verdict: Verdict, model: Model, champion_correct: np.ndarray | None,
+                 labels: _Evidence) -> Verdict:
+    """Held-out target labels as a paired check of a label-free pass: veto on significant harm, else confirm."""
+    assert champion_correct is not None
+    correct = _correct(model, labels)
+    worse = int(np.sum((champion_correct == 1) & (correct == 0)))
+    better = int(np.sum((champion_correct == 0) & (correct == 1)))
+    # exact one-sided McNemar test: among the rows where the two disagree, does the champion win more often?
+    p_harm = float(binomtest(worse, worse + better, 0.5, alternative="greater").pvalue) if worse + better else 1.0
+    gain = float(np.mean(correct - champion_correct))
+    scores = {**verdict.scores, "label_rows": float(len(correct)), "label_gain": gain, "label_p_harm": p_harm}
+    check = f"{len(correct)} held-out target labels: gain {gain:+.3f}, one-sided p of harm {p_harm:.3f}"
+    if p_harm < VETO_ALPHA:
+        scores["label_check"] = "vetoed"
+        return Verdict(verdict.name, False, scores, f"rejected: vetoed by {check} < {VETO_ALPHA} (the label-free "
+                                                    f"estimate was {float(verdict.scores['gain']):+.3f})")
+    scores["label_check"] = "confirmed"
+    return Verdict(verdict.name, True, scores, f"{verdict.reason}; not contradicted by {check}")
 
 
 def _stratified_pick(domain: Domain, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -311,10 +370,10 @@ def _verdict(index: int, name: str, result: AdaptationResult, champion_correct: 
     if result.assumption == "map" and evidence.hypothesis in ("covariate", "label"):
         return Verdict(name, False, scores, "rejected: the target lies within the source domain; "
                                             "a map would move live rows off their labels")
-    if gain > max(noise, 0.0):
+    if gain > max(noise, MIN_GAIN):
         return Verdict(name, True, scores, f"passed: gain {gain:+.3f} exceeds the noise {noise:.3f} {evidence.summary}")
     return Verdict(name, False, scores, f"rejected: gain {gain:+.3f} does not exceed the noise {noise:.3f} "
-                                        f"{evidence.summary}")
+                                        f"(or {MIN_GAIN}) {evidence.summary}")
 
 
 def _scores(model: Model, champion_correct: np.ndarray, evidence: _Evidence, z: float) -> dict[str, float | str]:
@@ -363,10 +422,15 @@ def _decide(verdicts: list[Verdict], evidence: _Evidence, split: GateSplit) -> G
     if passed:
         winner = max(passed, key=lambda index: float(verdicts[index].scores["estimate"]))
         scores = verdicts[winner].scores
+        summary = f"judged on {int(float(scores['target_labels']))} held-out target labels" \
+            if scores.get("validator") == "target_labels" else evidence.summary
+        checked = "" if "label_check" not in scores else (
+            f"; not contradicted by {int(float(scores['label_rows']))} held-out target labels (gain "
+            f"{float(scores['label_gain']):+.3f}, one-sided p of harm {float(scores['label_p_harm']):.3f})")
         return GateDecision(winner, verdicts, f"{verdicts[winner].name} promoted: estimated target accuracy "
                             f"{float(scores['estimate']):.3f} against {float(scores['champion_estimate']):.3f} without "
                             f"adaptation (gain {float(scores['gain']):+.3f}, noise {float(scores['noise']):.3f}) "
-                            f"{evidence.summary}.", False)
+                            f"{summary}{checked}.", False)
     if evidence.hypothesis == "target_labels":
         return GateDecision(None, verdicts, f"no adaptation promoted: {evidence.summary}, no challenger beat the "
                                             f"current model by more than the noise.", False)

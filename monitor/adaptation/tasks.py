@@ -9,7 +9,8 @@ correlated covariance, so p(y|x) is smooth but not exactly linear. The target di
 * ``affine``        - source-distributed rows pass through a per-feature gain and offset (a sensor
                       recalibration), labels travel with the rows; the target leaves the source support;
 * ``subspace_flip`` - labels change class in a half-space of the features (p(y|x) changes where no
-                      label-free method can see it), plus a mild covariate shift so drift is detected.
+                      label-free method can see it), plus a mild covariate shift so drift is detected;
+* ``none``          - no shift: the target is drawn like the source (nothing should be promoted).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 
 from monitor.adaptation.contract import Domain
 
-Kind = Literal["covariate", "label", "affine", "subspace_flip"]
-KINDS: tuple[Kind, ...] = ("covariate", "label", "affine", "subspace_flip")
+Kind = Literal["covariate", "label", "affine", "subspace_flip", "none"]
+KINDS: tuple[Kind, ...] = ("covariate", "label", "affine", "subspace_flip", "none")
 
 #: Distance of the class centres from the origin, in units of the noise scale.
 _SEPARATION = 1.35
@@ -137,5 +138,11 @@ def _subspace_flip(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tu
     return x, y, f"concept shift: labels move to the next class in a half-space ({flipped.mean():.0%} of rows)"
 
 
+def _none(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    x, y = mixture.sample(rows, rng)
+    return x, y, "no shift: the target is drawn like the source"
+
+
 _SHIFTS: dict[str, Callable[[_Mixture, int, np.random.Generator], tuple[np.ndarray, np.ndarray, str]]] = {
-    "covariate": _covariate, "label": _label, "affine": _affine, "subspace_flip": _subspace_flip}
+    "covariate": _covariate, "label": _label, "affine": _affine, "subspace_flip": _subspace_flip,
+    "none": _none}

@@ -206,7 +206,8 @@ class EventAdaptation:
         if not judged or champion is None or split is None:
             return None
         decision = judge(champion, judged, split, seed=self.settings.seed,
-                         min_target_labels=self.settings.min_target_labels)
+                         min_target_labels=self.settings.min_target_labels,
+                         decisive_target_labels=self.settings.decisive_target_labels)
         log.info("monitor %s: gate: %s", self.config.name, decision.reason)
         return decision
 
