@@ -275,6 +275,8 @@ class AdaptationConfig(_Strict):
     decisive_target_labels: int = Field(200, ge=1, le=MAX_ROWS,
                                         description="held-out target labels from which they alone decide")
     promote: bool = Field(True, description="promote the gate's winner as a new model version")
+    keep_rejected: bool = Field(False, description="write challengers that are not promoted to "
+                                                   "store/<monitor>/rejected-<run id> for inspection")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the held-out split and the adapters")
 
     @field_validator("adapters", mode="before")

@@ -45,12 +45,13 @@ class ModelStore:
             return self._load_version(location, json.loads(manifest.read_text(encoding="utf-8")))
         return self._loader(config.loader)(location, config.options)
 
-    def write(self, monitor: str, config: ModelConfig, model: Model, adaptation_id: int) -> Path:
-        """Write ``model`` into a new version folder (written beside, then renamed into place); the folder."""
+    def write(self, monitor: str, config: ModelConfig, model: Model, adaptation_id: int,
+              prefix: str = "adaptation") -> Path:
+        """Write ``model`` into a new folder ``<prefix>-<id>`` (written beside, then renamed into place); the folder."""
         root = Path(config.store) / monitor
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder = root / f"adaptation-{adaptation_id}"
-        partial = root / f".adaptation-{adaptation_id}.partial"
+        folder = root / f"{prefix}-{adaptation_id}"
+        partial = root / f".{prefix}-{adaptation_id}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(mode=0o700)
         entry = model.save(partial)
