@@ -2,6 +2,8 @@
 
     nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py [--seeds 20] [--rows 4000] [--labels 100]
         [--output benchmarks/results/adaptation_gate.json]
+    nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py --regression --seeds 10 --rows 2000 \
+        --output benchmarks/results/adaptation_gate_regression.json
 
 For every scenario of ``monitor.adaptation.tasks`` (covariate, label, conditional affine, subspace
 flip, no shift), 2 and 3 classes and ``--seeds`` seeds: a logistic-regression champion trained on
@@ -67,10 +69,35 @@ def one(kind: str, n_classes: int, seed: int, rows: int, labels: int) -> dict[st
             "held_out_labels": split.target_val.labelled_rows}
 
 
+def one_regression(kind: str, seed: int, rows: int, labels: int) -> dict[str, Any]:
+    """One regression run: a linear regression champion, the gate on squared error; target MSEs."""
+    from sklearn.linear_model import LinearRegression
+
+    from monitor.adaptation import adapt
+    from monitor.adaptation.model import SklearnRegressor
+    from monitor.adaptation.tasks import make_regression_task
+    from plugins.adapters.feature_alignment import FeatureAlignment
+    from plugins.adapters.importance_weighting import ImportanceWeighting
+
+    task = make_regression_task(kind, n_source=rows, n_target=rows, seed=seed)  # type: ignore[arg-type]
+    target = task.target
+    if labels:
+        target = Domain(target.features, target.feature_names, task.target_labels, np.arange(target.rows) < labels)
+    champion = SklearnRegressor(LinearRegression().fit(task.source.features, task.source.labels))
+    decision = adapt(champion, task.source, target, [ImportanceWeighting({}), FeatureAlignment({})], seed=seed)
+
+    def mse(model: Any) -> float:
+        return round(float(np.mean((model.predict(task.target.features) - task.target_labels) ** 2)), 4)
+
+    return {"kind": f"regression {kind}", "classes": 0, "seed": seed, "labels": labels, "chosen": decision.winner,
+            "champion_mse": mse(champion), "mse": mse(decision.model),
+            "gain": round(mse(champion) - mse(decision.model), 4)}
+
+
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per scenario and label setting: promotions, mean/min/max gain, what was chosen."""
     rows = []
-    for kind in KINDS:
+    for kind in [*KINDS, *sorted({run["kind"] for run in runs if run["kind"].startswith("regression")})]:
         for labels in sorted({run["labels"] for run in runs}):
             picked = [run for run in runs if run["kind"] == kind and run["labels"] == labels]
             if not picked:
@@ -104,6 +131,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000, help="rows per domain")
     parser.add_argument("--labels", type=int, default=100, help="labelled target rows in the labelled setting")
     parser.add_argument("--kinds", nargs="*", default=list(KINDS))
+    parser.add_argument("--regression", action="store_true",
+                        help="regression tasks instead (gain: target MSE removed; 10 seeds by default)")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results" / "adaptation_gate.json")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -111,6 +140,14 @@ def main() -> None:
 
     runs = []
     with threadpool_limits(1, user_api="blas"):
+        if arguments.regression:
+            from monitor.adaptation.tasks import REGRESSION_KINDS
+
+            for kind in REGRESSION_KINDS:
+                for seed in range(arguments.seeds):
+                    for labels in (0, arguments.labels):
+                        runs.append(one_regression(kind, seed, arguments.rows, labels))
+            arguments.kinds = []
         for kind in arguments.kinds:
             for n_classes in (2, 3):
                 for seed in range(arguments.seeds):

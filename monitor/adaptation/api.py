@@ -18,10 +18,11 @@ from typing import Sequence
 
 from monitor.adaptation.contract import AdaptationCancelled, AdaptationResult, Adapter, AdapterError, Domain, DriftInfo
 from monitor.adaptation.gate import GateSplit, split_for_gate
-from monitor.adaptation.model import Model, ModelLoadError
+from monitor.adaptation.model import Model, ModelLoadError, is_regressor
 from monitor.adaptation.session import (
     DECISIVE_TARGET_LABELS,
     MIN_TARGET_LABELS,
+    REGRESSION_LOSS,
     VALIDATION_SHARE,
     adapter_context,
     gate,
@@ -81,8 +82,8 @@ class Decision:
 
 def adapt(champion: Model, source: Domain, target: Domain, adapters: Sequence[Adapter | tuple[str, Adapter]],
           seed: int = 0, validation_share: float = VALIDATION_SHARE, min_target_labels: int = MIN_TARGET_LABELS,
-          decisive_target_labels: int = DECISIVE_TARGET_LABELS, workdir: Path | None = None,
-          monitor: str = "python") -> Decision:
+          decisive_target_labels: int = DECISIVE_TARGET_LABELS, regression_loss: str = REGRESSION_LOSS,
+          workdir: Path | None = None, monitor: str = "python") -> Decision:
     """Run ``adapters`` on the champion's source and target domains and let the gate decide, as the daemon does.
 
     ``source`` carries labels on every row; ``target`` carries labels where they have arrived (``labelled``).
@@ -96,7 +97,7 @@ def adapt(champion: Model, source: Domain, target: Domain, adapters: Sequence[Ad
     names = [name for name, _ in named]
     if len(set(names)) != len(names):
         raise ValueError(f"adapter names must be unique (got {names}); pass (name, adapter) pairs")
-    split = split_for_gate(source, target, validation_share, seed)
+    split = split_for_gate(source, target, validation_share, seed, stratify=not is_regressor(champion))
     event = DriftInfo(0, 0, 1.0, source.feature_names)
     challengers = []
     with tempfile.TemporaryDirectory(prefix="driftd-adapt-") as scratch:
@@ -110,7 +111,7 @@ def adapt(champion: Model, source: Domain, target: Domain, adapters: Sequence[Ad
                 result, error = None, str(failure)
             challengers.append(Challenger(name, result, error, time.perf_counter() - started))
     decision = gate(champion, [(c.name, c.result) for c in challengers], split, seed, min_target_labels,
-                    decisive_target_labels)
+                    decisive_target_labels, regression_loss)
     if decision is None:
         return Decision(None, champion, challengers, "no adaptation promoted: no challenger for the gate to judge",
                         False, split)

@@ -1,6 +1,7 @@
 """Models the adapters work on: a small common face over scikit-learn estimators and torch modules.
 
-A model answers ``predict_proba(X)`` over its ``classes``. Adapters wrap the current model with a
+A classifier answers ``predict_proba(X)`` over its ``classes``; a regressor (``task ==
+"regression"``, no classes) answers ``predict(X)`` with numbers. Adapters wrap the current model with a
 feature map or a prior correction (``AdaptedModel``), or retrain it (``refit``). ``save`` writes a
 model version as a folder with a ``manifest.json``; ``monitor.daemon.model_versions`` reads it back.
 """
@@ -51,11 +52,18 @@ class AffineMap:
 
 
 class Model:
-    """A classifier over ``classes``; subclasses wrap a concrete library."""
+    """A classifier over ``classes`` (or a regressor); subclasses wrap a concrete library."""
 
     #: The loader that reads this model's files back (``driftd_model_loaders`` name).
     loader: str = ""
     classes: np.ndarray
+    #: "classification" or "regression" (``predict`` returns numbers and there are no classes).
+    task: str = "classification"
+
+    @property
+    def is_regressor(self) -> bool:
+        """Whether the model predicts numbers rather than classes."""
+        return is_regressor(self)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, one row per input row, columns in ``classes`` order."""
@@ -111,6 +119,46 @@ class SklearnModel(Model):
         return {"loader": self.loader, "file": path.name, "options": {}}
 
 
+class SklearnRegressor(Model):
+    """A fitted scikit-learn regressor (anything with ``predict`` and no ``predict_proba``)."""
+
+    loader = "sklearn"
+    task = "regression"
+
+    def __init__(self, estimator: Any) -> None:
+        if not callable(getattr(estimator, "predict", None)):
+            raise ModelLoadError(f"{type(estimator).__name__} is not a fitted estimator with predict")
+        self.estimator = estimator
+        self.classes = np.empty(0)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """A regressor has no class probabilities."""
+        raise ModelLoadError(f"{type(self.estimator).__name__} is a regressor: it has no class probabilities")
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The estimator's predictions, as floats."""
+        return np.asarray(self.estimator.predict(features), dtype=float).reshape(len(features))
+
+    def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
+        """Clone the estimator's settings and fit it on these rows with these weights."""
+        from sklearn.base import clone
+
+        fresh = clone(self.estimator)
+        fresh.fit(features, np.asarray(labels, dtype=float), sample_weight=sample_weight)
+        return SklearnRegressor(fresh)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Pickle the estimator into ``model.pkl`` (readable by this user only)."""
+        return SklearnModel.save(self, directory)  # type: ignore[arg-type]
+
+
+def sklearn_model(estimator: Any) -> Model:
+    """A classifier (``predict_proba`` and ``classes_``) or else a regressor, by what the estimator has."""
+    if callable(getattr(estimator, "predict_proba", None)) and hasattr(estimator, "classes_"):
+        return SklearnModel(estimator)
+    return SklearnRegressor(estimator)
+
+
 class TorchModel(Model):
     """A torch module that returns class logits; built by ``factory`` and loaded from a state dict."""
 
@@ -163,6 +211,15 @@ class AdaptedModel(Model):
         self.prior_ratios = None if prior_ratios is None else np.asarray(prior_ratios, dtype=float)
         self.classes = base.classes
         self.loader = base.loader
+        self.task = getattr(base, "task", "classification")
+        if self.is_regressor and self.prior_ratios is not None:
+            raise ModelLoadError("a regression model has no classes to correct the priors of")
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The base model's prediction on mapped inputs (classes: the most probable after the correction)."""
+        if not self.is_regressor:
+            return super().predict(features)
+        return self.base.predict(features if self.input_map is None else self.input_map(features))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """The base model's probabilities on mapped inputs, re-weighted by the prior ratios."""
@@ -190,6 +247,11 @@ class AdaptedModel(Model):
         if self.prior_ratios is not None:
             entry["prior_ratios"] = self.prior_ratios.tolist()
         return entry
+
+
+def is_regressor(model: object) -> bool:
+    """Whether a model (or a duck-typed one without ``task``: a classifier) predicts numbers."""
+    return getattr(model, "task", "classification") == "regression"
 
 
 def unwrap(model: Model) -> tuple[Model, AffineMap | None, np.ndarray | None]:
@@ -238,8 +300,8 @@ def load_pickle(path: Path) -> Any:
 
 
 def load_sklearn(path: Path, options: Mapping[str, Any]) -> Model:
-    """A scikit-learn classifier from a pickle or joblib file."""
-    return SklearnModel(load_pickle(path))
+    """A scikit-learn classifier or regressor from a pickle or joblib file."""
+    return sklearn_model(load_pickle(path))
 
 
 def load_torch(path: Path, options: Mapping[str, Any]) -> Model:

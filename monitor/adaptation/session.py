@@ -15,6 +15,7 @@ from monitor.adaptation.model import Model
 VALIDATION_SHARE = 0.3
 MIN_TARGET_LABELS = 30
 DECISIVE_TARGET_LABELS = 200
+REGRESSION_LOSS = "squared_error"
 
 
 def adapter_context(monitor: str, event: DriftInfo, split: GateSplit | None, target: Domain, champion: Model | None,
@@ -38,10 +39,11 @@ def judged(candidates: Sequence[tuple[str, AdaptationResult | None]]) -> list[tu
 
 def gate(champion: Model | None, candidates: Sequence[tuple[str, AdaptationResult | None]], split: GateSplit | None,
          seed: int, min_target_labels: int = MIN_TARGET_LABELS,
-         decisive_target_labels: int = DECISIVE_TARGET_LABELS) -> GateDecision | None:
+         decisive_target_labels: int = DECISIVE_TARGET_LABELS,
+         regression_loss: str = REGRESSION_LOSS) -> GateDecision | None:
     """The gate's decision over the judged candidates (None when there is nothing to judge)."""
     chosen = judged(candidates)
     if not chosen or champion is None or split is None:
         return None
     return judge(champion, chosen, split, seed=seed, min_target_labels=min_target_labels,
-                 decisive_target_labels=decisive_target_labels)
+                 decisive_target_labels=decisive_target_labels, regression_loss=regression_loss)

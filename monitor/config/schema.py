@@ -274,6 +274,8 @@ class AdaptationConfig(_Strict):
                                                "label-free validator applies (below it they only veto)")
     decisive_target_labels: int = Field(200, ge=1, le=MAX_ROWS,
                                         description="held-out target labels from which they alone decide")
+    regression_loss: Literal["squared_error", "absolute_error"] = Field(
+        "squared_error", description="the per-row loss the gate compares regression models by")
     promote: bool = Field(True, description="promote the gate's winner as a new model version")
     keep_rejected: bool = Field(False, description="write challengers that are not promoted to "
                                                    "store/<monitor>/rejected-<run id> for inspection")

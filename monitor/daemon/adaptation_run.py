@@ -22,7 +22,7 @@ from monitor.adaptation.contract import (
     DriftInfo,
 )
 from monitor.adaptation.gate import GateDecision, GateSplit, split_for_gate
-from monitor.adaptation.model import Model, ModelLoadError
+from monitor.adaptation.model import Model, ModelLoadError, is_regressor
 from monitor.adaptation.session import adapter_context, gate
 from monitor.config import EXTERNAL_ADAPTERS, AdapterConfig, MonitorConfig
 from monitor.daemon.model_versions import ModelStore, point_current
@@ -82,7 +82,9 @@ class EventAdaptation:
                 self._finish(attempt, "failed", f"cannot adapt: {error}")
             log.error("monitor %s: drift event %d cannot be adapted: %s", name, event.id, error)
             return
-        split = split_for_gate(source, target, self.settings.validation_share, self.settings.seed) if source else None
+        stratify = champion is None or not is_regressor(champion)
+        split = split_for_gate(source, target, self.settings.validation_share, self.settings.seed,
+                               stratify) if source else None
         info = DriftInfo(event.id, event.window_seq, event.drift_share, tuple(event.features),
                          tuple(self.config.measures))
         with tempfile.TemporaryDirectory(prefix=f"driftd-adapt-{name}-") as workdir:
@@ -197,7 +199,8 @@ class EventAdaptation:
 
     def _judge(self, attempts: list[Attempt], champion: Model | None, split: GateSplit | None) -> GateDecision | None:
         decision = gate(champion, [(attempt.run.adapter, attempt.result) for attempt in attempts], split,
-                        self.settings.seed, self.settings.min_target_labels, self.settings.decisive_target_labels)
+                        self.settings.seed, self.settings.min_target_labels, self.settings.decisive_target_labels,
+                        self.settings.regression_loss)
         if decision is not None:
             log.info("monitor %s: gate: %s", self.config.name, decision.reason)
         return decision
@@ -326,6 +329,15 @@ def _as_classes(values: np.ndarray, labelled: np.ndarray, model: Model | None) -
     """Labels in the dtype of the model's classes (a CSV may read 1 as 1.0 or "1")."""
     if model is None:
         return values
+    if is_regressor(model):
+        numbers = np.full(len(values), np.nan)
+        for index, (value, known) in enumerate(zip(values, labelled)):
+            try:
+                numbers[index] = float(value) if known else np.nan
+            except (TypeError, ValueError):
+                pass
+        labelled &= np.isfinite(numbers)
+        return np.where(labelled, numbers, 0.0)
     dtype = model.classes.dtype
     converted = np.empty(len(values), dtype=dtype)
     fill = model.classes[0]

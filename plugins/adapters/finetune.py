@@ -215,7 +215,9 @@ def _torch_parts(model: Model) -> tuple[TorchModel, AffineMap | None, np.ndarray
     """The torch model inside ``model`` with its input map and prior ratios."""
     base, input_map, prior_ratios = unwrap(model)
     if not isinstance(base, TorchModel):
-        raise AdapterError(f"finetune needs a torch model, the monitor's model is a {type(base).__name__}")
+        raise AdapterError(f"finetune needs a torch model (loader: torch), the monitor's model is a "
+                           f"{type(base).__name__}: retrain it on the target labels outside driftd, or use "
+                           f"importance_weighting / feature_alignment, which retrain or wrap any model")
     return base, input_map, prior_ratios
 
 
