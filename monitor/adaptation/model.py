@@ -164,11 +164,13 @@ class TorchModel(Model):
 
     loader = "torch"
 
-    def __init__(self, module: Any, classes: Any, factory: str, factory_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, module: Any, classes: Any, factory: str, factory_options: Mapping[str, Any] | None = None,
+                 refit_options: Mapping[str, Any] | None = None) -> None:
         self.module = module
         self.classes = np.asarray(classes)
         self.factory = factory
         self.factory_options = dict(factory_options or {})
+        self.refit_options = dict(refit_options or {})
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Softmax of the module's logits, computed without gradients."""
@@ -178,6 +180,38 @@ class TorchModel(Model):
         with torch.no_grad():
             logits = self.module(torch.as_tensor(np.asarray(features), dtype=torch.float32))
             return torch.softmax(logits, dim=1).double().numpy()
+
+    def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
+        """A fresh module from the factory, trained on these rows with weighted cross-entropy (Adam).
+
+        The loader's ``refit`` options set ``epochs`` (30), ``lr`` (0.01), ``batch_size`` (64), ``seed`` (0)."""
+        import torch
+
+        settings = {"epochs": 30, "lr": 1e-2, "batch_size": 64, "seed": 0, **self.refit_options}
+        lookup = {value: index for index, value in enumerate(self.classes.tolist())}
+        try:
+            target = torch.as_tensor([lookup[value] for value in np.asarray(labels).tolist()])
+        except KeyError as error:
+            raise ModelLoadError(f"label {error.args[0]!r} is not among the model's classes "
+                                 f"{self.classes.tolist()}") from None
+        weights = torch.as_tensor(np.ones(len(target)) if sample_weight is None else sample_weight,
+                                  dtype=torch.float32)
+        inputs = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(settings["seed"]))
+            module = call_factory(self.factory, self.factory_options)
+            optimizer = torch.optim.Adam(module.parameters(), lr=float(settings["lr"]))
+            generator = torch.Generator().manual_seed(int(settings["seed"]))
+            module.train()
+            for _ in range(int(settings["epochs"])):
+                for batch in torch.randperm(len(target), generator=generator).split(int(settings["batch_size"])):
+                    losses = torch.nn.functional.cross_entropy(module(inputs[batch]), target[batch], reduction="none")
+                    loss = (losses * weights[batch]).sum() / weights[batch].sum().clamp_min(1e-12)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+        module.eval()
+        return TorchModel(module, self.classes, self.factory, self.factory_options, self.refit_options)
 
     def embed(self, features: np.ndarray) -> np.ndarray | None:
         """The module's ``embed`` output, when the module has one."""
@@ -199,6 +233,7 @@ class TorchModel(Model):
             torch.save(self.module.state_dict(), handle)
         return {"loader": self.loader, "file": path.name,
                 "options": {"factory": self.factory, "factory_options": self.factory_options,
+                            "refit": self.refit_options,
                             "classes": self.classes.tolist()}}
 
 
@@ -317,7 +352,7 @@ def load_torch(path: Path, options: Mapping[str, Any]) -> Model:
         module.load_state_dict(state)
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"{path}: cannot load the torch state dict: {type(error).__name__}: {error}") from None
-    return TorchModel(module, classes, str(factory), options.get("factory_options") or {})
+    return TorchModel(module, classes, str(factory), options.get("factory_options") or {}, options.get("refit") or {})
 
 
 def write_manifest(directory: Path, entry: Mapping[str, Any]) -> None:

@@ -160,7 +160,7 @@ class Finetune(Adapter):
             log_prior = _log_prior(prior_ratios, len(base.classes))
             training = _train(gated, data, log_prior, self.config, ctx, torch.Generator().manual_seed(seed))
         gated.eval()
-        challenger: Model = TorchModel(gated, base.classes, factory, factory_options)
+        challenger: Model = TorchModel(gated, base.classes, factory, factory_options, base.refit_options)
         if input_map is not None or prior_ratios is not None:
             challenger = AdaptedModel(challenger, input_map, prior_ratios)
         ctx.log.info("finetune: %d epochs, best validation loss %.4f (was %.4f)",
