@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.adapters.webhook",
     "plugins.adapters.command",
     "plugins.adapters.rebaseline",
+    "plugins.adapters.augmentation",
     "plugins.notifiers.http",
     "plugins.notifiers.alertmanager",
     "plugins.notifiers.email",

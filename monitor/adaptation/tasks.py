@@ -10,7 +10,9 @@ correlated covariance, so p(y|x) is smooth but not exactly linear. The target di
                       recalibration), labels travel with the rows; the target leaves the source support;
 * ``subspace_flip`` - labels change class in a half-space of the features (p(y|x) changes where no
                       label-free method can see it), plus a mild covariate shift so drift is detected;
-* ``none``          - no shift: the target is drawn like the source (nothing should be promoted).
+* ``none``          - no shift: the target is drawn like the source (nothing should be promoted);
+* ``swap``          - two sensors swapped: the first two features trade columns (standardised to the same
+                      scale, so each column's marginal barely moves), labels travel with the rows.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import numpy as np
 
 from monitor.adaptation.contract import Domain
 
-Kind = Literal["covariate", "label", "affine", "subspace_flip", "none"]
-KINDS: tuple[Kind, ...] = ("covariate", "label", "affine", "subspace_flip", "none")
+Kind = Literal["covariate", "label", "affine", "subspace_flip", "none", "swap"]
+KINDS: tuple[Kind, ...] = ("covariate", "label", "affine", "subspace_flip", "none", "swap")
 
 #: Distance of the class centres from the origin, in units of the noise scale.
 _SEPARATION = 1.35
@@ -143,9 +145,18 @@ def _none(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tuple[np.nd
     return x, y, "no shift: the target is drawn like the source"
 
 
+def _swap(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    x, y = mixture.sample(rows, rng)
+    scale = np.sqrt(np.diag(mixture.chol @ mixture.chol.T))
+    z = x[:, :2] / scale[:2]
+    x = x.copy()
+    x[:, 0], x[:, 1] = z[:, 1] * scale[0], z[:, 0] * scale[1]
+    return x, y, "sensors swapped: the first two features trade columns (rescaled), labels travel with the rows"
+
+
 _SHIFTS: dict[str, Callable[[_Mixture, int, np.random.Generator], tuple[np.ndarray, np.ndarray, str]]] = {
     "covariate": _covariate, "label": _label, "affine": _affine, "subspace_flip": _subspace_flip,
-    "none": _none}
+    "none": _none, "swap": _swap}
 
 
 RegressionKind = Literal["covariate", "affine", "none"]
