@@ -419,10 +419,15 @@ def _scores(model: Model, champion_correct: np.ndarray, evidence: _Evidence, z: 
     """Estimated accuracies, the paired gain and its noise (z × standard error), and the checks."""
     assert evidence.weights is not None
     control = evidence.validator == "dev"
-    champion_estimate, _ = _weighted_mean(champion_correct, evidence.weights, control, evidence.strata)
-    gain, error = _weighted_mean(_correct(model, evidence) - champion_correct, evidence.weights, control,
-                                 evidence.strata)
-    return {"estimate": champion_estimate + gain, "champion_estimate": champion_estimate, "gain": gain,
+    champion_estimate, champion_error = _weighted_mean(champion_correct, evidence.weights, control, evidence.strata)
+    correct = _correct(model, evidence)
+    _, own_error = _weighted_mean(correct, evidence.weights, control, evidence.strata)
+    gain, error = _weighted_mean(correct - champion_correct, evidence.weights, control, evidence.strata)
+    estimate = champion_estimate + gain
+    # ± z standard errors, valid under the hypothesis the estimates rest on (label-free: not a guarantee)
+    return {"estimate": estimate, "estimate_low": estimate - z * own_error, "estimate_high": estimate + z * own_error,
+            "champion_estimate": champion_estimate, "champion_estimate_low": champion_estimate - z * champion_error,
+            "champion_estimate_high": champion_estimate + z * champion_error, "gain": gain,
             "noise": z * error, "validator": evidence.validator, "hypothesis": evidence.hypothesis,
             **evidence.checks}
 

@@ -381,3 +381,23 @@ def test_a_gain_below_one_point_is_not_promoted(kind: str, n_classes: int, seed:
     scores = outcome.decision.verdicts[2].scores
     assert 0 < scores["gain"] < 0.01 and scores["gain"] > scores["noise"] * 0.75
     assert outcome.chosen is None, outcome.decision.reason
+
+
+def test_estimate_intervals_cover_the_truth_where_the_hypothesis_holds() -> None:
+    """± two standard errors around each label-free estimate: they cover the true target accuracy in most cases
+    where a label-free hypothesis holds (measured: 133 of 144). Under a change of p(y|x) inside the support
+    (subspace flip, swapped sensors) they do not, and cannot: that is why nothing is promoted there."""
+    covered = total = 0
+    for kind in ("covariate", "label", "affine", "none"):
+        for n_classes, seed in CASES:
+            outcome = label_free(kind, n_classes, seed)
+            for (name, _), verdict in zip(outcome.candidates, outcome.decision.verdicts):
+                scores = verdict.scores
+                if "estimate_low" not in scores:
+                    continue
+                assert scores["estimate_low"] <= scores["estimate"] <= scores["estimate_high"]
+                covered += scores["estimate_low"] <= outcome.accuracy[name] <= scores["estimate_high"]
+                covered += scores["champion_estimate_low"] <= outcome.champion_accuracy <= \
+                    scores["champion_estimate_high"]
+                total += 2
+    assert total >= 100 and covered / total >= 0.85
