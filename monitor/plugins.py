@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.adapters.command",
     "plugins.adapters.rebaseline",
     "plugins.adapters.augmentation",
+    "plugins.adapters.ensemble",
     "plugins.notifiers.http",
     "plugins.notifiers.alertmanager",
     "plugins.notifiers.email",

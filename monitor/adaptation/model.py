@@ -284,6 +284,39 @@ class AdaptedModel(Model):
         return entry
 
 
+class EnsembleModel(Model):
+    """A weighted average of models' class probabilities (or of regressors' predictions)."""
+
+    loader = "ensemble"
+
+    def __init__(self, members: list[Model], weights: Any) -> None:
+        if not members or len(members) != len(weights):
+            raise ModelLoadError(f"an ensemble needs one weight per member (got {len(members)} and {len(weights)})")
+        self.members = list(members)
+        self.weights = np.asarray(weights, dtype=float) / float(np.sum(weights))
+        self.classes = members[0].classes
+        self.task = getattr(members[0], "task", "classification")
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """The weighted mean of the members' probabilities."""
+        return sum(weight * member.predict_proba(features) for weight, member in zip(self.weights, self.members))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The most probable class (a regressor: the weighted mean prediction)."""
+        if not self.is_regressor:
+            return super().predict(features)
+        return sum(weight * member.predict(features) for weight, member in zip(self.weights, self.members))
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Each member in ``member-<i>/`` with its manifest entry; the weights in this one."""
+        entries = []
+        for index, member in enumerate(self.members):
+            folder = directory / f"member-{index}"
+            folder.mkdir(mode=0o700)
+            entries.append({"folder": folder.name, **member.save(folder)})
+        return {"loader": self.loader, "members": entries, "weights": self.weights.tolist()}
+
+
 def is_regressor(model: object) -> bool:
     """Whether a model (or a duck-typed one without ``task``: a classifier) predicts numbers."""
     return getattr(model, "task", "classification") == "regression"
