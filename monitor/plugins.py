@@ -36,6 +36,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.adapters.webhook",
     "plugins.adapters.command",
     "plugins.adapters.rebaseline",
+    "plugins.adapters.augmentation",
+    "plugins.adapters.ensemble",
     "plugins.notifiers.http",
     "plugins.notifiers.alertmanager",
     "plugins.notifiers.email",

@@ -3,34 +3,57 @@
 The current model (the champion, "no adaptation") is always the baseline. Every challenger and
 the champion are scored on the same held-out rows under one validator, and a challenger passes
 when its estimated accuracy gain over the champion exceeds z standard errors of the paired
-per-row difference (and 0). Of those that pass, the one with the highest estimate wins.
+per-row difference and ``MIN_GAIN`` (one point: a new model version is not worth a smaller
+gain, and a gain that small is within the validators' bias). Of those that pass, the one with the highest estimate wins.
 
-The validator follows the shift hypothesis the evidence supports, not each adapter's own
-assumption: an estimator that is right under a hypothesis is right for every model under it, so
-all candidates are compared on one footing, and only the feature-map remedies are additionally
-ruled out when the target lies within the source support. In order:
+Regressors are judged the same way on the negated per-row loss (``regression_loss``: squared or
+absolute error) instead of 0/1 correctness, so estimates are -MSE (or -MAE) and a gain is the
+loss removed; the minimum gain is 1% of the champion's loss; the label-shift hypothesis (class
+priors) does not apply to them, and the held-out split is not stratified.
 
-1. Held-out target labels (at least ``min_target_labels``): they decide, by paired accuracy on them.
-2. Without them, the gate asks which shift hypothesis the unlabelled target supports, using a
-   cross-fitted domain classifier between the source and the target (on ``champion.embed(x)``
-   where the model has a representation, else on the raw features):
+Target labels and label-free evidence combine by one rule: **a few labels may only help, many
+labels decide.** With n held-out target labels:
 
-   * in support - at most 10% of target rows look off the source support (called target with
-     balanced probability > 0.95). Then feature maps are rejected (Occam: the target lies within
-     the source domain; a map would move live rows off their labels), and
-       - label shift, when re-weighting the source classes by q(y)/p(y) (q from calibrated EM on
-         the champion's posteriors) makes the source indistinguishable from the target (AUC within
-         max(4 null standard errors, 0.03) of 0.5, and at least 0.03 below the unweighted AUC):
-         estimates are Σ_y q_y·acc_y on the held-out source rows, with a per-class (stratified) error;
-       - covariate shift otherwise: importance-weighted validation (Sugiyama et al. 2007) with
-         w = p_t/p_s and the Deep Embedded Validation control variate (You et al. 2019,
-         η = -Cov(w·l, w)/Var(w)), provided the weights keep an effective sample share of 5%;
-   * off support - only a map can explain the target: the map hypothesis holds when the mapped
-     target T_inv(target) is indistinguishable from the source (AUC ≤ 0.6), for the best of the
-     candidates' maps and the current model's own input map. Then every model is scored at
-     T_fwd(x_val) with the labels y_val, weighted by the remaining density ratio between the
-     mapped target and the source (DEV again);
-   * otherwise no label-free hypothesis explains the target.
+* n ≥ ``decisive_target_labels`` (200): the labels alone decide, by paired accuracy on them;
+* otherwise the label-free validator below chooses, and the held-out labels are a paired check
+  on every challenger it passes: one that the labels show to be significantly worse than the
+  champion (one-sided exact McNemar test on the rows where the two disagree, p < ``VETO_ALPHA``;
+  for a regressor a one-sided paired t-test on the per-row losses) is vetoed; one they do not is confirmed, with their gain and p recorded in its scores. With
+  30 held-out labels two standard errors of a paired difference are 7-29 points, so the labels
+  could not promote on their own what the label-free validator shows; they can catch a label-free
+  choice that is clearly wrong (a map applied where the old concept still holds);
+* where no label-free validator applies (see below), at least ``min_target_labels`` held-out
+  labels decide alone, and so do they for challengers that assume labels (fine-tuning).
+
+What is guaranteed: with target labels, nothing the labels show to be significantly worse is
+promoted. What is not: without target labels, a label-free promotion rests on the shift
+hypothesis the unlabelled target supports; if p(y|x) changed in a way that leaves the inputs
+explained by that hypothesis (rows moved by a sensor change while the old labelling still holds
+where they landed), a worse model can be promoted and only target labels can tell.
+
+The label-free validator follows the shift hypothesis the evidence supports, not each adapter's
+own assumption: an estimator that is right under a hypothesis is right for every model under it,
+so all candidates are compared on one footing, and only the feature-map remedies are additionally
+ruled out when the target lies within the source support. It asks which shift hypothesis the
+unlabelled target supports, using a cross-fitted domain classifier between the source and the
+target (on ``champion.embed(x)`` where the model has a representation, else on the raw features):
+
+* in support - at most 10% of target rows look off the source support (called target with
+  balanced probability > 0.95). Then feature maps are rejected (Occam: the target lies within
+  the source domain; a map would move live rows off their labels), and
+    - label shift, when re-weighting the source classes by q(y)/p(y) (q from calibrated EM on
+      the champion's posteriors) makes the source indistinguishable from the target (AUC within
+      max(4 null standard errors, 0.03) of 0.5, and at least 0.03 below the unweighted AUC):
+      estimates are Σ_y q_y·acc_y on the held-out source rows, with a per-class (stratified) error;
+    - covariate shift otherwise: importance-weighted validation (Sugiyama et al. 2007) with
+      w = p_t/p_s and the Deep Embedded Validation control variate (You et al. 2019,
+      η = -Cov(w·l, w)/Var(w)), provided the weights keep an effective sample share of 5%;
+* off support - only a map can explain the target: the map hypothesis holds when the mapped
+  target T_inv(target) is indistinguishable from the source (AUC ≤ 0.6), for the best of the
+  candidates' maps and the current model's own input map. Then every model is scored at
+  T_fwd(x_val) with the labels y_val, weighted by the remaining density ratio between the
+  mapped target and the source (DEV again);
+* otherwise no label-free hypothesis explains the target.
 
 Nothing promoted without target labels means label-free evidence cannot decide (p(y|x) may have
 changed where no label-free method can see it): ``needs_labels`` is set and the reason says that
@@ -46,7 +69,7 @@ import numpy as np
 
 from monitor.adaptation import density
 from monitor.adaptation.contract import AdaptationResult, Domain
-from monitor.adaptation.model import AffineMap, Model, unwrap
+from monitor.adaptation.model import AffineMap, Model, is_regressor, unwrap
 
 #: Confidence above which the domain classifier's call that a target row is target means off support.
 OFF_SUPPORT_CONFIDENCE = 0.95
@@ -65,6 +88,12 @@ LABEL_AUC_DROP = 0.03
 MIN_ESS_SHARE = 0.05
 #: Density-ratio cross-fitting folds.
 FOLDS = 5
+#: The smallest estimated accuracy gain a challenger is promoted for.
+MIN_GAIN = 0.01
+#: The gate's per-row measures: accuracy for classifiers, the negated loss for regressors.
+LOSSES = ("squared_error", "absolute_error")
+#: Held-out target labels veto a label-free choice when its harm is significant at this level (one-sided).
+VETO_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -110,6 +139,7 @@ class _Evidence:
     strata: np.ndarray | None = None
     checks: dict[str, float | str] = field(default_factory=dict)
     map_aucs: dict[int, float] = field(default_factory=dict)
+    loss: str = "accuracy"
 
     @property
     def usable(self) -> bool:
@@ -117,13 +147,15 @@ class _Evidence:
         return self.rows is not None
 
 
-def split_for_gate(source: Domain, target: Domain, validation_share: float, seed: int) -> GateSplit:
-    """Hold out a share of the labelled source rows (per class) and of the labelled target rows."""
+def split_for_gate(source: Domain, target: Domain, validation_share: float, seed: int,
+                   stratify: bool = True) -> GateSplit:
+    """Hold out a share of the labelled source rows (per class, unless not ``stratify``: regression) and of the
+    labelled target rows."""
     if not 0.0 < validation_share < 1.0:
         raise ValueError(f"validation_share must be between 0 and 1 (got {validation_share})")
     rng = np.random.default_rng(seed)
-    source_held = _stratified_pick(source, validation_share, rng)
-    target_held = _stratified_pick(target, validation_share, rng)
+    source_held = _stratified_pick(source, validation_share, rng, stratify)
+    target_held = _stratified_pick(target, validation_share, rng, stratify)
     source_kept = np.setdiff1d(np.arange(source.rows), source_held)
     masked = None if target.labelled is None else target.labelled.copy()
     if masked is not None:
@@ -133,26 +165,82 @@ def split_for_gate(source: Domain, target: Domain, validation_share: float, seed
 
 
 def judge(champion: Model, candidates: Sequence[tuple[str, AdaptationResult]], split: GateSplit, seed: int = 0,
-          z: float = 2.0, min_target_labels: int = 30) -> GateDecision:
+          z: float = 2.0, min_target_labels: int = 30, decisive_target_labels: int = 200,
+          regression_loss: str = "squared_error") -> GateDecision:
     """Judge each candidate against the champion; fill their ``passed``/``scores``/``reason``."""
-    if split.target_val.labelled_rows >= min_target_labels:
-        evidence = _target_label_evidence(split.target_val)
+    if regression_loss not in LOSSES:
+        raise ValueError(f"regression_loss must be one of {', '.join(LOSSES)} (got {regression_loss!r})")
+    loss = regression_loss if is_regressor(champion) else "accuracy"
+    held = split.target_val.labelled_rows
+    labels = _target_label_evidence(split.target_val) if held else None
+    if labels is not None and held >= decisive_target_labels:
+        evidence = labels
     else:
         evidence = _label_free_evidence(champion, candidates, split, seed)
-    champion_correct = _correct(champion, evidence) if evidence.usable else None
-    verdicts = [_verdict(index, name, result, champion_correct, evidence, z, min_target_labels)
-                for index, (name, result) in enumerate(candidates)]
+        if not evidence.usable and labels is not None and held >= min_target_labels:
+            evidence = labels
+    for chosen in (evidence, labels):
+        if chosen is not None:
+            chosen.loss = loss
+    corrects: dict[int, np.ndarray | None] = {}
+
+    def champion_correct(chosen: _Evidence) -> np.ndarray | None:
+        if id(chosen) not in corrects:
+            corrects[id(chosen)] = _correct(champion, chosen) if chosen.usable else None
+        return corrects[id(chosen)]
+
+    verdicts = []
+    for index, (name, result) in enumerate(candidates):
+        own = labels if (result.assumption == "labels" and labels is not None and held >= min_target_labels) \
+            else evidence
+        verdict = _verdict(index, name, result, champion_correct(own), own, z, min_target_labels)
+        if verdict.passed and own is not labels and labels is not None and result.model is not None:
+            verdict = _label_check(verdict, result.model, champion_correct(labels), labels)
+        verdicts.append(verdict)
     for (_, result), verdict in zip(candidates, verdicts):
         if result.assumption != "none":
             result.passed, result.scores, result.reason = verdict.passed, dict(verdict.scores), verdict.reason
     return _decide(verdicts, evidence, split)
 
 
-def _stratified_pick(domain: Domain, share: float, rng: np.random.Generator) -> np.ndarray:
-    """Indices of about ``share`` of the labelled rows, drawn class by class."""
+def _label_check(verdict: Verdict, model: Model, champion_correct: np.ndarray | None,
+                 labels: _Evidence) -> Verdict:
+    """Held-out target labels as a paired check of a label-free pass: veto on significant harm, else confirm."""
+    assert champion_correct is not None
+    correct = _correct(model, labels)
+    p_harm = _p_harm(correct, champion_correct, labels.loss)
+    gain = float(np.mean(correct - champion_correct))
+    scores = {**verdict.scores, "label_rows": float(len(correct)), "label_gain": gain, "label_p_harm": p_harm}
+    check = f"{len(correct)} held-out target labels: gain {gain:+.3f}, one-sided p of harm {p_harm:.3f}"
+    if p_harm < VETO_ALPHA:
+        scores["label_check"] = "vetoed"
+        return Verdict(verdict.name, False, scores, f"rejected: vetoed by {check} < {VETO_ALPHA} (the label-free "
+                                                    f"estimate was {float(verdict.scores['gain']):+.3f})")
+    scores["label_check"] = "confirmed"
+    return Verdict(verdict.name, True, scores, f"{verdict.reason}; not contradicted by {check}")
+
+
+def _p_harm(utility: np.ndarray, champion_utility: np.ndarray, loss: str) -> float:
+    """One-sided p that the challenger is worse: exact McNemar (accuracy) or a paired t-test (a loss)."""
+    from scipy.stats import binomtest, ttest_1samp  # scipy.stats costs a second at import; only a check needs it
+
+    if loss == "accuracy":  # among the rows where the two disagree, does the champion win more often?
+        worse = int(np.sum((champion_utility == 1) & (utility == 0)))
+        better = int(np.sum((champion_utility == 0) & (utility == 1)))
+        return float(binomtest(worse, worse + better, 0.5, alternative="greater").pvalue) if worse + better else 1.0
+    difference = utility - champion_utility
+    if len(difference) < 2 or np.ptp(difference) == 0:
+        return 0.0 if len(difference) and difference[0] < 0 else 1.0
+    return float(ttest_1samp(difference, 0.0, alternative="less").pvalue)
+
+
+def _stratified_pick(domain: Domain, share: float, rng: np.random.Generator, stratify: bool = True) -> np.ndarray:
+    """Indices of about ``share`` of the labelled rows, drawn class by class (or all at once)."""
     if domain.labels is None or domain.labelled is None:
         return np.zeros(0, dtype=int)
     labelled = np.flatnonzero(domain.labelled)
+    if not stratify:
+        return np.sort(rng.permutation(labelled)[: int(round(share * len(labelled)))])
     picked = []
     for value in np.unique(domain.labels[labelled]):
         rows = rng.permutation(labelled[domain.labels[labelled] == value])
@@ -225,6 +313,8 @@ def _in_support_evidence(champion: Model, split: GateSplit, val: Domain, space: 
 def _label_shift_evidence(champion: Model, split: GateSplit, val: Domain, space: _Space, raw: density.DomainFit,
                           seed: int, checks: dict[str, float | str]) -> _Evidence | None:
     """The label-shift validator when re-weighting the source classes explains the target, else None."""
+    if is_regressor(champion):
+        return None
     train = split.source_train.with_labels()
     features = np.vstack([val.features, train.features])
     index = _class_index(champion.classes, np.concatenate([val.labels, train.labels]))
@@ -286,9 +376,14 @@ def _class_index(classes: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
 
 
 def _correct(model: Model, evidence: _Evidence) -> np.ndarray:
-    """1 where the model predicts the evidence rows' labels, else 0."""
+    """Each evidence row's utility (higher is better): 1 where a classifier is right, else 0; a regressor's
+    negated squared or absolute error."""
     assert evidence.rows is not None and evidence.labels is not None
-    return (model.predict(evidence.rows) == evidence.labels).astype(float)
+    predicted = model.predict(evidence.rows)
+    if evidence.loss == "accuracy":
+        return (predicted == evidence.labels).astype(float)
+    error = np.asarray(predicted, dtype=float) - np.asarray(evidence.labels, dtype=float)
+    return -(error**2) if evidence.loss == "squared_error" else -np.abs(error)
 
 
 def _verdict(index: int, name: str, result: AdaptationResult, champion_correct: np.ndarray | None,
@@ -311,20 +406,28 @@ def _verdict(index: int, name: str, result: AdaptationResult, champion_correct: 
     if result.assumption == "map" and evidence.hypothesis in ("covariate", "label"):
         return Verdict(name, False, scores, "rejected: the target lies within the source domain; "
                                             "a map would move live rows off their labels")
-    if gain > max(noise, 0.0):
+    # a classifier must gain a point of accuracy; a regressor 1% of its loss
+    least = MIN_GAIN if evidence.loss == "accuracy" else MIN_GAIN * abs(float(scores["champion_estimate"]))
+    scores["loss"] = evidence.loss
+    if gain > max(noise, least):
         return Verdict(name, True, scores, f"passed: gain {gain:+.3f} exceeds the noise {noise:.3f} {evidence.summary}")
     return Verdict(name, False, scores, f"rejected: gain {gain:+.3f} does not exceed the noise {noise:.3f} "
-                                        f"{evidence.summary}")
+                                        f"(or {least:.3g}) {evidence.summary}")
 
 
 def _scores(model: Model, champion_correct: np.ndarray, evidence: _Evidence, z: float) -> dict[str, float | str]:
     """Estimated accuracies, the paired gain and its noise (z × standard error), and the checks."""
     assert evidence.weights is not None
     control = evidence.validator == "dev"
-    champion_estimate, _ = _weighted_mean(champion_correct, evidence.weights, control, evidence.strata)
-    gain, error = _weighted_mean(_correct(model, evidence) - champion_correct, evidence.weights, control,
-                                 evidence.strata)
-    return {"estimate": champion_estimate + gain, "champion_estimate": champion_estimate, "gain": gain,
+    champion_estimate, champion_error = _weighted_mean(champion_correct, evidence.weights, control, evidence.strata)
+    correct = _correct(model, evidence)
+    _, own_error = _weighted_mean(correct, evidence.weights, control, evidence.strata)
+    gain, error = _weighted_mean(correct - champion_correct, evidence.weights, control, evidence.strata)
+    estimate = champion_estimate + gain
+    # ± z standard errors, valid under the hypothesis the estimates rest on (label-free: not a guarantee)
+    return {"estimate": estimate, "estimate_low": estimate - z * own_error, "estimate_high": estimate + z * own_error,
+            "champion_estimate": champion_estimate, "champion_estimate_low": champion_estimate - z * champion_error,
+            "champion_estimate_high": champion_estimate + z * champion_error, "gain": gain,
             "noise": z * error, "validator": evidence.validator, "hypothesis": evidence.hypothesis,
             **evidence.checks}
 
@@ -363,10 +466,16 @@ def _decide(verdicts: list[Verdict], evidence: _Evidence, split: GateSplit) -> G
     if passed:
         winner = max(passed, key=lambda index: float(verdicts[index].scores["estimate"]))
         scores = verdicts[winner].scores
-        return GateDecision(winner, verdicts, f"{verdicts[winner].name} promoted: estimated target accuracy "
+        summary = f"judged on {int(float(scores['target_labels']))} held-out target labels" \
+            if scores.get("validator") == "target_labels" else evidence.summary
+        checked = "" if "label_check" not in scores else (
+            f"; not contradicted by {int(float(scores['label_rows']))} held-out target labels (gain "
+            f"{float(scores['label_gain']):+.3f}, one-sided p of harm {float(scores['label_p_harm']):.3f})")
+        measure = "accuracy" if scores.get("loss", "accuracy") == "accuracy" else f"-{scores['loss']}"
+        return GateDecision(winner, verdicts, f"{verdicts[winner].name} promoted: estimated target {measure} "
                             f"{float(scores['estimate']):.3f} against {float(scores['champion_estimate']):.3f} without "
                             f"adaptation (gain {float(scores['gain']):+.3f}, noise {float(scores['noise']):.3f}) "
-                            f"{evidence.summary}.", False)
+                            f"{summary}{checked}.", False)
     if evidence.hypothesis == "target_labels":
         return GateDecision(None, verdicts, f"no adaptation promoted: {evidence.summary}, no challenger beat the "
                                             f"current model by more than the noise.", False)

@@ -1,6 +1,7 @@
 """Models the adapters work on: a small common face over scikit-learn estimators and torch modules.
 
-A model answers ``predict_proba(X)`` over its ``classes``. Adapters wrap the current model with a
+A classifier answers ``predict_proba(X)`` over its ``classes``; a regressor (``task ==
+"regression"``, no classes) answers ``predict(X)`` with numbers. Adapters wrap the current model with a
 feature map or a prior correction (``AdaptedModel``), or retrain it (``refit``). ``save`` writes a
 model version as a folder with a ``manifest.json``; ``monitor.daemon.model_versions`` reads it back.
 """
@@ -51,11 +52,18 @@ class AffineMap:
 
 
 class Model:
-    """A classifier over ``classes``; subclasses wrap a concrete library."""
+    """A classifier over ``classes`` (or a regressor); subclasses wrap a concrete library."""
 
     #: The loader that reads this model's files back (``driftd_model_loaders`` name).
     loader: str = ""
     classes: np.ndarray
+    #: "classification" or "regression" (``predict`` returns numbers and there are no classes).
+    task: str = "classification"
+
+    @property
+    def is_regressor(self) -> bool:
+        """Whether the model predicts numbers rather than classes."""
+        return is_regressor(self)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, one row per input row, columns in ``classes`` order."""
@@ -111,16 +119,58 @@ class SklearnModel(Model):
         return {"loader": self.loader, "file": path.name, "options": {}}
 
 
+class SklearnRegressor(Model):
+    """A fitted scikit-learn regressor (anything with ``predict`` and no ``predict_proba``)."""
+
+    loader = "sklearn"
+    task = "regression"
+
+    def __init__(self, estimator: Any) -> None:
+        if not callable(getattr(estimator, "predict", None)):
+            raise ModelLoadError(f"{type(estimator).__name__} is not a fitted estimator with predict")
+        self.estimator = estimator
+        self.classes = np.empty(0)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """A regressor has no class probabilities."""
+        raise ModelLoadError(f"{type(self.estimator).__name__} is a regressor: it has no class probabilities")
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The estimator's predictions, as floats."""
+        return np.asarray(self.estimator.predict(features), dtype=float).reshape(len(features))
+
+    def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
+        """Clone the estimator's settings and fit it on these rows with these weights."""
+        from sklearn.base import clone
+
+        fresh = clone(self.estimator)
+        fresh.fit(features, np.asarray(labels, dtype=float), sample_weight=sample_weight)
+        return SklearnRegressor(fresh)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Pickle the estimator into ``model.pkl`` (readable by this user only)."""
+        return SklearnModel.save(self, directory)  # type: ignore[arg-type]
+
+
+def sklearn_model(estimator: Any) -> Model:
+    """A classifier (``predict_proba`` and ``classes_``) or else a regressor, by what the estimator has."""
+    if callable(getattr(estimator, "predict_proba", None)) and hasattr(estimator, "classes_"):
+        return SklearnModel(estimator)
+    return SklearnRegressor(estimator)
+
+
 class TorchModel(Model):
     """A torch module that returns class logits; built by ``factory`` and loaded from a state dict."""
 
     loader = "torch"
 
-    def __init__(self, module: Any, classes: Any, factory: str, factory_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, module: Any, classes: Any, factory: str, factory_options: Mapping[str, Any] | None = None,
+                 refit_options: Mapping[str, Any] | None = None) -> None:
         self.module = module
         self.classes = np.asarray(classes)
         self.factory = factory
         self.factory_options = dict(factory_options or {})
+        self.refit_options = dict(refit_options or {})
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Softmax of the module's logits, computed without gradients."""
@@ -130,6 +180,38 @@ class TorchModel(Model):
         with torch.no_grad():
             logits = self.module(torch.as_tensor(np.asarray(features), dtype=torch.float32))
             return torch.softmax(logits, dim=1).double().numpy()
+
+    def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
+        """A fresh module from the factory, trained on these rows with weighted cross-entropy (Adam).
+
+        The loader's ``refit`` options set ``epochs`` (30), ``lr`` (0.01), ``batch_size`` (64), ``seed`` (0)."""
+        import torch
+
+        settings = {"epochs": 30, "lr": 1e-2, "batch_size": 64, "seed": 0, **self.refit_options}
+        lookup = {value: index for index, value in enumerate(self.classes.tolist())}
+        try:
+            target = torch.as_tensor([lookup[value] for value in np.asarray(labels).tolist()])
+        except KeyError as error:
+            raise ModelLoadError(f"label {error.args[0]!r} is not among the model's classes "
+                                 f"{self.classes.tolist()}") from None
+        weights = torch.as_tensor(np.ones(len(target)) if sample_weight is None else sample_weight,
+                                  dtype=torch.float32)
+        inputs = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(settings["seed"]))
+            module = call_factory(self.factory, self.factory_options)
+            optimizer = torch.optim.Adam(module.parameters(), lr=float(settings["lr"]))
+            generator = torch.Generator().manual_seed(int(settings["seed"]))
+            module.train()
+            for _ in range(int(settings["epochs"])):
+                for batch in torch.randperm(len(target), generator=generator).split(int(settings["batch_size"])):
+                    losses = torch.nn.functional.cross_entropy(module(inputs[batch]), target[batch], reduction="none")
+                    loss = (losses * weights[batch]).sum() / weights[batch].sum().clamp_min(1e-12)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+        module.eval()
+        return TorchModel(module, self.classes, self.factory, self.factory_options, self.refit_options)
 
     def embed(self, features: np.ndarray) -> np.ndarray | None:
         """The module's ``embed`` output, when the module has one."""
@@ -151,6 +233,7 @@ class TorchModel(Model):
             torch.save(self.module.state_dict(), handle)
         return {"loader": self.loader, "file": path.name,
                 "options": {"factory": self.factory, "factory_options": self.factory_options,
+                            "refit": self.refit_options,
                             "classes": self.classes.tolist()}}
 
 
@@ -163,6 +246,15 @@ class AdaptedModel(Model):
         self.prior_ratios = None if prior_ratios is None else np.asarray(prior_ratios, dtype=float)
         self.classes = base.classes
         self.loader = base.loader
+        self.task = getattr(base, "task", "classification")
+        if self.is_regressor and self.prior_ratios is not None:
+            raise ModelLoadError("a regression model has no classes to correct the priors of")
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The base model's prediction on mapped inputs (classes: the most probable after the correction)."""
+        if not self.is_regressor:
+            return super().predict(features)
+        return self.base.predict(features if self.input_map is None else self.input_map(features))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """The base model's probabilities on mapped inputs, re-weighted by the prior ratios."""
@@ -190,6 +282,44 @@ class AdaptedModel(Model):
         if self.prior_ratios is not None:
             entry["prior_ratios"] = self.prior_ratios.tolist()
         return entry
+
+
+class EnsembleModel(Model):
+    """A weighted average of models' class probabilities (or of regressors' predictions)."""
+
+    loader = "ensemble"
+
+    def __init__(self, members: list[Model], weights: Any) -> None:
+        if not members or len(members) != len(weights):
+            raise ModelLoadError(f"an ensemble needs one weight per member (got {len(members)} and {len(weights)})")
+        self.members = list(members)
+        self.weights = np.asarray(weights, dtype=float) / float(np.sum(weights))
+        self.classes = members[0].classes
+        self.task = getattr(members[0], "task", "classification")
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """The weighted mean of the members' probabilities."""
+        return sum(weight * member.predict_proba(features) for weight, member in zip(self.weights, self.members))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The most probable class (a regressor: the weighted mean prediction)."""
+        if not self.is_regressor:
+            return super().predict(features)
+        return sum(weight * member.predict(features) for weight, member in zip(self.weights, self.members))
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Each member in ``member-<i>/`` with its manifest entry; the weights in this one."""
+        entries = []
+        for index, member in enumerate(self.members):
+            folder = directory / f"member-{index}"
+            folder.mkdir(mode=0o700)
+            entries.append({"folder": folder.name, **member.save(folder)})
+        return {"loader": self.loader, "members": entries, "weights": self.weights.tolist()}
+
+
+def is_regressor(model: object) -> bool:
+    """Whether a model (or a duck-typed one without ``task``: a classifier) predicts numbers."""
+    return getattr(model, "task", "classification") == "regression"
 
 
 def unwrap(model: Model) -> tuple[Model, AffineMap | None, np.ndarray | None]:
@@ -238,8 +368,8 @@ def load_pickle(path: Path) -> Any:
 
 
 def load_sklearn(path: Path, options: Mapping[str, Any]) -> Model:
-    """A scikit-learn classifier from a pickle or joblib file."""
-    return SklearnModel(load_pickle(path))
+    """A scikit-learn classifier or regressor from a pickle or joblib file."""
+    return sklearn_model(load_pickle(path))
 
 
 def load_torch(path: Path, options: Mapping[str, Any]) -> Model:
@@ -255,7 +385,7 @@ def load_torch(path: Path, options: Mapping[str, Any]) -> Model:
         module.load_state_dict(state)
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"{path}: cannot load the torch state dict: {type(error).__name__}: {error}") from None
-    return TorchModel(module, classes, str(factory), options.get("factory_options") or {})
+    return TorchModel(module, classes, str(factory), options.get("factory_options") or {}, options.get("refit") or {})
 
 
 def write_manifest(directory: Path, entry: Mapping[str, Any]) -> None:

@@ -9,7 +9,10 @@ correlated covariance, so p(y|x) is smooth but not exactly linear. The target di
 * ``affine``        - source-distributed rows pass through a per-feature gain and offset (a sensor
                       recalibration), labels travel with the rows; the target leaves the source support;
 * ``subspace_flip`` - labels change class in a half-space of the features (p(y|x) changes where no
-                      label-free method can see it), plus a mild covariate shift so drift is detected.
+                      label-free method can see it), plus a mild covariate shift so drift is detected;
+* ``none``          - no shift: the target is drawn like the source (nothing should be promoted);
+* ``swap``          - two sensors swapped: the first two features trade columns (standardised to the same
+                      scale, so each column's marginal barely moves), labels travel with the rows.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import numpy as np
 
 from monitor.adaptation.contract import Domain
 
-Kind = Literal["covariate", "label", "affine", "subspace_flip"]
-KINDS: tuple[Kind, ...] = ("covariate", "label", "affine", "subspace_flip")
+Kind = Literal["covariate", "label", "affine", "subspace_flip", "none", "swap"]
+KINDS: tuple[Kind, ...] = ("covariate", "label", "affine", "subspace_flip", "none", "swap")
 
 #: Distance of the class centres from the origin, in units of the noise scale.
 _SEPARATION = 1.35
@@ -137,5 +140,68 @@ def _subspace_flip(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tu
     return x, y, f"concept shift: labels move to the next class in a half-space ({flipped.mean():.0%} of rows)"
 
 
+def _none(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    x, y = mixture.sample(rows, rng)
+    return x, y, "no shift: the target is drawn like the source"
+
+
+def _swap(mixture: _Mixture, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    x, y = mixture.sample(rows, rng)
+    scale = np.sqrt(np.diag(mixture.chol @ mixture.chol.T))
+    z = x[:, :2] / scale[:2]
+    x = x.copy()
+    x[:, 0], x[:, 1] = z[:, 1] * scale[0], z[:, 0] * scale[1]
+    return x, y, "sensors swapped: the first two features trade columns (rescaled), labels travel with the rows"
+
+
 _SHIFTS: dict[str, Callable[[_Mixture, int, np.random.Generator], tuple[np.ndarray, np.ndarray, str]]] = {
-    "covariate": _covariate, "label": _label, "affine": _affine, "subspace_flip": _subspace_flip}
+    "covariate": _covariate, "label": _label, "affine": _affine, "subspace_flip": _subspace_flip,
+    "none": _none, "swap": _swap}
+
+
+RegressionKind = Literal["covariate", "affine", "none"]
+REGRESSION_KINDS: tuple[RegressionKind, ...] = ("covariate", "affine", "none")
+
+
+def make_regression_task(kind: RegressionKind, n_source: int = 4000, n_target: int = 4000, n_features: int = 6,
+                         seed: int = 0) -> ShiftedTask:
+    """A shifted regression task: y = w·x + 0.5·(u·x)² + noise on correlated Gaussian rows, the target moved by
+
+    * ``covariate`` - source rows kept with a probability rising along a random direction (p(y|x) unchanged; a
+                      linear model fitted to the source is misspecified where the target now lies);
+    * ``affine``    - each feature recalibrated by a gain and an offset, the targets travel with the rows;
+    * ``none``      - no shift.
+    """
+    if kind not in REGRESSION_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(REGRESSION_KINDS)} (got {kind!r})")
+    rng = np.random.default_rng([seed, REGRESSION_KINDS.index(kind), 99])
+    rotation, _ = np.linalg.qr(rng.standard_normal((n_features, n_features)))
+    scale = rng.uniform(0.5, 3.0, n_features)
+    chol = np.diag(scale) @ np.linalg.cholesky(rotation @ np.diag(rng.uniform(0.5, 1.5, n_features)) @ rotation.T)
+    weights = rng.standard_normal(n_features) / scale
+    bend = rng.standard_normal(n_features)
+    bend /= np.linalg.norm(bend) * scale
+
+    def sample(rows: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.standard_normal((rows, n_features)) @ chol.T
+        return x, x @ weights + 0.5 * (x @ bend) ** 2 + 0.3 * rng.standard_normal(rows)
+
+    source_x, source_y = sample(n_source)
+    if kind == "covariate":
+        direction = rng.standard_normal(n_features)
+        direction /= np.linalg.norm(direction)
+        x, y = sample(6 * n_target)
+        z = (x - x.mean(axis=0)) / x.std(axis=0)
+        keep = rng.random(len(x)) < 1.0 / (1.0 + np.exp(-2.0 * (z @ direction - 0.5)))
+        target_x, target_y = x[keep][:n_target], y[keep][:n_target]
+        description = "covariate shift: rows kept with a probability rising along a random direction"
+    elif kind == "affine":
+        target_x, target_y = sample(n_target)
+        target_x = target_x * rng.uniform(0.6, 1.6, n_features) + rng.uniform(1.0, 2.0, n_features) * scale
+        description = "conditional affine shift: each feature recalibrated by a gain and an offset"
+    else:
+        target_x, target_y = sample(n_target)
+        description = "no shift"
+    names = tuple(f"x{i}" for i in range(n_features))
+    return ShiftedTask(kind, Domain(source_x, names, source_y), Domain(target_x, names), target_y,  # type: ignore[arg-type]
+                       description)

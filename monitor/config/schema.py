@@ -263,8 +263,15 @@ class AdaptationConfig(_Strict):
     target_rows: int = Field(5_000, ge=10, le=MAX_ROWS, description="recent live rows kept as the target domain")
     validation_share: float = Field(0.3, gt=0, lt=1, description="labelled rows held out for the gate")
     min_target_labels: int = Field(30, ge=1, le=MAX_ROWS,
-                                   description="held-out target labels needed for them to decide")
+                                   description="held-out target labels needed for them to decide where no "
+                                               "label-free validator applies (below it they only veto)")
+    decisive_target_labels: int = Field(200, ge=1, le=MAX_ROWS,
+                                        description="held-out target labels from which they alone decide")
+    regression_loss: Literal["squared_error", "absolute_error"] = Field(
+        "squared_error", description="the per-row loss the gate compares regression models by")
     promote: bool = Field(True, description="promote the gate's winner as a new model version")
+    keep_rejected: bool = Field(False, description="write challengers that are not promoted to "
+                                                   "store/<monitor>/rejected-<run id> for inspection")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the held-out split and the adapters")
     artifacts: str = Field("driftd-artifacts", min_length=1, description=(
         "folder where adapters keep what outlives the run (ctx.artifacts: ARTIFACTS/MONITOR/adaptation-ID)"))

@@ -21,8 +21,9 @@ from monitor.adaptation.contract import (
     Domain,
     DriftInfo,
 )
-from monitor.adaptation.gate import GateDecision, GateSplit, judge, split_for_gate
-from monitor.adaptation.model import Model, ModelLoadError
+from monitor.adaptation.gate import GateDecision, GateSplit, split_for_gate
+from monitor.adaptation.model import Model, ModelLoadError, is_regressor
+from monitor.adaptation.session import adapter_context, gate
 from monitor.config import AdapterConfig, MonitorConfig
 from monitor.daemon.model_versions import ModelStore, point_current
 from monitor.domain.events import NO_ROUTES, Routes
@@ -81,7 +82,9 @@ class EventAdaptation:
                 self._finish(attempt, "failed", f"cannot adapt: {error}")
             log.error("monitor %s: drift event %d cannot be adapted: %s", name, event.id, error)
             return
-        split = split_for_gate(source, target, self.settings.validation_share, self.settings.seed) if source else None
+        stratify = champion is None or not is_regressor(champion)
+        split = split_for_gate(source, target, self.settings.validation_share, self.settings.seed,
+                               stratify) if source else None
         info = DriftInfo(event.id, event.window_seq, event.drift_share, tuple(event.features),
                          tuple(self.config.measures))
         with tempfile.TemporaryDirectory(prefix=f"driftd-adapt-{name}-") as workdir:
@@ -148,14 +151,8 @@ class EventAdaptation:
         log.info("monitor %s: adaptation %d (%s) started for drift event %d", name, attempt.run.id, adapter, info.id)
         artifacts = Path(self.settings.artifacts) / name / f"adaptation-{attempt.run.id}"
         artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ctx = AdaptationContext(
-            monitor=name, event=info,
-            source=split.source_train if split else _empty_like(target),
-            target=split.target if split else target,
-            model=champion, workdir=workdir / adapter, log=logging.getLogger(f"driftd.adapter.{adapter}"),
-            cancelled=threading.Event(), seed=self.settings.seed,
-            artifacts=artifacts)
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        ctx = adapter_context(name, info, split, target, champion, workdir, adapter, self.settings.seed,
+                              artifacts=artifacts)
         started = time.perf_counter()
         result, error = self._call_with_timeout(attempt.config, ctx)
         attempt.seconds = time.perf_counter() - started
@@ -208,13 +205,11 @@ class EventAdaptation:
     # ---- the gate and the record --------------------------------------------------------------
 
     def _judge(self, attempts: list[Attempt], champion: Model | None, split: GateSplit | None) -> GateDecision | None:
-        judged = [(attempt.run.adapter, attempt.result) for attempt in attempts
-                  if attempt.result is not None and attempt.result.assumption != "none"]
-        if not judged or champion is None or split is None:
-            return None
-        decision = judge(champion, judged, split, seed=self.settings.seed,
-                         min_target_labels=self.settings.min_target_labels)
-        log.info("monitor %s: gate: %s", self.config.name, decision.reason)
+        decision = gate(champion, [(attempt.run.adapter, attempt.result) for attempt in attempts], split,
+                        self.settings.seed, self.settings.min_target_labels, self.settings.decisive_target_labels,
+                        self.settings.regression_loss)
+        if decision is not None:
+            log.info("monitor %s: gate: %s", self.config.name, decision.reason)
         return decision
 
     def _settle(self, attempts: list[Attempt], decision: GateDecision | None, version: int | None) -> bool:
@@ -231,15 +226,30 @@ class EventAdaptation:
             elif attempt is winner and self.settings.promote and result.model is not None and self.config.model:
                 promoted = self._promote(attempt, decision.reason, version) or promoted
             elif attempt is winner:
-                self._finish(attempt, "succeeded", f"{decision.reason} Not promoted (adaptation.promote is off).")
+                self._finish(attempt, "succeeded", f"{decision.reason} Not promoted (adaptation.promote is off).",
+                             artifact=self._keep(attempt))
             elif result.passed:
-                self._finish(attempt, "succeeded", result.reason or "passed the gate; another challenger won")
+                self._finish(attempt, "succeeded", result.reason or "passed the gate; another challenger won",
+                             artifact=self._keep(attempt))
             else:
                 reason = result.reason or "rejected by the gate"
                 if decision is not None and decision.needs_labels and "labels" not in reason:
                     reason = f"{reason} ({decision.reason})"
-                self._finish(attempt, "rejected", reason)
+                self._finish(attempt, "rejected", reason, artifact=self._keep(attempt))
         return promoted
+
+    def _keep(self, attempt: Attempt) -> str | None:
+        """With ``keep_rejected``, write a challenger that is not promoted to ``store/<monitor>/rejected-<id>``."""
+        result = attempt.result
+        if not self.settings.keep_rejected or result is None or result.model is None or self.config.model is None:
+            return None
+        try:
+            folder = self.models.write(self.config.name, self.config.model, result.model, attempt.run.id, "rejected")
+        except (ModelLoadError, OSError) as error:
+            log.warning("monitor %s: adaptation %d (%s): keep_rejected: the model could not be saved: %s",
+                        self.config.name, attempt.run.id, attempt.run.adapter, error)
+            return None
+        return str(folder)
 
     def _promote(self, attempt: Attempt, because: str, version: int | None) -> bool:
         """Write the winner's folder, then record the version and the run's state in ONE transaction."""
@@ -326,6 +336,15 @@ def _as_classes(values: np.ndarray, labelled: np.ndarray, model: Model | None) -
     """Labels in the dtype of the model's classes (a CSV may read 1 as 1.0 or "1")."""
     if model is None:
         return values
+    if is_regressor(model):
+        numbers = np.full(len(values), np.nan)
+        for index, (value, known) in enumerate(zip(values, labelled)):
+            try:
+                numbers[index] = float(value) if known else np.nan
+            except (TypeError, ValueError):
+                pass
+        labelled &= np.isfinite(numbers)
+        return np.where(labelled, numbers, 0.0)
     dtype = model.classes.dtype
     converted = np.empty(len(values), dtype=dtype)
     fill = model.classes[0]
@@ -345,10 +364,6 @@ def _target_table(event: QueuedEvent) -> pa.Table:
     if not event.target_sample:
         raise AdaptationSetupError(f"drift event {event.id} kept no target rows")
     return table_from_bytes(event.target_sample)
-
-
-def _empty_like(target: Domain) -> Domain:
-    return Domain(target.features[:0], target.feature_names)
 
 
 #: The run name of a re-baseline an operator asked for (``driftd adaptations rebaseline``).

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 from monitor.adaptation.model import (
     AdaptedModel,
     AffineMap,
+    EnsembleModel,
     Model,
     ModelLoadError,
     write_manifest,
@@ -45,12 +46,13 @@ class ModelStore:
             return self._load_version(location, json.loads(manifest.read_text(encoding="utf-8")))
         return self._loader(config.loader)(location, config.options)
 
-    def write(self, monitor: str, config: ModelConfig, model: Model, adaptation_id: int) -> Path:
-        """Write ``model`` into a new version folder (written beside, then renamed into place); the folder."""
+    def write(self, monitor: str, config: ModelConfig, model: Model, adaptation_id: int,
+              prefix: str = "adaptation") -> Path:
+        """Write ``model`` into a new folder ``<prefix>-<id>`` (written beside, then renamed into place); the folder."""
         root = Path(config.store) / monitor
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder = root / f"adaptation-{adaptation_id}"
-        partial = root / f".adaptation-{adaptation_id}.partial"
+        folder = root / f"{prefix}-{adaptation_id}"
+        partial = root / f".{prefix}-{adaptation_id}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(mode=0o700)
         entry = model.save(partial)
@@ -83,6 +85,12 @@ class ModelStore:
         return left, now
 
     def _load_version(self, folder: Path, manifest: Mapping[str, Any]) -> Model:
+        if manifest.get("loader") == "ensemble":
+            names = [str(entry["folder"]) for entry in manifest["members"]]
+            if any(not name.startswith("member-") or not name[7:].isdigit() for name in names):
+                raise ModelLoadError(f"{folder}: ensemble member folders must be named member-<n> (got {names})")
+            members = [self._load_version(folder / name, entry) for name, entry in zip(names, manifest["members"])]
+            return EnsembleModel(members, manifest["weights"])
         base = self._loader(str(manifest.get("loader")))(folder / str(manifest["file"]), manifest.get("options") or {})
         input_map = AffineMap.from_json(manifest["input_map"]) if manifest.get("input_map") else None
         ratios = manifest.get("prior_ratios")

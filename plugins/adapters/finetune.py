@@ -160,7 +160,7 @@ class Finetune(Adapter):
             log_prior = _log_prior(prior_ratios, len(base.classes))
             training = _train(gated, data, log_prior, self.config, ctx, torch.Generator().manual_seed(seed))
         gated.eval()
-        challenger: Model = TorchModel(gated, base.classes, factory, factory_options)
+        challenger: Model = TorchModel(gated, base.classes, factory, factory_options, base.refit_options)
         if input_map is not None or prior_ratios is not None:
             challenger = AdaptedModel(challenger, input_map, prior_ratios)
         ctx.log.info("finetune: %d epochs, best validation loss %.4f (was %.4f)",
@@ -215,7 +215,9 @@ def _torch_parts(model: Model) -> tuple[TorchModel, AffineMap | None, np.ndarray
     """The torch model inside ``model`` with its input map and prior ratios."""
     base, input_map, prior_ratios = unwrap(model)
     if not isinstance(base, TorchModel):
-        raise AdapterError(f"finetune needs a torch model, the monitor's model is a {type(base).__name__}")
+        raise AdapterError(f"finetune needs a torch model (loader: torch), the monitor's model is a "
+                           f"{type(base).__name__}: retrain it on the target labels outside driftd, or use "
+                           f"importance_weighting / feature_alignment, which retrain or wrap any model")
     return base, input_map, prior_ratios
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.adaptation.density import estimate_target_priors
+from monitor.adaptation.model import is_regressor
 from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
@@ -64,6 +65,9 @@ class LabelShift(Adapter):
     def adapt(self, ctx: AdaptationContext) -> AdaptationResult:
         """Estimate the target priors and wrap the model with the ratios q/p."""
         base, input_map, _ = unwrap(ctx.require_model())
+        if is_regressor(base):
+            raise AdapterError(f"{TYPE_NAME} corrects class priors, and a regression model has no classes "
+                               f"(use importance_weighting or feature_alignment)")
         source = ctx.require_source_labels()
         if ctx.target.rows == 0:
             raise AdapterError(f"{TYPE_NAME} needs target rows")

@@ -304,3 +304,43 @@ def test_bad_adaptation_config_names_the_monitor_and_the_adapter(tmp_path: Path)
         daemon.stop()
         assert "adapt" in daemon.broken and expected in daemon.broken["adapt"]
         assert daemon.broken["adapt"].startswith("monitor 'adapt': adaptation")
+
+
+def test_the_python_api_decides_as_the_daemon_did_and_keep_rejected_keeps_the_losers(tmp_path: Path) -> None:
+    from monitor.adaptation import adapt
+    from monitor.daemon.adaptation_run import table_domain
+    from monitor.domain.reference import read_table, table_from_bytes
+    from plugins.adapters.feature_alignment import FeatureAlignment
+    from plugins.adapters.importance_weighting import ImportanceWeighting
+    from plugins.adapters.label_shift import LabelShift
+
+    scenario = build_scenario(tmp_path / "data", "affine")
+    daemon, _ = _daemon(scenario, ["importance_weighting", "feature_alignment", "label_shift"], tmp_path,
+                        keep_rejected=True)
+    try:
+        _drift(daemon, scenario, labels=100)
+        event = AdaptationRecords(daemon.store).next_event("adapt")
+        assert event is not None and event.target_sample
+        daemon.adaptation.run_pending("adapt")
+        champion = AdaptationService(daemon.store, daemon.plugins, daemon.metrics, "check").models.load(
+            str(scenario.model_path), daemon.config.monitors[0].model)
+    finally:
+        daemon.stop()
+    runs = _runs(daemon)
+    features = list(scenario.features)
+    source = table_domain(read_table(str(scenario.training_path)), features, "label", champion, "training data")
+    target = table_domain(table_from_bytes(event.target_sample), features, "label", champion, "target rows")
+    assert target.labelled_rows == 100
+    decision = adapt(champion, source, target, [ImportanceWeighting({}), FeatureAlignment({}), LabelShift({})])
+    assert decision.winner == "feature_alignment" and runs["feature_alignment"].state == "promoted"
+    for challenger in decision.challengers:
+        recorded = runs[challenger.name].metrics["scores"]
+        assert challenger.scores == pytest.approx(recorded), challenger.name
+        assert "label_check" in recorded or not challenger.passed  # the held-out labels checked every pass
+    store = scenario.directory / "models" / "adapt"
+    for name in ("importance_weighting", "label_shift"):
+        assert runs[name].state in {"rejected", "succeeded"}
+        kept = Path(runs[name].artifact)
+        assert kept == (store / f"rejected-{runs[name].id}").resolve()
+        assert (kept / "manifest.json").is_file()
+    assert not (store / f"rejected-{runs['feature_alignment'].id}").exists()

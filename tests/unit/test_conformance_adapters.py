@@ -22,6 +22,7 @@ ADAPTERS = PluginManager(environ={}, load_entry_points=False).provided["adapters
     ("importance_weighting", {"method": "kliep"}), ("feature_alignment", {}),
     ("feature_alignment", {"method": "coral", "direction": "forward"}), ("label_shift", {}),
     ("label_shift", {"method": "bbse"}), ("rebaseline", {}),
+    ("augmentation", {}), ("augmentation", {"method": "noise", "amounts": [0.5]}), ("ensemble", {}),
     ("command", {"argv": [sys.executable, "-c", "import sys; sys.stdin.read()"]}),
 ])
 def test_builtin_adapter_conforms(type_name: str, options: dict[str, Any]) -> None:
@@ -46,6 +47,9 @@ def test_finetune_conforms_on_a_torch_model(tmp_path: Path) -> None:
     ("feature_alignment", [("direction", {"direction": "sideways"})]),
     ("label_shift", [("method", {"method": "guess"})]),
     ("rebaseline", [("min_rows", {"min_rows": 0})]),
+    ("ensemble", [("members", {"members": ["magic"]}), ("steps", {"steps": 0})]),
+    ("augmentation", [("method", {"method": "magic"}), ("amounts", {"amounts": []}),
+                      ("amounts", {"amounts": [3.0]})]),
     ("command", [("argv", {}), ("timeout", {"argv": ["x"], "timeout": -1})]),
     ("webhook", [("url", {}), ("url", {"url": "ftp://example.com/"})]),
 ])

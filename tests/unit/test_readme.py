@@ -41,9 +41,16 @@ def test_config_example_is_valid() -> None:
     assert config.storage.url == "sqlite:///driftd.db"
 
 
+def _python_block(marker: str) -> str:
+    """The README's python block that contains ``marker`` (blocks are found by content, not position)."""
+    found = [block for block in _blocks("python") if marker in block]
+    assert len(found) == 1, f"expected one python block with {marker!r}, found {len(found)}"
+    return found[0]
+
+
 def _plugin_module() -> types.ModuleType:
     module = types.ModuleType("my_driftd_plugin")
-    exec(compile(_blocks("python")[1], "README plugin example", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(_python_block("# my_driftd_plugin.py"), "README plugin example", "exec"), module.__dict__)  # noqa: S102
     return module
 
 
@@ -58,7 +65,7 @@ def test_python_api_example_names_real_things() -> None:
 
 def test_plugin_kit_example_passes_on_the_plugin_example() -> None:
     namespace = dict(vars(_plugin_module()))
-    exec(compile(_blocks("python")[2], "README kit example", "exec"), namespace)  # noqa: S102
+    exec(compile(_python_block("def test_counter_connector"), "README kit example", "exec"), namespace)  # noqa: S102
     namespace["test_counter_connector"]()
 
 
@@ -124,3 +131,17 @@ def test_plugins_section_example_is_valid() -> None:
     example = next(block for block in _blocks("yaml") if block.startswith("plugins:"))
     config = build_config(yaml.safe_load(example), "README example", environ={"EXAMPLE_API_KEY": "k"})
     assert config.plugins == {"example": {"api_key": "k", "level": 2}}
+
+
+def test_adapt_example_runs_and_says_what_it_prints() -> None:
+    """The Python adaptation example runs as written, and its comments state what it prints."""
+    import contextlib
+    import io
+
+    example = _python_block("SklearnModel, adapt")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(example, "README adapt example", "exec"), {})  # noqa: S102
+    lines = printed.getvalue().splitlines()
+    promised = [line.split("# prints: ", 1)[1].strip() for line in example.splitlines() if "# prints: " in line]
+    assert promised and all(any(line.startswith(text) for line in lines) for text in promised), lines
