@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from monitor.config.values import check_plain_value
+from monitor.config.strict import _Strict
 
 
 REGRESSION_METRICS = ("mae", "rmse")
 #: A class given as a number (labels are often 0, 1, …): any 64-bit integer.
 ClassNumber = Annotated[int, Field(ge=-(2 ** 63), le=2 ** 63 - 1)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        return value if field is None else check_plain_value(value, field.annotation)
 
 
 class PerformanceAlertConfig(_Strict):
