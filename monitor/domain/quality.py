@@ -72,7 +72,8 @@ def _out_of_range(column: Column, summary: ReferenceSummary) -> tuple[float, flo
     return float(np.mean((values < reference[0]) | (values > reference[-1]))), None
 
 
-def _new_category(column: Column, summary: ReferenceSummary) -> tuple[float, float | None]:
+def _category_counts(column: Column) -> tuple[CategoricalSummary, dict[str, int], int]:
+    """A categorical column's reference, its window counts and their total (LookupError when empty)."""
     if not isinstance(column.reference, CategoricalSummary):
         raise TypeError
     counts = column.values
@@ -80,19 +81,17 @@ def _new_category(column: Column, summary: ReferenceSummary) -> tuple[float, flo
     total = sum(counts.values())
     if total == 0:
         raise LookupError("no usable values in the window")
-    known = column.reference.index
+    return column.reference, counts, total
+
+
+def _new_category(column: Column, summary: ReferenceSummary) -> tuple[float, float | None]:
+    reference, counts, total = _category_counts(column)
+    known = reference.index
     return sum(count for category, count in counts.items() if category not in known) / total, None
 
 
 def _vanished_category(column: Column, summary: ReferenceSummary) -> tuple[float, float | None]:
-    if not isinstance(column.reference, CategoricalSummary):
-        raise TypeError
-    counts = column.values
-    assert isinstance(counts, dict)
-    total = sum(counts.values())
-    if total == 0:
-        raise LookupError("no usable values in the window")
-    reference = column.reference
+    reference, counts, total = _category_counts(column)
     shares = reference.counts / reference.n
     return float(sum(share for category, share in zip(reference.categories, shares)
                      if category not in counts and (1 - share) ** total < CHANCE)), None
