@@ -52,7 +52,6 @@ from monitor.domain.quality import check_quality
 from monitor.domain.records import NewReference, WindowRecord
 from monitor.domain.reference import feature_kinds, reference_from_file, summarize_table
 from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_auto_thresholds
-from monitor.domain.values import take_marks
 from monitor.domain.windows import WindowSlice
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
@@ -347,7 +346,7 @@ class MonitorRunner:
             self.fetcher.commit(batch.cursor)
             self.publisher.invalid_values(self.pending.take_invalid())
             return TickReport(batch.num_rows, [], self.policy.state)
-        new = summarize_table(take_marks(rows.slice(0, wanted))[0], self.config.features, self.config.reference.bins,
+        new = summarize_table(rows.slice(0, wanted), self.config.features, self.config.reference.bins,
                               self.config.reference.max_rows, origin=f"first {wanted} rows",
                               multivariate_sample=self.config.reference.multivariate_sample)
         remainder = rows.slice(wanted)
