@@ -21,6 +21,7 @@ from monitor.domain.evaluate import evaluate_window, resolve_measures
 from monitor.domain.policy import DriftPolicy
 from monitor.domain.records import ResultRecord
 from monitor.domain.reference import feature_kinds, summarize_rows
+from monitor.domain.segments import evaluate_segments
 
 #: The daemon's drift rule defaults (share, correction, min_rows), used here too.
 _DRIFT = DriftConfig()
@@ -42,6 +43,8 @@ class DriftReport:
     results: list[ResultRecord] = field(repr=False)
     #: What kind of change each feature shows (``monitor.domain.diagnosis``), as JSON-ready mappings.
     diagnoses: list[dict[str, Any]] = field(default_factory=list)
+    #: Each segment's outcome (``segment_by``; ``monitor.domain.segments``), as JSON-ready mappings.
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (an infinite value as the string "Infinity" or "-Infinity")."""
@@ -110,6 +113,8 @@ def compare(
     backend: str = "numpy",
     min_rows: int = _DRIFT.min_rows,
     registry: MeasureRegistry | None = None,
+    segment_by: Sequence[str] = (),
+    max_segments: int = 20,
 ) -> DriftReport:
     """Measure how far ``window`` moved from ``reference``, with the engine's own code path.
 
@@ -118,11 +123,16 @@ def compare(
     bad input (unknown measure, missing column). Distances from fewer than ``min_rows`` values of a
     feature are reported but do not flag drift (tests are not limited). ``registry`` defaults to the
     built-in measures and those of the installed plugins, loaded as the daemon loads them.
+    ``segment_by`` (columns, not features) also measures each of the reference's ``max_segments`` most
+    frequent segments against the same segment of ``window``, corrected across segments as the daemon does.
     """
     reference_table, window_table = as_table(reference), as_table(window)
     if numeric is None and categorical is None:
         numeric, categorical = infer_features(reference_table)
-    features = FeaturesConfig(numeric=list(numeric or []), categorical=list(categorical or []))
+        numeric = [name for name in numeric if name not in segment_by]
+        categorical = [name for name in categorical if name not in segment_by]
+    features = FeaturesConfig(numeric=list(numeric or []), categorical=list(categorical or []),
+                              segment_by=list(segment_by), max_segments=max_segments)
     configured = ({name: MeasureConfig() for name in measures} if not isinstance(measures, Mapping)
                   else {name: MeasureConfig(**dict(options or {})) for name, options in measures.items()})
     if not configured:
@@ -138,8 +148,11 @@ def compare(
     multivariate = any(isinstance(setting.measure, MultivariateMeasure) for setting in settings)
     summary, _ = summarize_rows(reference_table, features, bins, max(reference_table.num_rows, 2), "compare",
                                 multivariate_sample=2_000 if multivariate else None)
-    evaluation = evaluate_window(window_table, feature_kinds(features), summary,
-                                 settings, correction, backend=resolve_backend(backend), min_rows=min_rows)
+    kinds, resolved = feature_kinds(features), resolve_backend(backend)
+    evaluation = evaluate_window(window_table, kinds, summary, settings, correction, backend=resolved,
+                                 min_rows=min_rows)
+    segments = (evaluate_segments(window_table, kinds, summary, settings, correction, segment_by, backend=resolved,
+                                  min_rows=min_rows) if segment_by else [])
     decision = DriftPolicy(DriftConfig(share=share, correction=correction)).decide(
         evaluation.feature_drifted, multivariate_drift=evaluation.multivariate_drift)
     return DriftReport(
@@ -147,6 +160,7 @@ def compare(
         drift=decision.state == "drift", drift_share=decision.drift_share,
         drifted_features=decision.drifted_features, missing_features=evaluation.missing,
         failed_measures=evaluation.failed_measures, results=evaluation.results,
-        diagnoses=[d.as_dict() for d in explain_window(window_table, feature_kinds(features), summary,
+        diagnoses=[d.as_dict() for d in explain_window(window_table, kinds, summary,
                                                        decision.drifted_features).diagnoses],
+        segments=[outcome.as_dict() for outcome in segments],
     )

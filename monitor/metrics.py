@@ -112,7 +112,8 @@ class DriftCollector(Collector):
                                   labels=["monitor", "feature", "kind"])
         quality = GaugeMetricFamily("driftd_quality_check_failed",
                                     "1 when a data-quality check (missing_rate, out_of_range, new_category, "
-                                    "vanished_category, constant) failed on the feature in the latest window.",
+                                    "vanished_category, constant, type_changed) failed on the feature in the latest "
+                                    "window.",
                                     labels=["monitor", "feature", "check"])
         segment = GaugeMetricFamily("driftd_segment_drifted",
                                     "1 when some feature drifted in the segment (features.segment_by) in the latest "

@@ -31,11 +31,16 @@ from monitor.store import Store, StoredReference, StoreError
 @click.option("--share", type=float, default=DriftConfig().share, show_default=True,
               help="Drifted share for dataset drift.")
 @click.option("--backend", type=click.Choice(["numpy", "torch", "auto"]), default="numpy", show_default=True)
+@click.option("--segment-by", help="Comma-separated columns whose values split both files into segments, each "
+              "measured against the same segment of the reference (as features.segment_by).")
+@click.option("--max-segments", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Segments kept: the reference's most frequent.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a self-contained HTML report with per-feature distribution plots.")
 def compare(reference_file: str, live_file: str, numeric: str | None, categorical: str | None, measures: str,
-            correction: str, share: float, backend: str, as_json: bool, html_path: Path | None) -> None:
+            correction: str, share: float, backend: str, segment_by: str | None, max_segments: int, as_json: bool,
+            html_path: Path | None) -> None:
     """Compare two files (CSV, Parquet, JSON lines); exit 0 no drift, 1 drift, 2 error."""
     from monitor.cli.report import render_html
     from monitor.compare import infer_features
@@ -50,9 +55,12 @@ def compare(reference_file: str, live_file: str, numeric: str | None, categorica
             bar.update(1)
             live = read_table(live_file)
             bar.update(1)
-            features = (names(numeric), names(categorical)) if numeric or categorical else infer_features(reference)
+            segments = names(segment_by)
+            features = ((names(numeric), names(categorical)) if numeric or categorical else
+                        tuple([name for name in found if name not in segments] for found in infer_features(reference)))
             report = compare_tables(reference, live, names(measures), numeric=features[0], categorical=features[1],
-                                    correction=correction, share=share, backend=backend)
+                                    correction=correction, share=share, backend=backend, segment_by=segments,
+                                    max_segments=max_segments)
             bar.update(1)
     except (ReferenceDataError, KeyError, ValueError, TypeError, ImportError) as error:
         fail(str(error.args[0] if isinstance(error, KeyError) else error))
@@ -75,6 +83,11 @@ def compare(reference_file: str, live_file: str, numeric: str | None, categorica
             click.echo(f"{measure:<24} failed: {reason}")
         for diagnosis in report.diagnoses:
             click.echo(f"what changed: {diagnosis['sentence']}  [{diagnosis['kind']}]")
+        if report.segments:
+            drifted = [o for o in report.segments if o["drifted"]]
+            click.echo("segments drifted: " + (", ".join(f"{o['segment']} ({', '.join(o['drifted_features'])})"
+                                                          for o in drifted) or "none")
+                       + f" (of {len(report.segments)})")
         click.echo(f"dataset drift: {'YES' if report.drift else 'no'} "
                    f"({report.drift_share:.0%} of features drifted, threshold {share:.0%})")
     sys.exit(EXIT_DRIFT if report.drift else EXIT_OK)

@@ -39,7 +39,7 @@ def demo_monitor() -> dict[str, Any]:
         "drift": {"share": 0.3, "consecutive": 2, "correction": "bh"},
         # Every data-quality check, reporting only: the new category 'fault' fails new_category.
         "quality": {check: {} for check in ("missing_rate", "out_of_range", "new_category", "vanished_category",
-                                            "constant")},
+                                            "constant", "type_changed")},
     }
 
 

@@ -96,6 +96,22 @@ def _changes(report: DriftReport) -> str:
     return f'<section class="changes"><h2>What changed</h2><ul>{items}</ul></section>'
 
 
+def _segments(report: DriftReport) -> str:
+    """The segments table (``segment_by``): each segment's rows and drifted features, drifted ones first."""
+    if not report.segments:
+        return ""
+    ordered = sorted(report.segments, key=lambda o: not o["drifted"])
+    rows = "".join(
+        f'<tr class="{"flag" if o["drifted"] else ""}"><td>{html.escape(str(o["segment"]))}</td>'
+        f'<td class="num">{o["rows"]}</td><td>{html.escape(", ".join(o["drifted_features"]))}</td>'
+        f'<td>{"not in the reference" if not o["in_reference"] else html.escape(", ".join(o["missing_features"]))}'
+        f'</td></tr>' for o in ordered)
+    drifted = sum(1 for o in report.segments if o["drifted"])
+    return (f'<section class="segments"><h2>Segments</h2><p>{drifted} of {len(report.segments)} segments drifted '
+            f'(p-values corrected across segments).</p><table><tr><th>segment</th><th>rows</th>'
+            f'<th>drifted features</th><th>not measured</th></tr>{rows}</table></section>')
+
+
 def render_html(report: DriftReport, reference: pa.Table, live: pa.Table, numeric: Sequence[str],
                 categorical: Sequence[str], title: str = "driftd report") -> str:
     """The whole report as one HTML document with no external resources."""
@@ -128,6 +144,7 @@ def render_html(report: DriftReport, reference: pa.Table, live: pa.Table, numeri
 {report.drift_share:.0%} of features drifted{": " + html.escape(", ".join(report.drifted_features))
 if report.drifted_features else ""}</p>
 {_changes(report)}
+{_segments(report)}
 <p class="legend"><span style="background:{COLORS["reference"]}"></span>reference
 <span style="background:{COLORS["live"]}"></span>live</p>
 {"".join(sections)}

@@ -37,3 +37,7 @@ class QualityConfig(_Strict):
                           "by chance (default 0.05)")
     constant: QualityCheckConfig | None = Field(
         None, description="a feature with one value in the window that had several in the reference")
+    type_changed: QualityCheckConfig | None = Field(
+        None, description="share of a feature's values not of its type: a numeric feature's values that are not "
+                          "numbers; a categorical feature's values that read as numbers where none of the "
+                          "reference's did (default 0.01)")

@@ -427,10 +427,10 @@ class MonitorRunner:
                                          self.config.drift.correction, backend=self.backend,
                                          min_rows=self.config.drift.min_rows)
             evaluation = check_quality(window.rows, self.kinds, self.summary, self.config.quality, evaluation,
-                                       self.config.drift.correction, self.config.drift.min_rows)
+                                       self.config.drift.correction, self.config.drift.min_rows, window.invalid)
             rows = window.rows.num_rows
             self.recent.add(window.rows)
-            diagnoses = explain(self.config, window.rows, self.kinds, self.summary, evaluation, seq)
+            diagnoses = explain(self.config, window.rows, self.kinds, self.summary, evaluation, seq, window.invalid)
             segments = segment_outcomes(self.config, window.rows, self.kinds, self.summary, self.active_measures,
                                         self.backend, seq)
         for feature, why in evaluation.missing.items():

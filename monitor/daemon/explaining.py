@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Mapping
 
 import pyarrow as pa
 
@@ -10,15 +11,21 @@ from monitor.config import MonitorConfig
 from monitor.divergence import Backend, ReferenceSummary
 from monitor.domain.diagnosis import explain_window
 from monitor.domain.evaluate import MeasureSetting, WindowEvaluation
+from monitor.domain.quality import type_changes
 from monitor.domain.segments import evaluate_segments
+from monitor.domain.values import InvalidValues
 from monitor.domain.events import json_safe
 
 log = logging.getLogger("driftd.engine")
 
 
 def explain(config: MonitorConfig, rows: pa.Table, kinds: dict[str, str], summary: ReferenceSummary,
-            evaluation: WindowEvaluation, seq: int) -> list[dict[str, object]]:
+            evaluation: WindowEvaluation, seq: int,
+            invalid: Mapping[str, InvalidValues] | None = None) -> list[dict[str, object]]:
     """The window's diagnoses as JSON-ready mappings (none when ``explain.enabled`` is off); each is logged.
+
+    A failed ``type_changed`` quality check adds its own sentence (``invalid``: the window's values that
+    were not numbers, per feature).
 
     A diagnosis that raises is logged and leaves the window without diagnoses: it never stops the window.
     """
@@ -31,9 +38,10 @@ def explain(config: MonitorConfig, rows: pa.Table, kinds: dict[str, str], summar
         log.error("monitor %s window %d: the shift diagnosis failed: %s: %s", config.name, seq,
                   type(error).__name__, error)
         return []
-    for diagnosis in explanation.diagnoses:
+    diagnoses = [*type_changes(rows, evaluation.results, invalid or {}), *explanation.diagnoses]
+    for diagnosis in diagnoses:
         log.info("monitor %s window %d: %s [%s]", config.name, seq, diagnosis.sentence, diagnosis.kind)
-    return [json_safe(diagnosis.as_dict()) for diagnosis in explanation.diagnoses]
+    return [json_safe(diagnosis.as_dict()) for diagnosis in diagnoses]
 
 
 def segment_outcomes(config: MonitorConfig, rows: pa.Table, kinds: dict[str, str], summary: ReferenceSummary,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -11,7 +12,7 @@ from monitor.connector import concat_tables
 from monitor.daemon.errors import MonitorError
 from monitor.daemon.performance import performance_columns
 from monitor.domain.reference import feature_kinds, table_from_bytes, table_to_bytes
-from monitor.domain.values import InvalidValues, normalise_features
+from monitor.domain.values import InvalidValues, normalise_features, take_marks
 from monitor.domain.windows import WindowSlice, split_by_rows, split_by_span
 
 
@@ -20,7 +21,8 @@ class PendingRows:
 
     Every feature column is normalised as it arrives (``monitor.domain.values``): numbers as float64,
     categories as text, so a column that changes type mid-stream never stops the monitor; the values
-    that were not numbers are gathered in ``invalid`` until the tick's commit reports them.
+    that were not numbers are gathered in ``invalid`` until the tick's commit reports them, and each
+    stays beside its row (a hidden column) until its window is cut, which then knows its own.
     """
 
     def __init__(self, config: MonitorConfig, pending: bytes | None = None,
@@ -51,7 +53,7 @@ class PendingRows:
         if table.num_rows and not present:
             raise MonitorError(f"monitor {self.name!r}: none of the configured columns {self.columns} are in the "
                                f"source (it has {table.column_names})")
-        table, invalid = normalise_features(table.select(present), self.kinds)
+        table, invalid = normalise_features(table.select(present), self.kinds, marks=True)
         for feature, values in invalid.items():
             self.invalid[feature] = self.invalid[feature].plus(values) if feature in self.invalid else values
         if self.table is None or self.table.num_rows == 0:
@@ -69,17 +71,25 @@ class PendingRows:
         """The complete windows in ``rows`` and the rows left over."""
         window = self.config.window
         if window.rows is not None:
-            return split_by_rows(rows, window.rows, window.timestamp)
-        assert window.span is not None and window.timestamp is not None
-        if rows.num_rows and window.timestamp not in rows.column_names:
-            raise MonitorError(f"monitor {self.name!r}: timestamp column {window.timestamp!r} is missing")
-        return split_by_span(rows, window.timestamp, window.span, self.watermark)
+            windows, remainder = split_by_rows(rows, window.rows, window.timestamp)
+        else:
+            assert window.span is not None and window.timestamp is not None
+            if rows.num_rows and window.timestamp not in rows.column_names:
+                raise MonitorError(f"monitor {self.name!r}: timestamp column {window.timestamp!r} is missing")
+            windows, remainder = split_by_span(rows, window.timestamp, window.span, self.watermark)
+        return [_marked(window) for window in windows], remainder
 
     def committed(self, remainder: pa.Table | None, last_window_end: datetime | None = None) -> None:
         """After the commit: ``remainder`` waits now, and time windows resume after ``last_window_end``."""
         self.table = remainder
         if last_window_end is not None:
             self.watermark = last_window_end.timestamp()
+
+
+def _marked(window: WindowSlice) -> WindowSlice:
+    """The window without the hidden columns of invalid values, knowing them per feature instead."""
+    rows, invalid = take_marks(window.rows)
+    return replace(window, rows=rows, invalid=invalid)
 
 
 def serialised(table: pa.Table | None) -> bytes | None:

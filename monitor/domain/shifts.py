@@ -16,7 +16,7 @@ from scipy import stats
 
 #: The kinds a diagnosis may name (a bounded set: they label a metric).
 KINDS = ("location", "scale", "shape", "swap", "correlation", "new_category", "vanished_category", "reweighted",
-         "missing_rate", "unclear")
+         "missing_rate", "type_changed", "unclear")
 
 
 @dataclass(frozen=True)

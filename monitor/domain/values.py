@@ -6,7 +6,9 @@ batches then could not be put together, and the monitor would stop at them for g
 batch's numeric features become float64 and its categorical features text before they join the
 waiting rows; a value of a numeric feature that is not a number becomes null and is counted as
 *invalid* (the caller reports it), so the feature is measured on its other values, or listed as
-missing in a window where none is left.
+missing in a window where none is left. With ``marks``, each such value also stays beside its row,
+as text in a hidden column (``INVALID_PREFIX`` + feature), so a window knows how many of its own
+values were of another type (``take_marks``; the ``type_changed`` quality check).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ EXAMPLE_CHARS = 40
 #: Text that spells a missing value (Arrow's CSV defaults, so a column reads the same whether Arrow
 #: typed it as numbers or as text): null, not invalid. "nan" and its kin are NaN, also missing.
 MISSING_MARKERS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "N/A", "NA", "NULL", "n/a", "null", "None", "none"})
+#: Name prefix of the hidden column holding a numeric feature's values that were not numbers.
+INVALID_PREFIX = "__driftd_invalid__:"
 
 
 @dataclass(frozen=True)
@@ -90,19 +94,50 @@ def _parse_numbers(strings: pa.ChunkedArray) -> tuple[pa.Array, InvalidValues | 
     return numbers, InvalidValues(invalid, _cut(bad[0])) if invalid else None
 
 
-def normalise_features(table: pa.Table, kinds: Mapping[str, str]) -> tuple[pa.Table, dict[str, InvalidValues]]:
-    """``table`` with its numeric features as float64 and its categorical ones as text; the invalid values."""
+def _invalid_text(original: pa.ChunkedArray, numbers: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Per row: the original value (as text, cut short) where it was present but not a number, else null."""
+    if pa.types.is_dictionary(original.type):
+        original = pc.cast(original, original.type.value_type)
+    text = as_text(original)
+    markers = pa.array(sorted(MISSING_MARKERS), type=pa.string())
+    blank = pc.fill_null(pc.is_in(pc.utf8_trim_whitespace(text), value_set=markers), False)
+    bad = pc.and_(pc.and_(pc.is_valid(original), pc.is_null(numbers)), pc.invert(blank))
+    return pc.if_else(bad, pc.utf8_slice_codeunits(text, 0, EXAMPLE_CHARS), pa.scalar(None, pa.string()))
+
+
+def normalise_features(table: pa.Table, kinds: Mapping[str, str],
+                       marks: bool = False) -> tuple[pa.Table, dict[str, InvalidValues]]:
+    """``table`` with its numeric features as float64 and its categorical ones as text; the invalid values.
+
+    ``marks``: a numeric feature with invalid values gets a hidden column of them (``INVALID_PREFIX``).
+    """
     invalid: dict[str, InvalidValues] = {}
     columns = {}
     for name in table.column_names:
         column = table.column(name)
         kind = kinds.get(name)
         if kind == "numeric":
+            original = column
             column, bad = as_numbers(column)
             if bad is not None:
                 invalid[name] = bad
+                if marks:
+                    columns[INVALID_PREFIX + name] = _invalid_text(original, column)
         elif kind == "categorical" and not pa.types.is_string(column.type):
             column = as_text(pc.cast(column, column.type.value_type)
                              if pa.types.is_dictionary(column.type) else column)
         columns[name] = column
     return (pa.table(columns) if columns else table), invalid
+
+
+def take_marks(rows: pa.Table) -> tuple[pa.Table, dict[str, InvalidValues]]:
+    """``rows`` without the hidden columns of invalid values, and those values per feature (count, example)."""
+    hidden = [name for name in rows.column_names if name.startswith(INVALID_PREFIX)]
+    if not hidden:
+        return rows, {}
+    found: dict[str, InvalidValues] = {}
+    for name in hidden:
+        values = rows.column(name).drop_null()
+        if len(values):
+            found[name[len(INVALID_PREFIX):]] = InvalidValues(len(values), str(values[0].as_py()))
+    return rows.drop_columns(hidden), found

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from monitor.domain.values import InvalidValues
 
 
 class WindowError(Exception):
@@ -17,11 +19,15 @@ class WindowError(Exception):
 
 @dataclass(frozen=True)
 class WindowSlice:
-    """The rows of one complete window, with the time it covers when known."""
+    """The rows of one complete window, with the time it covers when known, and its values of another type.
+
+    ``invalid``: per numeric feature, the window's values that were not numbers (read as missing in ``rows``).
+    """
 
     rows: pa.Table
     started_at: datetime | None
     ended_at: datetime | None
+    invalid: dict[str, InvalidValues] = field(default_factory=dict)
 
 
 def epoch_seconds(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:

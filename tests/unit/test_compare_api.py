@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from monitor.divergence import as_table, compare
@@ -36,3 +37,17 @@ def test_compare_names_bad_input() -> None:
         as_table("not a table")
     with pytest.raises(ValueError, match="2-D"):
         as_table(np.zeros(3))
+
+
+def test_compare_measures_each_segment_against_its_own_reference() -> None:
+    reference, window = sample_table(3000, seed=4), sample_table(2000, seed=5)
+    # segment "c" is a site: its values split both sides; only site x's a moved
+    window = window.set_column(1, "a", pa.array(np.where(np.asarray(window.column("c")) == "x", 0.5, 0.0)
+                                                + np.asarray(window.column("a"))))
+    report = compare(reference.drop_columns(["id"]), window.drop_columns(["id"]), measures=["ks", "chi_square"],
+                     segment_by=["c"])
+    assert {r.feature for r in report.results} == {"a", "b"}  # inferred features leave the segment column out
+    drifted = {o["segment"]: o["drifted_features"] for o in report.segments if o["drifted"]}
+    assert drifted == {"c=x": ["a"]}
+    assert [o["segment"] for o in report.segments] == ["c=x", "c=y", "c=z"]  # most frequent in the reference first
+    assert report.to_dict()["segments"] == report.segments

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pyarrow as pa
 import pytest
+from scipy import stats
 
 from monitor.config import FeaturesConfig, MeasureConfig
 from monitor.divergence import MeasureRegistry, ReferenceSummary
@@ -163,3 +164,47 @@ def test_swap_search_stays_cheap_on_wide_monitors() -> None:
     found = swaps(drifted, references, 0.01)
     assert time.perf_counter() - started < 5
     assert {d.feature: d.figures["looks_like"] for d in found} == {f"f{i}": f"f{i + 3}" for i in range(50)}
+
+
+PAIR = FeaturesConfig(numeric=["u", "v"])
+
+
+def _pair(rng: np.random.Generator, n: int, r: float) -> pa.Table:
+    """u, v ~ N(0, 1) with correlation ``r`` (their marginals do not depend on it)."""
+    u, noise = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    return pa.table({"u": u, "v": r * u + np.sqrt(1 - r * r) * noise})
+
+
+def _correlation_findings(window: pa.Table, summary: ReferenceSummary) -> list[Diagnosis]:
+    found = explain_window(window, feature_kinds(PAIR), summary, [], alpha=ALPHA).diagnoses
+    return [d for d in found if d.kind == "correlation"]
+
+
+def test_a_tiny_but_significant_correlation_move_is_not_a_broken_correlation() -> None:
+    summary, _ = summarize_rows(_pair(np.random.default_rng(30), 20_000, 0.8), PAIR, 10, 100_000, "test")
+    summary = ReferenceSummary.from_bytes(summary.to_bytes())
+    assert summary.multivariate is not None
+    reference_r = float(np.corrcoef(summary.multivariate.sample, rowvar=False)[0, 1])
+    window = _pair(np.random.default_rng(31), 100_000, 0.7)  # a large window: 0.8 -> 0.7 is far from chance
+    window_r = float(np.corrcoef(window.column("u").to_numpy(), window.column("v").to_numpy())[0, 1])
+    se = np.sqrt(1 / (summary.multivariate.sample.shape[0] - 3) + 1 / (window.num_rows - 3))
+    p_value = 2 * stats.norm.sf(abs(np.arctanh(reference_r) - np.arctanh(window_r)) / se)
+    assert p_value < ALPHA / 1_000 and abs(reference_r - window_r) < 0.3
+    assert _correlation_findings(window, summary) == []  # significant, but too small a change to name
+    broken = _correlation_findings(_pair(np.random.default_rng(32), 100_000, 0.0), summary)
+    assert {(d.feature, d.figures["partner"]) for d in broken} == {("u", "v"), ("v", "u")}
+    assert broken[0].figures["reference_r"] == pytest.approx(reference_r)
+    assert abs(float(broken[0].figures["window_r"])) < 0.02
+
+
+def test_a_large_correlation_move_in_a_few_rows_is_chance_not_a_broken_correlation() -> None:
+    summary, _ = summarize_rows(_pair(np.random.default_rng(30), 20_000, 0.8), PAIR, 10, 100_000, "test")
+    summary = ReferenceSummary.from_bytes(summary.to_bytes())
+    rng = np.random.default_rng(33)
+    u = rng.normal(0, 1, 12)
+    u = (u - u.mean()) / u.std()
+    noise = rng.normal(0, 1, 12)
+    noise -= noise.mean() + (noise @ u) / (u @ u) * u  # orthogonal to u: the sample correlation is exactly 0.45
+    v = 0.45 * u + np.sqrt(1 - 0.45 ** 2) * noise / noise.std()
+    assert np.corrcoef(u, v)[0, 1] == pytest.approx(0.45)
+    assert _correlation_findings(pa.table({"u": u, "v": v}), summary) == []  # moved by 0.35, but on 12 rows

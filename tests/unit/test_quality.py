@@ -75,8 +75,9 @@ def test_unchanged_windows_rarely_fail_a_check() -> None:
         outcomes = quality_outcomes(evaluation.results)
         checks += len(outcomes)
         failures += sum(failed for _, _, failed in outcomes)
-    # 60 windows x 10 checks (x, y: missing rate, range, constant; c: missing rate, new, vanished, constant)
-    assert checks == 60 * 10
+    # 60 windows x 13 checks (x, y: missing rate, range, constant, type; c: missing rate, new, vanished,
+    # constant, type)
+    assert checks == 60 * 13
     assert failures <= 4, failures
 
 
