@@ -32,6 +32,8 @@ class PerformanceAlertConfig(_Strict):
                                description="alert when a metric is this much worse than on the reference")
     below_reference: bool = Field(True, description="alert when a metric leaves the band it kept on the reference")
     state: Literal["warning", "drift"] = Field("drift", description="the state an alert raises the window to")
+    realized: bool = Field(False, description="also alert when a window's realized metric (once it has "
+                           "labels.min_labels labels) drops the same way")
 
 
 class PerformanceConfig(_Strict):
@@ -89,6 +91,8 @@ class PerformanceConfig(_Strict):
         if self.classes and len(self.probabilities) > 1 and len(self.classes) != len(self.probabilities):
             raise ValueError(f"performance: {len(self.probabilities)} probabilities columns for "
                              f"{len(self.classes)} classes")
+        if self.alert is not None and self.alert.realized and self.labels is None:
+            raise ValueError("performance: alert.realized needs labels (where the true labels arrive)")
         return self
 
     @property

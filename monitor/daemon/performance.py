@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from monitor.config import MonitorConfig, PerformanceConfig
+from monitor.config import MonitorConfig, PerformanceAlertConfig, PerformanceConfig
 from monitor.daemon.errors import MonitorError
 from monitor.domain.policy import STATE_CODES, Decision
 from monitor.domain.reference import ReferenceDataError, read_table, table_to_bytes
@@ -115,17 +115,39 @@ class PerformanceWatch:
         alert = self.config.alert
         if alert is None or not estimate.reliable:
             return []
-        dropped = []
-        for metric in estimate.metrics:
-            if alert.metrics is not None and metric.metric not in alert.metrics:
+        return [m.metric for m in estimate.metrics
+                if (alert.metrics is None or m.metric in alert.metrics)
+                and dropped(alert, m.metric, m.value, m.reference_value, m.reference_lower, m.reference_upper)]
+
+    def realized_alerts(self, realized: Mapping[str, float],
+                        references: Mapping[str, tuple[float | None, float | None, float | None]]) -> list[str]:
+        """The metrics whose realized value dropped past the alert (``alert.realized``), by the same rule."""
+        alert = self.config.alert
+        if alert is None or not alert.realized:
+            return []
+        found = []
+        for metric, value in realized.items():
+            reference = references.get(metric)
+            if reference is None or (alert.metrics is not None and metric not in alert.metrics):
                 continue
-            sign = -1.0 if metric.metric in LOWER_IS_BETTER else 1.0
-            worse_by = sign * (metric.reference_value - metric.value)
-            bound = metric.reference_upper if sign < 0 else metric.reference_lower
-            below_band = alert.below_reference and np.isfinite(bound) and sign * (metric.value - bound) < 0
-            if (alert.drop is not None and worse_by > alert.drop) or below_band:
-                dropped.append(metric.metric)
-        return dropped
+            if dropped(alert, metric, value, *(np.nan if v is None else v for v in reference)):
+                found.append(metric)
+        return found
+
+
+def dropped(alert: PerformanceAlertConfig, metric: str, value: float, reference_value: float,
+            reference_lower: float, reference_upper: float) -> bool:
+    """Whether ``value`` is ``alert.drop`` worse than the reference's, or (``below_reference``) beyond its band.
+
+    A value that is not finite never alerts here: it is logged and stored as missing where it is made.
+    """
+    if value is None or not np.isfinite(value):
+        return False
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    worse_by = sign * (reference_value - value)
+    bound = reference_upper if sign < 0 else reference_lower
+    below_band = alert.below_reference and np.isfinite(bound) and sign * (value - bound) < 0
+    return bool((alert.drop is not None and np.isfinite(worse_by) and worse_by > alert.drop) or below_band)
 
 
 def _columns(table: pa.Table) -> dict[str, np.ndarray]:
