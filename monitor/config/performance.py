@@ -106,7 +106,10 @@ class LabelsConfig(_Strict):
     """Where true labels arrive later, and how they are joined to the windows' rows."""
 
     source: dict[str, Any] = Field(description="a connector ({type, options}) that reads the label rows")
-    key: str = Field(min_length=1, description="the id column, in the live rows and in the label rows")
+    key: str = Field(min_length=1, description="the id column (join: time: the time column), in the live rows "
+                     "and in the label rows")
+    join: Literal["key", "time"] = Field("key", description="key: labels join rows with the same id; time: with "
+                                         "the same instant (values read as times, compared in UTC to the microsecond)")
     column: str | None = Field(None, min_length=1, description="the label column of the label rows "
                                "(default: performance.target)")
     min_labels: int = Field(30, ge=1, le=100_000_000,

@@ -17,7 +17,7 @@ import pyarrow as pa
 from monitor.config import MonitorConfig, PerformanceConfig
 from monitor.connector import Connector
 from monitor.daemon.errors import MonitorError, reason
-from monitor.daemon.performance import KEY, PerformanceWatch
+from monitor.daemon.performance import KEY, PerformanceWatch, join_keys
 from monitor.domain.reference import table_from_bytes, table_to_bytes
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
@@ -131,9 +131,10 @@ class LabelJoiner:
                 raise ValueError(f"the label source has no column {name!r} (it has {table.column_names})")
         if not table.num_rows:
             return []
-        pairs = list(zip(table.column(self.labels.key).to_pylist(), table.column(column).to_pylist()))
+        pairs = list(zip(join_keys(table.column(self.labels.key), self.labels.join == "time"),
+                         table.column(column).to_pylist()))
         as_label = str if self.config.task == "classification" else float
-        usable = [(str(key), as_label(label)) for key, label in pairs if key is not None and _known(label)]
+        usable = [(key, as_label(label)) for key, label in pairs if key is not None and _known(label)]
         if len(usable) < len(pairs):
             log.warning("monitor %s: %d label row(s) without a key or a label were skipped", self.name,
                         len(pairs) - len(usable))

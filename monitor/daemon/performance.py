@@ -76,7 +76,7 @@ class PerformanceWatch:
         columns = _columns(rows)
         try:
             estimate = estimator.estimate_window(columns)
-            outputs = self._outputs(estimator, columns) if self.config.labels else None
+            outputs = self._outputs(estimator, rows, columns, seq) if self.config.labels else None
         except (EstimationError, KeyError) as error:
             log.error("monitor %s window %d: performance not estimated: %s", self.name, seq, _cause(error))
             return None, None
@@ -89,10 +89,17 @@ class PerformanceWatch:
                         ", ".join(undefined))
         return {**estimate.to_json(), "alerts": self.alerts(estimate)}, outputs
 
-    def _outputs(self, estimator: PerformanceEstimator, columns: Mapping[str, np.ndarray]) -> bytes:
-        assert self.config.labels is not None
+    def _outputs(self, estimator: PerformanceEstimator, rows: pa.Table, columns: Mapping[str, np.ndarray],
+                 seq: int) -> bytes:
+        labels = self.config.labels
+        assert labels is not None
         predicted, scores = estimator.outputs(columns)
-        table = {KEY: pa.array(columns[self.config.labels.key].astype(str)),
+        keys = join_keys(rows.column(labels.key), labels.join == "time")
+        shared = len(keys) - len(set(keys))
+        if shared:
+            log.warning("monitor %s window %d: %d row(s) share their %s %r with an earlier row of the window; a "
+                        "label for it is joined to each of them", self.name, seq, shared, labels.join, labels.key)
+        table = {KEY: pa.array(keys, pa.string()),
                  PREDICTION: pa.array(predicted.astype(str) if self.config.task == "classification" else predicted)}
         for k in range(0 if scores is None else scores.shape[1]):
             table[f"score_{k}"] = pa.array(scores[:, k])  # type: ignore[index]
@@ -133,6 +140,31 @@ class PerformanceWatch:
             if dropped(alert, metric, value, *(np.nan if v is None else v for v in reference)):
                 found.append(metric)
         return found
+
+
+def join_keys(values: pa.Array | pa.ChunkedArray, by_time: bool) -> list[str | None]:
+    """Each value as the text labels are joined on: as it reads (ids), or (``by_time``) its instant in UTC
+    microseconds, so a time written with an offset, as text or as a timestamp joins the same instant.
+
+    A value that cannot be read as a time has no key (None): the callers skip it with a log line.
+    """
+    if by_time:
+        try:
+            values = _instants(values)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            instants = []
+            for value in values.to_pylist():
+                try:
+                    instants.append(_instants(pa.array([value], values.type))[0].as_py())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    instants.append(None)
+            values = pa.array(instants, pa.int64())
+    return [None if value is None else str(value) for value in values.to_pylist()]
+
+
+def _instants(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Times as UTC microseconds since the epoch (a time without a zone is read as UTC)."""
+    return values.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
 
 
 def dropped(alert: PerformanceAlertConfig, metric: str, value: float, reference_value: float,
