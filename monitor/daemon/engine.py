@@ -449,7 +449,7 @@ class MonitorRunner:
             log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, why)
         statistic = self._detector_statistic(evaluation)
         decision = self.policy.decide(evaluation.feature_drifted, statistic, evaluation.multivariate_drift)
-        performance, outputs = (self.performance.estimate(window.rows, self.reference.id, seq)
+        performance, outputs = (self.performance.estimate(window.rows, self.reference.id, seq, diagnoses)
                                 if self.performance is not None and isinstance(window, WindowSlice) else (None, None))
         decision = raised_state(decision, performance, self.config.performance, self.last_state)
         self.last_state = decision.state

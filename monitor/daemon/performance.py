@@ -18,6 +18,8 @@ from monitor.performance import LOWER_IS_BETTER, EstimationError, PerformanceEst
 
 log = logging.getLogger("driftd.engine")
 
+#: Diagnosis kinds (``monitor.domain.diagnosis``) that say the features' relation changed: a concept change.
+CONCEPT_KINDS = frozenset({"swap", "correlation"})
 #: Column names of a window's stored outputs.
 KEY, PREDICTION = "key", "prediction"
 #: ``load(path, options) -> model``, the plugins' model loaders.
@@ -69,13 +71,18 @@ class PerformanceWatch:
             self._fitted_for = reference_id
         return self._estimator
 
-    def estimate(self, rows: pa.Table, reference_id: object, seq: int) -> tuple[dict[str, Any] | None, bytes | None]:
+    def estimate(self, rows: pa.Table, reference_id: object, seq: int,
+                 diagnoses: Sequence[Mapping[str, Any]] = ()) -> tuple[dict[str, Any] | None, bytes | None]:
         """The window's estimate as stored (None, with one log line, when it cannot be made) and, with a
-        label source, its row keys and model outputs to join labels to later."""
+        label source, its row keys and model outputs to join labels to later.
+
+        The estimate is unreliable when the window is off the reference's support, or when the window's
+        shift diagnosis (``diagnoses``) finds a swap or a broken correlation on a model feature.
+        """
         estimator = self.estimator(reference_id)
         columns = _columns(rows)
         try:
-            estimate = estimator.estimate_window(columns)
+            estimate = self._concept_checked(estimator.estimate_window(columns), diagnoses)
             outputs = self._outputs(estimator, rows, columns, seq) if self.config.labels else None
         except (EstimationError, KeyError) as error:
             log.error("monitor %s window %d: performance not estimated: %s", self.name, seq, _cause(error))
@@ -88,6 +95,28 @@ class PerformanceWatch:
                         "the positive class); stored as missing, never as unchanged", self.name, seq,
                         ", ".join(undefined))
         return {**estimate.to_json(), "alerts": self.alerts(estimate)}, outputs
+
+    def _concept_checked(self, estimate: WindowEstimate, diagnoses: Sequence[Mapping[str, Any]]) -> WindowEstimate:
+        """The estimate marked unreliable when the diagnosis says how the model's features relate changed: a
+        model feature now reads like another model feature that itself no longer reads like its own reference
+        (both diagnosed swaps: sensors exchanged), or a strong correlation between two model features broke.
+        A lone swap diagnosis (one feature that merely looks like another) is a shift of its own."""
+        features = set(self.features)
+        swapped = {d.get("feature") for d in diagnoses if d.get("kind") == "swap"}
+        changed = []
+        for diagnosis in diagnoses:
+            figures, feature = diagnosis.get("figures") or {}, diagnosis.get("feature")
+            other = figures.get("looks_like") if diagnosis.get("kind") == "swap" else figures.get("partner")
+            if diagnosis.get("kind") not in CONCEPT_KINDS or feature not in features or other not in features:
+                continue
+            if diagnosis.get("kind") == "correlation" or other in swapped:
+                changed.append(diagnosis)
+        if not changed or not estimate.reliable:
+            return estimate
+        found = "; ".join(str(d.get("sentence") or f"{d.get('feature')}: {d.get('kind')}") for d in changed)
+        return replace(estimate, reliable=False, reason=(
+            f"the shift diagnosis finds the model's features relate differently ({found}): the reference's "
+            "relation between inputs and outcomes may not hold, so the performance cannot be known without labels"))
 
     def _outputs(self, estimator: PerformanceEstimator, rows: pa.Table, columns: Mapping[str, np.ndarray],
                  seq: int) -> bytes:
