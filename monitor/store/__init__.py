@@ -36,7 +36,8 @@ class Store(TickWriter, References, Leases, HistoryQueries, Outbox, LabelStore):
 
 __all__ = [
     "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LabelUpdate",
-    "LatestRealized", "LeaseLost", "LeaseTaken", "NewReference", "OpenWindow", "OutboxItem", "Overview", "Page", "Progress", "ResultRecord",
+    "LatestRealized", "LeaseLost", "LeaseTaken", "NewReference", "OpenWindow", "OutboxItem", "Overview", "Page",
+    "Progress", "ResultRecord",
     "SeriesPoint", "Store",
     "StoreError", "StoredReference",
     "WindowRecord", "WindowRow", "adaptation_row", "create_db_engine",
