@@ -61,6 +61,10 @@ class MonitorSnapshot:
     performance: dict[str, Any] | None = None
     #: Realized performance of the latest window whose labels arrived: metric → value.
     realized: dict[str, float] = field(default_factory=dict)
+    #: Estimated − realized, per metric, in that same window.
+    estimation_error: dict[str, float] = field(default_factory=dict)
+    #: Metrics whose realized value dropped past the alert in that same window.
+    realized_alerts: frozenset[str] = frozenset()
 
 
 class DriftCollector(Collector):
@@ -209,6 +213,11 @@ def _performance_families() -> dict[str, GaugeMetricFamily]:
                                       labels=["monitor"]),
         "realized": GaugeMetricFamily("driftd_realized_performance", "The model's performance computed from labels, "
                                       "for the latest window whose labels arrived.", labels=labels),
+        "error": GaugeMetricFamily("driftd_performance_estimation_error", "Estimated minus realized performance "
+                                   "of the latest window whose labels arrived.", labels=labels),
+        "realized_alert": GaugeMetricFamily("driftd_realized_performance_alert", "1 when the realized metric of "
+                                            "the latest window whose labels arrived dropped past the alert.",
+                                            labels=labels),
     }
 
 
@@ -216,6 +225,10 @@ def _add_performance(families: dict[str, GaugeMetricFamily], name: str, snap: Mo
     for metric, value in snap.realized.items():
         if math.isfinite(value):
             families["realized"].add_metric([name, metric], value)
+            families["realized_alert"].add_metric([name, metric], float(metric in snap.realized_alerts))
+    for metric, value in snap.estimation_error.items():
+        if math.isfinite(value):
+            families["error"].add_metric([name, metric], value)
     if not snap.performance:
         return
     families["reliable"].add_metric([name], float(bool(snap.performance.get("reliable"))))

@@ -22,6 +22,8 @@ class PerformanceAlertConfig(_Strict):
                                description="alert when a metric is this much worse than on the reference")
     below_reference: bool = Field(True, description="alert when a metric leaves the band it kept on the reference")
     state: Literal["warning", "drift"] = Field("drift", description="the state an alert raises the window to")
+    realized: bool = Field(False, description="also alert when a window's realized metric (once it has "
+                           "labels.min_labels labels) drops the same way")
 
 
 class PerformanceConfig(_Strict):
@@ -79,6 +81,8 @@ class PerformanceConfig(_Strict):
         if self.classes and len(self.probabilities) > 1 and len(self.classes) != len(self.probabilities):
             raise ValueError(f"performance: {len(self.probabilities)} probabilities columns for "
                              f"{len(self.classes)} classes")
+        if self.alert is not None and self.alert.realized and self.labels is None:
+            raise ValueError("performance: alert.realized needs labels (where the true labels arrive)")
         return self
 
     @property
@@ -92,7 +96,10 @@ class LabelsConfig(_Strict):
     """Where true labels arrive later, and how they are joined to the windows' rows."""
 
     source: dict[str, Any] = Field(description="a connector ({type, options}) that reads the label rows")
-    key: str = Field(min_length=1, description="the id column, in the live rows and in the label rows")
+    key: str = Field(min_length=1, description="the id column (join: time: the time column), in the live rows "
+                     "and in the label rows")
+    join: Literal["key", "time"] = Field("key", description="key: labels join rows with the same id; time: with "
+                                         "the same instant (values read as times, compared in UTC to the microsecond)")
     column: str | None = Field(None, min_length=1, description="the label column of the label rows "
                                "(default: performance.target)")
     min_labels: int = Field(30, ge=1, le=100_000_000,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pyarrow as pa
@@ -45,7 +45,7 @@ from monitor.domain.evaluate import (
     evaluate_window,
 )
 from monitor.domain.events import Routes
-from monitor.domain.policy import DriftPolicy, max_divergence
+from monitor.domain.policy import STATE_CODES, DriftPolicy, max_divergence
 from monitor.domain.pushdown import (
     CountReference,
     evaluate_aggregate,
@@ -262,11 +262,21 @@ class MonitorRunner:
             self._set_problem(message)
             raise MonitorError(message) from error
         self.error_backoff.succeeded()
+        report = self._with_realized_state(report)
         if self._last_problem is not None:
             log.info("monitor %s: recovered", self.name)
             self._last_problem = None
         self._set_problem(None)
         return report
+
+    def _with_realized_state(self, report: TickReport) -> TickReport:
+        """The tick's state raised by a realized drop (``performance.alert.realized``), in the report and
+        ``driftd_state``: the latest window whose labels arrived keeps it raised until a later one has none."""
+        if self.labels is None or not report.owned:
+            return report
+        state = max(report.state, self.labels.state, key=STATE_CODES.__getitem__)
+        self.metrics.update(self.name, state_code=STATE_CODES[state])
+        return report if state == report.state else replace(report, state=state)
 
     def _set_problem(self, message: str | None) -> None:
         """Show why the monitor cannot evaluate now (None: it can) in the API and ``driftd_monitor_error``."""
@@ -302,7 +312,7 @@ class MonitorRunner:
         self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)
         if self.labels is not None:
-            self.labels.join(self.reference.id, self.lease)
+            self.labels.join(self.reference.id, self.lease, self._routes())
         if self.leases.hand_back_if_over_share():
             self._forget_state()
         return TickReport(batch.num_rows, records, self.last_state)
@@ -439,7 +449,7 @@ class MonitorRunner:
             log.error("monitor %s window %d: measure %r failed: %s", self.name, seq, measure, why)
         statistic = self._detector_statistic(evaluation)
         decision = self.policy.decide(evaluation.feature_drifted, statistic, evaluation.multivariate_drift)
-        performance, outputs = (self.performance.estimate(window.rows, self.reference.id, seq)
+        performance, outputs = (self.performance.estimate(window.rows, self.reference.id, seq, diagnoses)
                                 if self.performance is not None and isinstance(window, WindowSlice) else (None, None))
         decision = raised_state(decision, performance, self.config.performance, self.last_state)
         self.last_state = decision.state

@@ -17,10 +17,11 @@ import pyarrow as pa
 from monitor.config import MonitorConfig, PerformanceConfig
 from monitor.connector import Connector
 from monitor.daemon.errors import MonitorError, reason
-from monitor.daemon.performance import KEY, PerformanceWatch
+from monitor.daemon.performance import KEY, PerformanceWatch, join_keys
 from monitor.domain.reference import table_from_bytes, table_to_bytes
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
+from monitor.domain.events import NO_ROUTES, Routes
 from monitor.store import LabelUpdate, LeaseLost, OpenWindow, Store
 
 log = logging.getLogger("driftd.labels")
@@ -35,23 +36,35 @@ class LabelJoiner:
         self.name, self.monitor_id, self.config, self.labels = name, monitor_id, config, config.labels
         self.connector, self.store, self.watch, self.metrics = connector, store, watch, metrics
         self._last_problem: str | None = None
-        self.metrics.update(name, realized=store.latest_realized(monitor_id))
+        self.latest = store.latest_realized(monitor_id)
+        self._publish()
 
-    def join(self, reference_id: object, lease: tuple[str, float] | None) -> int:
+    @property
+    def state(self) -> str:
+        """The state the realized performance raises the monitor to: the alert's while the latest window
+        with realized metrics has a realized drop (``alert.realized``), else ``ok``."""
+        alert = self.config.alert
+        return alert.state if alert is not None and alert.realized and self.latest.alerts else "ok"
+
+    def _publish(self) -> None:
+        self.metrics.update(self.name, realized=dict(self.latest.realized),
+                            estimation_error=dict(self.latest.errors), realized_alerts=self.latest.alerts)
+
+    def join(self, reference_id: object, lease: tuple[str, float] | None, routes: Routes = NO_ROUTES) -> int:
         """Read new labels, join them, commit; returns the labels newly counted.
 
         A failure (the label source, the history database) is logged and leaves everything as it was:
         the next tick tries again from the committed cursor. Only a lost lease goes up to the tick.
         """
         try:
-            return self._join(reference_id, lease)
+            return self._join(reference_id, lease, routes)
         except LeaseLost:
             raise
         except Exception as error:  # noqa: BLE001 - labels failing never stops the monitor's windows
             self._problem(f"monitor {self.name}: labels not joined: {reason(error)}")
             return 0
 
-    def _join(self, reference_id: object, lease: tuple[str, float] | None) -> int:
+    def _join(self, reference_id: object, lease: tuple[str, float] | None, routes: Routes) -> int:
         position, pending = self.store.label_cursor(self.monitor_id)
         try:
             batch = self.connector.fetch(position, self.labels.max_rows)
@@ -89,11 +102,17 @@ class LabelJoiner:
                         self.name, len(left) - self.labels.max_pending, self.labels.max_pending)
             left = left[len(left) - self.labels.max_pending:]
         updates = [self._update(reference_id, window, known[window.window_id]) for window in touched.values()]
-        self.store.commit_labels(self.monitor_id, batch.cursor, _serialised(left), len(left), updates, lease=lease)
+        started = self.store.commit_labels(self.monitor_id, batch.cursor, _serialised(left), len(left), updates,
+                                          lease=lease, routes=routes)
         counted = sum(u.labelled_rows - touched[u.window_id].labelled_rows for u in updates)
-        realized = [(touched[u.window_id].seq, u.realized) for u in updates if u.realized is not None]
-        if realized:
-            self.metrics.update(self.name, realized=dict(max(realized, key=lambda item: item[0])[1]))
+        for update in updates:
+            if update.realized_alerts:
+                log.warning("monitor %s window %d: realized %s dropped past the alert (%d labels)%s", self.name,
+                            touched[update.window_id].seq, ", ".join(update.realized_alerts), update.labelled_rows,
+                            "; drift event started" if update.window_id in started else "")
+        if any(u.realized is not None for u in updates):
+            self.latest = self.store.latest_realized(self.monitor_id)
+            self._publish()
         return counted
 
     def _update(self, reference_id: object, window: OpenWindow, labels: dict[str, Any]) -> LabelUpdate:
@@ -102,7 +121,8 @@ class LabelJoiner:
         if len(labels) >= self.labels.min_labels:
             keys = outputs.column(KEY).to_pylist()
             realized = self.watch.realized(reference_id, outputs, [labels.get(key) for key in keys])
-        return LabelUpdate(window.window_id, _serialised(list(labels.items())) or b"", len(labels), realized)
+        alerts = tuple(self.watch.realized_alerts(realized, window.references)) if realized is not None else ()
+        return LabelUpdate(window.window_id, _serialised(list(labels.items())) or b"", len(labels), realized, alerts)
 
     def _rows(self, table: pa.Table) -> list[tuple[str, Any]]:
         column = self.config.label_column
@@ -111,9 +131,10 @@ class LabelJoiner:
                 raise ValueError(f"the label source has no column {name!r} (it has {table.column_names})")
         if not table.num_rows:
             return []
-        pairs = list(zip(table.column(self.labels.key).to_pylist(), table.column(column).to_pylist()))
+        pairs = list(zip(join_keys(table.column(self.labels.key), self.labels.join == "time"),
+                         table.column(column).to_pylist()))
         as_label = str if self.config.task == "classification" else float
-        usable = [(str(key), as_label(label)) for key, label in pairs if key is not None and _known(label)]
+        usable = [(key, as_label(label)) for key, label in pairs if key is not None and _known(label)]
         if len(usable) < len(pairs):
             log.warning("monitor %s: %d label row(s) without a key or a label were skipped", self.name,
                         len(pairs) - len(usable))

@@ -26,7 +26,7 @@ from monitor.store.queries import (
 )
 from monitor.store.outbox import Backlog, Outbox, OutboxItem
 from monitor.store.references import References, StoredReference
-from monitor.store.performance import LabelStore, LabelUpdate, OpenWindow
+from monitor.store.performance import LabelStore, LabelUpdate, LatestRealized, OpenWindow
 from monitor.store.ticks import CommittedWindow, Progress, TickWriter
 
 
@@ -35,8 +35,9 @@ class Store(TickWriter, References, Leases, HistoryQueries, Outbox, LabelStore):
 
 
 __all__ = [
-    "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LabelUpdate", "LeaseLost",
-    "LeaseTaken", "NewReference", "OpenWindow", "OutboxItem", "Overview", "Page", "Progress", "ResultRecord",
+    "ALL_FEATURES", "AdaptationRow", "Backlog", "CommittedWindow", "Database", "EventRow", "LabelUpdate",
+    "LatestRealized", "LeaseLost", "LeaseTaken", "NewReference", "OpenWindow", "OutboxItem", "Overview", "Page",
+    "Progress", "ResultRecord",
     "SeriesPoint", "Store",
     "StoreError", "StoredReference",
     "WindowRecord", "WindowRow", "adaptation_row", "create_db_engine",

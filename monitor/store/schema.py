@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -156,6 +157,8 @@ class WindowPerformance(Base):
     realized: Mapped[float | None] = mapped_column(Float, nullable=True)
     labelled_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
     realized_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The realized value dropped past the alert (``performance.alert.realized``).
+    realized_alert: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class WindowOutputs(Base):
@@ -197,6 +200,8 @@ class DriftEvent(Base):
     target_sample: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     #: The metrics whose estimated drop raised the window's state (None: none did).
     performance_alerts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: The metrics whose realized drop, once labels arrived, started this event (None: not such an event).
+    realized_alerts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class Adaptation(Base):

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import httpx
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as parquet
 import pytest
 import yaml
 
@@ -32,6 +33,8 @@ from tests.unit.test_deploy_files import (PROMETHEUS, RULE_TESTS, RULES, load_da
 pytestmark = pytest.mark.slow
 
 MONITOR = "demo-sensors"
+#: Live rows (after the reference) whose true labels the demo's label source holds.
+LABELLED_ROWS = 20_000
 #: The adapters of the demo monitor. Its drifted rows carry no labels and lie partly off the training
 #: data's support, so the gate rejects both challengers; the command (a retraining hand-over) succeeds.
 ADAPTERS = ["label_shift", "feature_alignment",
@@ -148,12 +151,24 @@ def adapting_demo_monitor(directory: Path) -> dict[str, Any]:
     os.chmod(model_path, 0o600)  # driftd loads pickles only from files no one else can write
     training = write_csv(directory / "training.csv", pa.table(
         {**{name: rows.column(name) for name in NUMERIC_FEATURES}, "label": pa.array(labels)}))
+    # The true labels of the live rows that follow, by the same rule, keyed by each row's time as driftd
+    # writes it: the label source of the realized-performance panels.
+    connector = SyntheticConnector({**options, "rows_per_fetch": LABELLED_ROWS})
+    live = connector.fetch(DEMO_REFERENCE_ROWS, LABELLED_ROWS).table
+    connector.close()
+    truth = ((live.column("temperature").to_numpy() - 21.0) / 1.5
+             + (live.column("humidity").to_numpy() - 45.0) / 6.0 > 0).astype(np.int64)
+    (directory / "labels").mkdir()
+    parquet.write_table(pa.table({"ts": live.column("ts").to_numpy(zero_copy_only=False).astype(str),
+                                  "label": truth}), directory / "labels" / "labels.parquet")
     demo = demo_monitor()
     assert demo["name"] == MONITOR
     return {**demo,
             "model": {"path": str(model_path), "label": "label", "training_data": str(training),
                       "store": str(directory / "models")},
-            "performance": {"target": "label", "reference": str(training)},
+            "performance": {"target": "label", "reference": str(training),
+                            "labels": {"source": {"type": "files", "options": {"path": str(directory / "labels")}},
+                                       "key": "ts"}},
             "adaptation": {"adapters": ADAPTERS, "cooldown": 0}}
 
 

@@ -41,6 +41,7 @@ RUNBOOK_ANCHORS = {
     "alert-driftdadaptationfailing",
     "alert-driftddataquality",
     "alert-driftdmodelperformancedrop",
+    "alert-driftdmodelperformancedroprealized",
 }
 SEVERITIES = {"critical", "warning", "info"}
 METRIC_NAME = re.compile(r"(?<![A-Za-z0-9_:])driftd_[A-Za-z0-9_:]*")
@@ -111,7 +112,7 @@ def exported_series_names() -> set[str]:
         # a monitor with a performance section, after labels arrived for a window
         performance={"reliable": True, "metrics": [{"metric": "accuracy", "value": 0.8, "lower": 0.78, "upper": 0.82,
                                                     "reference_lower": 0.84, "reference_upper": 0.9}]},
-        realized={"accuracy": 0.79},
+        realized={"accuracy": 0.79}, estimation_error={"accuracy": 0.01}, realized_alerts=frozenset({"accuracy"}),
     ))
     # A monitor with a model and an adaptation section, after one adapter run.
     metrics.model_version.labels("m").set(2)

@@ -146,3 +146,50 @@ def test_a_performance_section_it_cannot_use_is_a_configuration_error() -> None:
             monitor_config(reference={"path": "ref.csv"}, performance=performance)
     with pytest.raises(ConfigError, match="performance needs labelled reference rows"):
         monitor_config(performance=base)
+
+
+@pytest.mark.parametrize("seed", [8, 9, 10, 11, 12])
+def test_swapped_sensors_make_the_estimate_unreliable_through_the_shift_diagnosis(
+        seed: int, data: Path, tmp_path: Path, sqlite_url: str) -> None:
+    # the support check is switched off (every row counts as on it): only the diagnosis can tell
+    task = classification(seed, 2, windows=4, rows=1000, max_shift=0.0, swap=True)
+    write_csv(tmp_path / "ref.csv", _table(task.reference))
+    for i, window in enumerate(task.windows):
+        write_csv(data / f"part-{i}.csv", _table(window, without=("y",)))
+    runner = make_runner(_config(max_outside_share=1.0), sqlite_url)
+    report = runner.tick()
+    estimates = [w.performance for w in report.windows]
+    assert [e["reliable"] for e in estimates] == [True, True, False, False], "windows 3 and 4 have x0, x1 swapped"
+    assert all("shift diagnosis" in e["reason"] and "x0" in e["reason"] and "x1" in e["reason"]
+               for e in estimates[2:])
+    for estimate, window, labels in zip(estimates, task.windows, task.labels):
+        accuracy = next(m for m in estimate["metrics"] if m["metric"] == "accuracy")["value"]
+        if abs(accuracy - float(np.mean(window["prediction"] == labels))) > 0.05:
+            assert not estimate["reliable"], "an estimate off by more than 0.05 is never shown as reliable"
+    assert all(e["alerts"] == [] for e in estimates[2:]), "an unreliable estimate never alerts"
+
+
+def test_which_diagnoses_make_an_estimate_unreliable() -> None:
+    from monitor.daemon.performance import PerformanceWatch
+    from monitor.performance import WindowEstimate
+
+    config = monitor_config(features={"numeric": [*FEATURES, "other"]}, reference={"path": "ref.csv"},
+                            model={"path": "m.pkl", "features": list(FEATURES)}, performance=PERFORMANCE)
+    watch = PerformanceWatch(config, {})
+    reliable = WindowEstimate(1000, 0.0, True, None)
+
+    def swap(feature: str, like: str) -> dict[str, Any]:
+        return {"feature": feature, "kind": "swap", "figures": {"looks_like": like}, "sentence": f"{feature} swap"}
+
+    def correlation(feature: str, partner: str) -> dict[str, Any]:
+        return {"feature": feature, "kind": "correlation", "figures": {"partner": partner}, "sentence": "corr"}
+
+    for diagnoses, trusted in (
+            ([swap("x0", "x1"), swap("x1", "x2")], False),          # sensors exchanged
+            ([swap("x0", "x2")], True),                             # one feature looks like another: a shift
+            ([correlation("x0", "x1"), correlation("x1", "x0")], False),
+            ([correlation("x0", "other"), correlation("other", "x0")], True),  # the model does not read 'other'
+            ([{"feature": "x0", "kind": "location", "figures": {}}], True)):
+        checked = watch._concept_checked(reliable, diagnoses)
+        assert checked.reliable is trusted, diagnoses
+        assert trusted or "shift diagnosis" in checked.reason

@@ -162,3 +162,55 @@ def test_a_label_source_that_cannot_be_built_names_the_monitor_and_the_cause(dat
     _live(task, tmp_path, data, 1)
     with pytest.raises(MonitorError, match="monitor 'm': performance.labels.source: .*unknown connector type 'nope'"):
         make_runner(_config({"type": "nope"}), sqlite_url)
+
+
+def test_a_label_column_that_fills_in_later_in_the_same_table_is_read_by_a_second_source(
+        data: Path, tmp_path: Path, postgres_url: str) -> None:
+    """The live rows and their labels in ONE table: the label source reads it again by the time each label
+    was written (a column set with the label), so each label is read once, whatever its row's place."""
+    from sqlalchemy import create_engine, text
+
+    task = classification(15, 2, windows=2, rows=ROWS)
+    write_csv(tmp_path / "ref.csv", pa.table(task.reference))
+    engine = create_engine(postgres_url)
+    names = [*FEATURES, "p0", "p1"]
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE TABLE scored (seq BIGINT PRIMARY KEY, id BIGINT, "
+                                f"{', '.join(f'{n} DOUBLE PRECISION' for n in names)}, prediction BIGINT, "
+                                "y BIGINT, labelled_at TIMESTAMPTZ)"))
+        rows = [{"seq": w * ROWS + i, "id": w * ROWS + i, "prediction": int(task.windows[w]["prediction"][i]),
+                 **{n: float(task.windows[w][n][i]) for n in names}} for w in range(2) for i in range(ROWS)]
+        connection.execute(text(f"INSERT INTO scored (seq, id, {', '.join(names)}, prediction) VALUES "
+                                f"(:seq, :id, {', '.join(':' + n for n in names)}, :prediction)"), rows)
+    truth = np.concatenate(task.labels[:2])
+    order = np.random.default_rng(5).permutation(2 * ROWS)
+    first, second = order[:700], order[700:1500]  # out of order across both windows; 500 never labelled
+
+    def label(batch: np.ndarray) -> None:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE scored SET y = :y, labelled_at = now() WHERE seq = :seq"),
+                               [{"seq": int(r), "y": int(truth[r])} for r in batch])
+
+    live = {"type": "sql", "options": {"url": postgres_url, "table": "scored", "cursor_column": "seq",
+                                       "columns": ["seq", "id", *names, "prediction"]}}
+    labels = {"type": "sql", "options": {"url": postgres_url, "table": "scored", "cursor_column": "labelled_at",
+                                         "tiebreaker_column": "seq", "columns": ["labelled_at", "seq", "id", "y"]}}
+    config = _config(labels)
+    config = config.model_copy(update={"source": config.source.model_copy(
+        update={"type": "sql", "options": live["options"]})})
+    label(first)                       # some labels are written before the daemon reads the rows
+    runner = make_runner(config, postgres_url)
+    runner.tick()
+    label(second)
+    runner.tick()
+    stored = _stored(runner)
+    labelled = np.zeros(2 * ROWS, dtype=bool)
+    labelled[order[:1500]] = True
+    for seq in (1, 2):
+        in_window = labelled[(seq - 1) * ROWS: seq * ROWS]
+        assert stored[seq]["labelled"] == in_window.sum()
+        assert stored[seq]["accuracy"] == pytest.approx(_expected(task, seq - 1, in_window)["accuracy"], abs=1e-12)
+    restarted = make_runner(config, postgres_url)
+    restarted.tick()
+    assert _stored(restarted) == stored, "a restart reads no label twice"
+    engine.dispose()
