@@ -102,11 +102,11 @@ def test_source_down_is_reported_once_retried_with_backoff_and_resumed(
     with pytest.raises(SourceDown, match="monitor 'm'.*does not exist"):
         runner.tick()
     assert runner.tick().rows_fetched == 0, "inside the backoff the source is left alone"
-    assert metrics.source_errors.labels("m")._value.get() == 1
+    assert metrics.registry.get_sample_value("driftd_source_errors_total", {"monitor": "m"}) == 1
     now[0] += 2.0
     with pytest.raises(SourceDown):
         runner.tick()
-    assert metrics.source_errors.labels("m")._value.get() == 2
+    assert metrics.registry.get_sample_value("driftd_source_errors_total", {"monitor": "m"}) == 2
     assert metrics.snapshot("m").source_up is False
     assert _count(runner, SourceCursor) == 0, "nothing was committed while the source was down"
     write_csv(data / "part-1.csv", sample_table(1500, seed=1))
