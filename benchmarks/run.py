@@ -55,11 +55,12 @@ def plan(cases: set[int]) -> list[Job]:
     jobs: list[Job] = []
     if 1 in cases:
         jobs.append(Job("numpy_sort_floor", "numpy_sort_floor.py", 1, "sort", False, repeat=5, warmup=1))
-        jobs += [Job("driftd", "driftd.py", 1, m, False, repeat=3, warmup=1) for m in [*CASE1, "all", "compare"]]
+        jobs += [Job("driftd", "driftd.py", 1, m, False, repeat=3, warmup=1)
+                 for m in [*CASE1, "all", "compare", "compare_ks_chi2"]]
         jobs += [Job("scipy_loop", "scipy_loop.py", 1, m, False) for m in [*CASE1, "all"]]
         jobs += [Job("evidently", "evidently_runner.py", 1, m, True) for m in CASE1]
         jobs += [Job("nannyml", "nannyml_runner.py", 1, m, True) for m in ("ks", "jensen_shannon", "wasserstein",
-                                                                            "chi_square")]
+                                                                            "chi_square", "ks_chi2")]
         jobs += [Job("alibi_detect", "alibi_detect_runner.py", 1, m, True) for m in ("ks", "chi_square")]
         jobs.append(Job("frouros", "frouros_runner.py", 1, "ks", True))
     for case in sorted(cases & {2, 3}):
@@ -182,6 +183,13 @@ def _compare_checks(records: list[dict[str, Any]], floor: dict[str, Any] | None)
         if loop.get("peak_delta_mib") is not None and ours.get("peak_delta_mib") is not None:
             out.append(f"  (memory added during the call: compare() {ours['peak_delta_mib']} MiB, "
                        f"scipy_loop {loop['peak_delta_mib']} MiB)")
+    nanny, pair = _find(records, "nannyml", 1, "ks_chi2"), _find(records, "driftd", 1, "compare_ks_chi2")
+    if nanny and pair and nanny.get("seconds") and pair.get("seconds"):
+        whole = nanny["seconds"] + (nanny.get("setup_seconds") or 0.0)
+        out.append(_check("case 1: compare() >= 3x faster than nannyml (KS + chi2, one chunk)",
+                          whole / pair["seconds"] >= 3,
+                          f"fit + calculate {whole:.3f} s / {pair['seconds']:.3f} s = {whole / pair['seconds']:.1f}x "
+                          f"(calculate alone {nanny['seconds'] / pair['seconds']:.1f}x)"))
     if floor and floor.get("seconds"):
         ratio = ours["seconds"] / floor["seconds"]
         out.append(_check("case 1: compare() within 4x of sorting the window", ratio <= 4,

@@ -115,6 +115,7 @@ def serve(config_path: str) -> None:
     """Run one driftd as ``driftd run -c CONFIG`` does, with the ``paced`` connector registered."""
     from monitor.config import load_config
     from monitor.daemon import Daemon
+    from monitor.http.face import HttpFace
     from monitor.logs import setup_logging
     from monitor.plugins import PluginManager
 
@@ -122,7 +123,9 @@ def serve(config_path: str) -> None:
     setup_logging(config.logging.level)
     plugins = PluginManager(load_entry_points=False)
     plugins.register(sys.modules[__name__], "scale-paced")
-    Daemon(config, plugins).run_forever()
+    daemon = Daemon(config, plugins)
+    HttpFace.attach(daemon)  # the HTTP port, as ``driftd run`` attaches it (without it /readyz never answers)
+    daemon.run_forever()
 
 
 # ---- the harness -----------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 driftd's measure → NannyML method: ks → ``kolmogorov_smirnov`` (a histogram approximation once
 the reference has more than 10,000 rows), jensen_shannon → ``jensen_shannon`` (numeric and
-categorical), wasserstein → ``wasserstein``, chi_square → ``chi2``; NannyML has no PSI. One chunk
+categorical), wasserstein → ``wasserstein``, chi_square → ``chi2``, ks_chi2 → both at once (every
+column; driftd's side is ``compare_ks_chi2``); NannyML has no PSI. One chunk
 of 100,000 rows on each side (``chunk_size`` = window rows). ``fit`` on the reference is untimed
 set-up (``setup_seconds``, like driftd's reference summary); ``calculate`` on the window is
 timed. NannyML reports statistics and alerts against mean ± 3 sigma of reference chunks, not
@@ -23,7 +24,8 @@ from benchmarks.data import load_case  # noqa: E402
 
 #: driftd measure → (NannyML continuous method, NannyML categorical method).
 METHODS = {"ks": ("kolmogorov_smirnov", None), "jensen_shannon": ("jensen_shannon", "jensen_shannon"),
-           "wasserstein": ("wasserstein", None), "chi_square": (None, "chi2")}
+           "wasserstein": ("wasserstein", None), "chi_square": (None, "chi2"),
+           "ks_chi2": ("kolmogorov_smirnov", "chi2")}
 
 
 def main() -> None:
@@ -34,7 +36,7 @@ def main() -> None:
     args = runner_arguments(__doc__.splitlines()[0], list(METHODS), [1])
     case = load_case(args.case)
     continuous, categorical = METHODS[args.measure]
-    kinds = CASE1_MEASURES[args.measure]
+    kinds = CASE1_MEASURES.get(args.measure, ("numeric", "categorical"))
     columns = [*(case.numeric if "numeric" in kinds else []), *(case.categorical if "categorical" in kinds else [])]
     reference = case.reference.select(columns).to_pandas()
     window = case.window.select(columns).to_pandas()

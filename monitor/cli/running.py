@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from monitor.cli.base import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, config_option, fail, load, log, main
+from monitor.cli.workers import Supervisor, refuse_workers, worker_config
 from monitor.config import DriftdConfig, load_config
 from monitor.daemon import Daemon
 from monitor.daemon.engine import MonitorError
@@ -31,10 +32,20 @@ def build_daemon(config: DriftdConfig) -> Daemon:
 @config_option
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               envvar="DRIFTD_LOG_FORMAT", help="Plain text, or one JSON object per line.")
-def run(config_path: Path | None, log_format: LogFormat) -> None:
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes sharing the monitors through PostgreSQL leases (worker i serves HTTP on "
+                   "server.port + i).")
+@click.option("--worker-index", type=click.IntRange(0, 255), default=0, hidden=True)
+def run(config_path: Path | None, log_format: LogFormat, workers: int, worker_index: int) -> None:
     """Run the daemon (with no configuration: the built-in demo on embedded SQLite)."""
     config, is_demo = load(config_path)
     setup_logging(config.logging.level, log_format)
+    if workers > 1:
+        problem = refuse_workers(config, workers)
+        if problem or config_path is None:
+            fail(problem or f"--workers {workers}: the built-in demo runs on SQLite, a single replica")
+        sys.exit(Supervisor(config_path, workers, log_format).run())
+    config = worker_config(config, worker_index)
     if is_demo:
         from monitor.cli.demo import DEMO_SHIFT_ROW
         log.info("no configuration file given: running the built-in demo (synthetic sensors drifting from "
@@ -45,7 +56,7 @@ def run(config_path: Path | None, log_format: LogFormat) -> None:
     daemon = build_daemon(config)
     HttpFace.attach(daemon)
     try:
-        daemon.run_forever(None if is_demo else lambda: load_config(config_path))
+        daemon.run_forever(None if is_demo else lambda: worker_config(load_config(config_path), worker_index))
     except SchemaOutOfDate as error:
         fail(str(error))
     except RuntimeError as error:

@@ -278,6 +278,7 @@ class Daemon:
                 return runner.tick(retry_now)
             finally:
                 self.metrics.tick_seconds.labels(monitor).observe(time.perf_counter() - started)
+                self.metrics.settle(monitor)  # formatted here, not in the next scrape
 
     def _job(self, runner: MonitorRunner):  # noqa: ANN202 - a zero-argument callable
         def tick() -> None:

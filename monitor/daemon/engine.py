@@ -37,6 +37,7 @@ from monitor.daemon.performance import PerformanceWatch, raised_state
 from monitor.daemon.publishing import Publisher
 from monitor.daemon.windowing import PendingRows, RecentRows, serialised
 from monitor.divergence import (
+    MultivariateMeasure,
     ReferenceSummary,
 )
 from monitor.domain.coverage import unvoted_features
@@ -205,6 +206,14 @@ class MonitorRunner:
         # a few more than `consecutive`: windows with no verdict do not count towards the streak
         return self.config.drift.consecutive + max(20, warm_up)
 
+    def _decoded(self, data: bytes) -> ReferenceSummary:
+        """A stored summary, without its multivariate sample when no measure of this monitor uses it."""
+        summary = ReferenceSummary.from_bytes(data)
+        if summary.multivariate is not None and not any(isinstance(setting.measure, MultivariateMeasure)
+                                                        for setting in self.measures):
+            summary = replace(summary, multivariate=None)  # 2,000 rows × features of float64 per monitor
+        return summary
+
     def _refresh_reference(self) -> None:
         active = self.store.active_reference(self.monitor_id, summary=False)
         if active is None and self.config.reference.path:
@@ -213,7 +222,7 @@ class MonitorRunner:
             log.info("monitor %s: stored reference version %d from %s (%d rows)",
                      self.name, active.version, self.config.reference.path, active.rows)
         if active is not None and (self.reference is None or active.id != self.reference.id):
-            self.summary = ReferenceSummary.from_bytes(active.summary or self.store.reference_summary(active.id))
+            self.summary = self._decoded(active.summary or self.store.reference_summary(active.id))
         elif active is None:
             self.summary = None
         self.reference = active  # its calibration may have been stored since the last tick
@@ -374,7 +383,7 @@ class MonitorRunner:
         self._advance(batch.cursor, [], remainder)
         self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
-        self.reference, self.summary = stored, ReferenceSummary.from_bytes(new.summary)
+        self.reference, self.summary = stored, self._decoded(new.summary)
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
         if auto_measures(self.measures):
             log.warning("monitor %s: measure(s) %s have threshold: auto: no window is evaluated until "

@@ -102,11 +102,11 @@ def test_source_down_is_reported_once_retried_with_backoff_and_resumed(
     with pytest.raises(SourceDown, match="monitor 'm'.*does not exist"):
         runner.tick()
     assert runner.tick().rows_fetched == 0, "inside the backoff the source is left alone"
-    assert metrics.source_errors.labels("m")._value.get() == 1
+    assert metrics.registry.get_sample_value("driftd_source_errors_total", {"monitor": "m"}) == 1
     now[0] += 2.0
     with pytest.raises(SourceDown):
         runner.tick()
-    assert metrics.source_errors.labels("m")._value.get() == 2
+    assert metrics.registry.get_sample_value("driftd_source_errors_total", {"monitor": "m"}) == 2
     assert metrics.snapshot("m").source_up is False
     assert _count(runner, SourceCursor) == 0, "nothing was committed while the source was down"
     write_csv(data / "part-1.csv", sample_table(1500, seed=1))
@@ -307,3 +307,22 @@ def test_a_column_that_changes_type_mid_stream_never_stalls_and_its_bad_values_c
     said = [r.getMessage() for r in caplog.records if "are not numbers" in r.getMessage()]
     assert said == [("monitor m: feature 'a': 9 value(s) are not numbers (e.g. 'error'): counted as invalid, "
                      "the feature is measured on its other values")]
+
+
+@pytest.mark.parametrize("measures", [["ks", "psi"], ["ks", "mmd"]], ids=["univariate", "mmd"])
+def test_the_multivariate_sample_is_kept_in_memory_only_for_a_multivariate_measure(
+        data: Path, sqlite_url: str, measures: list[str]) -> None:
+    write_csv(data / "part-1.csv", sample_table(2600, seed=1))
+    runner = make_runner(monitor_config(max_rows=5000, measures=measures), sqlite_url)
+    runner.tick()  # the reference, from the first rows
+    assert (runner.summary.multivariate is not None) == ("mmd" in measures)
+    stored = runner.store.active_reference(runner.monitor_id)
+    assert stored is not None and b"sample" in stored.summary, "the stored summary keeps it for later measures"
+    windows = runner.tick().windows
+    assert [w.rows for w in windows] == [500, 500, 500]
+    runner.summary = runner.reference = None  # as after a lease came back: decoded again from SQL
+    runner.tick()
+    assert (runner.summary.multivariate is not None) == ("mmd" in measures)
+    with runner.store.engine.connect() as connection:
+        scored = set(connection.scalars(select(Result.measure)).all())
+    assert scored == set(measures)

@@ -173,7 +173,7 @@ def test_a_replaced_monitor_keeps_exporting_its_lease(tmp_path: Path) -> None:
     try:
         daemon.reload(build_config(_config(tmp_path, _monitor("one", str(tmp_path / "one"), rows=100)), "test",
                                    environ={}))
-        assert daemon.metrics.lease_held.labels("one")._value.get() == 1.0, "SQLite: this process evaluates it"
+        assert daemon.metrics.registry.get_sample_value("driftd_lease_held", {"monitor": "one"}) == 1.0, "SQLite: this process evaluates it"
         assert dict(daemon.metrics.snapshots())["one"].error is None
     finally:
         daemon.stop()

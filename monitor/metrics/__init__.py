@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.domain.records import ALL_FEATURES
+from monitor.metrics.series import MonitorSeries, PerMonitor, Families
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 #: How an adapter run can end (the ``outcome`` label of ``driftd_adaptations_total``).
@@ -166,16 +167,6 @@ class DriftCollector(Collector):
                 reference, source_up, files, error, backlog_rows, backlog_seconds, *performance.values())
 
 
-class _Families:
-    """Metric families as ``generate_latest`` formats them (anything with ``collect``)."""
-
-    def __init__(self, families: Iterable[Any]) -> None:
-        self._families = list(families)
-
-    def collect(self) -> list[Any]:
-        return self._families
-
-
 def _split_samples(text: bytes) -> dict[bytes, bytes]:
     """The sample lines of a text exposition grouped by metric name (comment lines dropped)."""
     grouped: dict[bytes, list[bytes]] = {}
@@ -243,7 +234,7 @@ class Metrics:
 
     def __init__(self, max_features: int = 100) -> None:
         self.max_features = max_features
-        #: Counters and histograms (they change with every tick, so they are formatted at each scrape).
+        #: The metrics that are not per monitor (formatted at each scrape).
         self.live = CollectorRegistry()
         #: The drift gauges, formatted once per change of a snapshot (``exposition``).
         self.drift = CollectorRegistry()
@@ -254,47 +245,51 @@ class Metrics:
         self._held_elsewhere: set[str] = set()
         #: Each monitor's drift samples as last formatted, with the snapshot they were formatted from.
         self._drift_text: dict[str, tuple[MonitorSnapshot, dict[bytes, bytes]]] = {}
-        self._format_lock = threading.Lock()
         labels = ["monitor"]
-        self.windows = Counter("driftd_windows", "Windows evaluated.", labels, registry=self.live)
-        self.rows = Counter("driftd_rows", "Rows evaluated in windows.", labels, registry=self.live)
-        self.drift_events = Counter("driftd_drift_events", "Drift events recorded.", labels, registry=self.live)
-        self.source_errors = Counter("driftd_source_errors", "Failed fetches from the source.", labels,
-                                     registry=self.live)
-        self.source_commit_errors = Counter(
-            "driftd_source_commit_errors", "Failed acknowledgements of a committed cursor to the source "
-            "(retried with the next commit).", labels, registry=self.live)
-        self.source_lost = Counter("driftd_source_lost", "Messages the source removed (retention) before "
-                                   "driftd read them.", labels, registry=self.live)
-        self.evaluation_errors = Counter("driftd_evaluation_errors", "Ticks that failed after the fetch.", labels,
-                                         registry=self.live)
-        self.measure_failures = Counter("driftd_measure_failures", "Windows in which a measure failed on at least "
-                                        "one feature (NaN, no p-value, an error): those features got no verdict "
-                                        "from it.", ["monitor", "measure"], registry=self.live)
-        self.evaluation_seconds = Histogram("driftd_evaluation_duration_seconds", "Time to evaluate one window.",
-                                            labels, buckets=DURATION_BUCKETS, registry=self.live)
-        self.poll_seconds = Histogram("driftd_poll_duration_seconds", "Time of one fetch from the source.",
-                                      labels, buckets=DURATION_BUCKETS, registry=self.live)
-        self.tick_seconds = Histogram("driftd_tick_duration_seconds", "Time of one whole tick of a monitor.",
-                                      labels, buckets=DURATION_BUCKETS, registry=self.live)
-        self.scheduler_lag = Histogram("driftd_scheduler_lag_seconds",
-                                       "How late a tick was submitted after its scheduled time.", labels,
-                                       buckets=DURATION_BUCKETS, registry=self.live)
-        self.invalid_values = Counter("driftd_invalid_values", "Values of a numeric feature that were not "
-                                      "numbers (read as missing; the feature is measured on the rest).",
-                                      ["monitor", "feature"], registry=self.live)
-        self.lease_held = Gauge("driftd_lease_held", "1 while this replica holds the monitor's lease "
-                                "(with several replicas on PostgreSQL; always 1 on SQLite).", labels,
-                                registry=self.live)
-        self.adaptations = Counter("driftd_adaptations", "Adapter runs that ended, by outcome (succeeded, failed, "
-                                   "rejected, promoted, skipped).", ["monitor", "adapter", "outcome"],
-                                   registry=self.live)
-        self.adaptation_seconds = Histogram("driftd_adaptation_duration_seconds", "Time of one adapter run.",
-                                            ["monitor", "adapter"], buckets=ADAPTATION_BUCKETS, registry=self.live)
-        self.adaptation_running = Gauge("driftd_adaptation_running", "1 while an adaptation of the monitor runs.",
-                                        labels, registry=self.live)
-        self.model_version = Gauge("driftd_model_version", "The monitor's active model version (1: as configured; "
-                                   "each promotion adds one).", labels, registry=self.live)
+        #: Every per-monitor series, each monitor's formatted once per change (``exposition``).
+        self.series = MonitorSeries()
+
+        def per_monitor(kind: type[Any], name: str, documentation: str, labelnames: list[str] = labels,
+                        **options: Any) -> PerMonitor:
+            return PerMonitor(self.series, kind, name, documentation, labelnames, **options)
+
+        self.windows = per_monitor(Counter, "driftd_windows", "Windows evaluated.")
+        self.rows = per_monitor(Counter, "driftd_rows", "Rows evaluated in windows.")
+        self.drift_events = per_monitor(Counter, "driftd_drift_events", "Drift events recorded.")
+        self.source_errors = per_monitor(Counter, "driftd_source_errors", "Failed fetches from the source.")
+        self.source_commit_errors = per_monitor(
+            Counter, "driftd_source_commit_errors", "Failed acknowledgements of a committed cursor to the source "
+            "(retried with the next commit).")
+        self.source_lost = per_monitor(Counter, "driftd_source_lost", "Messages the source removed (retention) "
+                                       "before driftd read them.")
+        self.evaluation_errors = per_monitor(Counter, "driftd_evaluation_errors", "Ticks that failed after the fetch.")
+        self.measure_failures = per_monitor(
+            Counter, "driftd_measure_failures", "Windows in which a measure failed on at least one feature (NaN, "
+            "no p-value, an error): those features got no verdict from it.", ["monitor", "measure"])
+        self.evaluation_seconds = per_monitor(Histogram, "driftd_evaluation_duration_seconds",
+                                              "Time to evaluate one window.", buckets=DURATION_BUCKETS)
+        self.poll_seconds = per_monitor(Histogram, "driftd_poll_duration_seconds", "Time of one fetch from the source.",
+                                        buckets=DURATION_BUCKETS)
+        self.tick_seconds = per_monitor(Histogram, "driftd_tick_duration_seconds",
+                                        "Time of one whole tick of a monitor.", buckets=DURATION_BUCKETS)
+        self.scheduler_lag = per_monitor(Histogram, "driftd_scheduler_lag_seconds",
+                                         "How late a tick was submitted after its scheduled time.",
+                                         buckets=DURATION_BUCKETS)
+        self.invalid_values = per_monitor(Counter, "driftd_invalid_values", "Values of a numeric feature that were "
+                                          "not numbers (read as missing; the feature is measured on the rest).",
+                                          ["monitor", "feature"])
+        self.lease_held = per_monitor(Gauge, "driftd_lease_held", "1 while this replica holds the monitor's lease "
+                                      "(with several replicas on PostgreSQL; always 1 on SQLite).")
+        self.adaptations = per_monitor(Counter, "driftd_adaptations", "Adapter runs that ended, by outcome "
+                                       "(succeeded, failed, rejected, promoted, skipped).",
+                                       ["monitor", "adapter", "outcome"])
+        self.adaptation_seconds = per_monitor(Histogram, "driftd_adaptation_duration_seconds",
+                                              "Time of one adapter run.", ["monitor", "adapter"],
+                                              buckets=ADAPTATION_BUCKETS)
+        self.adaptation_running = per_monitor(Gauge, "driftd_adaptation_running",
+                                              "1 while an adaptation of the monitor runs.")
+        self.model_version = per_monitor(Gauge, "driftd_model_version", "The monitor's active model version "
+                                         "(1: as configured; each promotion adds one).")
         self.outbox_pending = Gauge("driftd_outbox_pending", "Outbox messages (events for a hook or a notifier) "
                                     "not delivered yet, in the shared database.", registry=self.live)
         self.outbox_oldest_age = Gauge("driftd_outbox_oldest_pending_age_seconds", "Age of the oldest outbox message "
@@ -307,40 +302,51 @@ class Metrics:
                              self.source_commit_errors, self.source_lost,
                              self.evaluation_errors, self.evaluation_seconds, self.poll_seconds,
                              self.tick_seconds, self.scheduler_lag, self.lease_held, self.adaptation_running)
-        self._adapter_names: dict[str, set[str]] = {}
-        self._measure_names: dict[str, set[str]] = {}
-        self._invalid_features: dict[str, set[str]] = {}
         build = Gauge("driftd_build_info", "driftd version and Python it runs on.", ["version", "python"],
                       registry=self.live)
         build.labels(__version__, platform.python_version()).set(1)
         self._collector = DriftCollector(self)
-        self._drift_headers = _split_headers(generate_latest(_Families(self._collector.families([]))))
+        self._drift_headers = _split_headers(generate_latest(Families(self._collector.families([]))))
         self.drift.register(self._collector)
         self.registry.register(self.live)
+        self.registry.register(self.series)
         self.registry.register(self.drift)
 
     def exposition(self) -> bytes:
         """The ``/metrics`` text, equal to ``generate_latest(registry)``.
 
-        Counters and histograms are formatted at each scrape; a monitor's drift gauges only when its
-        snapshot changed since the last scrape (snapshots are replaced, never mutated), so a scrape
-        re-formats the monitors that ticked, not all of them.
+        A monitor's counters, histograms and gauges are re-formatted only when one of its series was
+        created, updated or removed since the last scrape, its drift gauges only when its snapshot
+        changed (snapshots are replaced, never mutated), so a scrape re-formats the monitors that
+        ticked, not all of them.
         """
-        live = generate_latest(self.live)
-        snapshots = self.exported_snapshots()
-        with self._format_lock:
-            texts = {}
-            for name, snap in snapshots:
-                cached = self._drift_text.get(name)
-                if cached is None or cached[0] is not snap:
-                    cached = (snap, _split_samples(generate_latest(_Families(self._collector.families([(name, snap)])))))
-                texts[name] = cached
-            self._drift_text = texts  # removed monitors drop out
+        live = generate_latest(self.live) + self.series.exposition()
+        texts = [self._drift_samples(name, snap) for name, snap in self.exported_snapshots()]
         parts = [live]
         for family, header in self._drift_headers:
             parts.append(header)
-            parts.extend(text.get(family, b"") for _, text in texts.values())
+            parts.extend(text.get(family, b"") for text in texts)
         return b"".join(parts)
+
+    def settle(self, monitor: str) -> None:
+        """Format a monitor's series and drift gauges now if they changed, so the next scrape only copies them."""
+        self.series.settle(monitor)
+        with self._lock:
+            snapshot = self._snapshots.get(monitor)
+        if snapshot is not None:
+            self._drift_samples(monitor, snapshot)
+
+    def _drift_samples(self, name: str, snapshot: MonitorSnapshot) -> dict[bytes, bytes]:
+        """The drift gauges of one monitor's snapshot by family, formatted once per snapshot."""
+        with self._lock:
+            cached = self._drift_text.get(name)
+        if cached is not None and cached[0] is snapshot:
+            return cached[1]
+        text = _split_samples(generate_latest(Families(self._collector.families([(name, snapshot)]))))
+        with self._lock:
+            if self._snapshots.get(name) is snapshot:  # a removed monitor's text is not kept
+                self._drift_text[name] = (snapshot, text)
+        return text
 
     def lease(self, monitor: str, held: bool) -> None:
         """Whether this replica holds the monitor's lease: the monitor's gauges are exported only while it does.
@@ -397,8 +403,6 @@ class Metrics:
 
     def measure_failed(self, monitor: str, measure: str, windows: int = 1) -> None:
         """Count windows in which ``measure`` failed on some feature."""
-        with self._lock:
-            self._measure_names.setdefault(monitor, set()).add(measure)
         self.measure_failures.labels(monitor, measure).inc(windows)
 
     def adaptation_ended(self, monitor: str, adapter: str, outcome: str) -> None:
@@ -411,14 +415,10 @@ class Metrics:
         self._adapter(monitor, adapter).observe(seconds)
 
     def _adapter(self, monitor: str, adapter: str) -> Any:
-        with self._lock:
-            self._adapter_names.setdefault(monitor, set()).add(adapter)
         return self.adaptation_seconds.labels(monitor, adapter)
 
     def count_invalid(self, monitor: str, feature: str, count: int) -> None:
         """Count values of a numeric feature that were not numbers."""
-        with self._lock:
-            self._invalid_features.setdefault(monitor, set()).add(feature)
         self.invalid_values.labels(monitor, feature).inc(count)
 
     def add_monitor(self, monitor: str) -> None:
@@ -431,18 +431,6 @@ class Metrics:
         """Drop every series of a monitor that is no longer configured."""
         with self._lock:
             self._snapshots.pop(monitor, None)
+            self._drift_text.pop(monitor, None)
             self._held_elsewhere.discard(monitor)
-            adapters = self._adapter_names.pop(monitor, set())
-            measures = self._measure_names.pop(monitor, set())
-            invalid = self._invalid_features.pop(monitor, set())
-        series = [(metric, (monitor,)) for metric in (*self._per_monitor, self.model_version)]
-        series += [(self.adaptation_seconds, (monitor, adapter)) for adapter in adapters]
-        series += [(self.measure_failures, (monitor, measure)) for measure in measures]
-        series += [(self.invalid_values, (monitor, feature)) for feature in invalid]
-        series += [(self.adaptations, (monitor, adapter, outcome))
-                   for adapter in adapters for outcome in ADAPTATION_OUTCOMES]
-        for metric, labels in series:
-            try:
-                metric.remove(*labels)
-            except KeyError:
-                pass
+        self.series.drop(monitor)
