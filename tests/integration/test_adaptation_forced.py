@@ -136,3 +136,29 @@ def test_force_takes_no_event(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(main, ["adaptations", "run", "adapt", "--force", "--event", "1", "-c", str(path)])
     assert result.exit_code == 2 and "--force runs on the latest rows; it takes no --event" in result.output
+
+
+@pytest.mark.postgres
+def test_on_postgres_the_replica_holding_the_lease_takes_the_request(tmp_path: Path, postgres_url: str) -> None:
+    from monitor.store import Store
+    from monitor.store.migrate import upgrade
+
+    upgrade(Store(postgres_url).engine)  # migration 0009 on PostgreSQL
+    scenario = build_scenario(tmp_path / "data", "affine")
+    raw = {**_raw(scenario, tmp_path), "storage": {"url": postgres_url, "lease": "30s"}}
+    holder, other = _daemon(raw), _daemon(raw)
+    try:
+        scenario.write_live("a.csv", shifted=False, rows=1000)
+        assert holder.tick_all()["adapt"].owned
+        result = _force(raw, tmp_path)
+        assert result.exit_code == 0, result.output
+        assert f"requested; replica {holder.replica} queues the adapters" in result.output
+        assert not other.tick_all()["adapt"].owned
+        assert _events(other) == []  # only the lease holder has the rows and takes the request
+        holder.tick_all()
+        [(event_id, forced)] = _events(holder)
+        assert forced and AdaptationRecords(holder.store).forced_request("adapt") is None
+        assert {run.event_id for run in holder.store.adaptation_page(10, monitor="adapt").items} == {event_id}
+    finally:
+        holder.stop()
+        other.stop()
