@@ -138,6 +138,10 @@ def _force(runs: AdaptationRecords, configured: MonitorConfig) -> None:
                    "(see `driftd adaptations`)")
         return
     last = "never" if evaluator.last_tick is None else f"at {evaluator.last_tick:%Y-%m-%d %H:%M:%S} UTC"
+    if interval is None and evaluator.last_tick is not None:  # a cron schedule: a quiet spell proves nothing
+        click.echo(f"{configured.name}: requested; the daemon evaluating it (cron schedule, last tick {last}) "
+                   "queues the adapters on its latest rows at its next tick")
+        return
     click.echo(f"driftd: monitor {configured.name!r}: no running driftd daemon evaluates it (its last tick was "
                f"{last}); the request is kept and runs after the daemon that takes the monitor has evaluated a "
                "window", err=True)

@@ -162,3 +162,17 @@ def test_on_postgres_the_replica_holding_the_lease_takes_the_request(tmp_path: P
     finally:
         holder.stop()
         other.stop()
+
+
+def test_a_cron_monitor_that_ticked_is_not_called_stopped(tmp_path: Path) -> None:
+    scenario = build_scenario(tmp_path / "data", "affine")
+    raw = _raw(scenario, tmp_path)
+    raw["monitors"][0]["schedule"] = {"cron": "0 3 * * *"}
+    daemon = _daemon(raw)
+    try:
+        scenario.write_live("a.csv", shifted=False, rows=500)
+        daemon.tick_all()
+    finally:
+        daemon.stop()
+    result = _force(raw, tmp_path)
+    assert result.exit_code == 0 and "requested; the daemon evaluating it (cron schedule, last tick at" in result.output
