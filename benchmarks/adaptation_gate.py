@@ -4,6 +4,8 @@
         [--output benchmarks/results/adaptation_gate.json]
     nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py --regression --seeds 10 --rows 2000 \
         --output benchmarks/results/adaptation_gate_regression.json
+    nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py --labels 0 \
+        --output benchmarks/results/adaptation_gate_estimates.json   # label-free only
 
 For every scenario of ``monitor.adaptation.tasks`` (covariate, label, conditional affine, subspace
 flip, no shift), 2 and 3 classes and ``--seeds`` seeds: a logistic-regression champion trained on
@@ -13,7 +15,9 @@ shift) run on the gate's split, and the gate judges — once with an unlabelled 
 model is then scored on the true labels of all target rows, which neither the adapters nor the
 gate saw in full. Reported per scenario and label setting: how often something was promoted, the
 mean and range of the gain of what the gate left deployed over no adaptation, and the worst one
-(a promotion that is worse than no adaptation shows as a negative minimum).
+(a promotion that is worse than no adaptation shows as a negative minimum). And for the champion's
+label-free estimate: whether its ± 2 SE interval covered the true target accuracy, missed it, or
+was reported as unknown.
 """
 
 from __future__ import annotations
@@ -61,12 +65,20 @@ def one(kind: str, n_classes: int, seed: int, rows: int, labels: int) -> dict[st
     decision = judge(champion, candidates, split, seed=seed)
     truth = task.target_labels
     base = float(np.mean(champion.predict(task.target.features) == truth))
+    scores = decision.verdicts[0].scores  # importance weighting's: the champion's estimate under the evidence
+    if scores.get("estimate_status") == "unknown":
+        estimate = "unknown"
+    elif scores.get("champion_estimate_low") is None:
+        estimate = "none"  # not scored (no label-free hypothesis)
+    else:
+        covered = scores["champion_estimate_low"] <= base <= scores["champion_estimate_high"]  # type: ignore[operator]
+        estimate = "covered" if covered else "missed"
     chosen = None if decision.winner is None else candidates[decision.winner][0]
     accuracy = base if chosen is None else float(np.mean(
         candidates[decision.winner][1].model.predict(task.target.features) == truth))  # type: ignore[union-attr]
     return {"kind": kind, "classes": n_classes, "seed": seed, "labels": labels, "chosen": chosen,
             "champion_accuracy": round(base, 4), "gain": round(accuracy - base, 4),
-            "held_out_labels": split.target_val.labelled_rows}
+            "held_out_labels": split.target_val.labelled_rows, "champion_estimate": estimate}
 
 
 def one_regression(kind: str, seed: int, rows: int, labels: int) -> dict[str, Any]:
@@ -106,7 +118,11 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             chosen: dict[str, int] = {}
             for run in picked:
                 chosen[str(run["chosen"])] = chosen.get(str(run["chosen"]), 0) + 1
-            rows.append({"kind": kind, "labels": labels, "runs": len(picked),
+            estimates: dict[str, int] = {}
+            for run in picked:
+                if "champion_estimate" in run:
+                    estimates[run["champion_estimate"]] = estimates.get(run["champion_estimate"], 0) + 1
+            rows.append({"kind": kind, "labels": labels, "runs": len(picked), "champion_estimates": estimates,
                          "promoted": sum(run["chosen"] is not None for run in picked),
                          "gain_mean": round(float(gains.mean()), 4), "gain_min": round(float(gains.min()), 4),
                          "gain_max": round(float(gains.max()), 4), "chosen": chosen})
@@ -115,12 +131,13 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def table(summary: list[dict[str, Any]]) -> str:
     """A Markdown table of the summary."""
-    lines = ["| scenario | target labels | promoted | gain mean | gain min | gain max | chosen |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| scenario | target labels | promoted | gain mean | gain min | gain max | chosen | champion estimate |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
     for row in summary:
         chosen = ", ".join(f"{name} {count}" for name, count in sorted(row["chosen"].items()))
         lines.append(f"| {row['kind']} | {row['labels']} | {row['promoted']}/{row['runs']} | {row['gain_mean']:+.3f} "
-                     f"| {row['gain_min']:+.3f} | {row['gain_max']:+.3f} | {chosen} |")
+                     f"| {row['gain_min']:+.3f} | {row['gain_max']:+.3f} | {chosen} | "
+                     f"{', '.join(f'{name} {count}' for name, count in sorted(row['champion_estimates'].items()))} |")
     return "\n".join(lines)
 
 
@@ -151,7 +168,7 @@ def main() -> None:
         for kind in arguments.kinds:
             for n_classes in (2, 3):
                 for seed in range(arguments.seeds):
-                    for labels in (0, arguments.labels):
+                    for labels in sorted({0, arguments.labels}):
                         runs.append(one(kind, n_classes, seed, arguments.rows, labels))
     summary = summarise(runs)
     print(table(summary))

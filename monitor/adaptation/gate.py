@@ -55,6 +55,14 @@ target (on ``champion.embed(x)`` where the model has a representation, else on t
   mapped target and the source (DEV again);
 * otherwise no label-free hypothesis explains the target.
 
+Estimates are reported only where their hypothesis is not in doubt. Under covariate shift, when
+the domain classifier tells the target apart from the source (AUC more than max(4 null SEs, 0.03)
+above 0.5) yet finds it within the source support with weights that keep more than
+``UNCLEAR_ESS_SHARE`` (55%) of the sample, support overlap is unclear: such a target is what a
+change of p(y|x) inside the support looks like (subspace flip, swapped sensors), so the estimates
+and their intervals are None, ``estimate_status`` is "unknown" and ``estimate_unknown`` says why.
+The decision is unchanged (its gain is paired, and nothing passes there without labels).
+
 Nothing promoted without target labels means label-free evidence cannot decide (p(y|x) may have
 changed where no label-free method can see it): ``needs_labels`` is set and the reason says that
 target labels are needed.
@@ -70,6 +78,8 @@ import numpy as np
 from monitor.adaptation import density
 from monitor.adaptation.contract import AdaptationResult, Domain
 from monitor.adaptation.model import AffineMap, Model, is_regressor, unwrap
+from monitor.adaptation.paired import p_harm as _p_harm
+from monitor.adaptation.paired import weighted_mean as _weighted_mean
 
 #: Confidence above which the domain classifier's call that a target row is target means off support.
 OFF_SUPPORT_CONFIDENCE = 0.95
@@ -86,6 +96,9 @@ LABEL_AUC_SLACK = 0.03
 LABEL_AUC_DROP = 0.03
 #: Importance weights with a smaller effective sample share are too uneven to validate with.
 MIN_ESS_SHARE = 0.05
+#: Under covariate shift, a target the domain classifier tells apart from the source while its weights keep more
+#: than this effective sample share has an unclear support overlap: the estimates are reported as unknown.
+UNCLEAR_ESS_SHARE = 0.55
 #: Density-ratio cross-fitting folds.
 FOLDS = 5
 #: The smallest estimated accuracy gain a challenger is promoted for.
@@ -112,8 +125,9 @@ class Verdict:
 
     name: str
     passed: bool
-    scores: dict[str, float | str]
+    scores: dict[str, float | str | None]
     reason: str
+    rank: float = float("-inf")  # the estimate the winner is chosen by (kept when the reported one is unknown)
 
 
 @dataclass
@@ -140,6 +154,7 @@ class _Evidence:
     checks: dict[str, float | str] = field(default_factory=dict)
     map_aucs: dict[int, float] = field(default_factory=dict)
     loss: str = "accuracy"
+    unknown: str | None = None  # why estimated accuracies are reported as unknown (the decision still stands)
 
     @property
     def usable(self) -> bool:
@@ -215,23 +230,10 @@ def _label_check(verdict: Verdict, model: Model, champion_correct: np.ndarray | 
     if p_harm < VETO_ALPHA:
         scores["label_check"] = "vetoed"
         return Verdict(verdict.name, False, scores, f"rejected: vetoed by {check} < {VETO_ALPHA} (the label-free "
-                                                    f"estimate was {float(verdict.scores['gain']):+.3f})")
+                                                    f"estimate was {float(verdict.scores['gain']):+.3f})",  # type: ignore[arg-type]
+                       verdict.rank)
     scores["label_check"] = "confirmed"
-    return Verdict(verdict.name, True, scores, f"{verdict.reason}; not contradicted by {check}")
-
-
-def _p_harm(utility: np.ndarray, champion_utility: np.ndarray, loss: str) -> float:
-    """One-sided p that the challenger is worse: exact McNemar (accuracy) or a paired t-test (a loss)."""
-    from scipy.stats import binomtest, ttest_1samp  # scipy.stats costs a second at import; only a check needs it
-
-    if loss == "accuracy":  # among the rows where the two disagree, does the champion win more often?
-        worse = int(np.sum((champion_utility == 1) & (utility == 0)))
-        better = int(np.sum((champion_utility == 0) & (utility == 1)))
-        return float(binomtest(worse, worse + better, 0.5, alternative="greater").pvalue) if worse + better else 1.0
-    difference = utility - champion_utility
-    if len(difference) < 2 or np.ptp(difference) == 0:
-        return 0.0 if len(difference) and difference[0] < 0 else 1.0
-    return float(ttest_1samp(difference, 0.0, alternative="less").pvalue)
+    return Verdict(verdict.name, True, scores, f"{verdict.reason}; not contradicted by {check}", verdict.rank)
 
 
 def _stratified_pick(domain: Domain, share: float, rng: np.random.Generator, stratify: bool = True) -> np.ndarray:
@@ -306,8 +308,17 @@ def _in_support_evidence(champion: Model, split: GateSplit, val: Domain, space: 
     if checks["ess_share"] < MIN_ESS_SHARE:
         return _Evidence("none", "none", f"{where}, but the importance weights are too uneven to validate with "
                                          f"(effective sample share {checks['ess_share']:.1%})", checks=checks)
-    return _Evidence("covariate", "dev", f"under covariate shift ({where}; importance-weighted validation with "
-                                        f"the DEV control variate)", val.features, val.labels, weights, checks=checks)
+    evidence = _Evidence("covariate", "dev", f"under covariate shift ({where}; importance-weighted validation with "
+                                            f"the DEV control variate)", val.features, val.labels, weights,
+                         checks=checks)
+    apart = raw.auc > 0.5 + max(LABEL_AUC_SES * density.auc_null_se(len(space.source), split.target.rows),
+                                LABEL_AUC_SLACK)
+    if apart and float(checks["ess_share"]) > UNCLEAR_ESS_SHARE:
+        evidence.unknown = (f"support overlap unclear: the domain classifier tells the target from the source "
+                            f"(AUC {raw.auc:.2f}) yet finds it within the source support, with weights that keep "
+                            f"{float(checks['ess_share']):.0%} of the sample; p(y|x) may have changed where no "
+                            f"label-free method can see")
+    return evidence
 
 
 def _label_shift_evidence(champion: Model, split: GateSplit, val: Domain, space: _Space, raw: density.DomainFit,
@@ -399,24 +410,36 @@ def _verdict(index: int, name: str, result: AdaptationResult, champion_correct: 
     if champion_correct is None:
         return Verdict(name, False, dict(evidence.checks),
                        f"not validated: {evidence.summary}; target labels are needed")
-    scores = _scores(result.model, champion_correct, evidence, z)
+    scores, rank = _scores(result.model, champion_correct, evidence, z)
     if index in evidence.map_aucs:
         scores["map_auc"] = evidence.map_aucs[index]
     gain, noise = float(scores["gain"]), float(scores["noise"])
     if result.assumption == "map" and evidence.hypothesis in ("covariate", "label"):
         return Verdict(name, False, scores, "rejected: the target lies within the source domain; "
-                                            "a map would move live rows off their labels")
+                                            "a map would move live rows off their labels", rank)
     # a classifier must gain a point of accuracy; a regressor 1% of its loss
-    least = MIN_GAIN if evidence.loss == "accuracy" else MIN_GAIN * abs(float(scores["champion_estimate"]))
+    least = MIN_GAIN if evidence.loss == "accuracy" else MIN_GAIN * abs(rank - gain)
     scores["loss"] = evidence.loss
+    unknown = "" if evidence.unknown is None else f"; estimated target {_measure(evidence.loss)} unknown"
     if gain > max(noise, least):
-        return Verdict(name, True, scores, f"passed: gain {gain:+.3f} exceeds the noise {noise:.3f} {evidence.summary}")
+        return Verdict(name, True, scores, f"passed: gain {gain:+.3f} exceeds the noise {noise:.3f} "
+                                           f"{evidence.summary}{unknown}", rank)
     return Verdict(name, False, scores, f"rejected: gain {gain:+.3f} does not exceed the noise {noise:.3f} "
-                                        f"(or {least:.3g}) {evidence.summary}")
+                                        f"(or {least:.3g}) {evidence.summary}{unknown}", rank)
 
 
-def _scores(model: Model, champion_correct: np.ndarray, evidence: _Evidence, z: float) -> dict[str, float | str]:
-    """Estimated accuracies, the paired gain and its noise (z × standard error), and the checks."""
+def _measure(loss: str) -> str:
+    """What an estimate measures, in words: accuracy, or the negated loss."""
+    return "accuracy" if loss == "accuracy" else f"-{loss}"
+
+
+def _scores(model: Model, champion_correct: np.ndarray, evidence: _Evidence,
+            z: float) -> tuple[dict[str, float | str | None], float]:
+    """Estimated accuracies, the paired gain and its noise (z × standard error), and the checks; and the estimate.
+
+    Where the evidence says support overlap is unclear the estimates and their intervals are None, with
+    ``estimate_status`` "unknown" and the reason in ``estimate_unknown``: never a confident number.
+    """
     assert evidence.weights is not None
     control = evidence.validator == "dev"
     champion_estimate, champion_error = _weighted_mean(champion_correct, evidence.weights, control, evidence.strata)
@@ -425,56 +448,40 @@ def _scores(model: Model, champion_correct: np.ndarray, evidence: _Evidence, z: 
     gain, error = _weighted_mean(correct - champion_correct, evidence.weights, control, evidence.strata)
     estimate = champion_estimate + gain
     # ± z standard errors, valid under the hypothesis the estimates rest on (label-free: not a guarantee)
-    return {"estimate": estimate, "estimate_low": estimate - z * own_error, "estimate_high": estimate + z * own_error,
-            "champion_estimate": champion_estimate, "champion_estimate_low": champion_estimate - z * champion_error,
-            "champion_estimate_high": champion_estimate + z * champion_error, "gain": gain,
-            "noise": z * error, "validator": evidence.validator, "hypothesis": evidence.hypothesis,
-            **evidence.checks}
+    scores: dict[str, float | str | None] = {
+        "estimate": estimate, "estimate_low": estimate - z * own_error, "estimate_high": estimate + z * own_error,
+        "champion_estimate": champion_estimate, "champion_estimate_low": champion_estimate - z * champion_error,
+        "champion_estimate_high": champion_estimate + z * champion_error, "estimate_status": "estimated",
+        "gain": gain, "noise": z * error, "validator": evidence.validator, "hypothesis": evidence.hypothesis,
+        **evidence.checks}
+    if evidence.unknown is not None:
+        scores.update(dict.fromkeys(_ESTIMATES), estimate_status="unknown", estimate_unknown=evidence.unknown)
+    return scores, estimate
 
 
-def _weighted_mean(values: np.ndarray, weights: np.ndarray, control_variate: bool,
-                   strata: np.ndarray | None = None) -> tuple[float, float]:
-    """Importance-weighted mean of per-row values and its standard error, with DEV's control variate.
-
-    With ``strata`` (weights constant within each) the error is the stratified one, Σ_s W_s² var_s / n_s.
-    """
-    weighted = weights * values
-    if strata is not None:
-        return float(weighted.mean()), _stratified_error(values, weights, strata)
-    spread = float(np.var(weights, ddof=1)) if len(weights) > 1 else 0.0
-    if control_variate and spread > 0:
-        eta = -float(np.cov(weighted, weights)[0, 1]) / spread
-        weighted = weighted + eta * (weights - 1.0)
-    error = float(np.std(weighted, ddof=1) / np.sqrt(len(weighted))) if len(weighted) > 1 else float("inf")
-    return float(weighted.mean()), error
-
-
-def _stratified_error(values: np.ndarray, weights: np.ndarray, strata: np.ndarray) -> float:
-    """Standard error of Σ_s W_s·mean_s(values), W_s the stratum's share of the total weight."""
-    variance = 0.0
-    for stratum in np.unique(strata):
-        inside = strata == stratum
-        share = float(weights[inside].sum() / len(weights))
-        count = int(inside.sum())
-        variance += share**2 * (float(np.var(values[inside], ddof=1)) / count if count > 1 else 0.0)
-    return float(np.sqrt(variance))
+#: The scores reported as None when an estimate is unknown.
+_ESTIMATES = ("estimate", "estimate_low", "estimate_high", "champion_estimate", "champion_estimate_low",
+              "champion_estimate_high")
 
 
 def _decide(verdicts: list[Verdict], evidence: _Evidence, split: GateSplit) -> GateDecision:
     """The passed candidate with the highest estimate, or none and why."""
     passed = [index for index, verdict in enumerate(verdicts) if verdict.passed]
     if passed:
-        winner = max(passed, key=lambda index: float(verdicts[index].scores["estimate"]))
+        winner = max(passed, key=lambda index: verdicts[index].rank)
         scores = verdicts[winner].scores
         summary = f"judged on {int(float(scores['target_labels']))} held-out target labels" \
             if scores.get("validator") == "target_labels" else evidence.summary
         checked = "" if "label_check" not in scores else (
             f"; not contradicted by {int(float(scores['label_rows']))} held-out target labels (gain "
             f"{float(scores['label_gain']):+.3f}, one-sided p of harm {float(scores['label_p_harm']):.3f})")
-        measure = "accuracy" if scores.get("loss", "accuracy") == "accuracy" else f"-{scores['loss']}"
-        return GateDecision(winner, verdicts, f"{verdicts[winner].name} promoted: estimated target {measure} "
-                            f"{float(scores['estimate']):.3f} against {float(scores['champion_estimate']):.3f} without "
-                            f"adaptation (gain {float(scores['gain']):+.3f}, noise {float(scores['noise']):.3f}) "
+        measure = _measure(str(scores.get("loss", "accuracy")))
+        estimated = (f"estimated target {measure} unknown ({scores['estimate_unknown']})"
+                     if scores.get("estimate") is None else
+                     f"estimated target {measure} {float(scores['estimate']):.3f} against "  # type: ignore[arg-type]
+                     f"{float(scores['champion_estimate']):.3f} without adaptation")  # type: ignore[arg-type]
+        return GateDecision(winner, verdicts, f"{verdicts[winner].name} promoted: {estimated} (gain "
+                            f"{float(scores['gain']):+.3f}, noise {float(scores['noise']):.3f}) "  # type: ignore[arg-type]
                             f"{summary}{checked}.", False)
     if evidence.hypothesis == "target_labels":
         return GateDecision(None, verdicts, f"no adaptation promoted: {evidence.summary}, no challenger beat the "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +104,48 @@ def rollback(config_path: Path | None, monitor: str, to_version: int | None) -> 
 @config_option
 @click.argument("monitor")
 @click.option("--event", "event_id", type=int, help="The drift event to adapt to (default: the latest).")
-def run(config_path: Path | None, monitor: str, event_id: int | None) -> None:
+@click.option("--force", is_flag=True,
+              help="Run the adapters on the monitor's latest rows without a drift event (the daemon holding the "
+                   "monitor records them at its next tick).")
+def run(config_path: Path | None, monitor: str, event_id: int | None, force: bool) -> None:
     """Queue the monitor's configured adapters for a drift event; the daemon runs them within seconds."""
     config, _, runs = records(config_path)
     configured = monitor_config(config, monitor)
     if configured is None or configured.adaptation is None:
         fail(f"monitor {monitor!r} has no adaptation section in the configuration")
+    if force:
+        if event_id is not None:
+            fail("--force runs on the latest rows; it takes no --event")
+        _force(runs, configured)
+        return
     queued = _queue(runs, monitor, event_id, [(a.label, a.type) for a in configured.adaptation.adapters], fail)
     click.echo(f"{monitor}: queued adaptation run(s) {', '.join(map(str, queued))}")
+
+
+def _force(runs: AdaptationRecords, configured: MonitorConfig) -> None:
+    """Record the request; say who takes it, or that no daemon evaluates the monitor now (exit 1)."""
+    try:
+        evaluator = runs.request_forced(configured.name)
+    except StoreError as error:
+        fail(str(error))
+    interval = configured.schedule.interval
+    now = datetime.now(timezone.utc)
+    ticking = (evaluator.last_tick is not None and interval is not None
+               and now - evaluator.last_tick < timedelta(seconds=3 * float(interval) + 30))
+    if evaluator.lease_owner is not None or ticking:
+        who = f"replica {evaluator.lease_owner}" if evaluator.lease_owner else "the daemon evaluating it"
+        click.echo(f"{configured.name}: requested; {who} queues the adapters on its latest rows at its next tick "
+                   "(see `driftd adaptations`)")
+        return
+    last = "never" if evaluator.last_tick is None else f"at {evaluator.last_tick:%Y-%m-%d %H:%M:%S} UTC"
+    if interval is None and evaluator.last_tick is not None:  # a cron schedule: a quiet spell proves nothing
+        click.echo(f"{configured.name}: requested; the daemon evaluating it (cron schedule, last tick {last}) "
+                   "queues the adapters on its latest rows at its next tick")
+        return
+    click.echo(f"driftd: monitor {configured.name!r}: no running driftd daemon evaluates it (its last tick was "
+               f"{last}); the request is kept and runs after the daemon that takes the monitor has evaluated a "
+               "window", err=True)
+    sys.exit(1)
 
 
 @adaptations.command("rebaseline")

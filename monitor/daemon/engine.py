@@ -32,6 +32,7 @@ from monitor.daemon.errors import MonitorError, SourceDown, reason
 from monitor.daemon.fetching import Fetcher
 from monitor.daemon.labels import label_joiner
 from monitor.daemon.leasing import LeaseKeeper
+from monitor.daemon.forcing import ForcedRuns
 from monitor.daemon.notifying import hook_routes
 from monitor.daemon.performance import PerformanceWatch, raised_state
 from monitor.daemon.publishing import Publisher
@@ -125,6 +126,7 @@ class MonitorRunner:
         self.fetcher = Fetcher(self.name, config.source.type, connector, config.fetch_timeout, metrics, fetch_pool)
         self.leases = LeaseKeeper(self.name, self.monitor_id, store, metrics, lease)
         self.publisher = Publisher(self.name, list(self.kinds), metrics, plugins, on_adaptation)
+        self.forced = ForcedRuns(self.name, config, on_adaptation)
         self.error_backoff = Backoff(cap=60.0)  # e.g. the history database is unreachable
         hooks = Routes(hook_routes(plugins))
         self._routes = routes or (lambda: hooks)
@@ -313,10 +315,13 @@ class MonitorRunner:
             return self._collect_reference(batch, rows)
         slices, remainder = self.pending.split(rows)
         records = [self._evaluate(window) for window in slices]
+        forced = self.forced.for_tick(self.recent)
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
-                                              remainder.num_rows, records, lease=self.lease, routes=self._routes())
+                                              remainder.num_rows, records, lease=self.lease, routes=self._routes(),
+                                              forced=forced)
         self._advance(batch.cursor, records, remainder)
         self._announced(records)
+        self.forced.committed(forced)
         self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
         self.publisher.published(records, committed, self.reference.version)

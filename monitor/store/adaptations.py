@@ -17,8 +17,10 @@ from monitor.store.schema import (
     Adaptation,
     DriftEvent,
     Lease,
+    REQUESTED,
     ModelVersion,
     Monitor,
+    SourceCursor,
     Window,
     utcnow,
 )
@@ -26,8 +28,6 @@ from monitor.store.schema import (
 #: Every state a run can be in; the first two are not final.
 STATES = ("pending", "running", "succeeded", "failed", "rejected", "promoted", "rolled_back")
 FINAL_STATES = frozenset(STATES[2:])
-#: The ``replica`` of a pending run an operator queued (the replica that runs it replaces it).
-REQUESTED = "(requested)"
 
 
 def adaptation_payload(run: AdaptationRow) -> dict[str, Any]:
@@ -60,6 +60,14 @@ class QueuedEvent:
     features: list[str]
     target_sample: bytes | None
     runs: list[AdaptationRow]
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """Who evaluates a monitor now, as SQL shows it: a replica holding its lease, and its last committed tick."""
+
+    lease_owner: str | None
+    last_tick: datetime | None
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,26 @@ class AdaptationRecords:
             session.add_all(runs)
             session.flush()
             return [run.id for run in runs]
+
+    def request_forced(self, monitor: str) -> Evaluator:
+        """Ask the daemon evaluating ``monitor`` to run its adapters on its latest rows at its next tick.
+
+        The caller checks ``monitor`` is configured. Returns who evaluates it, so the caller can say
+        whether anyone will take the request.
+        """
+        monitor_id = self.store.monitor_id(monitor)  # a configured monitor that never ran is registered
+        now = utcnow()
+        with self.store._session() as session, session.begin():
+            session.execute(update(Monitor).where(Monitor.id == monitor_id).values(adaptation_requested_at=now))
+            lease = session.get(Lease, monitor_id)
+            cursor = session.get(SourceCursor, monitor_id)
+            owner = lease.owner if lease is not None and lease.owner and lease.expires_at > now else None
+            return Evaluator(owner, cursor.updated_at if cursor is not None else None)
+
+    def forced_request(self, monitor: str) -> datetime | None:
+        """When a ``--force`` request of the monitor still open was made (None: none is)."""
+        with self.store._session() as session:
+            return session.scalar(select(Monitor.adaptation_requested_at).where(Monitor.name == monitor))
 
     def requested(self, monitor: str) -> bool:
         """Whether an operator queued runs for the monitor that have not started."""

@@ -112,6 +112,8 @@ class Overview:
 
 #: A window's time for range filters: the end of its data when known, else when it was evaluated.
 WINDOW_TIME = func.coalesce(Window.ended_at, Window.evaluated_at)
+#: Drift events proper: an operator's forced adaptation (``adaptations run --force``) is not drift.
+DRIFT_ONLY = DriftEvent.forced.is_(False)
 
 
 def _window_row(window: Window, reference_version: int,
@@ -159,7 +161,7 @@ class HistoryQueries(Database):
         """The monitor's latest drift events, newest first."""
         with self._session() as session:
             monitor_id = self._require_monitor(session, monitor)
-            return list(session.scalars(select(DriftEvent).where(DriftEvent.monitor_id == monitor_id)
+            return list(session.scalars(select(DriftEvent).where(DriftEvent.monitor_id == monitor_id, DRIFT_ONLY)
                                         .order_by(DriftEvent.id.desc()).limit(limit)))
 
     def count_rows(self, monitor: str) -> int:
@@ -183,7 +185,7 @@ class HistoryQueries(Database):
                 ReferenceVersion.monitor_id == monitor_id, ReferenceVersion.active.is_(True)))
             windows = session.scalar(select(func.count()).select_from(Window).where(Window.monitor_id == monitor_id))
             events = session.scalar(select(func.count()).select_from(DriftEvent)
-                                    .where(DriftEvent.monitor_id == monitor_id))
+                                    .where(DriftEvent.monitor_id == monitor_id, DRIFT_ONLY))
             return Overview(_window_row(*last) if last else None, active, int(windows or 0), int(events or 0))
 
     def window_page(self, monitor: str, limit: int, before_seq: int | None = None, since: datetime | None = None,
@@ -257,7 +259,8 @@ class HistoryQueries(Database):
             if monitor_id is None:
                 return Page([], False)
             query = (select(DriftEvent, Window.seq).join(Window, DriftEvent.window_id == Window.id)
-                     .where(DriftEvent.monitor_id == monitor_id, *_in_range(DriftEvent.created_at, since, until)))
+                     .where(DriftEvent.monitor_id == monitor_id, DRIFT_ONLY,
+                            *_in_range(DriftEvent.created_at, since, until)))
             if before_id is not None:
                 query = query.where(DriftEvent.id < before_id)
             rows = session.execute(query.order_by(DriftEvent.id.desc()).limit(limit + 1)).all()
@@ -269,7 +272,7 @@ class HistoryQueries(Database):
             monitor_id = self._require_monitor(session, monitor)
             found = session.execute(
                 select(DriftEvent, Window.seq).join(Window, DriftEvent.window_id == Window.id)
-                .where(DriftEvent.monitor_id == monitor_id, DriftEvent.id == event_id)).first()
+                .where(DriftEvent.monitor_id == monitor_id, DriftEvent.id == event_id, DRIFT_ONLY)).first()
             if found is None:
                 raise StoreError(f"monitor {monitor!r} has no drift event {event_id}")
             event, seq = found

@@ -66,6 +66,9 @@ class Monitor(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When an operator asked to run the adapters on the latest rows (``driftd adaptations run --force``);
+    #: cleared by the tick that records the forced event.
+    adaptation_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ReferenceVersion(Base):
@@ -202,6 +205,12 @@ class DriftEvent(Base):
     performance_alerts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     #: The metrics whose realized drop, once labels arrived, started this event (None: not such an event).
     realized_alerts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: An operator's request recorded as an event to carry the rows and runs; not drift (never counted or alerted).
+    forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+#: The ``replica`` of a pending run an operator queued (the replica that runs it replaces it).
+REQUESTED = "(requested)"
 
 
 class Adaptation(Base):

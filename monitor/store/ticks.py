@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain.events import DRIFT_DETECTED, NO_ROUTES, WINDOW_EVALUATED, Routes, drift_payload, window_payload
@@ -22,6 +22,8 @@ from monitor.store.schema import (
     WindowOutputs,
     Adaptation,
     DriftEvent,
+    REQUESTED,
+    Monitor,
     Result,
     SourceCursor,
     Window,
@@ -48,6 +50,19 @@ class CommittedWindow:
     window_id: int
     event_id: int | None
 
+
+@dataclass
+class ForcedAdaptation:
+    """What a tick needs to honour an operator's ``adaptations run --force``: the adapters and the recent rows.
+
+    The tick's transaction looks for the request; only then are the rows serialised. ``event_id`` is
+    set when the transaction recorded the forced event.
+    """
+
+    adapters: tuple[tuple[str, str], ...]
+    rows: Callable[[], bytes | None]
+    event_id: int | None = None
+    waiting: bool = False  # a request is open but there are no rows (or windows) yet to adapt on
 
 
 class TickWriter(Database):
@@ -83,12 +98,14 @@ class TickWriter(Database):
         reference: NewReference | None = None,
         lease: tuple[str, float] | None = None,
         routes: Routes = NO_ROUTES,
+        forced: ForcedAdaptation | None = None,
     ) -> tuple[StoredReference | None, list[CommittedWindow]]:
         """Store a tick's windows, results, events, new reference and cursor in ONE transaction.
 
         With ``lease`` (owner, seconds) the transaction first checks this replica still holds the
         monitor's lease (LeaseLost otherwise: nothing is written) and renews it. Each window's
         events go into the outbox, for the destinations ``routes`` names, in the same transaction.
+        With ``forced``, an operator's open request becomes a forced event with its pending runs here too.
         """
         crash_point("tick.begin")
         with crash_scope("tick"), self._session() as session, session.begin():
@@ -96,6 +113,8 @@ class TickWriter(Database):
                 hold_lease(session, monitor_id, *lease)
             stored = add_reference(session, monitor_id, reference, activate=True) if reference else None
             committed = [self._add_window(session, monitor_id, record, routes) for record in windows]
+            if forced is not None:
+                self._add_forced(session, monitor_id, forced)
             cursor = session.get(SourceCursor, monitor_id, with_for_update=not self.is_sqlite)
             if cursor is None:
                 cursor = SourceCursor(monitor_id=monitor_id)
@@ -115,6 +134,33 @@ class TickWriter(Database):
             if lease is not None:
                 hold_lease(session, monitor_id, *lease)
             return [self._add_window(session, monitor_id, record, NO_ROUTES) for record in windows]
+
+    def _add_forced(self, session: Session, monitor_id: int, forced: ForcedAdaptation) -> None:
+        """Turn an open ``--force`` request into a forced event on the latest window, with its pending runs.
+
+        Not drift: no ``drift_detected`` event, and the event is left out of drift counts and lists.
+        """
+        requested = session.scalar(select(Monitor.adaptation_requested_at).where(Monitor.id == monitor_id))
+        if requested is None:
+            return
+        window = session.execute(select(Window.id, Window.drift_share).where(Window.monitor_id == monitor_id)
+                                 .order_by(Window.seq.desc()).limit(1)).first()
+        sample = forced.rows() if window is not None else None
+        if sample is None:
+            forced.waiting = True
+            return
+        cleared = session.execute(update(Monitor).where(Monitor.id == monitor_id,
+                                                        Monitor.adaptation_requested_at == requested)
+                                  .values(adaptation_requested_at=None))
+        if cleared.rowcount == 0:  # a newer request came meanwhile: the next tick takes it
+            return
+        event = DriftEvent(monitor_id=monitor_id, window_id=window.id, drift_share=window.drift_share, features=[],
+                           target_sample=sample, forced=True)
+        session.add(event)
+        session.flush()
+        session.add_all(Adaptation(event_id=event.id, adapter=name, adapter_type=kind, state="pending",
+                                   replica=REQUESTED) for name, kind in forced.adapters)
+        forced.event_id = event.id
 
     def _add_window(self, session: Session, monitor_id: int, record: WindowRecord, routes: Routes) -> CommittedWindow:
         window = Window(

@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 
 from tests.adaptation_scenario import build_scenario
-from tests.e2e.conftest import Driftd, query, wait_for, write_config
+from tests.e2e.conftest import Driftd, query, run_cli, wait_for, write_config
 
 pytest.importorskip("sklearn")
 
@@ -77,4 +77,35 @@ def test_drift_adapts_and_a_kill_mid_adaptation_is_explained_after_restart(
     versions = daemon.get("/api/v1/monitors/adapt/models").json()["items"]
     assert [(v["version"], v["active"]) for v in versions] == [(1, False), (2, True)]
     wait_for(lambda: 'driftd_model_version{monitor="adapt"} 2.0' in daemon.get("/metrics").text, 15, process=daemon)
+    assert daemon.terminate() == 0
+
+
+def test_force_runs_the_adapters_through_the_running_daemon_without_a_drift_event(
+        tmp_path: Path, driftd_process: Callable[..., Driftd]) -> None:
+    scenario = build_scenario(tmp_path / "data", "affine")
+    monitor = scenario.monitor(["feature_alignment", "label_shift"])
+    monitor["schedule"] = {"interval": "1s"}
+    db = tmp_path / "driftd.db"
+    daemon = driftd_process(["--config", "driftd.yaml"])
+    write_config(tmp_path / "driftd.yaml", daemon.port, [monitor], db=db)
+
+    stopped = run_cli(["adaptations", "run", "adapt", "--force", "--config", "driftd.yaml"], tmp_path)
+    assert stopped.returncode == 1  # nobody evaluates the monitor: said so, the request kept
+    assert "no running driftd daemon evaluates it" in stopped.stderr, stopped.stderr
+
+    daemon.start()
+    daemon.wait_http()
+    scenario.write_live("a.csv", shifted=False, rows=1000)  # no drift: the kept request runs on these rows
+    wait_for(lambda: query(db, "SELECT count(*) FROM adaptations WHERE state NOT IN ('pending', 'running')")[0][0]
+             == 2, 90, message="the requested runs finished", process=daemon)
+    assert query(db, "SELECT forced FROM drift_events") == [(1,)]
+    again = run_cli(["adaptations", "run", "adapt", "--force", "--config", "driftd.yaml"], tmp_path)
+    assert again.returncode == 0 and "requested; the daemon evaluating it queues" in again.stdout, again.stderr
+    wait_for(lambda: query(db, "SELECT count(*) FROM adaptations WHERE state NOT IN ('pending', 'running')")[0][0]
+             == 4, 90, message="the second request's runs finished", process=daemon)
+    assert query(db, "SELECT forced, count(*) FROM drift_events GROUP BY forced") == [(1, 2)]
+    runs = daemon.get("/api/v1/adaptations?monitor=adapt").json()["items"]
+    assert {run["state"] for run in runs} <= {"rejected", "succeeded"}  # unshifted rows: nothing to promote
+    assert daemon.get("/api/v1/monitors/adapt/events").json()["items"] == []  # not drift
+    assert 'driftd_drift_events_total{monitor="adapt"} 0.0' in daemon.get("/metrics").text
     assert daemon.terminate() == 0
