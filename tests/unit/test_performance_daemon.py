@@ -193,3 +193,34 @@ def test_which_diagnoses_make_an_estimate_unreliable() -> None:
         checked = watch._concept_checked(reliable, diagnoses)
         assert checked.reliable is trusted, diagnoses
         assert trusted or "shift diagnosis" in checked.reason
+
+
+def test_a_regressor_loaded_through_model_computes_its_own_predictions(data: Path, tmp_path: Path,
+                                                                      sqlite_url: str) -> None:
+    """No prediction column: the configured ``model:`` (a scikit-learn regressor) predicts each window, and the
+    estimated MAE tracks the MAE of those predictions."""
+    import pickle
+
+    from sklearn.linear_model import LinearRegression
+
+    from tests.performance_scenario import regression
+
+    task = regression(5, windows=2, rows=1000)
+    x_ref = np.column_stack([task.reference[name] for name in FEATURES])
+    model = LinearRegression().fit(x_ref, task.reference["y"])
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model))
+    path.chmod(0o600)
+    reference = {name: task.reference[name] for name in (*FEATURES, "y")}
+    write_csv(tmp_path / "ref.csv", _table(reference))
+    write_csv(data / "part-1.csv", _table(task.windows[0], without=("y", "prediction")))
+    config = monitor_config(features={"numeric": list(FEATURES)}, window={"rows": 1000}, reference={"path": "ref.csv"},
+                            measures=["ks"], drift={"share": 1.0, "consecutive": 1000},
+                            model={"path": str(path), "features": list(FEATURES)},
+                            performance={"task": "regression", "target": "y", "max_outside_share": 1.0,
+                                         "alert": {"metrics": ["mae"]}})
+    window = make_runner(config, sqlite_url).tick().windows[0]
+    mae = next(m for m in window.performance["metrics"] if m["metric"] == "mae")
+    x = np.column_stack([task.windows[0][name] for name in FEATURES])
+    realized = float(np.mean(np.abs(model.predict(x) - task.labels[0])))
+    assert abs(mae["value"] / realized - 1) < 0.1, (mae, realized)
