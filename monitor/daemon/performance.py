@@ -193,7 +193,13 @@ def join_keys(values: pa.Array | pa.ChunkedArray, by_time: bool) -> list[str | N
 
 def _instants(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Times as UTC microseconds since the epoch (a time without a zone is read as UTC)."""
-    return values.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    try:
+        return values.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    except pa.ArrowInvalid:
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            raise
+        # Text without an offset ("2026-01-01T00:33:20"): Arrow reads it only as a naive time, which is UTC here.
+        return values.cast(pa.timestamp("us")).cast(pa.int64())
 
 
 def dropped(alert: PerformanceAlertConfig, metric: str, value: float, reference_value: float,

@@ -168,7 +168,7 @@ def adapting_demo_monitor(directory: Path) -> dict[str, Any]:
                       "store": str(directory / "models")},
             "performance": {"target": "label", "reference": str(training),
                             "labels": {"source": {"type": "files", "options": {"path": str(directory / "labels")}},
-                                       "key": "ts"}},
+                                       "key": "ts", "join": "time"}},
             "adaptation": {"adapters": ADAPTERS, "cooldown": 0}}
 
 

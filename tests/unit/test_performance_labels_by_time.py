@@ -136,3 +136,22 @@ def test_labels_by_time_from_a_postgresql_timestamptz_column(data: Path, tmp_pat
     restarted.tick()
     assert _stored(restarted) == stored
     engine.dispose()
+
+
+def test_time_keys_without_an_offset_are_read_as_utc_like_the_others() -> None:
+    """Text without an offset (what numpy and many CSV writers produce) joins the same instant as text with
+    an offset, a ``Z``, or a timestamp; a value that is no time has no key."""
+    import datetime
+
+    import pyarrow as pa
+
+    from monitor.daemon.performance import join_keys
+
+    text = pa.chunked_array([pa.array(["2026-01-01T00:33:20.000000", "2026-01-01T02:33:20+02:00",
+                                       "2026-01-01 00:33:20Z", "not a time"])])
+    stamp = pa.array([datetime.datetime(2026, 1, 1, 0, 33, 20)], pa.timestamp("ns"))
+    naive_only = pa.array(["2026-01-01T00:33:20"])
+    expected = join_keys(stamp, True)[0]
+    assert expected is not None
+    assert join_keys(text, True) == [expected, expected, expected, None]
+    assert join_keys(naive_only, True) == [expected]
