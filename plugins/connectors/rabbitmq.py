@@ -279,15 +279,27 @@ class RabbitMqConnector(Connector):
             # at the committed offset itself, to see whether the stream still holds it
             self._consume({"x-stream-offset": "first" if after is None else after})
             self._position, self._check_first = after, after is not None
-        self._wait_for(max_rows, after)
-        with self._ready:
-            if self._problem is not None:
-                raise ConnectorOptionsError(f"{self.source}: {self._problem}")
-            lost = self._check_retention(after)
-            ready = [d for d in self._buffer if after is None or d.position > after][:max_rows]
-            last = ready[-1] if ready else None
-            if last is not None:
-                self._buffer = [d for d in self._buffer if d.position > last.position]
+        lost = 0
+        while True:
+            self._wait_for(max_rows, after)
+            with self._ready:
+                if self._problem is not None:
+                    raise ConnectorOptionsError(f"{self.source}: {self._problem}")
+                lost += self._check_retention(after)
+                ready = [d for d in self._buffer if after is None or d.position > after][:max_rows]
+                last = ready[-1] if ready else None
+                if last is not None:
+                    self._buffer = [d for d in self._buffer if d.position > last.position]
+                # A consumer attaches at the start of the stream chunk that holds the offset: the messages
+                # before it come first. Read already, they are acknowledged and dropped at once: held, they
+                # would spend the whole credit (prefetch) and no newer message would ever come.
+                stale = [d for d in self._buffer if after is not None and d.position <= after] if last is None else []
+                if stale:
+                    self._buffer = [d for d in self._buffer if d.position > after]
+            if not stale or self._needs_channel():
+                break
+            assert self._link is not None
+            self._link.ack(stale[-1].generation, stale[-1].tag)
         if last is None:
             self._raise_if_gone()
             return Batch(_empty(True), cursor, lost=lost)
