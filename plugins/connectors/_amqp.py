@@ -197,6 +197,49 @@ class AmqpLink:
 
         return bool(self.call(start))
 
+    def stream_tail(self, queue: str, quiet: float) -> int | None:
+        """The highest offset in the stream's last chunk (None when the stream is empty).
+
+        Read on a channel of its own at offset "last": the broker sends that chunk whole, so the
+        offsets are collected until none came for ``quiet`` seconds; the channel is then closed.
+        """
+        def start(done: Callable[..., None], fail: Callable[[LinkError], None]) -> None:
+            highest: list[int] = []
+            timer: list[Any] = [None]
+            loop = self._connection.ioloop
+
+            def finish(channel: Any) -> None:
+                done(max(highest) if highest else None)
+                if channel.is_open:
+                    channel.close()
+
+            def rearm(channel: Any) -> None:
+                if timer[0] is not None:
+                    loop.remove_timeout(timer[0])
+                timer[0] = loop.call_later(quiet, partial(finish, channel))
+
+            def delivered(channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
+                offset = (properties.headers or {}).get("x-stream-offset")
+                if offset is not None:
+                    highest.append(int(offset))
+                rearm(channel)
+
+            def closed(_channel: Any, reason: BaseException) -> None:
+                if timer[0] is not None:
+                    loop.remove_timeout(timer[0])
+                fail(LinkError(f"the broker closed the channel: {describe(reason)}"))  # after done(): no effect
+
+            def opened(channel: Any) -> None:
+                channel.add_on_close_callback(closed)
+                channel.basic_qos(prefetch_count=1, callback=lambda _frame: channel.basic_consume(
+                    queue, delivered, arguments={"x-stream-offset": "last"},
+                    callback=lambda _frame: rearm(channel)))
+
+            self._connection.channel(on_open_callback=opened)
+
+        result = self.call(start)
+        return None if result is None else int(result)
+
     def ack(self, generation: int, delivery_tag: int) -> None:
         """Acknowledge every delivery of channel ``generation`` up to ``delivery_tag``; LinkError if that channel is gone."""
         def start(done: Callable[..., None], _fail: Callable[[LinkError], None]) -> None:

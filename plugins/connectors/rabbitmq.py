@@ -92,6 +92,10 @@ class RabbitMqOptions(BaseModel):
     on_invalid: Literal["error", "skip"] = Field(
         default="error", description="a message that is not a JSON object: stop with an error, or log and skip it")
     timeout: float = Field(default=10.0, gt=0, description="seconds to connect and to wait for a reply")
+    stall_check: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="a stream consumer that received nothing for this long checks whether the stream holds newer "
+                    "messages, and attaches again when it does (checks back off to every 5 minutes while idle)")
 
     @field_validator("url")
     @classmethod
@@ -162,6 +166,10 @@ class RabbitMqConnector(Connector):
         self._position: Cursor = None  # the last offset handed out
         self._check_first = False
         self._reported_gaps: set[tuple[int, int]] = set()
+        self._last_delivery = 0.0  # time.monotonic() of the last stream delivery (or attach)
+        self._probe_gap = self.config.stall_check
+        self._next_probe = 0.0
+        self.stalls = 0  # consumers found stalled and attached again
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -269,6 +277,7 @@ class RabbitMqConnector(Connector):
                 self._problem = "option 'stream': the queue is not a stream (its messages carry no offset)"
             else:
                 self._buffer.append(_Delivery(int(offset), generation, method.delivery_tag, method.routing_key, body))
+                self._last_delivery, self._probe_gap, self._next_probe = time.monotonic(), self.config.stall_check, 0.0
             self._ready.notify_all()
 
     def _fetch_stream(self, cursor: Cursor, max_rows: int) -> Batch:
@@ -276,9 +285,7 @@ class RabbitMqConnector(Connector):
         if self._needs_channel() or after != self._position:
             if self._link is not None and self._link.cancelled:
                 log.warning("%s: the broker cancelled the consumer; attaching again at offset %s", self.source, after)
-            # at the committed offset itself, to see whether the stream still holds it
-            self._consume({"x-stream-offset": "first" if after is None else after})
-            self._position, self._check_first = after, after is not None
+            self._attach(after)
         lost = 0
         while True:
             self._wait_for(max_rows, after)
@@ -302,11 +309,47 @@ class RabbitMqConnector(Connector):
             self._link.ack(stale[-1].generation, stale[-1].tag)
         if last is None:
             self._raise_if_gone()
+            if self._stalled(after):
+                self._attach(after)
             return Batch(_empty(True), cursor, lost=lost)
         assert self._link is not None
         self._link.ack(last.generation, last.tag)  # credit for the next messages
         self._position = last.position
         return Batch(self._rows(ready, "offset"), last.position, lost=lost)
+
+    def _attach(self, after: int | None) -> None:
+        """A new consumer at the committed offset itself, to see whether the stream still holds it."""
+        self._consume({"x-stream-offset": "first" if after is None else after})
+        self._position, self._check_first = after, after is not None
+        with self._ready:
+            self._last_delivery, self._probe_gap, self._next_probe = time.monotonic(), self.config.stall_check, 0.0
+
+    def _stalled(self, after: int | None) -> bool:
+        """Whether the consumer has received nothing for ``stall_check`` s while the stream holds newer messages.
+
+        A stream consumer can stop receiving without being cancelled (seen after a broker restart:
+        its credit or its offset listener is lost in the broker). The stream's last chunk is read
+        on a side channel; when it holds an offset after ``after``, the consumer is stalled.
+        While the stream is idle, the checks back off (doubling, up to five minutes).
+        """
+        now = time.monotonic()
+        with self._ready:
+            if self._buffer or now - self._last_delivery < self.config.stall_check or now < self._next_probe:
+                return False
+        assert self._link is not None
+        tail = self._link.stream_tail(self.config.queue, quiet=self.config.wait)
+        with self._ready:
+            if self._buffer or self._last_delivery > now:
+                return False  # a delivery came meanwhile: the consumer is alive
+            self._next_probe = time.monotonic() + self._probe_gap
+            self._probe_gap = min(2 * self._probe_gap, 300.0)
+        if tail is None or (after is not None and tail <= after):
+            return False
+        self.stalls += 1
+        log.warning("%s: the stream consumer received nothing for %.0f s while the stream holds offsets up to %d "
+                    "(read up to %s); attaching again at offset %s", self.source, now - self._last_delivery, tail,
+                    "none" if after is None else after, "first" if after is None else after)
+        return True
 
     def _check_retention(self, after: Cursor) -> int:
         """Messages removed from the stream after the committed offset, judged by the first message received."""

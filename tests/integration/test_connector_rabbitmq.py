@@ -30,7 +30,8 @@ from tests.e2e.conftest import run_cli, write_config
 from tests.helpers import make_runner, monitor_config, sample_table, write_csv
 
 pika = require_module("pika")
-from plugins.connectors.rabbitmq import RabbitMqConnector  # noqa: E402 - after the optional client is known
+from plugins.connectors._amqp import AmqpLink  # noqa: E402 - after the optional client is known
+from plugins.connectors.rabbitmq import RabbitMqConnector  # noqa: E402
 
 #: The broker these tests use; override with DRIFTD_TEST_AMQP_URL.
 URL = os.environ.get("DRIFTD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -244,6 +245,54 @@ def test_a_stream_consumer_is_replaced_without_nack_errors(broker: Broker, caplo
     finally:
         reader.close()
     assert not [r for r in caplog.records if "retention" in r.getMessage()], "no message was removed"
+
+
+def _ids(table: Any) -> list[int]:
+    return table.column("id").to_pylist() if table.num_rows else []
+
+
+def test_a_stalled_stream_consumer_is_found_and_attached_again(broker: Broker, caplog: pytest.LogCaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer that stops receiving while the stream holds more (its credit lost): attached again, nothing lost.
+
+    The stall is made real by dropping one acknowledgement, which for a stream is the credit for
+    the next messages: the broker sends nothing more to that consumer, and it is not cancelled.
+    """
+    queue = broker.declare(stream=True)
+    broker.publish(queue, 60)
+    caplog.set_level(logging.INFO)
+    reader = connector(queue, stream=True, prefetch=10, wait=0.1, stall_check=0.5)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(AmqpLink, "ack", lambda *_args: None)  # the credit never reaches the broker
+            first = reader.fetch(None, 10)
+        ids, cursor = first.table.column("id").to_pylist(), first.cursor
+        assert ids == list(range(10))
+        deadline = time.monotonic() + 15
+        while len(ids) < 60:
+            assert time.monotonic() < deadline, f"the stalled consumer read {len(ids)} of 60 messages"
+            batch = reader.fetch(cursor, 25)
+            ids += _ids(batch.table)
+            cursor = batch.cursor
+        assert ids == list(range(60)), "each message exactly once"
+        assert reader.stalls == 1
+        warnings = [r.getMessage() for r in caplog.records if "received nothing" in r.getMessage()]
+        assert len(warnings) == 1 and "attaching again at offset 9" in warnings[0], warnings
+
+        idle_until = time.monotonic() + 2  # an idle stream is checked, backing off, and never "stalled"
+        while time.monotonic() < idle_until:
+            assert reader.fetch(cursor, 25).table.num_rows == 0
+        assert reader.stalls == 1
+        broker.publish(queue, 3)
+        deadline = time.monotonic() + 10
+        late: list[int] = []
+        while len(late) < 3:
+            assert time.monotonic() < deadline, "the live consumer missed new messages"
+            batch = reader.fetch(cursor, 25)
+            late, cursor = late + _ids(batch.table), batch.cursor
+        assert late == [60, 61, 62] and reader.stalls == 1
+    finally:
+        reader.close()
 
 
 def test_a_consumer_the_broker_cancels_is_reported(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
