@@ -59,7 +59,7 @@ from monitor.domain.thresholds import CalibrationMissing, auto_measures, bind_au
 from monitor.domain.windows import WindowSlice
 from monitor.metrics import Metrics
 from monitor.plugins import PluginManager
-from monitor.store import LeaseLost, Store, StoredReference
+from monitor.store import UNCHANGED, LeaseLost, Store, StoredReference
 
 __all__ = ["Backfill", "MonitorError", "MonitorRunner", "SourceDown", "TickReport"]
 
@@ -316,9 +316,10 @@ class MonitorRunner:
         slices, remainder = self.pending.split(rows)
         records = [self._evaluate(window) for window in slices]
         forced = self.forced.for_tick(self.recent)
-        _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, serialised(remainder),
-                                              remainder.num_rows, records, lease=self.lease, routes=self._routes(),
-                                              forced=forced)
+        # an idle tick (no row, no window) leaves the waiting rows stored as they are: not written again
+        pending = UNCHANGED if batch.num_rows == 0 and not slices else serialised(remainder)
+        _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, pending, remainder.num_rows, records,
+                                              lease=self.lease, routes=self._routes(), forced=forced)
         self._advance(batch.cursor, records, remainder)
         self._announced(records)
         self.forced.committed(forced)

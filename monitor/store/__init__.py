@@ -27,7 +27,7 @@ from monitor.store.queries import (
 from monitor.store.outbox import Backlog, Outbox, OutboxItem
 from monitor.store.references import References, StoredReference
 from monitor.store.performance import LabelStore, LabelUpdate, LatestRealized, OpenWindow
-from monitor.store.ticks import CommittedWindow, Progress, TickWriter
+from monitor.store.ticks import UNCHANGED, CommittedWindow, Progress, TickWriter
 
 
 class Store(TickWriter, References, Leases, HistoryQueries, Outbox, LabelStore):
@@ -39,6 +39,6 @@ __all__ = [
     "LatestRealized", "LeaseLost", "LeaseTaken", "NewReference", "OpenWindow", "OutboxItem", "Overview", "Page",
     "Progress", "ResultRecord",
     "SeriesPoint", "Store",
-    "StoreError", "StoredReference",
+    "StoreError", "StoredReference", "UNCHANGED",
     "WindowRecord", "WindowRow", "adaptation_row", "create_db_engine",
 ]

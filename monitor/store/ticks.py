@@ -18,6 +18,9 @@ from monitor.store.leases import hold_lease
 from monitor.store.outbox import add_event
 from monitor.store.performance import performance_rows
 from monitor.store.references import StoredReference, add_reference
+#: ``commit_tick(pending=UNCHANGED)``: the waiting rows stored are still right (no row came, no window was cut).
+UNCHANGED = b"\x00driftd:unchanged"
+
 from monitor.store.schema import (
     WindowOutputs,
     Adaptation,
@@ -106,6 +109,7 @@ class TickWriter(Database):
         monitor's lease (LeaseLost otherwise: nothing is written) and renews it. Each window's
         events go into the outbox, for the destinations ``routes`` names, in the same transaction.
         With ``forced``, an operator's open request becomes a forced event with its pending runs here too.
+        ``pending=UNCHANGED`` leaves the stored waiting rows as they are (an idle tick rewrites no rows).
         """
         crash_point("tick.begin")
         with crash_scope("tick"), self._session() as session, session.begin():
@@ -120,8 +124,9 @@ class TickWriter(Database):
                 cursor = SourceCursor(monitor_id=monitor_id)
                 session.add(cursor)
             cursor.position = position
-            cursor.pending = pending
-            cursor.pending_rows = pending_rows
+            if pending is not UNCHANGED:
+                cursor.pending = pending
+                cursor.pending_rows = pending_rows
             cursor.updated_at = utcnow()
         crash_point("tick.commit.after")  # committed; nothing published yet (metrics, hooks, adaptation)
         return stored, committed

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from monitor.daemon import engine
 from monitor.daemon.engine import MonitorError, SourceDown
 from monitor.metrics import Metrics
 from monitor.store.schema import DriftEvent, Result, SourceCursor, Window
@@ -326,3 +327,33 @@ def test_the_multivariate_sample_is_kept_in_memory_only_for_a_multivariate_measu
     with runner.store.engine.connect() as connection:
         scored = set(connection.scalars(select(Result.measure)).all())
     assert scored == set(measures)
+
+
+def test_an_idle_tick_does_not_write_the_waiting_rows_again(data: Path, sqlite_url: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """No row and no window: the stored waiting rows are left as they are, not serialised and written again."""
+    write_csv(data / "part-1.csv", sample_table(1300, seed=1))
+    runner = make_runner(monitor_config(max_rows=5000), sqlite_url)
+    runner.tick()  # the first 1,000 rows are the reference; 300 wait for the next window
+    stored = runner.store.load_progress(runner.monitor_id, recent=0).pending
+    assert stored is not None
+    written: list[int] = []
+    real = engine.serialised
+    monkeypatch.setattr(engine, "serialised", lambda table: written.append(table.num_rows) or real(table))
+    with runner.store.engine.begin() as connection:  # a marker the idle tick must not overwrite
+        connection.execute(update(SourceCursor).values(pending_rows=-1))
+    assert runner.tick().rows_fetched == 0
+    with runner.store.engine.connect() as connection:
+        assert connection.scalar(select(SourceCursor.pending_rows)) == -1
+    assert written == []
+    with runner.store.engine.begin() as connection:
+        connection.execute(update(SourceCursor).values(pending_rows=300))
+
+    write_csv(data / "part-2.csv", sample_table(250, seed=2, start_id=1300))  # rows come: written, then a window
+    runner.tick()
+    assert written == [50]
+    restarted = make_runner(monitor_config(max_rows=5000), sqlite_url)
+    assert [w.rows for w in restarted.store.windows("m", limit=100)] == [500]
+    with restarted.store.engine.connect() as connection:
+        assert connection.scalar(select(SourceCursor.pending_rows)) == 50
+    assert restarted.tick().rows_fetched == 0 and restarted.pending.num_rows == 50  # reloaded from SQL
