@@ -327,8 +327,8 @@ class RabbitMqConnector(Connector):
     def _stalled(self, after: int | None) -> bool:
         """Whether the consumer has received nothing for ``stall_check`` s while the stream holds newer messages.
 
-        A stream consumer can stop receiving without being cancelled (seen after a broker restart:
-        its credit or its offset listener is lost in the broker). The stream's last chunk is read
+        A safeguard: a consumer the broker keeps but feeds nothing (its credit or its offset listener
+        lost) would otherwise wait for ever without an error. The stream's last chunk is read
         on a side channel; when it holds an offset after ``after``, the consumer is stalled.
         While the stream is idle, the checks back off (doubling, up to five minutes).
         """
