@@ -187,7 +187,7 @@ class Finetune(Adapter):
         if self.config.source_mix > 0:
             # source rows already lie where the base model was trained: they skip the input map
             source = ctx.require_source_labels()
-            source = source.take(_trainable(source, base))
+            source = source.take(_trainable(source, base, "source"))
             mixed = min(source.rows, int(round(self.config.source_mix * len(train))))
             pick = rng.choice(source.rows, size=mixed, replace=False)
             train_x = np.concatenate([train_x, source.features[pick]])
@@ -238,11 +238,11 @@ def _finite_labelled(ctx: AdaptationContext, base: TorchModel) -> Domain:
     return labelled.take(_trainable(labelled, base))
 
 
-def _trainable(domain: Domain, base: TorchModel) -> np.ndarray:
+def _trainable(domain: Domain, base: TorchModel, name: str = "target") -> np.ndarray:
     """Which rows can be trained on: finite features, and a regressor's finite numeric value."""
     keep = np.isfinite(domain.features).all(axis=1)
     if base.task == "regression" and domain.labels is not None:
-        keep &= np.isfinite(_numbers(domain.labels, "target"))
+        keep &= np.isfinite(_numbers(domain.labels, name))
     return keep
 
 

@@ -87,6 +87,8 @@ def test_never_a_torch_regressor_with_a_higher_held_out_mse(kind: str, labelled_
     for seed in (0, 1):
         task, champion, decision = outcome(kind, seed, labelled_rows)
         assert _mse(decision.model, task) <= _mse(champion, task) * 1.01, (seed, decision.reason)
+        weighted = decision.challenger("importance_weighting")  # a weighted refit of the torch regressor
+        assert weighted.error is None and isinstance(weighted.model, TorchModel) and weighted.model.is_regressor
         if kind == "none":
             assert decision.winner is None, decision.reason
         if kind == "affine":  # the map is the remedy; fine-tuning on 70 values comes close but is judged on 30
@@ -164,3 +166,11 @@ def test_finetune_says_why_it_cannot(tmp_path: Path) -> None:
     missing = domain(task.target.features, np.where(np.arange(task.target.rows) < 290, np.nan, task.target_labels))
     with pytest.raises(AdapterError, match="10 labelled target rows have arrived, 20 are needed"):
         finetune.Finetune({}).adapt(context(tmp_path, champion, task.source, missing))
+
+
+def test_finetune_mixes_source_values_into_a_regressor(tmp_path: Path) -> None:
+    task = make_regression_task("concept", n_source=600, n_target=300, seed=0)
+    champion = train_regressor(task.source.features, task.source.labels, epochs=5)
+    ctx = context(tmp_path, champion, task.source, domain(task.target.features, task.target_labels))
+    details = finetune.Finetune({"source_mix": 1.0, "max_epochs": 3}).adapt(ctx).details
+    assert details["mixed_source_rows"] == details["train_rows"] // 2 == 300 - details["validation_rows"]
