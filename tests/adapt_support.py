@@ -94,3 +94,21 @@ def domain(features: np.ndarray, labels: np.ndarray | None = None, labelled: np.
     """A Domain over ``FEATURES``-style columns x0, x1, …"""
     names = tuple(f"x{i}" for i in range(features.shape[1]))
     return Domain(features, names, labels, labelled)
+
+
+#: The factory of the small torch regressor.
+REGRESSOR_FACTORY = "tests.adapt_support:build_regressor"
+
+
+def build_regressor(features: int, hidden: int = 32) -> Any:
+    """A one-hidden-layer ReLU network returning one number per row (shape (rows, 1)), with an ``embed`` method."""
+    return build_mlp(features, hidden, classes=1)
+
+
+def train_regressor(features: np.ndarray, values: np.ndarray, seed: int = 0, epochs: int = 40,
+                    hidden: int = 32) -> TorchModel:
+    """A torch regressor trained on these rows by its own ``refit`` (MSE, Adam), seeded."""
+    options = {"features": features.shape[1], "hidden": hidden}
+    untrained = TorchModel(build_regressor(**options), None, REGRESSOR_FACTORY, options,
+                           {"epochs": epochs, "seed": seed}, task="regression")
+    return untrained.refit(features, values)  # type: ignore[return-value]

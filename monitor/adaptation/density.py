@@ -46,15 +46,16 @@ class DomainFit:
 
 
 def classifier_fit(source: np.ndarray, target: np.ndarray, source_weight: np.ndarray | None = None,
-                   folds: int = 5, l2: float = 1e-3, seed: int = 0) -> DomainFit:
+                   folds: int = 5, l2: float = 1e-3, seed: int = 0, products: bool = False) -> DomainFit:
     """Cross-fit a domain classifier (source vs target); each row is scored by a fit that did not see it.
 
     ``source_weight`` re-weights the source rows (e.g. by class-prior ratios), so the ratios and
-    the AUC are those between the re-weighted source and the target.
+    the AUC are those between the re-weighted source and the target. ``products`` adds the pairwise
+    products of the standardised features to the design (what a swap or a rotation of features changes).
     """
     source, target = _as_matrix(source), _as_matrix(target)
     _require_rows(source, target)
-    design = _quadratic_design(np.vstack([source, target]))
+    design = _quadratic_design(np.vstack([source, target]), products)
     is_target = np.r_[np.zeros(len(source)), np.ones(len(target))]
     weight = np.r_[_balanced(source_weight, len(source)), _balanced(None, len(target))]
     fold = _fold_ids(len(source), len(target), folds, seed)
@@ -283,12 +284,17 @@ def _balanced(weight: np.ndarray | None, rows: int) -> np.ndarray:
     return weight / weight.sum() * 0.5 * rows
 
 
-def _quadratic_design(rows: np.ndarray) -> np.ndarray:
-    """Standardised features and their centred squares."""
+def _quadratic_design(rows: np.ndarray, products: bool = False) -> np.ndarray:
+    """Standardised features and their centred squares (and, with ``products``, their centred pairwise products)."""
     scale = rows.std(axis=0)
     scaled = np.clip((rows - rows.mean(axis=0)) / np.where(scale > 0, scale, 1.0), -_Z_LIMIT, _Z_LIMIT)
     squares = scaled**2
-    return np.hstack([scaled, squares - squares.mean(axis=0)])
+    columns = [scaled, squares - squares.mean(axis=0)]
+    if products:
+        first, second = np.triu_indices(scaled.shape[1], 1)
+        pairs = scaled[:, first] * scaled[:, second]
+        columns.append(pairs - pairs.mean(axis=0))
+    return np.hstack(columns)
 
 
 def _fold_ids(n_source: int, n_target: int, folds: int, seed: int) -> np.ndarray:

@@ -55,17 +55,17 @@ target (on ``champion.embed(x)`` where the model has a representation, else on t
   mapped target and the source (DEV again);
 * otherwise no label-free hypothesis explains the target.
 
-Estimates are reported only where their hypothesis is not in doubt. Under covariate shift, when
-the domain classifier tells the target apart from the source (AUC more than max(4 null SEs, 0.03)
+Estimates are reported only where their hypothesis is not in doubt. Support overlap is unclear (what
+a change of p(y|x) inside the support looks like: subspace flip, swapped sensors) when, under covariate
+shift, the domain classifier tells the target from the source (AUC more than max(4 null SEs, 0.03)
 above 0.5) yet finds it within the source support with weights that keep more than
-``UNCLEAR_ESS_SHARE`` (55%) of the sample, support overlap is unclear: such a target is what a
-change of p(y|x) inside the support looks like (subspace flip, swapped sensors), so the estimates
-and their intervals are None, ``estimate_status`` is "unknown" and ``estimate_unknown`` says why.
-The decision is unchanged (its gain is paired, and nothing passes there without labels).
+``UNCLEAR_ESS_SHARE`` (55%) of the sample; or when, under covariate or label shift, a classifier that
+also sees feature products finds target rows off the source support (``overlap.products_check``).
+Then estimates and intervals are None, ``estimate_status`` is "unknown", ``estimate_unknown`` says
+why; the decision is unchanged (its gain is paired).
 
-Nothing promoted without target labels means label-free evidence cannot decide (p(y|x) may have
-changed where no label-free method can see it): ``needs_labels`` is set and the reason says that
-target labels are needed.
+Nothing promoted without target labels means label-free evidence cannot decide (p(y|x) may have changed
+where no label-free method can see it): ``needs_labels`` is set and the reason says labels are needed.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ from typing import Sequence
 
 import numpy as np
 
-from monitor.adaptation import density
+from monitor.adaptation import density, overlap
 from monitor.adaptation.contract import AdaptationResult, Domain
 from monitor.adaptation.model import AffineMap, Model, is_regressor, unwrap
 from monitor.adaptation.paired import p_harm as _p_harm
@@ -299,9 +299,16 @@ class _Space:
 def _in_support_evidence(champion: Model, split: GateSplit, val: Domain, space: _Space, raw: density.DomainFit,
                          seed: int, checks: dict[str, float | str]) -> _Evidence:
     """Label shift when class re-weighting explains the target, else covariate shift."""
-    label = _label_shift_evidence(champion, split, val, space, raw, seed, checks)
-    if label is not None:
-        return label
+    evidence = (_label_shift_evidence(champion, split, val, space, raw, seed, checks)
+                or _covariate_evidence(split, val, space, raw, checks))
+    if evidence.usable and evidence.unknown is None:  # a swap of sensors: rows off support only products see
+        evidence.unknown = overlap.products_check(space.source, space.of(split.target.features), FOLDS, seed, checks)
+    return evidence
+
+
+def _covariate_evidence(split: GateSplit, val: Domain, space: _Space, raw: density.DomainFit,
+                        checks: dict[str, float | str]) -> _Evidence:
+    """Importance-weighted validation (DEV) when the weights keep enough of the sample."""
     weights = raw.source_ratio[: val.rows]
     checks["ess_share"] = density.ess_share(weights)
     where = f"the target lies within the source support ({checks['off_support_share']:.0%} of its rows off it)"
@@ -311,9 +318,8 @@ def _in_support_evidence(champion: Model, split: GateSplit, val: Domain, space: 
     evidence = _Evidence("covariate", "dev", f"under covariate shift ({where}; importance-weighted validation with "
                                             f"the DEV control variate)", val.features, val.labels, weights,
                          checks=checks)
-    apart = raw.auc > 0.5 + max(LABEL_AUC_SES * density.auc_null_se(len(space.source), split.target.rows),
-                                LABEL_AUC_SLACK)
-    if apart and float(checks["ess_share"]) > UNCLEAR_ESS_SHARE:
+    null_se = density.auc_null_se(len(space.source), split.target.rows)
+    if raw.auc > 0.5 + max(LABEL_AUC_SES * null_se, LABEL_AUC_SLACK) and float(checks["ess_share"]) > UNCLEAR_ESS_SHARE:
         evidence.unknown = (f"support overlap unclear: the domain classifier tells the target from the source "
                             f"(AUC {raw.auc:.2f}) yet finds it within the source support, with weights that keep "
                             f"{float(checks['ess_share']):.0%} of the sample; p(y|x) may have changed where no "

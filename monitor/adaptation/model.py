@@ -160,40 +160,53 @@ def sklearn_model(estimator: Any) -> Model:
 
 
 class TorchModel(Model):
-    """A torch module that returns class logits; built by ``factory`` and loaded from a state dict."""
+    """A torch module built by ``factory`` and loaded from a state dict: class logits, or (``task="regression"``)
+    one number per row."""
 
     loader = "torch"
 
     def __init__(self, module: Any, classes: Any, factory: str, factory_options: Mapping[str, Any] | None = None,
-                 refit_options: Mapping[str, Any] | None = None) -> None:
+                 refit_options: Mapping[str, Any] | None = None, task: str = "classification") -> None:
+        if task not in TASKS:
+            raise ModelLoadError(f"a torch model's task must be one of {', '.join(TASKS)} (got {task!r})")
         self.module = module
-        self.classes = np.asarray(classes)
+        self.task = task
+        self.classes = np.empty(0) if task == "regression" else np.asarray(classes)
         self.factory = factory
         self.factory_options = dict(factory_options or {})
         self.refit_options = dict(refit_options or {})
+
+    def _outputs(self, features: np.ndarray) -> Any:
+        """The module's outputs on these rows, computed without gradients."""
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            return self.module(torch.as_tensor(np.asarray(features), dtype=torch.float32))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Softmax of the module's logits, computed without gradients."""
         import torch
 
-        self.module.eval()
-        with torch.no_grad():
-            logits = self.module(torch.as_tensor(np.asarray(features), dtype=torch.float32))
-            return torch.softmax(logits, dim=1).double().numpy()
+        if self.task == "regression":
+            raise ModelLoadError(f"the torch model ({self.factory}) is a regressor: it has no class probabilities")
+        return torch.softmax(self._outputs(features), dim=1).double().numpy()
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The most probable class of each row; a regressor: the module's single output, as floats."""
+        if self.task != "regression":
+            return super().predict(features)
+        return regression_output(self._outputs(features), len(features), self.factory).double().numpy()
 
     def refit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> Model:
-        """A fresh module from the factory, trained on these rows with weighted cross-entropy (Adam).
+        """A fresh module from the factory, trained on these rows with weighted cross-entropy (a regressor: weighted
+        squared error) by Adam.
 
         The loader's ``refit`` options set ``epochs`` (30), ``lr`` (0.01), ``batch_size`` (64), ``seed`` (0)."""
         import torch
 
         settings = {"epochs": 30, "lr": 1e-2, "batch_size": 64, "seed": 0, **self.refit_options}
-        lookup = {value: index for index, value in enumerate(self.classes.tolist())}
-        try:
-            target = torch.as_tensor([lookup[value] for value in np.asarray(labels).tolist()])
-        except KeyError as error:
-            raise ModelLoadError(f"label {error.args[0]!r} is not among the model's classes "
-                                 f"{self.classes.tolist()}") from None
+        target = self._training_target(labels)
         weights = torch.as_tensor(np.ones(len(target)) if sample_weight is None else sample_weight,
                                   dtype=torch.float32)
         inputs = torch.as_tensor(np.asarray(features), dtype=torch.float32)
@@ -205,13 +218,40 @@ class TorchModel(Model):
             module.train()
             for _ in range(int(settings["epochs"])):
                 for batch in torch.randperm(len(target), generator=generator).split(int(settings["batch_size"])):
-                    losses = torch.nn.functional.cross_entropy(module(inputs[batch]), target[batch], reduction="none")
+                    losses = self.row_losses(module(inputs[batch]), target[batch])
                     loss = (losses * weights[batch]).sum() / weights[batch].sum().clamp_min(1e-12)
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
         module.eval()
-        return TorchModel(module, self.classes, self.factory, self.factory_options, self.refit_options)
+        return TorchModel(module, self.classes, self.factory, self.factory_options, self.refit_options, self.task)
+
+    def _training_target(self, labels: np.ndarray) -> Any:
+        """Labels as class indices (a regressor: finite floats); ModelLoadError names one the model cannot learn."""
+        import torch
+
+        if self.task == "regression":
+            try:
+                values = np.asarray(labels, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ModelLoadError("a regression model's labels must be numbers") from None
+            if not np.isfinite(values).all():
+                raise ModelLoadError(f"{int((~np.isfinite(values)).sum())} labels are not finite numbers")
+            return torch.as_tensor(values, dtype=torch.float32)
+        lookup = {value: index for index, value in enumerate(self.classes.tolist())}
+        try:
+            return torch.as_tensor([lookup[value] for value in np.asarray(labels).tolist()])
+        except KeyError as error:
+            raise ModelLoadError(f"label {error.args[0]!r} is not among the model's classes "
+                                 f"{self.classes.tolist()}") from None
+
+    def row_losses(self, outputs: Any, target: Any) -> Any:
+        """Per-row training loss: cross-entropy of the logits, or squared error of a regressor's output."""
+        import torch
+
+        if self.task == "regression":
+            return (regression_output(outputs, len(target), self.factory) - target) ** 2
+        return torch.nn.functional.cross_entropy(outputs, target, reduction="none")
 
     def embed(self, features: np.ndarray) -> np.ndarray | None:
         """The module's ``embed`` output, when the module has one."""
@@ -231,10 +271,25 @@ class TorchModel(Model):
         path = directory / "model.pt"
         with open(path, "wb", opener=_private_opener) as handle:
             torch.save(self.module.state_dict(), handle)
-        return {"loader": self.loader, "file": path.name,
-                "options": {"factory": self.factory, "factory_options": self.factory_options,
-                            "refit": self.refit_options,
-                            "classes": self.classes.tolist()}}
+        options: dict[str, Any] = {"factory": self.factory, "factory_options": self.factory_options,
+                                   "refit": self.refit_options}
+        if self.task == "regression":
+            options["task"] = self.task
+        else:
+            options["classes"] = self.classes.tolist()
+        return {"loader": self.loader, "file": path.name, "options": options}
+
+
+#: What a torch model predicts: class logits, or one number per row.
+TASKS = ("classification", "regression")
+
+
+def regression_output(outputs: Any, rows: int, factory: str) -> Any:
+    """A regressor module's outputs as one number per row ((rows,) or (rows, 1)); ModelLoadError otherwise."""
+    if tuple(outputs.shape) not in ((rows,), (rows, 1)):
+        raise ModelLoadError(f"the torch regressor ({factory}) must return one number per row, shaped ({rows},) "
+                             f"or ({rows}, 1); it returned {tuple(outputs.shape)}")
+    return outputs.reshape(rows)
 
 
 class AdaptedModel(Model):
@@ -373,19 +428,29 @@ def load_sklearn(path: Path, options: Mapping[str, Any]) -> Model:
 
 
 def load_torch(path: Path, options: Mapping[str, Any]) -> Model:
-    """A torch module: ``options.factory`` builds it, the file holds its state dict (weights only)."""
+    """A torch module: ``options.factory`` builds it, the file holds its state dict (weights only).
+
+    ``options.task`` is ``classification`` (default: ``classes`` name the logits' columns) or ``regression``
+    (the module returns one number per row; no classes)."""
     import torch
 
     factory, classes = options.get("factory"), options.get("classes")
-    if not factory or classes is None:
-        raise ModelLoadError(f"{path}: a torch model needs options 'factory' (package.module:function) and 'classes'")
+    task = str(options.get("task") or "classification")
+    if task not in TASKS:
+        raise ModelLoadError(f"{path}: option 'task' must be one of {', '.join(TASKS)} (got {task!r})")
+    if not factory or (classes is None and task == "classification"):
+        raise ModelLoadError(f"{path}: a torch model needs options 'factory' (package.module:function) and 'classes' "
+                             f"(or 'task: regression')")
+    if task == "regression" and classes:
+        raise ModelLoadError(f"{path}: a torch regressor has no classes (drop option 'classes' or 'task: regression')")
     module = call_factory(str(factory), options.get("factory_options") or {})
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
         module.load_state_dict(state)
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"{path}: cannot load the torch state dict: {type(error).__name__}: {error}") from None
-    return TorchModel(module, classes, str(factory), options.get("factory_options") or {}, options.get("refit") or {})
+    return TorchModel(module, classes, str(factory), options.get("factory_options") or {}, options.get("refit") or {},
+                      task)
 
 
 def write_manifest(directory: Path, entry: Mapping[str, Any]) -> None:

@@ -159,7 +159,8 @@ _SHIFTS: dict[str, Callable[[_Mixture, int, np.random.Generator], tuple[np.ndarr
     "none": _none, "swap": _swap}
 
 
-RegressionKind = Literal["covariate", "affine", "none"]
+RegressionKind = Literal["covariate", "affine", "none", "concept"]
+#: The regression shifts the label-free gate is tested on (``concept`` needs target labels: see below).
 REGRESSION_KINDS: tuple[RegressionKind, ...] = ("covariate", "affine", "none")
 
 
@@ -170,11 +171,14 @@ def make_regression_task(kind: RegressionKind, n_source: int = 4000, n_target: i
     * ``covariate`` - source rows kept with a probability rising along a random direction (p(y|x) unchanged; a
                       linear model fitted to the source is misspecified where the target now lies);
     * ``affine``    - each feature recalibrated by a gain and an offset, the targets travel with the rows;
-    * ``none``      - no shift.
+    * ``none``      - no shift;
+    * ``concept``   - a conditional shift: rows drawn like the source, but the linear effect of the feature that
+                      matters most is reversed (p(y|x) changed; only target labels can show it).
     """
-    if kind not in REGRESSION_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(REGRESSION_KINDS)} (got {kind!r})")
-    rng = np.random.default_rng([seed, REGRESSION_KINDS.index(kind), 99])
+    kinds = (*REGRESSION_KINDS, "concept")
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {', '.join(kinds)} (got {kind!r})")
+    rng = np.random.default_rng([seed, kinds.index(kind), 99])
     rotation, _ = np.linalg.qr(rng.standard_normal((n_features, n_features)))
     scale = rng.uniform(0.5, 3.0, n_features)
     chol = np.diag(scale) @ np.linalg.cholesky(rotation @ np.diag(rng.uniform(0.5, 1.5, n_features)) @ rotation.T)
@@ -199,6 +203,11 @@ def make_regression_task(kind: RegressionKind, n_source: int = 4000, n_target: i
         target_x, target_y = sample(n_target)
         target_x = target_x * rng.uniform(0.6, 1.6, n_features) + rng.uniform(1.0, 2.0, n_features) * scale
         description = "conditional affine shift: each feature recalibrated by a gain and an offset"
+    elif kind == "concept":
+        target_x, target_y = sample(n_target)
+        strongest = int(np.argmax(np.abs(weights) * scale))
+        target_y = target_y - 2.0 * weights[strongest] * target_x[:, strongest]
+        description = f"conditional shift: the linear effect of x{strongest} reversed"
     else:
         target_x, target_y = sample(n_target)
         description = "no shift"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -128,23 +128,11 @@ def _force(runs: AdaptationRecords, configured: MonitorConfig) -> None:
         evaluator = runs.request_forced(configured.name)
     except StoreError as error:
         fail(str(error))
-    interval = configured.schedule.interval
-    now = datetime.now(timezone.utc)
-    ticking = (evaluator.last_tick is not None and interval is not None
-               and now - evaluator.last_tick < timedelta(seconds=3 * float(interval) + 30))
-    if evaluator.lease_owner is not None or ticking:
-        who = f"replica {evaluator.lease_owner}" if evaluator.lease_owner else "the daemon evaluating it"
-        click.echo(f"{configured.name}: requested; {who} queues the adapters on its latest rows at its next tick "
-                   "(see `driftd adaptations`)")
+    taken, message = evaluator.takes_request(configured.name, configured.schedule.interval, datetime.now(timezone.utc))
+    if taken:
+        click.echo(message)
         return
-    last = "never" if evaluator.last_tick is None else f"at {evaluator.last_tick:%Y-%m-%d %H:%M:%S} UTC"
-    if interval is None and evaluator.last_tick is not None:  # a cron schedule: a quiet spell proves nothing
-        click.echo(f"{configured.name}: requested; the daemon evaluating it (cron schedule, last tick {last}) "
-                   "queues the adapters on its latest rows at its next tick")
-        return
-    click.echo(f"driftd: monitor {configured.name!r}: no running driftd daemon evaluates it (its last tick was "
-               f"{last}); the request is kept and runs after the daemon that takes the monitor has evaluated a "
-               "window", err=True)
+    click.echo(f"driftd: {message}", err=True)
     sys.exit(1)
 
 

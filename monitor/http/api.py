@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -257,6 +257,23 @@ def rollback_model(api: Api, name: str, to: int | None) -> dict[str, Any]:
     return vars(now).copy()
 
 
+def force_adaptation(api: Api, name: str) -> dict[str, Any]:
+    """Run the monitor's adapters on its latest rows without a drift event (what ``adaptations run --force`` asks)."""
+    config = api.monitor(name)
+    if config.adaptation is None:
+        raise ApiError(409, f"monitor {name!r} has no adaptation section in the configuration")
+    records = AdaptationRecords(api.daemon.store)
+    try:
+        evaluator = records.request_forced(name)
+    except StoreError as error:
+        raise ApiError(409, str(error)) from None
+    taken, message = evaluator.takes_request(name, config.schedule.interval, datetime.now(timezone.utc))
+    log.info("monitor %s: forced adaptation requested through the API (%s)", name,
+             "taken at the next tick" if taken else "no daemon evaluates it now; the request is kept")
+    return {"monitor": name, "requested_at": records.forced_request(name), "taken": taken,
+            "replica": evaluator.lease_owner, "last_tick": evaluator.last_tick, "message": message}
+
+
 def check_now(api: Api, name: str) -> dict[str, Any]:
     """Run one tick of the monitor now (after any scheduled tick in flight) and report it."""
     api.monitor(name)
@@ -343,6 +360,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/monitors/{name}/models/rollback", rollback_model, "ModelVersion",
              (NAME, Param("to", "query", "integer", "the version to go back to (default: the one before)", minimum=1)),
              write=True, errors={409: "there is no earlier version to roll back to"}),
+    Endpoint("POST", "/monitors/{name}/adaptations/force", force_adaptation, "ForcedAdaptation", (NAME,), write=True,
+             errors={409: "the monitor has no adaptation section"}),
     Endpoint("POST", "/monitors/{name}/check", check_now, "TickReport", (NAME,), write=True,
              errors={409: "the monitor is configured but not running",
                      503: "the tick failed (source down or evaluation error)"}),

@@ -87,6 +87,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ModelVersionList": _object(items=_array(_ref("ModelVersion"))),
     "TickReport": _object(monitor=_S, rows_fetched=_I, state=_S, windows=_array(_object(
         seq=_I, rows=_I, state=_S, drift_share=_nullable(_N), drifted_features=_STRINGS, starts_event=_B))),
+    "ForcedAdaptation": _object(monitor=_S, requested_at=_T, taken=_B, replica=_nullable(_S),
+                                last_tick=_nullable(_T), message=_S),
     "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},
     "Index": _object(name=_S, version=_S, openapi=_S,
                      endpoints=_array(_object(method=_S, path=_S, summary=_S))),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy import and_, exists, func, select, update
@@ -68,6 +68,22 @@ class Evaluator:
 
     lease_owner: str | None
     last_tick: datetime | None
+
+    def takes_request(self, monitor: str, interval: float | None, now: datetime) -> tuple[bool, str]:
+        """Whether a daemon will take a ``--force`` request of ``monitor`` (ticking every ``interval`` seconds, None:
+        on a cron schedule), and the sentence that says who, or that nobody evaluates it (the request is kept)."""
+        ticking = (self.last_tick is not None and interval is not None
+                   and now - self.last_tick < timedelta(seconds=3 * float(interval) + 30))
+        if self.lease_owner is not None or ticking:
+            who = f"replica {self.lease_owner}" if self.lease_owner else "the daemon evaluating it"
+            return True, (f"{monitor}: requested; {who} queues the adapters on its latest rows at its next tick "
+                          "(see `driftd adaptations`)")
+        last = "never" if self.last_tick is None else f"at {self.last_tick:%Y-%m-%d %H:%M:%S} UTC"
+        if interval is None and self.last_tick is not None:  # a cron schedule: a quiet spell proves nothing
+            return True, (f"{monitor}: requested; the daemon evaluating it (cron schedule, last tick {last}) "
+                          "queues the adapters on its latest rows at its next tick")
+        return False, (f"monitor {monitor!r}: no running driftd daemon evaluates it (its last tick was {last}); the "
+                       "request is kept and runs after the daemon that takes the monitor has evaluated a window")
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,17 @@ with the loss
 
     cross-entropy(target labels) + λ · ‖θ − θ_source‖²
 
+(a regressor, ``TorchModel`` with ``task: regression``: the mean squared error on the target values
+instead of the cross-entropy; early stopping on the validation MSE).
+
 The L2-to-source term (λ: ``l2_to_source``) makes moving the network's weights costly while the
 gate moves freely, so transfer is selective: a feature whose source relation still holds keeps
 its weight, one whose relation broke or flipped is damped by its gate rather than by rewriting
 the network. Training stops early on a validation split of the target labels; the weights of the
 best validation epoch are kept.
+
+A model that is not a torch module (an sklearn classifier or regressor) is refused with the
+reason: driftd cannot fine-tune what it cannot take gradients of.
 
 The challenger is a ``TorchModel`` over a ``GatedModule`` built by ``build_gated``, so
 ``monitor.adaptation.model.load_torch`` rebuilds it from its manifest (state dict, weights only).
@@ -28,7 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.adaptation.model import call_factory
+from monitor.adaptation.model import call_factory, is_regressor
 from monitor.plugin import (
     AdaptationContext,
     AdaptationResult,
@@ -113,7 +119,7 @@ def build_gated(factory: str, factory_options: Mapping[str, Any] | None, feature
 
 @dataclass
 class TrainingData:
-    """Float tensors of the training and validation rows, class indices as labels."""
+    """Float tensors of the training and validation rows, class indices (a regressor: float values) as labels."""
 
     train_x: Any
     train_y: Any
@@ -129,9 +135,9 @@ class TrainingLog:
     epochs: int
     best_epoch: int
     start_loss: float
-    start_accuracy: float
+    start_accuracy: float | None
     best_loss: float
-    best_accuracy: float
+    best_accuracy: float | None
 
 
 class Finetune(Adapter):
@@ -148,7 +154,7 @@ class Finetune(Adapter):
         import torch
 
         base, input_map, prior_ratios = _torch_parts(ctx.require_model())
-        labelled = _finite_labelled(ctx)
+        labelled = _finite_labelled(ctx, base)
         if labelled.rows < self.config.min_labels:
             raise AdapterError(f"finetune: {labelled.rows} labelled target rows have arrived, "
                                f"{self.config.min_labels} are needed (option 'min_labels')")
@@ -156,11 +162,11 @@ class Finetune(Adapter):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             gated, factory, factory_options = _gated_copy(base, labelled.features.shape[1], self.config.gate_init)
-            data = self._training_data(ctx, labelled, base.classes, input_map, np.random.default_rng(seed))
-            log_prior = _log_prior(prior_ratios, len(base.classes))
-            training = _train(gated, data, log_prior, self.config, ctx, torch.Generator().manual_seed(seed))
+            data = self._training_data(ctx, labelled, base, input_map, np.random.default_rng(seed))
+            objective = _Objective(base, _log_prior(prior_ratios, len(base.classes)))
+            training = _train(gated, data, objective, self.config, ctx, torch.Generator().manual_seed(seed))
         gated.eval()
-        challenger: Model = TorchModel(gated, base.classes, factory, factory_options, base.refit_options)
+        challenger: Model = TorchModel(gated, base.classes, factory, factory_options, base.refit_options, base.task)
         if input_map is not None or prior_ratios is not None:
             challenger = AdaptedModel(challenger, input_map, prior_ratios)
         ctx.log.info("finetune: %d epochs, best validation loss %.4f (was %.4f)",
@@ -168,24 +174,24 @@ class Finetune(Adapter):
         return AdaptationResult(remedy="model", assumption="labels", model=challenger,
                                 details=self._details(gated, base, labelled.feature_names, data, training))
 
-    def _training_data(self, ctx: AdaptationContext, labelled: Domain, classes: np.ndarray,
+    def _training_data(self, ctx: AdaptationContext, labelled: Domain, base: TorchModel,
                        input_map: AffineMap | None, rng: np.random.Generator) -> TrainingData:
         """Target labels split into training and validation rows, plus any mixed-in source rows."""
         import torch
 
         features = labelled.features if input_map is None else input_map(labelled.features)
-        labels = _class_indices(labelled.labels, classes, "target")
+        labels = _training_labels(labelled.labels, base, "target")
         train, val = _split(labelled.rows, self.config.validation_fraction, rng)
         train_x, train_y = features[train], labels[train]
         mixed = 0
         if self.config.source_mix > 0:
             # source rows already lie where the base model was trained: they skip the input map
             source = ctx.require_source_labels()
-            source = source.take(np.isfinite(source.features).all(axis=1))
+            source = source.take(_trainable(source, base, "source"))
             mixed = min(source.rows, int(round(self.config.source_mix * len(train))))
             pick = rng.choice(source.rows, size=mixed, replace=False)
             train_x = np.concatenate([train_x, source.features[pick]])
-            train_y = np.concatenate([train_y, _class_indices(source.labels[pick], classes, "source")])
+            train_y = np.concatenate([train_y, _training_labels(source.labels[pick], base, "source")])
 
         def tensor(array: np.ndarray) -> Any:
             return torch.as_tensor(np.asarray(array, dtype=np.float32))
@@ -197,12 +203,14 @@ class Finetune(Adapter):
                  training: TrainingLog) -> dict[str, Any]:
         """What the run learnt, for the result record."""
         gate = gated.gate().detach().double().numpy()
+        scores = {"validation_accuracy_before": training.start_accuracy,
+                  "best_validation_accuracy": training.best_accuracy} if base.task != "regression" else {}
         return {
             "epochs": training.epochs, "best_epoch": training.best_epoch,
+            "loss": "squared_error" if base.task == "regression" else "cross_entropy",
             "validation_loss_before": round(training.start_loss, 6),
-            "validation_accuracy_before": round(training.start_accuracy, 6),
             "best_validation_loss": round(training.best_loss, 6),
-            "best_validation_accuracy": round(training.best_accuracy, 6),
+            **{key: round(float(value), 6) for key, value in scores.items()},
             "gate_weights": {name: round(float(weight), 4) for name, weight in zip(names, gate)},
             "l2_to_source": self.config.l2_to_source,
             "weight_shift": round(_weight_shift(gated.inner, _network(base.module)), 6),
@@ -215,16 +223,42 @@ def _torch_parts(model: Model) -> tuple[TorchModel, AffineMap | None, np.ndarray
     """The torch model inside ``model`` with its input map and prior ratios."""
     base, input_map, prior_ratios = unwrap(model)
     if not isinstance(base, TorchModel):
+        kind = "regressor" if is_regressor(base) else "classifier"
         raise AdapterError(f"finetune needs a torch model (loader: torch), the monitor's model is a "
-                           f"{type(base).__name__}: retrain it on the target labels outside driftd, or use "
+                           f"{type(base).__name__} ({kind}): driftd cannot fine-tune a model it cannot take "
+                           f"gradients of; retrain it on the target labels outside driftd, or use "
                            f"importance_weighting / feature_alignment, which retrain or wrap any model")
     return base, input_map, prior_ratios
 
 
-def _finite_labelled(ctx: AdaptationContext) -> Domain:
-    """The labelled target rows whose features are all finite (a missing value cannot be trained on)."""
+def _finite_labelled(ctx: AdaptationContext, base: TorchModel) -> Domain:
+    """The labelled target rows whose features (a regressor's: and values) are all finite (a missing value cannot
+    be trained on)."""
     labelled = ctx.target.with_labels()
-    return labelled.take(np.isfinite(labelled.features).all(axis=1))
+    return labelled.take(_trainable(labelled, base))
+
+
+def _trainable(domain: Domain, base: TorchModel, name: str = "target") -> np.ndarray:
+    """Which rows can be trained on: finite features, and a regressor's finite numeric value."""
+    keep = np.isfinite(domain.features).all(axis=1)
+    if base.task == "regression" and domain.labels is not None:
+        keep &= np.isfinite(_numbers(domain.labels, name))
+    return keep
+
+
+def _numbers(labels: np.ndarray, domain: str) -> np.ndarray:
+    """A regressor's labels as floats; AdapterError when they are not numbers."""
+    try:
+        return np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AdapterError(f"finetune: the {domain} labels of a regression model must be numbers") from None
+
+
+def _training_labels(labels: np.ndarray | None, base: TorchModel, domain: str) -> np.ndarray:
+    """Class indices, or a regressor's values as float32."""
+    if base.task == "regression":
+        return _numbers(np.asarray(labels if labels is not None else []), domain).astype(np.float32)
+    return _class_indices(labels, base.classes, domain)
 
 
 def _class_indices(labels: np.ndarray | None, classes: np.ndarray, domain: str) -> np.ndarray:
@@ -272,17 +306,40 @@ def _log_prior(prior_ratios: np.ndarray | None, classes: int) -> Any:
     return torch.log(torch.as_tensor(np.clip(prior_ratios, 1e-12, None), dtype=torch.float32))
 
 
-def _train(gated: Any, data: TrainingData, log_prior: Any, config: FinetuneOptions, ctx: AdaptationContext,
+class _Objective:
+    """The training loss and the validation scores: cross-entropy (with the prior correction) and accuracy, or a
+    regressor's squared error."""
+
+    def __init__(self, base: TorchModel, log_prior: Any) -> None:
+        self.base = base
+        self.log_prior = log_prior
+
+    def loss(self, outputs: Any, labels: Any) -> Any:
+        """The mean training loss of a batch."""
+        if self.base.task == "regression":
+            return self.base.row_losses(outputs, labels).mean()
+        import torch.nn.functional as F
+
+        return F.cross_entropy(outputs + self.log_prior, labels)
+
+    def evaluate(self, outputs: Any, labels: Any) -> tuple[float, float | None]:
+        """The loss and the accuracy (None for a regressor) on validation rows."""
+        loss = float(self.loss(outputs, labels))
+        if self.base.task == "regression":
+            return loss, None
+        return loss, float(((outputs + self.log_prior).argmax(dim=1) == labels).double().mean())
+
+
+def _train(gated: Any, data: TrainingData, objective: _Objective, config: FinetuneOptions, ctx: AdaptationContext,
            generator: Any) -> TrainingLog:
     """Adam on the gated network with early stopping; leaves the best validation epoch's weights."""
     import torch
-    import torch.nn.functional as F
 
     network = [parameter for parameter in gated.inner.parameters() if parameter.requires_grad]
     anchors = [parameter.detach().clone() for parameter in network]
     optimizer = torch.optim.Adam([{"params": network, "lr": config.lr},
                                   {"params": [gated.gate_logits], "lr": config.gate_lr}])
-    start_loss, start_accuracy = _evaluate(gated, data.val_x, data.val_y, log_prior)
+    start_loss, start_accuracy = _evaluate(gated, data.val_x, data.val_y, objective)
     best = (start_loss, start_accuracy, 0, copy.deepcopy(gated.state_dict()))
     epoch = stale = 0
     while epoch < config.max_epochs and stale < config.patience:
@@ -290,13 +347,13 @@ def _train(gated: Any, data: TrainingData, log_prior: Any, config: FinetuneOptio
         gated.train()
         for batch in torch.randperm(len(data.train_y), generator=generator).split(config.batch_size):
             ctx.check_cancelled()
-            loss = F.cross_entropy(gated(data.train_x[batch]) + log_prior, data.train_y[batch])
+            loss = objective.loss(gated(data.train_x[batch]), data.train_y[batch])
             if config.l2_to_source > 0:
                 loss = loss + config.l2_to_source * sum(((p - a) ** 2).sum() for p, a in zip(network, anchors))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        val_loss, val_accuracy = _evaluate(gated, data.val_x, data.val_y, log_prior)
+        val_loss, val_accuracy = _evaluate(gated, data.val_x, data.val_y, objective)
         if val_loss < best[0] - 1e-6:
             best, stale = (val_loss, val_accuracy, epoch, copy.deepcopy(gated.state_dict())), 0
         else:
@@ -305,17 +362,13 @@ def _train(gated: Any, data: TrainingData, log_prior: Any, config: FinetuneOptio
     return TrainingLog(epoch, best[2], start_loss, start_accuracy, best[0], best[1])
 
 
-def _evaluate(gated: Any, features: Any, labels: Any, log_prior: Any) -> tuple[float, float]:
-    """Cross-entropy and accuracy on the given rows."""
+def _evaluate(gated: Any, features: Any, labels: Any, objective: _Objective) -> tuple[float, float | None]:
+    """The loss and accuracy (a regressor: None) on the given rows."""
     import torch
-    import torch.nn.functional as F
 
     gated.eval()
     with torch.no_grad():
-        logits = gated(features) + log_prior
-        loss = float(F.cross_entropy(logits, labels))
-        accuracy = float((logits.argmax(dim=1) == labels).double().mean())
-    return loss, accuracy
+        return objective.evaluate(gated(features), labels)
 
 
 def _weight_shift(network: Any, source: Any) -> float:

@@ -176,3 +176,58 @@ def test_a_cron_monitor_that_ticked_is_not_called_stopped(tmp_path: Path) -> Non
         daemon.stop()
     result = _force(raw, tmp_path)
     assert result.exit_code == 0 and "requested; the daemon evaluating it (cron schedule, last tick at" in result.output
+
+
+def test_the_http_endpoint_requests_a_forced_adaptation_on_the_running_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /api/v1/monitors/NAME/adaptations/force on the daemon's own HTTP server (uvicorn, a real port): the
+    bearer token of the write API is required; the request is what ``--force`` records, taken at the next tick."""
+    import httpx
+
+    from monitor.http.face import HttpFace
+
+    scenario = build_scenario(tmp_path / "data", "affine")
+    raw = _raw(scenario, tmp_path)
+    plain = {key: value for key, value in raw["monitors"][0].items() if key not in ("adaptation", "model")}
+    quiet = {"schedule": {"interval": "1h"}}  # the test ticks it itself
+    raw = {**raw, "server": {"port": 0}, "monitors": [{**raw["monitors"][0], **quiet}, {**plain, "name": "plain"}]}
+    monkeypatch.setenv("DRIFTD_API_TOKEN", "f0rce-t0ken")
+    daemon = _daemon(raw)
+    http = HttpFace.attach(daemon)
+    daemon.start()
+    records = AdaptationRecords(daemon.store)
+    try:
+        assert http.server is not None
+        url = f"http://127.0.0.1:{http.port}/api/v1/monitors/adapt/adaptations/force"
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = httpx.post(url, headers=headers, timeout=10)
+            assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
+        assert records.forced_request("adapt") is None  # a refused call records nothing
+        auth = {"Authorization": "Bearer f0rce-t0ken"}
+        scenario.write_live("a.csv", shifted=False, rows=1000)
+        daemon.trigger("adapt")
+        answer = httpx.post(url, headers=auth, timeout=10)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["monitor"] == "adapt" and body["taken"] is True and body["replica"] is None
+        assert "requested; the daemon evaluating it queues the adapters" in body["message"]
+        assert body["requested_at"].endswith("Z") and records.forced_request("adapt") is not None
+        assert _events(daemon) == []  # nothing until the tick
+
+        daemon.trigger("adapt")  # the tick takes the request: a forced event with its pending runs
+        [(event_id, forced)] = _events(daemon)
+        assert forced and records.forced_request("adapt") is None
+        runs = daemon.store.adaptation_page(10, monitor="adapt").items
+        assert sorted((run.adapter, run.event_id) for run in runs) == [
+            ("feature_alignment", event_id), ("label_shift", event_id)]
+
+        base = f"http://127.0.0.1:{http.port}/api/v1/monitors"
+        no_section = httpx.post(f"{base}/plain/adaptations/force", headers=auth, timeout=10)
+        assert no_section.status_code == 409
+        assert no_section.json() == {"error": "monitor 'plain' has no adaptation section in the configuration"}
+        assert httpx.post(f"{base}/nope/adaptations/force", headers=auth, timeout=10).status_code == 404
+        monkeypatch.delenv("DRIFTD_API_TOKEN")
+        disabled = httpx.post(url, headers=auth, timeout=10)
+        assert disabled.status_code == 403 and disabled.json() == {"error": "write API disabled: set DRIFTD_API_TOKEN"}
+    finally:
+        daemon.stop()

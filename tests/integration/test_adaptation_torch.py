@@ -86,3 +86,64 @@ def test_a_torch_champion_adapts_end_to_end_through_the_daemon(tmp_path: Path) -
     assert isinstance(loaded, AdaptedModel) and isinstance(loaded.base, TorchModel)
     rows, truth = scenario.task.target.features[:1500], scenario.task.target_labels[:1500]
     assert np.mean(loaded.predict(rows) == truth) > np.mean(champion.predict(rows) == truth) + 0.1
+
+
+def test_a_torch_regressor_is_fine_tuned_and_promoted_through_the_daemon(tmp_path: Path) -> None:
+    """A torch regression champion (loader option ``task: regression``): drift queues the runs, finetune trains on
+    the live values that arrived (MSE), the gate judges it on held-out ones, and the promoted version loads back as
+    a torch regressor with a lower target MSE; label_shift fails with its reason."""
+    import pyarrow as pa
+
+    from monitor.adaptation.tasks import make_regression_task
+    from tests.adapt_support import REGRESSOR_FACTORY, train_regressor
+    from tests.adaptation_scenario import Scenario
+    from tests.helpers import write_csv
+
+    task = make_regression_task("affine", n_source=4000, n_target=3000, seed=1)
+    names = list(task.source.feature_names)
+    training = task.source.take(np.arange(2000))
+    champion = train_regressor(training.features, training.labels)
+    directory = tmp_path / "data"
+    directory.mkdir()
+    model_path = directory / "model.pt"
+    with open(model_path, "wb") as handle:
+        torch.save(champion.module.state_dict(), handle)
+
+    def table(features: np.ndarray, values: list[float | None]) -> pa.Table:
+        columns = {name: features[:, i] for i, name in enumerate(names)}
+        return pa.table({**columns, "label": pa.array(values, pa.float64())})
+
+    training_path = write_csv(directory / "training.csv", table(training.features, training.labels.tolist()))
+    live = directory / "live"
+    live.mkdir()
+    scenario = Scenario(directory, task, names, model_path, training_path, live)
+    monitor = scenario.monitor(["finetune", "label_shift"])
+    monitor["model"].update({"path": str(model_path), "loader": "torch",
+                             "options": {"factory": REGRESSOR_FACTORY, "task": "regression",
+                                         "factory_options": champion.factory_options}})
+    raw = {"storage": {"url": f"sqlite:///{tmp_path / 'driftd.db'}"}, "server": {"enabled": False},
+           "monitors": [monitor]}
+    daemon = Daemon(build_config(raw, "test", environ={}), PluginManager(environ={}, load_entry_points=False))
+    daemon.prepare()
+    try:
+        write_csv(live / "a.csv", table(task.source.features[2000:2500], task.source.labels[2000:2500].tolist()))
+        assert daemon.tick_all()["adapt"].state == "ok"
+        values = [float(v) if i < 300 else None for i, v in enumerate(task.target_labels[:1500])]
+        write_csv(live / "b.csv", table(task.target.features[:1500], values))
+        assert daemon.tick_all()["adapt"].state == "drift"
+        daemon.adaptation.run_pending("adapt")
+    finally:
+        daemon.stop()
+    runs = _runs(daemon)
+    assert runs["finetune"].state == "promoted", runs["finetune"].reason
+    scores = runs["finetune"].metrics["scores"]
+    assert scores["loss"] == "squared_error" and scores["validator"] == "target_labels" and scores["gain"] > 0
+    assert runs["finetune"].metrics["details"]["loss"] == "squared_error"
+    assert runs["label_shift"].state == "failed"
+    assert "a regression model has no classes" in str(runs["label_shift"].error or runs["label_shift"].reason)
+    versions = AdaptationRecords(daemon.store).model_versions("adapt")
+    service = AdaptationService(daemon.store, daemon.plugins, daemon.metrics, "check")
+    loaded = service.models.load(versions[-1].path, daemon.config.monitors[0].model)
+    assert isinstance(loaded, TorchModel) and loaded.is_regressor
+    rows, truth = task.target.features[1500:], task.target_labels[1500:]  # rows no adapter and no gate saw
+    assert np.mean((loaded.predict(rows) - truth) ** 2) < 0.5 * np.mean((champion.predict(rows) - truth) ** 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from monitor.adaptation import overlap
 from monitor.adaptation.gate import Verdict, _decide, _Evidence
 from tests.unit.test_gate_scenarios import CASES, label_free, one_blas_thread  # noqa: F401 - the fixture applies here
 
@@ -35,22 +36,22 @@ def test_a_change_inside_the_support_is_reported_as_unknown() -> None:
         assert judged_on_gain and all("estimated target accuracy unknown" in v.reason for v in judged_on_gain)
 
 
-def test_swapped_sensors_give_no_confident_estimate_that_misses_the_truth_where_the_shift_is_seen() -> None:
-    """Two sensors swapped, 5 seeds x 2 and 3 classes: unknown in 9 of 10; the one confident estimate that misses the
-    truth (0.615 against 0.527) is where the domain classifier cannot tell the domains apart at all (AUC 0.52: it
-    sees each feature and its square, not the products a swap changes)."""
-    unknown = []
+def test_swapped_sensors_give_no_estimate() -> None:
+    """Two sensors swapped, 5 seeds x 2 and 3 classes: every estimate unknown. Before the products check 9 of 10 were;
+    the tenth gave a confident 0.615 against a true 0.527 where the domain classifier, which sees each feature and
+    its square, cannot tell the domains apart (AUC 0.52); the one that also sees products finds 0.7% of the target
+    rows off the source support."""
     for n_classes in (2, 3):
         for seed in range(5):
             judged = _judged("swap", n_classes, seed)
-            unknown.append(all(scores["estimate_status"] == "unknown" for _, scores, _, _ in judged))
-            for name, scores, truth, champion_truth in judged:
-                if scores["estimate_status"] == "unknown":
-                    continue
-                covered = (scores["estimate_low"] <= truth <= scores["estimate_high"]
-                           and scores["champion_estimate_low"] <= champion_truth <= scores["champion_estimate_high"])
-                assert covered or float(scores["domain_auc"]) <= 0.53, (n_classes, seed, name, scores)
-    assert sum(unknown) == 9
+            assert judged
+            for name, scores, _, _ in judged:
+                assert scores["estimate_status"] == "unknown", (n_classes, seed, name, scores)
+                assert all(scores[key] is None for key in ESTIMATES)
+    _, scores, _, _ = _judged("swap", 3, 3)[0]
+    assert float(scores["domain_auc"]) < 0.53 and float(scores["products_off_support_share"]) > overlap.OFF_MAX
+    assert str(scores["estimate_unknown"]).startswith("support overlap unclear: a domain classifier that also sees "
+                                                      "the products of the features finds 0.")
 
 
 def test_where_a_hypothesis_holds_the_estimates_stay() -> None:
@@ -59,6 +60,8 @@ def test_where_a_hypothesis_holds_the_estimates_stay() -> None:
             for name, scores, _, _ in _judged(kind, n_classes, seed):
                 assert scores["estimate_status"] == "estimated", (kind, n_classes, seed, name)
                 assert all(isinstance(scores[key], float) for key in ESTIMATES)
+                if kind != "affine":  # in support: the products check ran and found (almost) no row off it
+                    assert float(scores["products_off_support_share"]) <= overlap.OFF_MAX, (kind, n_classes, seed)
 
 
 def test_a_winner_with_an_unknown_estimate_is_chosen_by_its_estimate_and_reported_as_unknown() -> None:
