@@ -316,8 +316,7 @@ class MonitorRunner:
         slices, remainder = self.pending.split(rows)
         records = [self._evaluate(window) for window in slices]
         forced = self.forced.for_tick(self.recent)
-        # an idle tick (no row, no window) leaves the waiting rows stored as they are: not written again
-        pending = UNCHANGED if batch.num_rows == 0 and not slices else serialised(remainder)
+        pending = serialised(remainder) if batch.num_rows or slices else UNCHANGED  # idle: not written again
         _, committed = self.store.commit_tick(self.monitor_id, batch.cursor, pending, remainder.num_rows, records,
                                               lease=self.lease, routes=self._routes(), forced=forced)
         self._advance(batch.cursor, records, remainder)
