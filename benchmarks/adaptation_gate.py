@@ -6,6 +6,10 @@
         --output benchmarks/results/adaptation_gate_regression.json
     nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py --labels 0 \
         --output benchmarks/results/adaptation_gate_estimates.json   # label-free only
+    nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py --champion svc --seeds 5 \
+        --output benchmarks/results/adaptation_gate_svc.json   # the issue's RBF-SVC champion
+    nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py --champion svc --seeds 5 --held-out-champion \
+        --output benchmarks/results/adaptation_gate_svc_held_out.json   # trained on other source rows
     nice -n 10 .venv/bin/python benchmarks/adaptation_gate.py --torch-regression --seeds 3 --rows 1000 \
         --output benchmarks/results/adaptation_gate_torch_regression.json
 
@@ -29,6 +33,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +50,42 @@ from monitor.adaptation.tasks import KINDS, make_task  # noqa: E402
 VALIDATION_SHARE = 0.3
 
 
-def one(kind: str, n_classes: int, seed: int, rows: int, labels: int) -> dict[str, Any]:
-    """One scenario run: what was promoted and the true target gain of what stays deployed."""
+def champion_for(name: str) -> Any:
+    """An unfitted classifier: ``logistic`` (the default) or ``svc`` (RBF kernel, the issue's original champion)."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    if name == "svc":  # probabilities by Platt scaling, as SVC(probability=True) gave
+        return CalibratedClassifierCV(SVC(kernel="rbf"), ensemble=False)
+    return LogisticRegression(max_iter=1000)
+
+
+def one(kind: str, n_classes: int, seed: int, rows: int, labels: int, champion_name: str = "logistic",
+        held_out: bool = False) -> dict[str, Any]:
+    """One scenario run: what was promoted and the true target gain of what stays deployed.
+
+    ``held_out``: the champion is trained on source rows of its own, not on the labelled source the
+    gate scores it on (as when the reference is a validation set rather than the training set).
+    """
 
     from plugins.adapters.feature_alignment import FeatureAlignment
     from plugins.adapters.importance_weighting import ImportanceWeighting
     from plugins.adapters.label_shift import LabelShift
 
-    task = make_task(kind, n_classes, n_source=rows, n_target=rows, seed=seed)  # type: ignore[arg-type]
+    task = make_task(kind, n_classes, n_source=2 * rows if held_out else rows, n_target=rows,
+                     seed=seed)  # type: ignore[arg-type]
+    training = task.source
+    if held_out:
+        half = np.arange(2 * rows) < rows
+        source = task.source
+        training = Domain(source.features[half], source.feature_names, source.labels[half])
+        task = replace(task, source=Domain(source.features[~half], source.feature_names, source.labels[~half]))
     target = task.target
     if labels:
         labelled = np.arange(target.rows) < labels
         target = Domain(target.features, target.feature_names, task.target_labels, labelled)
-    champion = SklearnModel(LogisticRegression(max_iter=1000).fit(task.source.features, task.source.labels))
+    champion = SklearnModel(champion_for(champion_name).fit(training.features, training.labels))
     split = split_for_gate(task.source, target, VALIDATION_SHARE, seed)
     ctx = AdaptationContext("bench", DriftInfo(1, 1, 1.0, task.source.feature_names), split.source_train,
                             split.target, champion, Path("."), logging.getLogger("bench"), seed=seed)
@@ -178,6 +205,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000, help="rows per domain")
     parser.add_argument("--labels", type=int, default=100, help="labelled target rows in the labelled setting")
     parser.add_argument("--kinds", nargs="*", default=list(KINDS))
+    parser.add_argument("--champion", choices=("logistic", "svc"), default="logistic",
+                        help="the classification champion: logistic regression or an RBF-kernel SVC")
+    parser.add_argument("--held-out-champion", action="store_true",
+                        help="train the champion on source rows the gate does not score it on")
     parser.add_argument("--regression", action="store_true",
                         help="regression tasks instead (gain: target MSE removed; 10 seeds by default)")
     parser.add_argument("--torch-regression", action="store_true",
@@ -208,10 +239,12 @@ def main() -> None:
             for n_classes in (2, 3):
                 for seed in range(arguments.seeds):
                     for labels in sorted({0, arguments.labels}):
-                        runs.append(one(kind, n_classes, seed, arguments.rows, labels))
+                        runs.append(one(kind, n_classes, seed, arguments.rows, labels, arguments.champion,
+                                        arguments.held_out_champion))
     summary = summarise(runs)
     print(table(summary))
     results = {"rows": arguments.rows, "seeds": arguments.seeds, "labels": arguments.labels,
+               "champion": arguments.champion, "held_out_champion": arguments.held_out_champion,
                "summary": summary, "runs": runs, "load_avg_1m_end": round(os.getloadavg()[0], 2)}
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
