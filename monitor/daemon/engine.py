@@ -222,7 +222,7 @@ class MonitorRunner(HoldsSummary):
             self._hold(self._decoded(active.summary or self.store.reference_summary(active.id)))
         elif active is None and self.summary is not None:
             self._hold(None)
-        self.reference = active  # its calibration may have been stored since the last tick
+        self.reference = active and replace(active, summary=b"")  # decoded above; its calibration may be new
         self._bind_thresholds()
 
     def _bind_thresholds(self) -> None:
@@ -385,7 +385,7 @@ class MonitorRunner(HoldsSummary):
         self._advance(batch.cursor, [], remainder)
         self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
-        self.reference = stored
+        self.reference = replace(stored, summary=b"")  # the runner keeps the decoded form, not the bytes too
         self._hold(self._decoded(new.summary))
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
         if auto_measures(self.measures):

@@ -53,6 +53,7 @@ def test_a_summary_that_does_not_fit_is_read_at_each_tick_and_the_results_do_not
     for runner in (kept, dropped):
         runner.tick()  # the reference
     assert kept.summary is not None and dropped.summary is None, "a summary over the budget is not kept"
+    assert kept.reference.summary == b"", "the stored bytes are not held beside the decoded summary"
     for _ in range(3):
         assert len(kept.tick().windows) == len(dropped.tick().windows)
         assert dropped.summary is None and budget.used == 0
@@ -123,3 +124,16 @@ def test_the_allocator_is_left_alone_when_the_environment_tunes_it(monkeypatch: 
     assert tune_allocator() is False
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert tune_allocator() is True
+
+
+def test_rows_left_over_from_a_large_batch_do_not_keep_the_batch() -> None:
+    from monitor.daemon.windowing import PendingRows
+
+    pending = PendingRows(monitor_config())
+    batch = pending.combine(sample_table(20_000, seed=4))
+    windows, remainder = pending.split(batch)
+    assert remainder.num_rows == 0 and len(windows) == 40
+    left = batch.slice(19_990)
+    pending.committed(left)
+    assert pending.table.equals(left)
+    assert pending.table.get_total_buffer_size() < batch.get_total_buffer_size() / 100
