@@ -133,7 +133,8 @@ def main() -> None:
                    "--window-rows", str(args.window_rows), "--windows", str(args.windows), "--frames", str(args.frames)]
         command += ["--tracemalloc"] if args.tracemalloc else []
         command += ["--default-allocator"] if args.default_allocator else []
-        command += ["--reference-cache-mib", str(args.reference_cache_mib)] if args.reference_cache_mib is not None else []
+        if args.reference_cache_mib is not None:
+            command += ["--reference-cache-mib", str(args.reference_cache_mib)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
