@@ -21,15 +21,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig
 from monitor.daemon.adapting import AdaptationService
+from monitor.daemon.allocator import tune_allocator
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.engine import MonitorError, MonitorRunner, TickReport
-from monitor.daemon.allocator import tune_allocator
-from monitor.daemon.summaries import SummaryBudget
 from monitor.daemon.errors import reason
 from monitor.daemon.fetching import FetchPool
 from monitor.daemon.notifying import Notifiers
 from monitor.daemon.outbox import OutboxDispatcher
 from monitor.daemon.scheduler import Scheduler
+from monitor.daemon.summaries import SummaryBudget
 from monitor.metrics import Metrics
 from monitor.plugins import PluginConfigError, PluginManager
 from monitor.store import Store
