@@ -12,14 +12,19 @@ once per change: the daemon formats them at the end of the monitor's tick (``Met
 its scrape only copies them (``exposition_p50_s``); ``unsettled_p50_s`` is the scrape that formats
 the changed monitors itself (a change outside a tick). 1,000 monitors ticking once a minute and a
 scrape every 15 s change about 250 between scrapes. Prints the p50 of each and the exposition's size.
+
+``--busy-threads N`` runs N threads of pure-Python work during the scrapes, as a daemon's ticks
+compete with its scrape for the interpreter lock (``busy_p50_s``: the cached scrape under them).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +63,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--scrapes", type=int, default=5)
     parser.add_argument("--changed", type=int, default=250, help="monitors whose window changes between scrapes")
+    parser.add_argument("--busy-threads", type=int, default=8, help="threads of Python work during the last scrapes")
     args = parser.parse_args()
     metrics = Metrics()
     features = [f"f{i:02d}" for i in range(args.features)]
@@ -86,12 +92,32 @@ def main() -> None:
         text = metrics.exposition()
         (cached if scrape % 2 == 0 else unsettled).append(time.perf_counter() - started)
     assert text == generate_latest(metrics.registry)
+    busy = []
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            sum(i * i for i in range(2000))  # holds the interpreter lock until it is switched out
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(args.busy_threads)]
+    for thread in threads:
+        thread.start()
+    for scrape in range(args.scrapes):
+        for index in range(args.changed):
+            name = names[(scrape * args.changed + index) % len(names)]
+            tick(metrics, name, snapshot(features, 1.7e9 + 6000 + 60 * scrape), settle=True)
+        started = time.perf_counter()
+        metrics.exposition()
+        busy.append(time.perf_counter() - started)
+    stop.set()
     print(json.dumps({"monitors": args.monitors, "features": args.features, "exposition_mib": round(size / 2**20, 2),
                       "every_series_p50_s": round(statistics.median(everything), 3),
                       "changed_between_scrapes": args.changed,
                       "exposition_p50_s": round(statistics.median(cached), 3),
                       "unsettled_p50_s": round(statistics.median(unsettled), 3),
-                      "first_exposition_s": round(first, 3)}))
+                      "first_exposition_s": round(first, 3), "busy_threads": args.busy_threads,
+                      "busy_p50_s": round(statistics.median(busy), 3) if busy else None,
+                      "load": round(os.getloadavg()[0], 2)}))
 
 
 if __name__ == "__main__":

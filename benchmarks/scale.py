@@ -546,6 +546,8 @@ def table(results: list[dict[str, Any]]) -> str:
              "skipped runs | backlog p99 at end | /metrics scrape | RSS start / mid / end (MiB) | RSS slope |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
+        if "rss_mib" not in r:  # a record kept in short form
+            continue
         load = r["load"]
         rss = r["rss_mib"]
         lag = r["scheduler_lag_seconds"]

@@ -42,6 +42,9 @@ class StorageConfig(_Strict):
 
     url: str = DEFAULT_STORAGE_URL
     lease: Duration = Field(30.0, description="seconds a replica keeps a monitor without renewing it")
+    reference_cache_mib: int = Field(512, ge=0, le=MAX_COUNT, description=(
+        "MiB of decoded reference summaries kept in memory between ticks, all monitors together; a monitor "
+        "whose summary does not fit reads it from storage at each tick"))
 
     @field_validator("url")
     @classmethod

@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from monitor.config import ConfigError, DriftdConfig, MonitorConfig
 from monitor.daemon.adapting import AdaptationService
+from monitor.daemon.allocator import tune_allocator
 from monitor.daemon.backoff import Backoff
 from monitor.daemon.engine import MonitorError, MonitorRunner, TickReport
 from monitor.daemon.errors import reason
@@ -28,6 +29,7 @@ from monitor.daemon.fetching import FetchPool
 from monitor.daemon.notifying import Notifiers
 from monitor.daemon.outbox import OutboxDispatcher
 from monitor.daemon.scheduler import Scheduler
+from monitor.daemon.summaries import SummaryBudget
 from monitor.metrics import Metrics
 from monitor.plugins import PluginConfigError, PluginManager
 from monitor.store import Store
@@ -63,6 +65,8 @@ class Daemon:
         self.metrics = Metrics(config.metrics.max_features)
         self.store = Store(config.storage.url)
         self.runners: dict[str, MonitorRunner] = {}
+        #: Decoded reference summaries kept between ticks, within ``storage.reference_cache_mib``.
+        self.summaries = SummaryBudget(config.storage.reference_cache_mib * 2**20)
         self.broken: dict[str, str] = {}
         self.scheduler: Scheduler | None = None
         self.faces: list[Face] = []
@@ -126,7 +130,7 @@ class Daemon:
         return MonitorRunner(monitor, self.store, self.plugins, self.metrics, lease=lease,
                              on_adaptation=self.adaptation.notify, fetch_pool=self.fetch_pool,
                              routes=lambda name=monitor.name: self.notifiers.routes(name),
-                             on_events=self.outbox.wake)
+                             on_events=self.outbox.wake, summaries=self.summaries)
 
     def _install(self, runner: MonitorRunner) -> None:
         """Run a built runner: register it, and schedule it when the scheduler runs."""
@@ -262,6 +266,7 @@ class Daemon:
     def _observe_lag(self, monitor: str, seconds: float) -> None:
         if monitor in self.runners:
             self.metrics.scheduler_lag.labels(monitor).observe(seconds)
+            self.metrics.settle(monitor)  # a queued tick's lag: formatted here (one histogram), not in a scrape
 
     def trigger(self, monitor: str, retry_now: bool = False) -> TickReport:
         """Run one tick of ``monitor`` now, after any scheduled tick of it in flight.
@@ -334,6 +339,7 @@ class Daemon:
         With ``load_config``, SIGHUP reloads the configuration; an invalid one is logged and the
         running one kept.
         """
+        tune_allocator()  # freed window buffers go back to the system, not into the threads' heaps
         stop, reload = threading.Event(), threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -36,11 +36,8 @@ from monitor.daemon.forcing import ForcedRuns
 from monitor.daemon.notifying import hook_routes
 from monitor.daemon.performance import PerformanceWatch, raised_state
 from monitor.daemon.publishing import Publisher
+from monitor.daemon.summaries import HoldsSummary, SummaryBudget
 from monitor.daemon.windowing import PendingRows, RecentRows, serialised
-from monitor.divergence import (
-    MultivariateMeasure,
-    ReferenceSummary,
-)
 from monitor.domain.coverage import unvoted_features
 from monitor.domain.evaluate import (
     WindowEvaluation,
@@ -86,13 +83,14 @@ class Backfill:
     reference_version: int
 
 
-class MonitorRunner:
+class MonitorRunner(HoldsSummary):
     """Runs the ticks of one monitor. Not thread-safe: the scheduler runs one tick at a time."""
 
     def __init__(self, config: MonitorConfig, store: Store, plugins: PluginManager, metrics: Metrics,
                  lease: tuple[str, float] | None = None, on_adaptation: Callable[[str], None] | None = None,
                  fetch_pool: Executor | None = None, routes: Callable[[], Routes] | None = None,
-                 on_events: Callable[[], None] | None = None, connector: Connector | None = None) -> None:
+                 on_events: Callable[[], None] | None = None, connector: Connector | None = None,
+                 summaries: SummaryBudget | None = None) -> None:
         """``lease`` (replica id, seconds): tick only while this replica holds the monitor's lease.
 
         ``on_adaptation(monitor)`` is called after a drift event with queued adapter runs was committed;
@@ -100,6 +98,8 @@ class MonitorRunner:
         ``routes()`` says where the monitor's events go (default: the plugins' event hooks); they are
         written to the outbox in the tick's transaction, and ``on_events()`` is called after such a commit.
         ``connector`` replaces the configured source (a backfill reads a file, not the source).
+        ``summaries``: the budget its decoded reference summary competes for (default: no limit); without
+        room the summary is decoded at each tick and dropped after it.
         """
         self.config = config
         self.name = config.name
@@ -132,6 +132,8 @@ class MonitorRunner:
         self._routes = routes or (lambda: hooks)
         self._on_events = on_events
         self._counted: CountReference | None = None
+        self._summaries = summaries or SummaryBudget(None)
+        self._kept = False  # whether the summary stays in memory after the tick
         self._loaded = False
         self._last_problem: str | None = None
         #: Why the latest tick failed (the source or the evaluation); None after a good one.
@@ -171,7 +173,7 @@ class MonitorRunner:
         self.policy = DriftPolicy.restore(self.config.drift, progress.recent)
         self.last_state = self.policy.state  # the latest window's state, performance alerts included
         self.reference: StoredReference | None = None
-        self.summary: ReferenceSummary | None = None
+        self._hold(None)
         self.active_measures = self.measures
         self.recent = RecentRows(self.config.adaptation.target_rows if self.config.adaptation else 0)
         self._loaded = True
@@ -182,7 +184,8 @@ class MonitorRunner:
         Without this a replica would keep the references of every monitor it ever held.
         """
         self._loaded = False
-        self.reference = self.summary = self.pending = self._counted = None  # type: ignore[assignment]
+        self.reference = self.pending = None  # type: ignore[assignment]
+        self._hold(None)
         self.recent = RecentRows(0)
         self._release_source()
 
@@ -208,14 +211,6 @@ class MonitorRunner:
         # a few more than `consecutive`: windows with no verdict do not count towards the streak
         return self.config.drift.consecutive + max(20, warm_up)
 
-    def _decoded(self, data: bytes) -> ReferenceSummary:
-        """A stored summary, without its multivariate sample when no measure of this monitor uses it."""
-        summary = ReferenceSummary.from_bytes(data)
-        if summary.multivariate is not None and not any(isinstance(setting.measure, MultivariateMeasure)
-                                                        for setting in self.measures):
-            summary = replace(summary, multivariate=None)  # 2,000 rows × features of float64 per monitor
-        return summary
-
     def _refresh_reference(self) -> None:
         active = self.store.active_reference(self.monitor_id, summary=False)
         if active is None and self.config.reference.path:
@@ -223,11 +218,11 @@ class MonitorRunner:
             active = self.store.add_reference(self.monitor_id, new)
             log.info("monitor %s: stored reference version %d from %s (%d rows)",
                      self.name, active.version, self.config.reference.path, active.rows)
-        if active is not None and (self.reference is None or active.id != self.reference.id):
-            self.summary = self._decoded(active.summary or self.store.reference_summary(active.id))
-        elif active is None:
-            self.summary = None
-        self.reference = active  # its calibration may have been stored since the last tick
+        if active is not None and (self.reference is None or active.id != self.reference.id or self.summary is None):
+            self._hold(self._decoded(active.summary or self.store.reference_summary(active.id)))
+        elif active is None and self.summary is not None:
+            self._hold(None)
+        self.reference = active and replace(active, summary=b"")  # decoded above; its calibration may be new
         self._bind_thresholds()
 
     def _bind_thresholds(self) -> None:
@@ -272,6 +267,8 @@ class MonitorRunner:
                 self._last_problem = message
             self._set_problem(message)
             raise MonitorError(message) from error
+        finally:
+            self._drop_unkept()
         self.error_backoff.succeeded()
         report = self._with_realized_state(report)
         if self._last_problem is not None:
@@ -388,7 +385,8 @@ class MonitorRunner:
         self._advance(batch.cursor, [], remainder)
         self.fetcher.commit(batch.cursor)
         self.publisher.invalid_values(self.pending.take_invalid())
-        self.reference, self.summary = stored, self._decoded(new.summary)
+        self.reference = replace(stored, summary=b"")  # the runner keeps the decoded form, not the bytes too
+        self._hold(self._decoded(new.summary))
         log.info("monitor %s: stored reference version %d from the first %d rows", self.name, stored.version, wanted)
         if auto_measures(self.measures):
             log.warning("monitor %s: measure(s) %s have threshold: auto: no window is evaluated until "
@@ -495,6 +493,7 @@ class MonitorRunner:
         return max_divergence(evaluation.results, self._distance_measures)
 
     def close(self) -> None:
-        """Close the connector (a hung fetch is left to finish on its own)."""
+        """Close the connector (a hung fetch is left to finish on its own) and give back the summary's budget."""
+        self._summaries.release(self.name)
         self.fetcher.close()
 

@@ -80,7 +80,12 @@ class PendingRows:
         return [_marked(window) for window in windows], remainder
 
     def committed(self, remainder: pa.Table | None, last_window_end: datetime | None = None) -> None:
-        """After the commit: ``remainder`` waits now, and time windows resume after ``last_window_end``."""
+        """After the commit: ``remainder`` waits now, and time windows resume after ``last_window_end``.
+
+        A remainder that is a small slice of the fetched batch is copied, so the batch's buffers are freed.
+        """
+        if remainder is not None and remainder.get_total_buffer_size() > 2 * remainder.nbytes + 65536:
+            remainder = remainder.take(pa.array(range(remainder.num_rows), type=pa.int64()))
         self.table = remainder
         if last_window_end is not None:
             self.watermark = last_window_end.timestamp()

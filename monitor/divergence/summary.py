@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import pdist
 
+from monitor.divergence.npz import read_npz
+
 _FORMAT_VERSION = 1
 _MULTIVARIATE_FORMAT_VERSION = 1
 
@@ -317,38 +319,47 @@ class ReferenceSummary:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ReferenceSummary:
-        """Load a summary written by ``to_bytes``."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            document = json.loads(archive["meta"].tobytes().decode("ascii"))
-            if document.get("version") != _FORMAT_VERSION:
-                version = document.get("version")
-                raise ValueError(f"unsupported reference summary version {version!r}")
-            features: dict[str, FeatureSummary] = {}
-            missing = {entry["name"]: int(entry["missing"]) for entry in document["features"] if "missing" in entry}
-            rows = int(document.get("rows", 0))
-            for i, entry in enumerate(document["features"]):
-                if entry["kind"] == "numeric":
-                    mean, std = archive[f"{i}.moments"]
-                    features[entry["name"]] = NumericSummary(
-                        sorted_values=archive[f"{i}.sorted_values"],
-                        edges=archive[f"{i}.edges"],
-                        probs=archive[f"{i}.probs"],
-                        mean=float(mean),
-                        std=float(std),
-                    )
-                elif entry["kind"] == "categorical":
-                    features[entry["name"]] = CategoricalSummary(
-                        categories=tuple(entry["categories"]), counts=archive[f"{i}.counts"]
-                    )
-                else:
-                    raise ValueError(f"unknown feature kind {entry['kind']!r}")
-            multivariate = {key[3:]: archive[key] for key in archive.files if key.startswith("mv.")}
-            segments = {name: cls.from_bytes(archive[f"seg.{i}"].tobytes())
-                        for i, name in enumerate(document.get("segments", []))}
-        joint = MultivariateSummary.from_arrays(multivariate) if multivariate else None
-        return cls(features=features, multivariate=joint, missing=missing, rows=rows, segments=segments)
+    def from_bytes(cls, data: bytes, multivariate: bool = True) -> ReferenceSummary:
+        """Load a summary written by ``to_bytes`` (without its multivariate side unless ``multivariate``)."""
+        archive = read_npz(data, lambda name: multivariate or not name.startswith("mv."))
+        document = json.loads(archive["meta"].tobytes().decode("ascii"))
+        if document.get("version") != _FORMAT_VERSION:
+            version = document.get("version")
+            raise ValueError(f"unsupported reference summary version {version!r}")
+        features: dict[str, FeatureSummary] = {}
+        missing = {entry["name"]: int(entry["missing"]) for entry in document["features"] if "missing" in entry}
+        rows = int(document.get("rows", 0))
+        for i, entry in enumerate(document["features"]):
+            if entry["kind"] == "numeric":
+                mean, std = archive[f"{i}.moments"]
+                features[entry["name"]] = NumericSummary(
+                    sorted_values=archive[f"{i}.sorted_values"],
+                    edges=archive[f"{i}.edges"],
+                    probs=archive[f"{i}.probs"],
+                    mean=float(mean),
+                    std=float(std),
+                )
+            elif entry["kind"] == "categorical":
+                features[entry["name"]] = CategoricalSummary(
+                    categories=tuple(entry["categories"]), counts=archive[f"{i}.counts"]
+                )
+            else:
+                raise ValueError(f"unknown feature kind {entry['kind']!r}")
+        joint = {key[3:]: value for key, value in archive.items() if key.startswith("mv.")}
+        segments = {name: cls.from_bytes(archive[f"seg.{i}"].tobytes(), multivariate)
+                    for i, name in enumerate(document.get("segments", []))}
+        return cls(features=features, multivariate=MultivariateSummary.from_arrays(joint) if joint else None,
+                   missing=missing, rows=rows, segments=segments)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes its arrays take in memory (segments included)."""
+        total = sum(summary.sorted_values.nbytes + summary.edges.nbytes + summary.probs.nbytes
+                    if isinstance(summary, NumericSummary) else summary.counts.nbytes
+                    for summary in self.features.values())
+        if self.multivariate is not None:
+            total += self.multivariate.sample.nbytes + self.multivariate.mean.nbytes + self.multivariate.std.nbytes
+        return total + sum(segment.nbytes for segment in self.segments.values())
 
 def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")

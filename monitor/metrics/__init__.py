@@ -243,8 +243,12 @@ class Metrics:
         self._lock = threading.Lock()
         self._snapshots: dict[str, MonitorSnapshot] = {}
         self._held_elsewhere: set[str] = set()
-        #: Each monitor's drift samples as last formatted, with the snapshot they were formatted from.
-        self._drift_text: dict[str, tuple[MonitorSnapshot, dict[bytes, bytes]]] = {}
+        #: Each monitor's drift samples as last formatted (one text per family of ``_drift_headers``), with the
+        #: snapshot they were formatted from.
+        self._drift_text: dict[str, tuple[MonitorSnapshot, tuple[bytes, ...]]] = {}
+        #: Bumped by every change of a snapshot or of the leases held: the drift text is current while it is not.
+        self._drift_generation = 0
+        self._drift_cached: tuple[int, bytes] | None = None
         labels = ["monitor"]
         #: Every per-monitor series, each monitor's formatted once per change (``exposition``).
         self.series = MonitorSeries()
@@ -318,31 +322,51 @@ class Metrics:
         A monitor's counters, histograms and gauges are re-formatted only when one of its series was
         created, updated or removed since the last scrape, its drift gauges only when its snapshot
         changed (snapshots are replaced, never mutated), so a scrape re-formats the monitors that
-        ticked, not all of them.
+        ticked, not all of them (and none when each tick formatted its own: ``settle``). Each
+        monitor's text is a row of one text per family: a scrape joins columns, and the per-monitor
+        part is kept whole until something changes. No lock a tick holds is taken.
         """
-        live = generate_latest(self.live) + self.series.exposition()
-        texts = [self._drift_samples(name, snap) for name, snap in self.exported_snapshots()]
-        parts = [live]
-        for family, header in self._drift_headers:
+        return b"".join((generate_latest(self.live), self.series.exposition(), self._drift_exposition()))
+
+    def _drift_exposition(self) -> bytes:
+        generation = self._drift_generation  # read first: a change from here on makes the next scrape build again
+        cached = self._drift_cached
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        elsewhere = frozenset(self._held_elsewhere)  # one C call each: consistent without the lock
+        texts = self._drift_text.copy()
+        rows = []
+        for name, snapshot in list(self._snapshots.items()):
+            if name in elsewhere:
+                continue
+            text = texts.get(name)
+            rows.append(text[1] if text is not None and text[0] is snapshot else self._drift_samples(name, snapshot))
+        columns = zip(*rows) if rows else ((),) * len(self._drift_headers)
+        parts: list[bytes] = []
+        for (_, header), column in zip(self._drift_headers, columns):
             parts.append(header)
-            parts.extend(text.get(family, b"") for text in texts)
-        return b"".join(parts)
+            parts.extend(column)
+        body = b"".join(parts)  # one copy, in one C call
+        self._drift_cached = (generation, body)
+        return body
 
     def settle(self, monitor: str) -> None:
         """Format a monitor's series and drift gauges now if they changed, so the next scrape only copies them."""
         self.series.settle(monitor)
         with self._lock:
             snapshot = self._snapshots.get(monitor)
-        if snapshot is not None:
+            cached = self._drift_text.get(monitor)
+        if snapshot is not None and (cached is None or cached[0] is not snapshot):
             self._drift_samples(monitor, snapshot)
 
-    def _drift_samples(self, name: str, snapshot: MonitorSnapshot) -> dict[bytes, bytes]:
-        """The drift gauges of one monitor's snapshot by family, formatted once per snapshot."""
+    def _drift_samples(self, name: str, snapshot: MonitorSnapshot) -> tuple[bytes, ...]:
+        """The drift gauges of one monitor's snapshot, one text per family, formatted once per snapshot."""
         with self._lock:
             cached = self._drift_text.get(name)
         if cached is not None and cached[0] is snapshot:
             return cached[1]
-        text = _split_samples(generate_latest(Families(self._collector.families([(name, snapshot)]))))
+        grouped = _split_samples(generate_latest(Families(self._collector.families([(name, snapshot)]))))
+        text = tuple(grouped.get(family, b"") for family, _ in self._drift_headers)
         with self._lock:
             if self._snapshots.get(name) is snapshot:  # a removed monitor's text is not kept
                 self._drift_text[name] = (snapshot, text)
@@ -356,6 +380,8 @@ class Metrics:
         """
         self.lease_held.labels(monitor).set(float(held))
         with self._lock:
+            if held == (monitor in self._held_elsewhere):
+                self._drift_generation += 1
             if held:
                 self._held_elsewhere.discard(monitor)
             else:
@@ -375,12 +401,16 @@ class Metrics:
     def snapshot(self, monitor: str) -> MonitorSnapshot:
         """The monitor's snapshot, created on first use (callers replace it, never mutate it)."""
         with self._lock:
-            return self._snapshots.setdefault(monitor, MonitorSnapshot())
+            if monitor not in self._snapshots:
+                self._snapshots[monitor] = MonitorSnapshot()
+                self._drift_generation += 1
+            return self._snapshots[monitor]
 
     def publish(self, monitor: str, snapshot: MonitorSnapshot) -> None:
         """Replace a monitor's snapshot atomically."""
         with self._lock:
             self._snapshots[monitor] = snapshot
+            self._drift_generation += 1
 
     def update(self, monitor: str, **changes: Any) -> None:
         """Replace some fields of a monitor's snapshot (nothing happens when they are unchanged)."""
@@ -388,6 +418,7 @@ class Metrics:
             snapshot = self._snapshots.get(monitor)
             if snapshot is None or any(getattr(snapshot, name) != value for name, value in changes.items()):
                 self._snapshots[monitor] = replace(snapshot or MonitorSnapshot(), **changes)
+                self._drift_generation += 1
 
     def adapters(self, monitor: str, adapters: Iterable[str]) -> None:
         """Start every adapter's series at zero, so ``increase()`` sees the first run."""
@@ -433,4 +464,5 @@ class Metrics:
             self._snapshots.pop(monitor, None)
             self._drift_text.pop(monitor, None)
             self._held_elsewhere.discard(monitor)
+            self._drift_generation += 1
         self.series.drop(monitor)

@@ -56,23 +56,40 @@ class PerMonitor:
             lambda: kind(name, documentation, labelnames, registry=None, **options))
         #: Its HELP and TYPE lines, as ``generate_latest`` writes them.
         self.header = generate_latest(Families(self.make().collect()))
+        template = self.make()
+        template.labels(*["x"] * len(labelnames))
+        #: The HELP and TYPE lines of the sections written after the samples (``_created`` …), in order.
+        self.extra_headers = tuple(header for header, _ in _sections(template)[1:])
         self._store = store
         store.families.append(self)
 
     def labels(self, monitor: str, *rest: str) -> Series:
         """The series of ``monitor`` with the other label values ``rest`` (created at zero on first use)."""
         child = self._store.own(monitor, self).labels(monitor, *rest)
-        self._store.changed(monitor)  # a new series shows in the next scrape even before its first update
-        return Series(child, lambda: self._store.changed(monitor))
+        self._store.changed(monitor, self.index)  # a new series shows in the next scrape even before its first update
+        return Series(child, lambda: self._store.changed(monitor, self.index))
 
     def remove(self, monitor: str, *rest: str) -> None:
         """Drop one series (``KeyError`` when it does not exist)."""
         self._store.own(monitor, self).remove(monitor, *rest)
-        self._store.changed(monitor)
+        self._store.changed(monitor, self.index)
 
 
 #: One monitor's formatted samples: family index → its sections (see ``_sections``).
 _Text = dict[int, list[tuple[bytes, bytes]]]
+
+
+class _Formatted:
+    """One monitor's text as last formatted: each family's sections at the version it was read at, and
+    the row of sample texts, one per slot of the exposition's layout (``MonitorSeries.layout``)."""
+
+    __slots__ = ("total", "versions", "sections", "row")
+
+    def __init__(self, total: int, versions: dict[int, int], sections: _Text, row: tuple[bytes, ...]) -> None:
+        self.total = total  # the monitor's count of changes it is current at
+        self.versions = versions
+        self.sections = sections
+        self.row = row
 
 
 class MonitorSeries(Collector):
@@ -80,17 +97,28 @@ class MonitorSeries(Collector):
 
     ``collect`` yields each family with every monitor's samples (for ``generate_latest`` of a
     registry); ``exposition`` writes the same text from each monitor's samples as formatted at the
-    version they were read at, re-formatting a monitor's only when one of its series was created,
-    updated or removed since (every change bumps the monitor's version after the value changed).
-    ``settle`` formats a monitor's samples ahead of the scrape (at the end of its tick).
+    version they were read at, re-formatting only the families of a monitor whose series were
+    created, updated or removed since (every change bumps the family's version after the value
+    changed). ``settle`` formats a monitor's changed families ahead of the scrape (at the end of its
+    tick). Each monitor's text is kept as a row with one entry per section of the exposition, so a
+    scrape joins columns (C loops) instead of visiting every monitor's every family in Python, and
+    the whole text is kept until a series changes.
     """
 
     def __init__(self) -> None:
         self.families: list[PerMonitor] = []
         self._lock = threading.Lock()
         self._own: dict[str, dict[int, MetricWrapperBase]] = {}
-        self._version: dict[str, int] = {}
-        self._text: dict[str, tuple[int, _Text]] = {}
+        self._version: dict[str, dict[int, int]] = {}
+        #: Each monitor's count of changes (all families): its text is current while it equals ``total``.
+        self._total: dict[str, int] = {}
+        self._text: dict[str, _Formatted] = {}
+        self._layout: tuple[tuple[int, bytes, bool], ...] = ()
+        self._layout_families = -1
+        self._slots: dict[tuple[int, bytes], int] = {}
+        #: Bumped by every change of any series: the cached exposition is current while it is unchanged.
+        self.generation = 0
+        self._cached: tuple[int, bytes] | None = None
 
     def own(self, monitor: str, family: PerMonitor) -> MetricWrapperBase:
         """The metric object holding ``monitor``'s series of ``family`` (created on first use)."""
@@ -101,16 +129,22 @@ class MonitorSeries(Collector):
                 metric = metrics[family.index] = family.make()
             return metric
 
-    def changed(self, monitor: str) -> None:
-        """Note that a series of the monitor changed: its text is formatted again before it is served."""
+    def changed(self, monitor: str, family: int) -> None:
+        """Note that a series of the monitor's ``family`` changed: it is formatted again before it is served."""
         with self._lock:
-            self._version[monitor] = self._version.get(monitor, 0) + 1
+            versions = self._version.setdefault(monitor, {})
+            versions[family] = versions.get(family, 0) + 1
+            self._total[monitor] = self._total.get(monitor, 0) + 1
+            self.generation += 1
 
     def drop(self, monitor: str) -> None:
         """Remove every series of a monitor."""
         with self._lock:
             self._own.pop(monitor, None)
             self._text.pop(monitor, None)
+            self._version.pop(monitor, None)
+            self._total.pop(monitor, None)
+            self.generation += 1
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -123,46 +157,107 @@ class MonitorSeries(Collector):
             yield merged
 
     def settle(self, monitor: str) -> None:
-        """Format a monitor's samples now if they changed, so that the next scrape only copies them."""
+        """Format a monitor's changed families now, so that the next scrape only copies them."""
         with self._lock:
-            version, cached = self._version.get(monitor, 0), self._text.get(monitor)
             metrics = self._own.get(monitor)
-            if metrics is None or (cached is not None and cached[0] == version):
+            if metrics is None:
                 return
-            metrics = dict(metrics)
-        self._store(monitor, version, _format(metrics))
-
-    def _store(self, monitor: str, version: int, text: _Text) -> None:
-        with self._lock:
+            versions = dict(self._version.get(monitor, {}))
+            total = self._total.get(monitor, 0)
             cached = self._text.get(monitor)
-            if monitor in self._own and (cached is None or cached[0] < version):
-                self._text[monitor] = (version, text)
+            stale = {} if cached is not None and cached.total == total else _stale(metrics, versions, cached)
+        if stale:
+            self._store(monitor, total, versions, _format(stale))
+
+    def _store(self, monitor: str, total: int, versions: dict[int, int], text: _Text) -> None:
+        """Keep what was formatted at ``versions``, family by family, unless a newer reading is kept already."""
+        with self._lock:
+            metrics = self._own.get(monitor)
+            if metrics is None:
+                return
+            cached = self._text.get(monitor)
+            kept_versions = dict(cached.versions) if cached is not None else {}
+            sections = dict(cached.sections) if cached is not None else {}
+            for index, family_sections in text.items():
+                version = versions.get(index, 0)
+                if cached is None or index not in cached.sections or kept_versions.get(index, -1) < version:
+                    sections[index] = family_sections
+                    kept_versions[index] = version
+            sections = {index: value for index, value in sections.items() if index in metrics}
+            total = max(total, cached.total) if cached is not None else total  # a newer reading may be kept
+            self._text[monitor] = _Formatted(total, kept_versions, sections, self._row(sections))
+
+    def layout(self) -> tuple[tuple[int, bytes, bool], ...]:
+        """Every section of the exposition in order: (family index, its HELP and TYPE lines, is the main one).
+
+        Families are all registered before the first monitor's series (``Metrics.__init__``).
+        """
+        if self._layout_families != len(self.families):
+            layout = []
+            for family in self.families:
+                layout.append((family.index, family.header, True))
+                layout.extend((family.index, header, False) for header in family.extra_headers)
+            self._slots = {(index, b"" if main else header): slot
+                           for slot, (index, header, main) in enumerate(layout)}
+            self._layout, self._layout_families = tuple(layout), len(self.families)
+        return self._layout
+
+    def _row(self, sections: _Text) -> tuple[bytes, ...]:
+        """One monitor's sample texts, one per slot of ``layout``."""
+        row = [b""] * len(self.layout())
+        for index, family_sections in sections.items():
+            row[self._slots[(index, b"")]] = family_sections[0][1]
+            for header, lines in family_sections[1:]:
+                slot = self._slots.get((index, header))
+                if slot is None:
+                    raise ValueError(f"metric family {self.families[index].header.split()[2].decode()}: an "
+                                     f"unexpected section {header.split()[2].decode()} (not in its template)")
+                row[slot] = lines
+        return tuple(row)
 
     def exposition(self) -> bytes:
-        """The text of ``generate_latest`` over ``collect``, re-formatting only the monitors that changed."""
-        with self._lock:
-            owned = [(monitor, self._version.get(monitor, 0), dict(metrics), self._text.get(monitor))
-                     for monitor, metrics in self._own.items()]
-        texts = []
-        for monitor, version, metrics, cached in owned:
-            if cached is None or cached[0] != version:
-                cached = (version, _format(metrics))
-                self._store(monitor, *cached)
-            texts.append(cached[1])
-        parts = []
-        for family in self.families:
-            parts.append(family.header)
-            extra: dict[bytes, list[bytes]] = {}
-            for text in texts:
-                sections = text.get(family.index)
-                if sections:
-                    parts.append(sections[0][1])
-                    for header, lines in sections[1:]:
-                        extra.setdefault(header, []).append(lines)
-            for header in sorted(extra):  # generate_latest writes _created, _gcount, _gsum after the samples
+        """The text of ``generate_latest`` over ``collect``, re-formatting only the families that changed."""
+        generation = self.generation  # read first: a change from here on makes the next scrape build again
+        cached = self._cached
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        # no lock for monitors formatted since their last change (each copy is one C call under the
+        # interpreter lock); texts are read before totals, so a text newer than its total is only checked again
+        texts = self._text.copy()
+        totals = self._total.copy()
+        rows = []
+        for monitor, metrics in list(self._own.items()):
+            formatted = texts.get(monitor)
+            if formatted is None or formatted.total != totals.get(monitor, 0):
+                with self._lock:  # rare: a change since the monitor's tick formatted it
+                    total, current = self._total.get(monitor, 0), dict(self._version.get(monitor, {}))
+                    metrics = dict(metrics)
+                stale = _stale(metrics, current, formatted)
+                if stale:
+                    self._store(monitor, total, current, _format(stale))
+                formatted = self._text.get(monitor)
+            if formatted is not None:
+                rows.append(formatted.row)
+        layout = self.layout()
+        columns = zip(*rows) if rows else ((),) * len(layout)
+        parts: list[bytes] = []
+        for (_, header, main), column in zip(layout, columns):
+            # generate_latest writes _created, _gcount, _gsum only when they have samples
+            if main or any(column):
                 parts.append(header)
-                parts.extend(extra[header])
-        return b"".join(parts)
+                parts.extend(column)
+        text = b"".join(parts)  # one copy, in one C call
+        self._cached = (generation, text)
+        return text
+
+def _stale(metrics: dict[int, MetricWrapperBase], versions: dict[int, int],
+           formatted: _Formatted | None) -> dict[int, MetricWrapperBase]:
+    """The metric objects of a monitor whose text is older than their version (all of them when none is kept)."""
+    if formatted is None:
+        return dict(metrics)
+    kept = formatted.versions
+    return {index: metric for index, metric in metrics.items()
+            if index not in formatted.sections or kept.get(index, -1) != versions.get(index, 0)}
 
 
 def _format(metrics: dict[int, MetricWrapperBase]) -> _Text:

@@ -156,5 +156,12 @@ def test_a_tick_of_the_daemon_formats_its_monitors_metrics(tmp_path: Path, monke
         assert formatted == [], "the tick formatted the monitor's series"
         assert text == generate_latest(daemon.metrics.registry)
         assert daemon.metrics.registry.get_sample_value("driftd_tick_duration_seconds_count", {"monitor": "one"}) == 2
+        daemon._observe_lag("one", 0.3)  # a tick submitted to the scheduler's queue: formatted there, not in a scrape
+        assert formatted == [True], "the lag's histogram, when it was observed"
+        text = daemon.metrics.exposition()
+        assert formatted == [True], "the scrape formatted nothing"
+        assert b'driftd_scheduler_lag_seconds_bucket{le="0.5",monitor="one"} 1.0' in text
+        series = daemon.metrics.series
+        assert series.exposition() is series.exposition(), "nothing changed since: the same text, not built again"
     finally:
         daemon.stop()
