@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -91,6 +91,9 @@ class WindowEvaluation:
     failed_measures: dict[str, str]
     multivariate_drift: bool = False
     failures: tuple[MeasureFailure, ...] = ()
+    #: The prepared windows (sorted and counted once), kept only when asked (``keep_windows``), so that
+    #: the diagnosis reads them instead of converting, sorting and merging each column again.
+    windows: Mapping[str, FeatureWindow] = field(default_factory=dict, repr=False, compare=False)
 
 
 def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureRegistry) -> list[MeasureSetting]:
@@ -146,6 +149,7 @@ def evaluate_window(
     *,
     backend: Backend = NUMPY,
     min_rows: int = 0,
+    keep_windows: bool = False,
 ) -> WindowEvaluation:
     """Score every feature with every measure that takes its kind; correct p-values across features.
 
@@ -153,6 +157,7 @@ def evaluate_window(
     whose numeric features are all finite, as one result under the feature name ``*``. A distance
     (not a test) computed from fewer than ``min_rows`` values is recorded but does not vote: its
     sampling noise alone would cross any fixed threshold (tests account for the sample size).
+    ``keep_windows`` keeps the prepared windows in the evaluation (for ``explain_window``).
     """
     windows: dict[str, FeatureWindow] = {}
     missing: dict[str, str] = {}
@@ -182,7 +187,8 @@ def evaluate_window(
         names = [name for name in windows if kinds[name] in setting.measure.kinds]
         tally.per_feature(setting, [(name, summary.features[name], windows[name]) for name in names],
                           correction, backend, min_rows)
-    return tally.evaluation(missing)
+    evaluation = tally.evaluation(missing)
+    return replace(evaluation, windows=windows) if keep_windows else evaluation
 
 
 def unusable(measure: AnyMeasure, score: object) -> str | None:
