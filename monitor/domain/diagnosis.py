@@ -93,7 +93,7 @@ def explain_window(rows: pa.Table, kinds: Mapping[str, str], summary: ReferenceS
             continue
         if isinstance(window, NumericWindow) and window.n:
             sorted_windows[name] = window.sorted
-            own[name] = window.distances(references[name]).ks
+            own[name] = window.ks(references[name])
         elif name in numeric and numeric[name].size:
             sorted_windows[name] = np.sort(numeric[name])
             own[name] = ks_distance(references[name], sorted_windows[name])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from monitor.divergence.window import CdfDistances, merged_gaps
+from monitor.divergence.window import ks_two_sorted
 
 #: The kinds a diagnosis may name (a bounded set: they label a metric).
 KINDS = ("location", "scale", "shape", "swap", "correlation", "new_category", "vanished_category", "reweighted",
@@ -42,8 +42,8 @@ class Diagnosis:
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """The two-sample Kolmogorov-Smirnov distance of two sorted samples (one linear merge of the two)."""
-    return CdfDistances.of(merged_gaps(a, b)).ks
+    """The two-sample Kolmogorov-Smirnov distance of two sorted samples (``ks_two_sorted``: no full merge)."""
+    return ks_two_sorted(a, b)
 
 
 #: Window quantiles at which :func:`ks_lower_bound` compares the two ECDFs.
