@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from monitor.divergence.summary import sorted_quantiles
 from monitor.divergence.window import ks_two_sorted
 
 #: The kinds a diagnosis may name (a bounded set: they label a metric).
@@ -68,9 +69,17 @@ def ks_critical(n: int, m: int, alpha: float) -> float:
     return math.sqrt(-0.5 * math.log(alpha / 2)) * math.sqrt((n + m) / (n * m))
 
 
+def sorted_median(sorted_values: np.ndarray) -> float:
+    """``np.median`` of a non-empty sorted array, bit for bit, without its copy and partition."""
+    half = sorted_values.size // 2
+    if sorted_values.size % 2:
+        return float(sorted_values[half])
+    return float(np.mean(sorted_values[half - 1:half + 1]))
+
+
 def _spread(sorted_values: np.ndarray) -> float:
     """A robust standard deviation (IQR / 1.349), the plain one when the IQR is 0."""
-    q1, q3 = np.quantile(sorted_values, [0.25, 0.75])
+    q1, q3 = sorted_quantiles(sorted_values, np.array([0.25, 0.75]))
     spread = float(q3 - q1) / 1.349
     return spread if spread > 0 else float(sorted_values.std())
 
@@ -92,7 +101,7 @@ def numeric_shift(feature: str, reference: np.ndarray, window: np.ndarray, alpha
     raw = ks_distance(reference, window) if raw is None else raw
     if raw <= critical:
         return []
-    ref_median, win_median = float(np.median(reference)), float(np.median(window))
+    ref_median, win_median = sorted_median(reference), sorted_median(window)
     ref_spread, win_spread = _spread(reference), _spread(window)
     ref_sd = float(reference.std()) or 1.0
     ratio = win_spread / ref_spread if ref_spread > 0 else math.inf
@@ -180,7 +189,7 @@ def swaps(drifted: dict[str, np.ndarray], references: dict[str, np.ndarray], alp
         own = (own_distances or {}).get(feature)
         if own is None:
             own = ks_distance(references[feature], window)
-        median = float(np.median(window))
+        median = sorted_median(window)
         near = sorted((abs(median - mid) / (spread or 1.0), name)
                       for name, (low, mid, high, spread) in middles.items()
                       if name != feature and low <= median <= high)

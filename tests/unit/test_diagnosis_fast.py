@@ -71,3 +71,14 @@ def test_explain_with_the_evaluations_windows_equals_explain_from_the_columns() 
         shared = explain_window(window, KINDS, summary, drifted, windows=evaluation.windows)
         alone = explain_window(window, KINDS, summary, drifted)
         assert shared == alone and shared.diagnoses
+
+
+def test_medians_and_spreads_of_sorted_values_equal_numpys() -> None:
+    from monitor.divergence.summary import sorted_quantiles
+    from monitor.domain.shifts import sorted_median
+
+    rng = np.random.default_rng(9)
+    for n in [*range(1, 40), 1_000, 1_001, 99_999, 100_000]:
+        values = np.sort(rng.normal(3, 7, n) * rng.choice([1e-8, 1.0, 1e9]))
+        assert sorted_median(values) == float(np.median(values))
+        assert np.array_equal(sorted_quantiles(values, np.array([0.25, 0.75])), np.quantile(values, [0.25, 0.75]))
