@@ -25,6 +25,7 @@ from monitor.divergence import (
     ReferenceSummary,
     Score,
     adjust_p_values,
+    map_features,
 )
 from monitor.domain.records import ALL_FEATURES, ResultRecord
 from monitor.domain.reference import numeric_values
@@ -140,6 +141,14 @@ def prepare_feature(rows: pa.Table, name: str, kind: str) -> FeatureWindow:
     return CategoricalWindow.from_arrow(strings)
 
 
+def _prepared(rows: pa.Table, name: str, kind: str) -> FeatureWindow | KeyError | TypeError:
+    """``prepare_feature``, its KeyError or TypeError returned rather than raised."""
+    try:
+        return prepare_feature(rows, name, kind)
+    except (KeyError, TypeError) as error:
+        return error
+
+
 def evaluate_window(
     rows: pa.Table,
     kinds: Mapping[str, str],
@@ -161,17 +170,20 @@ def evaluate_window(
     """
     windows: dict[str, FeatureWindow] = {}
     missing: dict[str, str] = {}
-    for name, kind in kinds.items():
+    present = [(name, kind) for name, kind in kinds.items() if name in summary.features]
+    # columns are converted and counted on the feature pool (Arrow and numpy release the GIL)
+    prepared = dict(zip((name for name, _ in present),
+                        map_features(lambda item: _prepared(rows, *item), present, rows.num_rows * len(present))))
+    for name in kinds:
         if name not in summary.features:
             missing[name] = "not in the active reference version"
             continue
-        try:
-            window = prepare_feature(rows, name, kind)
-        except KeyError:
+        window = prepared[name]
+        if isinstance(window, KeyError):
             missing[name] = "column is missing from the source"
             continue
-        except TypeError as error:
-            missing[name] = str(error)
+        if isinstance(window, TypeError):
+            missing[name] = str(window)
             continue
         if window.n == 0:
             missing[name] = "no usable values in the window (all null, NaN, inf or not numbers)"
