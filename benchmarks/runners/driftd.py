@@ -10,7 +10,9 @@ chi_square, or ``all`` five together) and Benjamini–Hochberg correction.
 Case 1 ``compare``: ``monitor.compare.compare(reference, window, <the five measures>)`` timed whole, the
 reference summary included (nothing is untimed set-up: a one-off comparison has no stored summary);
 ``compare_ks_chi2`` the same with KS and chi-square only (NannyML's side of the comparison);
-``compare_<measure>`` with that one measure (Evidently's side: one stattest per report).
+``compare_<measure>`` with that one measure (Evidently's side: one stattest per report). Each run
+compares the columns of the kinds its measures take (chi-square: the 10 categorical ones; KS and
+Wasserstein: the 50 numeric ones), as the peers' runners do.
 
 Cases 2 and 3: ``MULTIVARIATE_MEASURES["mmd"]``'s class with 100 permutations and a window
 limit high enough to use every row; the reference summary (``summarize_multivariate`` with every
@@ -74,8 +76,12 @@ def run_compare(case_number: int, repeat: int, warmup: int, name: str = "compare
 
     case = load_case(case_number)
     measures = COMPARE_MEASURES[name]
-    timing = measure(lambda: compare(case.reference, case.window, measures, numeric=case.numeric,
-                                     categorical=case.categorical), repeat, warmup)
+    # the columns of the kinds the chosen measures take, as the peers' runners choose theirs
+    kinds = {kind for measure_name in measures for kind in CASE1_MEASURES[measure_name]}
+    numeric = case.numeric if "numeric" in kinds else []
+    categorical = case.categorical if "categorical" in kinds else []
+    timing = measure(lambda: compare(case.reference, case.window, measures, numeric=numeric,
+                                     categorical=categorical), repeat, warmup)
     report = timing.result
     notes = (f"{len(report.results)} results; {len(report.drifted_features)} features drifted; "
              "reference summary inside the timed call")

@@ -156,20 +156,19 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     if n + m < _PROBED_MIN:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
     probes = np.unique(np.append(sorted_y[::_PROBE_STRIDE], sorted_y[-1]))
+    x_at = np.searchsorted(sorted_x, probes, side="right") / n  # F_x at each probe, as the merge divides
+    y_at = np.searchsorted(sorted_y, probes, side="right") / m
+    x_under = np.searchsorted(sorted_x, probes, side="left")  # values strictly below each probe
+    y_under = np.searchsorted(sorted_y, probes, side="left")
     # below the window's minimum F_y is 0, so |F_x - F_y| peaks at the count of x under it
-    below = int(np.searchsorted(sorted_x, probes[0], side="left"))
-    best = max(float(np.abs(_ecdf_differences(sorted_x, sorted_y, probes)).max()), below / n - 0 / m)
-    x_low = np.searchsorted(sorted_x, probes[:-1], side="right") / n
-    y_low = np.searchsorted(sorted_y, probes[:-1], side="right") / m
-    x_high = np.searchsorted(sorted_x, probes[1:], side="left")
-    y_high = np.searchsorted(sorted_y, probes[1:], side="left")
+    best = max(float(np.abs(x_at - y_at).max()), int(x_under[0]) / n - 0 / m)
     # on [P_a, P_a+1) both counts lie between their values at P_a and just below P_a+1
-    bound = np.maximum(x_high / n - y_low, y_high / m - x_low)
+    x_high, y_high = x_under[1:], y_under[1:]
+    bound = np.maximum(x_high / n - y_at[:-1], y_high / m - x_at[:-1])
     open_ = np.flatnonzero(bound > best)
     if open_.size == 0:
         return best
-    x_from = np.searchsorted(sorted_x, probes[open_], side="left")
-    y_from = np.searchsorted(sorted_y, probes[open_], side="left")
+    x_from, y_from = x_under[open_], y_under[open_]
     if int((x_high[open_] - x_from).sum() + (y_high[open_] - y_from).sum()) > (n + m) // 4:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
     points = np.concatenate([sorted_x[_ranges(x_from, x_high[open_])], sorted_y[_ranges(y_from, y_high[open_])]])
@@ -186,11 +185,21 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return np.repeat(starts - (ends - lengths), lengths) + np.arange(total)
 
 
-@functools.lru_cache(maxsize=8)
+#: Grids of at most this many steps are kept (two at most: about 10 MB), larger ones rebuilt per call.
+_KEPT_STEPS = 400_000
+
+
 def _quantile_steps(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The steps of the merged quantile grid ``{i/n} U {j/m}``, and each side's order statistic on each step."""
+    return _kept_quantile_steps(n, m) if n + m <= _KEPT_STEPS else _build_quantile_steps(n, m)
+
+
+def _build_quantile_steps(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keys = np.union1d(np.arange(1, n + 1, dtype=np.int64) * m, np.arange(1, m + 1, dtype=np.int64) * n)
     return np.diff(keys, prepend=0) / (n * m), (keys + m - 1) // m - 1, (keys + n - 1) // n - 1
+
+
+_kept_quantile_steps = functools.lru_cache(maxsize=2)(_build_quantile_steps)
 
 
 def w1_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:

@@ -58,3 +58,9 @@ def test_a_window_keeps_its_ks_and_w1_per_reference_and_they_match_the_full_merg
     assert ks == merged.ks and w1 == pytest.approx(merged.w1, rel=1e-10)
     other = np.sort(rng.normal(size=30_000))
     assert window.ks(other) == CdfDistances.of(merged_gaps(other, window.sorted)).ks
+
+
+def test_w1_on_a_grid_too_large_to_keep_equals_scipy() -> None:
+    rng = np.random.default_rng(4)
+    x, y = np.sort(rng.normal(size=300_000)), np.sort(rng.normal(0.01, 1, size=150_001))
+    assert w1_two_sorted(x, y) == pytest.approx(stats.wasserstein_distance(x, y), rel=1e-10)
