@@ -36,14 +36,28 @@ def _feature_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="driftd-measure")
 
 
+def _spare_core() -> bool:
+    """Whether a thread would find a core to run on: the 1-minute load average leaves one idle.
+
+    On a machine already busy (other processes, or the daemon's other monitors) a second thread only
+    waits for a core, and every measure's hand-over to the pool then costs wall time instead of saving it.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return True
+    return (os.cpu_count() or 1) - load >= 1.0
+
+
 def _workers() -> int:
     """The feature pool's threads: one per core, four at most."""
     return min(4, os.cpu_count() or 1)
 
 
 def map_features(function: Callable[[T], R], items: Sequence[T], values: int) -> list[R]:
-    """``function`` over ``items`` in order: on the shared pool when there are ``values`` enough to pay for it."""
-    if len(items) < 2 or values < _PARALLEL_MIN_VALUES:
+    """``function`` over ``items`` in order: on the shared pool when there are ``values`` enough to pay for it
+    and a core to spare."""
+    if len(items) < 2 or values < _PARALLEL_MIN_VALUES or not _spare_core():
         return [function(item) for item in items]
     # a few runs of features per worker, not one task per feature: a feature whose sort or merge
     # is already done costs less than handing it to a thread

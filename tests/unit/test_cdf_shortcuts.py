@@ -64,3 +64,20 @@ def test_w1_on_a_grid_too_large_to_keep_equals_scipy() -> None:
     rng = np.random.default_rng(4)
     x, y = np.sort(rng.normal(size=300_000)), np.sort(rng.normal(0.01, 1, size=150_001))
     assert w1_two_sorted(x, y) == pytest.approx(stats.wasserstein_distance(x, y), rel=1e-10)
+
+
+def test_features_go_to_the_pool_only_when_a_core_is_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from monitor.divergence import base
+
+    monkeypatch.setattr(base.os, "cpu_count", lambda: 2)
+    items = list(range(8))
+
+    def threads(load: float) -> set[str]:
+        monkeypatch.setattr(base.os, "getloadavg", lambda: (load, load, load))
+        return set(base.map_features(lambda _: threading.current_thread().name, items, 10**6))
+
+    assert threads(3.5) == {threading.current_thread().name}  # busy: one after the other, here
+    assert all(name.startswith("driftd-measure") for name in threads(0.2))  # idle: on the pool
+    assert base.map_features(lambda i: i * i, items, 10**6) == [i * i for i in items]  # in order
