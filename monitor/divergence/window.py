@@ -155,11 +155,16 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     n, m = sorted_x.size, sorted_y.size
     if n + m < _PROBED_MIN:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
-    probes = np.unique(np.append(sorted_y[::_PROBE_STRIDE], sorted_y[-1]))
+    at = np.append(np.arange(0, m - 1, _PROBE_STRIDE), m - 1)
+    probes = sorted_y[at]
+    if _apart(sorted_y, at):  # no probe has a tie in the window: its counts there are its position
+        y_at, y_under = (at + 1) / m, at
+    else:
+        probes = np.unique(probes)
+        y_at = np.searchsorted(sorted_y, probes, side="right") / m
+        y_under = np.searchsorted(sorted_y, probes, side="left")
     x_at = np.searchsorted(sorted_x, probes, side="right") / n  # F_x at each probe, as the merge divides
-    y_at = np.searchsorted(sorted_y, probes, side="right") / m
     x_under = np.searchsorted(sorted_x, probes, side="left")  # values strictly below each probe
-    y_under = np.searchsorted(sorted_y, probes, side="left")
     # below the window's minimum F_y is 0, so |F_x - F_y| peaks at the count of x under it
     best = max(float(np.abs(x_at - y_at).max()), int(x_under[0]) / n - 0 / m)
     # on [P_a, P_a+1) both counts lie between their values at P_a and just below P_a+1
@@ -173,6 +178,16 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
     points = np.concatenate([sorted_x[_ranges(x_from, x_high[open_])], sorted_y[_ranges(y_from, y_high[open_])]])
     return max(best, float(np.abs(_ecdf_differences(sorted_x, sorted_y, points)).max(initial=0.0)))
+
+
+def _apart(sorted_values: np.ndarray, at: np.ndarray) -> bool:
+    """Whether each value at the positions ``at`` differs from both its neighbours."""
+    inner = at[(at > 0) & (at < sorted_values.size - 1)]
+    return bool(np.all(sorted_values[inner - 1] < sorted_values[inner])
+                and np.all(sorted_values[inner] < sorted_values[inner + 1])
+                and (at[0] > 0 or sorted_values.size < 2 or sorted_values[0] < sorted_values[1])
+                and (at[-1] < sorted_values.size - 1 or sorted_values.size < 2
+                     or sorted_values[-2] < sorted_values[-1]))
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:

@@ -81,3 +81,12 @@ def test_features_go_to_the_pool_only_when_a_core_is_spare(monkeypatch: pytest.M
     assert threads(3.5) == {threading.current_thread().name}  # busy: one after the other, here
     assert all(name.startswith("driftd-measure") for name in threads(0.2))  # idle: on the pool
     assert base.map_features(lambda i: i * i, items, 10**6) == [i * i for i in items]  # in order
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 33, 64, 65])
+def test_ks_of_a_tiny_window_against_a_large_reference_equals_the_merge(m: int) -> None:
+    rng = np.random.default_rng(m)
+    x = np.sort(rng.normal(size=6_000))
+    for y in (np.sort(rng.normal(size=m)), np.full(m, x[100]), np.sort(rng.choice(x, m))):
+        assert ks_two_sorted(x, y) == CdfDistances.of(merged_gaps(x, y)).ks
+        assert ks_two_sorted(y, x) == CdfDistances.of(merged_gaps(y, x)).ks
