@@ -1,10 +1,12 @@
 """Run every benchmark runner as its own process and report a side-by-side table.
 
     python benchmarks/run.py [--cases 1,2,3] [--skip-peers] [--reuse-peers] [--peers-only]
+                             [--peer-python nannyml=PATH --peer-python evidently=PATH ...]
 
 driftd, the scipy loop and the numpy sort floor run with driftd's interpreter (this one, or
 ``--driftd-python``); Evidently, NannyML, alibi-detect and Frouros with the peers venv
-(``.peers/bin/python``, or ``--peers-python``), when it exists. Each runner prints one JSON line;
+(``.peers/bin/python``, or ``--peers-python``), or each with its own (``--peer-python LIBRARY=PATH``:
+Evidently's and NannyML's pins clash), when it exists. Each runner prints one JSON line;
 the lines are collected into ``benchmarks/results/latest.json`` (peers alone also into
 ``benchmarks/results/peers.json``, which ``--reuse-peers`` reads instead of re-running them), and
 a Markdown table with the ratios and the issue's targets is printed (``--markdown FILE`` also
@@ -55,12 +57,13 @@ def plan(cases: set[int]) -> list[Job]:
     jobs: list[Job] = []
     if 1 in cases:
         jobs.append(Job("numpy_sort_floor", "numpy_sort_floor.py", 1, "sort", False, repeat=5, warmup=1))
-        jobs += [Job("driftd", "driftd.py", 1, m, False, repeat=3, warmup=1)
-                 for m in [*CASE1, "all", "compare", "compare_ks_chi2"]]
+        jobs += [Job("driftd", "driftd.py", 1, m, False, repeat=5, warmup=1)
+                 for m in [*CASE1, "all", "compare", "compare_ks_chi2", *(f"compare_{name}" for name in CASE1)]]
         jobs += [Job("scipy_loop", "scipy_loop.py", 1, m, False) for m in [*CASE1, "all"]]
         jobs += [Job("evidently", "evidently_runner.py", 1, m, True) for m in CASE1]
         jobs += [Job("nannyml", "nannyml_runner.py", 1, m, True) for m in ("ks", "jensen_shannon", "wasserstein",
-                                                                            "chi_square", "ks_chi2")]
+                                                                            "chi_square")]
+        jobs += [Job("nannyml", "nannyml_runner.py", 1, m, True, repeat=3, warmup=1) for m in ("ks_chi2", "ks_chi2_fit")]
         jobs += [Job("alibi_detect", "alibi_detect_runner.py", 1, m, True) for m in ("ks", "chi_square")]
         jobs.append(Job("frouros", "frouros_runner.py", 1, "ks", True))
     for case in sorted(cases & {2, 3}):
@@ -183,8 +186,19 @@ def _compare_checks(records: list[dict[str, Any]], floor: dict[str, Any] | None)
         if loop.get("peak_delta_mib") is not None and ours.get("peak_delta_mib") is not None:
             out.append(f"  (memory added during the call: compare() {ours['peak_delta_mib']} MiB, "
                        f"scipy_loop {loop['peak_delta_mib']} MiB)")
+    out.extend(_evidently_checks(records, ours))
     nanny, pair = _find(records, "nannyml", 1, "ks_chi2"), _find(records, "driftd", 1, "compare_ks_chi2")
-    if nanny and pair and nanny.get("seconds") and pair.get("seconds"):
+    together = _find(records, "nannyml", 1, "ks_chi2_fit")
+    if together and pair and together.get("seconds") and pair.get("seconds"):
+        ratio = together["seconds"] / pair["seconds"]
+        detail = (f"fit + calculate {together['seconds']:.3f} s / {pair['seconds']:.3f} s = {ratio:.1f}x "
+                  f"(CPU {together['cpu_seconds']:.3f} s / {pair['cpu_seconds']:.3f} s = "
+                  f"{together['cpu_seconds'] / pair['cpu_seconds']:.1f}x)")
+        if nanny and nanny.get("seconds"):
+            detail += (f"; calculate alone (fit untimed) {nanny['seconds']:.3f} s = "
+                       f"{nanny['seconds'] / pair['seconds']:.1f}x")
+        out.append(_check("case 1: compare() >= 3x faster than nannyml (KS + chi2, one chunk)", ratio >= 3, detail))
+    elif nanny and pair and nanny.get("seconds") and pair.get("seconds"):
         whole = nanny["seconds"] + (nanny.get("setup_seconds") or 0.0)
         out.append(_check("case 1: compare() >= 3x faster than nannyml (KS + chi2, one chunk)",
                           whole / pair["seconds"] >= 3,
@@ -192,9 +206,31 @@ def _compare_checks(records: list[dict[str, Any]], floor: dict[str, Any] | None)
                           f"(calculate alone {nanny['seconds'] / pair['seconds']:.1f}x)"))
     if floor and floor.get("seconds"):
         ratio = ours["seconds"] / floor["seconds"]
+        cpu = (f" (CPU {ours['cpu_seconds']:.3f} s / {floor['cpu_seconds']:.3f} s = "
+               f"{ours['cpu_seconds'] / floor['cpu_seconds']:.1f}x)" if ours.get("cpu_seconds") else "")
         out.append(_check("case 1: compare() within 4x of sorting the window", ratio <= 4,
-                          f"{ours['seconds']:.3f} s / {floor['seconds']:.3f} s = {ratio:.1f}x"))
+                          f"{ours['seconds']:.3f} s / {floor['seconds']:.3f} s = {ratio:.1f}x{cpu}"))
     return out
+
+
+def _evidently_checks(records: list[dict[str, Any]], ours: dict[str, Any]) -> list[str]:
+    """Issue 15: ``compare()`` with each measure against Evidently's report with that stattest (>= 20x), and
+    ``compare()`` with all five against Evidently's five reports together."""
+    parts, oks, total = [], [], 0.0
+    for measure in CASE1:
+        peer, mine = _find(records, "evidently", 1, measure), _find(records, "driftd", 1, f"compare_{measure}")
+        if not peer or not peer.get("seconds"):
+            return [_check("case 1: compare() >= 20x faster than evidently", None,
+                           f"evidently {measure} not measured")]
+        total += peer["seconds"]
+        if mine and mine.get("seconds"):
+            oks.append(peer["seconds"] / mine["seconds"] >= 20)
+            parts.append(f"{measure} {peer['seconds']:.2f} s / {mine['seconds']:.3f} s = "
+                         f"{peer['seconds'] / mine['seconds']:.0f}x")
+    parts.append(f"all five: {total:.1f} s (five reports) / {ours['seconds']:.3f} s = {total / ours['seconds']:.0f}x")
+    oks.append(total / ours["seconds"] >= 20)
+    return [_check("case 1: compare() >= 20x faster than evidently (per stattest, and all five)", all(oks),
+                   "; ".join(parts))]
 
 
 def checks(records: list[dict[str, Any]]) -> str:
@@ -259,6 +295,9 @@ def main() -> None:
     parser.add_argument("--driftd-python", default=sys.executable, help="interpreter of driftd's venv")
     parser.add_argument("--peers-python", default=str(REPO_ROOT / ".peers" / "bin" / "python"),
                         help="interpreter of the peers venv")
+    parser.add_argument("--peer-python", action="append", default=[], metavar="LIBRARY=PATH",
+                        help="interpreter for one peer library (repeatable; peers whose pins clash get a venv each, "
+                             "e.g. nannyml=/path/a/bin/python evidently=/path/b/bin/python)")
     parser.add_argument("--libraries", help="comma-separated libraries to run (default: all)")
     parser.add_argument("--measures", help="comma-separated measures to run (default: all)")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="seconds before a runner is stopped")
@@ -269,7 +308,8 @@ def main() -> None:
     # Generate the data once, before any runner, so none of them times the generation.
     subprocess.run([args.driftd_python, str(BENCH_DIR / "data.py"), "--cases", args.cases], check=True,
                    stdout=subprocess.DEVNULL)
-    peers_available = Path(args.peers_python).exists()
+    interpreters = dict(item.split("=", 1) for item in args.peer_python)
+    peers_available = Path(args.peers_python).exists() or any(Path(path).exists() for path in interpreters.values())
     run_peers = not (args.skip_peers or args.reuse_peers) and peers_available
     records: list[dict[str, Any]] = []
     peer_records: list[dict[str, Any]] = []
@@ -282,7 +322,9 @@ def main() -> None:
             continue
         if args.measures and job.measure not in args.measures.split(","):
             continue
-        python = args.peers_python if job.peer else args.driftd_python
+        python = interpreters.get(job.library, args.peers_python) if job.peer else args.driftd_python
+        if job.peer and not Path(python).exists():
+            continue
         print(f"... {job.library} case {job.case} {job.measure}", file=sys.stderr, flush=True)
         record = run_job(job, python, args.timeout)
         print(f"    {_seconds(record)}{' s' if record.get('seconds') else ''}  {record.get('notes', '')}",

@@ -150,7 +150,7 @@ def compare(
                                 multivariate_sample=2_000 if multivariate else None)
     kinds, resolved = feature_kinds(features), resolve_backend(backend)
     evaluation = evaluate_window(window_table, kinds, summary, settings, correction, backend=resolved,
-                                 min_rows=min_rows)
+                                 min_rows=min_rows, keep_windows=True)
     segments = (evaluate_segments(window_table, kinds, summary, settings, correction, segment_by, backend=resolved,
                                   min_rows=min_rows) if segment_by else [])
     decision = DriftPolicy(DriftConfig(share=share, correction=correction)).decide(
@@ -160,7 +160,7 @@ def compare(
         drift=decision.state == "drift", drift_share=decision.drift_share,
         drifted_features=decision.drifted_features, missing_features=evaluation.missing,
         failed_measures=evaluation.failed_measures, results=evaluation.results,
-        diagnoses=[d.as_dict() for d in explain_window(window_table, kinds, summary,
-                                                       decision.drifted_features).diagnoses],
+        diagnoses=[d.as_dict() for d in explain_window(window_table, kinds, summary, decision.drifted_features,
+                                                       windows=evaluation.windows).diagnoses],
         segments=[outcome.as_dict() for outcome in segments],
     )

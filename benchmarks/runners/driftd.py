@@ -9,7 +9,10 @@ chi_square, or ``all`` five together) and Benjamini–Hochberg correction.
 
 Case 1 ``compare``: ``monitor.compare.compare(reference, window, <the five measures>)`` timed whole, the
 reference summary included (nothing is untimed set-up: a one-off comparison has no stored summary);
-``compare_ks_chi2`` the same with KS and chi-square only (NannyML's side of the comparison).
+``compare_ks_chi2`` the same with KS and chi-square only (NannyML's side of the comparison);
+``compare_<measure>`` with that one measure (Evidently's side: one stattest per report). Each run
+compares the columns of the kinds its measures take (chi-square: the 10 categorical ones; KS and
+Wasserstein: the 50 numeric ones), as the peers' runners do.
 
 Cases 2 and 3: ``MULTIVARIATE_MEASURES["mmd"]``'s class with 100 permutations and a window
 limit high enough to use every row; the reference summary (``summarize_multivariate`` with every
@@ -28,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import CASE1_MEASURES, Record, measure, record_from, runner_arguments, timed  # noqa: E402
 from benchmarks.data import load_case  # noqa: E402
 
-MEASURES = [*CASE1_MEASURES, "all", "compare", "compare_ks_chi2", "mmd_numpy", "mmd_torch"]
-#: The measures of each ``compare`` run: NannyML's side-by-side is KS on the numeric columns and
-#: chi-square on the categorical ones.
-COMPARE_MEASURES = {"compare": list(CASE1_MEASURES), "compare_ks_chi2": ["ks", "chi_square"]}
+#: The measures of each ``compare`` run: all five; NannyML's side-by-side (KS on the numeric columns and
+#: chi-square on the categorical ones); and each measure alone (Evidently's side-by-side, one stattest a run).
+COMPARE_MEASURES = {"compare": list(CASE1_MEASURES), "compare_ks_chi2": ["ks", "chi_square"],
+                    **{f"compare_{name}": [name] for name in CASE1_MEASURES}}
+MEASURES = [*CASE1_MEASURES, "all", *COMPARE_MEASURES, "mmd_numpy", "mmd_torch"]
 PERMUTATIONS = 100
 
 
@@ -72,8 +76,12 @@ def run_compare(case_number: int, repeat: int, warmup: int, name: str = "compare
 
     case = load_case(case_number)
     measures = COMPARE_MEASURES[name]
-    timing = measure(lambda: compare(case.reference, case.window, measures, numeric=case.numeric,
-                                     categorical=case.categorical), repeat, warmup)
+    # the columns of the kinds the chosen measures take, as the peers' runners choose theirs
+    kinds = {kind for measure_name in measures for kind in CASE1_MEASURES[measure_name]}
+    numeric = case.numeric if "numeric" in kinds else []
+    categorical = case.categorical if "categorical" in kinds else []
+    timing = measure(lambda: compare(case.reference, case.window, measures, numeric=numeric,
+                                     categorical=categorical), repeat, warmup)
     report = timing.result
     notes = (f"{len(report.results)} results; {len(report.drifted_features)} features drifted; "
              "reference summary inside the timed call")

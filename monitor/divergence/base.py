@@ -26,19 +26,45 @@ R = TypeVar("R")
 
 #: Below this many window values in all, features are scored one after the other.
 _PARALLEL_MIN_VALUES = 200_000
+#: Features are handed to the pool in about this many runs per worker (the runs balance uneven features).
+_CHUNKS_PER_WORKER = 4
 
 
 @functools.cache
 def _feature_pool() -> ThreadPoolExecutor:
     """The process-wide pool that scores large features in parallel."""
-    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="driftd-measure")
+    return ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="driftd-measure")
+
+
+def _spare_core() -> bool:
+    """Whether a thread would find a core to run on: the 1-minute load average leaves one idle.
+
+    On a machine already busy (other processes, or the daemon's other monitors) a second thread only
+    waits for a core, and every measure's hand-over to the pool then costs wall time instead of saving it.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return True
+    return (os.cpu_count() or 1) - load >= 1.0
+
+
+def _workers() -> int:
+    """The feature pool's threads: one per core, four at most."""
+    return min(4, os.cpu_count() or 1)
 
 
 def map_features(function: Callable[[T], R], items: Sequence[T], values: int) -> list[R]:
-    """``function`` over ``items`` in order: on the shared pool when there are ``values`` enough to pay for it."""
-    if len(items) < 2 or values < _PARALLEL_MIN_VALUES:
+    """``function`` over ``items`` in order: on the shared pool when there are ``values`` enough to pay for it
+    and a core to spare."""
+    if len(items) < 2 or values < _PARALLEL_MIN_VALUES or not _spare_core():
         return [function(item) for item in items]
-    return list(_feature_pool().map(function, items))
+    # a few runs of features per worker, not one task per feature: a feature whose sort or merge
+    # is already done costs less than handing it to a thread
+    size = max(1, -(-len(items) // (_CHUNKS_PER_WORKER * _workers())))
+    runs = [items[start:start + size] for start in range(0, len(items), size)]
+    return [result for run in _feature_pool().map(lambda run: [function(item) for item in run], runs)
+            for result in run]
 
 
 @dataclass(frozen=True)

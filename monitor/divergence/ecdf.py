@@ -82,7 +82,7 @@ def ks_statistic(sorted_ref: np.ndarray, window: NumericWindow) -> float:
     The ECDFs differ most at the end of some run of equal pooled values: where a gap follows
     (after the last pooled value both ECDFs are 1, so 0 is a floor).
     """
-    return window.distances(sorted_ref).ks
+    return window.ks(sorted_ref)
 
 
 def ks_asymptotic_p_value(d: float, n: int) -> float:
@@ -249,5 +249,4 @@ class Energy(Measure):
 
 def cdf_distance(sorted_ref: np.ndarray, window: NumericWindow, power: int) -> float:
     """``integral |F_ref - F_win|^power`` over the real line (power 1 or 2)."""
-    distances = window.distances(sorted_ref)
-    return distances.w1 if power == 1 else distances.w2
+    return window.w1(sorted_ref) if power == 1 else window.distances(sorted_ref).w2

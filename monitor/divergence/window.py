@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -54,6 +56,7 @@ class NumericWindow:
         self.values = np.asarray(values, dtype=np.float64).reshape(-1)
         self._sorted: np.ndarray | None = None
         self._distances: tuple[np.ndarray, CdfDistances] | None = None
+        self._scalars: dict[str, tuple[np.ndarray, float]] = {}
 
     @property
     def n(self) -> int:
@@ -76,16 +79,35 @@ class NumericWindow:
         return merged_gaps(sorted_reference, self.sorted)
 
     def distances(self, sorted_reference: np.ndarray) -> CdfDistances:
-        """KS, W1 and W2 against a sorted reference, kept for the latest reference array.
+        """KS, W1 and W2 against a sorted reference from one full merge, kept for the latest reference array.
 
-        KS, Wasserstein and energy distance share one merge; only three numbers are kept, not
-        the merge's arrays (a window holds every feature until all measures have run).
+        Only the energy distance (W2) needs the whole merge: KS and W1 alone come cheaper from
+        :meth:`ks` and :meth:`w1`. Only three numbers are kept, not the merge's arrays (a window
+        holds every feature until all measures have run).
         """
         if self._distances is not None and self._distances[0] is sorted_reference:
             return self._distances[1]
         distances = CdfDistances.of(self.gaps(sorted_reference))
         self._distances = (sorted_reference, distances)
         return distances
+
+    def ks(self, sorted_reference: np.ndarray) -> float:
+        """``max |F_ref - F_win|`` (bit for bit the merge's), kept for the latest reference array."""
+        return self._kept("ks", sorted_reference, lambda: ks_two_sorted(sorted_reference, self.sorted))
+
+    def w1(self, sorted_reference: np.ndarray) -> float:
+        """``integral |F_ref - F_win|`` (the Wasserstein-1 distance), kept for the latest reference array."""
+        return self._kept("w1", sorted_reference, lambda: w1_two_sorted(sorted_reference, self.sorted))
+
+    def _kept(self, key: str, sorted_reference: np.ndarray, compute: Callable[[], float]) -> float:
+        if self._distances is not None and self._distances[0] is sorted_reference:
+            return float(getattr(self._distances[1], key))
+        kept = self._scalars.get(key)
+        if kept is not None and kept[0] is sorted_reference:
+            return kept[1]
+        value = compute()
+        self._scalars[key] = (sorted_reference, value)
+        return value
 
 
 def merged_gaps(sorted_x: np.ndarray, sorted_y: np.ndarray) -> CdfGaps:
@@ -107,6 +129,106 @@ def merged_gaps(sorted_x: np.ndarray, sorted_y: np.ndarray) -> CdfGaps:
     del x_seen
     diffs -= y_seen / n_y
     return CdfGaps(diffs, widths)
+
+
+#: Below this many pooled values the whole merge costs less than probing it.
+_PROBED_MIN = 4_096
+#: ``ks_two_sorted`` compares the ECDFs at every this-many-th window value first.
+_PROBE_STRIDE = 32
+
+
+def _ecdf_differences(sorted_x: np.ndarray, sorted_y: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``F_x - F_y`` at ``points``, as the merge computes it: counts at or below, each divided by its size."""
+    return (np.searchsorted(sorted_x, points, side="right") / sorted_x.size
+            - np.searchsorted(sorted_y, points, side="right") / sorted_y.size)
+
+
+def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
+    """``max |F_x - F_y|`` of two non-empty sorted samples, equal bit for bit to ``merged_gaps``'s.
+
+    The ECDFs are compared at every 32nd value of ``sorted_y`` first. Between two such probes
+    each count stays between its values at the probes, which bounds ``|F_x - F_y|`` there (rounding
+    included: a count divided by a size is monotone); only the stretches whose bound passes the
+    largest difference found are compared at every value. Where too much of the data is in such
+    stretches (or the samples are small) the whole merge is taken.
+    """
+    n, m = sorted_x.size, sorted_y.size
+    if n + m < _PROBED_MIN:
+        return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
+    at = np.append(np.arange(0, m - 1, _PROBE_STRIDE), m - 1)
+    probes = sorted_y[at]
+    if _apart(sorted_y, at):  # no probe has a tie in the window: its counts there are its position
+        y_at, y_under = (at + 1) / m, at
+    else:
+        probes = np.unique(probes)
+        y_at = np.searchsorted(sorted_y, probes, side="right") / m
+        y_under = np.searchsorted(sorted_y, probes, side="left")
+    x_at = np.searchsorted(sorted_x, probes, side="right") / n  # F_x at each probe, as the merge divides
+    x_under = np.searchsorted(sorted_x, probes, side="left")  # values strictly below each probe
+    # below the window's minimum F_y is 0, so |F_x - F_y| peaks at the count of x under it
+    best = max(float(np.abs(x_at - y_at).max()), int(x_under[0]) / n - 0 / m)
+    # on [P_a, P_a+1) both counts lie between their values at P_a and just below P_a+1
+    x_high, y_high = x_under[1:], y_under[1:]
+    bound = np.maximum(x_high / n - y_at[:-1], y_high / m - x_at[:-1])
+    open_ = np.flatnonzero(bound > best)
+    if open_.size == 0:
+        return best
+    x_from, y_from = x_under[open_], y_under[open_]
+    if int((x_high[open_] - x_from).sum() + (y_high[open_] - y_from).sum()) > (n + m) // 4:
+        return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
+    points = np.concatenate([sorted_x[_ranges(x_from, x_high[open_])], sorted_y[_ranges(y_from, y_high[open_])]])
+    return max(best, float(np.abs(_ecdf_differences(sorted_x, sorted_y, points)).max(initial=0.0)))
+
+
+def _apart(sorted_values: np.ndarray, at: np.ndarray) -> bool:
+    """Whether each value at the positions ``at`` differs from both its neighbours."""
+    inner = at[(at > 0) & (at < sorted_values.size - 1)]
+    return bool(np.all(sorted_values[inner - 1] < sorted_values[inner])
+                and np.all(sorted_values[inner] < sorted_values[inner + 1])
+                and (at[0] > 0 or sorted_values.size < 2 or sorted_values[0] < sorted_values[1])
+                and (at[-1] < sorted_values.size - 1 or sorted_values.size < 2
+                     or sorted_values[-2] < sorted_values[-1]))
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenated ``arange(start, stop)`` of each pair."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.intp)
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - (ends - lengths), lengths) + np.arange(total)
+
+
+#: Grids of at most this many steps are kept (two at most: about 10 MB), larger ones rebuilt per call.
+_KEPT_STEPS = 400_000
+
+
+def _quantile_steps(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The steps of the merged quantile grid ``{i/n} U {j/m}``, and each side's order statistic on each step."""
+    return _kept_quantile_steps(n, m) if n + m <= _KEPT_STEPS else _build_quantile_steps(n, m)
+
+
+def _build_quantile_steps(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    keys = np.union1d(np.arange(1, n + 1, dtype=np.int64) * m, np.arange(1, m + 1, dtype=np.int64) * n)
+    return np.diff(keys, prepend=0) / (n * m), (keys + m - 1) // m - 1, (keys + n - 1) // n - 1
+
+
+_kept_quantile_steps = functools.lru_cache(maxsize=2)(_build_quantile_steps)
+
+
+def w1_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
+    """``integral |F_x - F_y|`` of two non-empty sorted samples, as ``integral_0^1 |Q_x - Q_y|``.
+
+    The area between the two ECDFs equals the area between the two quantile functions, whose
+    steps do not depend on the values: equal sizes pair the order statistics; other sizes walk
+    the merged grid of ``i/n`` and ``j/m`` (kept per pair of sizes). No merge of the values.
+    """
+    n, m = sorted_x.size, sorted_y.size
+    if n == m:
+        return float(np.abs(sorted_x - sorted_y).sum()) / n
+    widths, x_index, y_index = _quantile_steps(n, m)
+    return float(np.einsum("i,i->", widths, np.abs(sorted_x[x_index] - sorted_y[y_index])))
 
 
 class CategoricalWindow:

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
-from monitor.divergence import CategoricalSummary, NumericSummary, ReferenceSummary
-from monitor.domain.shifts import KINDS, Diagnosis, broken_correlations, numeric_shift, swaps
+from monitor.divergence import CategoricalSummary, FeatureWindow, NumericSummary, NumericWindow, ReferenceSummary
+from monitor.domain.shifts import KINDS, Diagnosis, broken_correlations, ks_distance, numeric_shift, swaps
 
 __all__ = ["KINDS", "Diagnosis", "Explanation", "explain_window"]
 
@@ -49,35 +49,55 @@ def _numeric(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def explain_window(rows: pa.Table, kinds: Mapping[str, str], summary: ReferenceSummary, drifted: Iterable[str],
-                   alpha: float = 0.01) -> Explanation:
+                   alpha: float = 0.01, windows: Mapping[str, FeatureWindow] | None = None) -> Explanation:
     """Diagnose one window: the drifted features' kinds of change, every feature's missing rate, correlations.
 
     ``alpha`` is each finding's false-alarm rate (halved between the distribution and missing-rate
-    tests of a feature; Bonferroni across correlated pairs).
+    tests of a feature; Bonferroni across correlated pairs). ``windows``: the evaluation's prepared
+    windows (``evaluate_window(..., keep_windows=True)``), whose sorted values and KS merges are reused.
     """
     drifted = [name for name in drifted if name in summary.features and name in rows.column_names]
+    prepared = windows or {}
     unexamined: dict[str, str] = {}
     found: list[Diagnosis] = []
     numeric: dict[str, np.ndarray] = {}
+    wanted = set(drifted)
     for name, kind in kinds.items():
         if name not in summary.features or name not in rows.column_names:
             continue
         column = rows.column(name)
-        if kind == "numeric":
+        window = prepared.get(name)
+        if kind == "numeric" and isinstance(window, NumericWindow):
+            missing = rows.num_rows - window.n  # its values are the column's finite ones
+        elif kind == "numeric":
             try:
                 values = _numeric(column)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 unexamined[name] = f"column holds {column.type}, not numbers"
                 continue
-            usable = values[np.isfinite(values)]
-            numeric[name] = usable
-            missing = values.size - usable.size
+            finite = np.isfinite(values)
+            missing = values.size - int(np.count_nonzero(finite))
+            if name in wanted:  # only a drifted feature's values are examined further
+                numeric[name] = values[finite] if missing else values
         else:
             missing = column.null_count
         found.extend(_missing_rate(name, summary, missing, rows.num_rows, alpha / 2, unexamined))
     references = {name: s.sorted_values for name, s in summary.features.items() if isinstance(s, NumericSummary)}
-    swapped = swaps({name: numeric[name] for name in drifted if name in numeric and numeric[name].size},
-                    references, alpha / 2)
+    # each drifted window sorted once, and its distance from its own reference merged once, for both uses
+    # (the evaluation's own when it kept its windows: the same merge of the same arrays)
+    sorted_windows: dict[str, np.ndarray] = {}
+    own: dict[str, float] = {}
+    for name in drifted:
+        window = prepared.get(name)
+        if name not in references:
+            continue
+        if isinstance(window, NumericWindow) and window.n:
+            sorted_windows[name] = window.sorted
+            own[name] = window.ks(references[name])
+        elif name in numeric and numeric[name].size:
+            sorted_windows[name] = np.sort(numeric[name])
+            own[name] = ks_distance(references[name], sorted_windows[name])
+    swapped = swaps(sorted_windows, references, alpha / 2, own_distances=own, sorted_windows=True)
     found.extend(swapped)
     explained = {d.feature for d in swapped}
     for name in drifted:
@@ -85,8 +105,9 @@ def explain_window(rows: pa.Table, kinds: Mapping[str, str], summary: ReferenceS
             continue
         reference = summary.features[name]
         if isinstance(reference, NumericSummary):
-            if name in numeric and numeric[name].size:
-                found.extend(numeric_shift(name, reference.sorted_values, numeric[name], alpha / 2))
+            if name in sorted_windows:
+                found.extend(numeric_shift(name, reference.sorted_values, sorted_windows[name], alpha / 2,
+                                           raw=own[name], window_sorted=True))
         elif isinstance(reference, CategoricalSummary):
             found.extend(categorical_shift(name, reference, rows.column(name), alpha / 2))
     found.extend(_correlations(rows, summary, explained, alpha))

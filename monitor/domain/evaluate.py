@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -25,6 +25,7 @@ from monitor.divergence import (
     ReferenceSummary,
     Score,
     adjust_p_values,
+    map_features,
 )
 from monitor.domain.records import ALL_FEATURES, ResultRecord
 from monitor.domain.reference import numeric_values
@@ -91,6 +92,9 @@ class WindowEvaluation:
     failed_measures: dict[str, str]
     multivariate_drift: bool = False
     failures: tuple[MeasureFailure, ...] = ()
+    #: The prepared windows (sorted and counted once), kept only when asked (``keep_windows``), so that
+    #: the diagnosis reads them instead of converting, sorting and merging each column again.
+    windows: Mapping[str, FeatureWindow] = field(default_factory=dict, repr=False, compare=False)
 
 
 def resolve_measures(configured: Mapping[str, MeasureConfig], registry: MeasureRegistry) -> list[MeasureSetting]:
@@ -137,6 +141,14 @@ def prepare_feature(rows: pa.Table, name: str, kind: str) -> FeatureWindow:
     return CategoricalWindow.from_arrow(strings)
 
 
+def _prepared(rows: pa.Table, name: str, kind: str) -> FeatureWindow | KeyError | TypeError:
+    """``prepare_feature``, its KeyError or TypeError returned rather than raised."""
+    try:
+        return prepare_feature(rows, name, kind)
+    except (KeyError, TypeError) as error:
+        return error
+
+
 def evaluate_window(
     rows: pa.Table,
     kinds: Mapping[str, str],
@@ -146,6 +158,7 @@ def evaluate_window(
     *,
     backend: Backend = NUMPY,
     min_rows: int = 0,
+    keep_windows: bool = False,
 ) -> WindowEvaluation:
     """Score every feature with every measure that takes its kind; correct p-values across features.
 
@@ -153,20 +166,24 @@ def evaluate_window(
     whose numeric features are all finite, as one result under the feature name ``*``. A distance
     (not a test) computed from fewer than ``min_rows`` values is recorded but does not vote: its
     sampling noise alone would cross any fixed threshold (tests account for the sample size).
+    ``keep_windows`` keeps the prepared windows in the evaluation (for ``explain_window``).
     """
     windows: dict[str, FeatureWindow] = {}
     missing: dict[str, str] = {}
-    for name, kind in kinds.items():
+    present = [(name, kind) for name, kind in kinds.items() if name in summary.features]
+    # columns are converted and counted on the feature pool (Arrow and numpy release the GIL)
+    prepared = dict(zip((name for name, _ in present),
+                        map_features(lambda item: _prepared(rows, *item), present, rows.num_rows * len(present))))
+    for name in kinds:
         if name not in summary.features:
             missing[name] = "not in the active reference version"
             continue
-        try:
-            window = prepare_feature(rows, name, kind)
-        except KeyError:
+        window = prepared[name]
+        if isinstance(window, KeyError):
             missing[name] = "column is missing from the source"
             continue
-        except TypeError as error:
-            missing[name] = str(error)
+        if isinstance(window, TypeError):
+            missing[name] = str(window)
             continue
         if window.n == 0:
             missing[name] = "no usable values in the window (all null, NaN, inf or not numbers)"
@@ -182,7 +199,8 @@ def evaluate_window(
         names = [name for name in windows if kinds[name] in setting.measure.kinds]
         tally.per_feature(setting, [(name, summary.features[name], windows[name]) for name in names],
                           correction, backend, min_rows)
-    return tally.evaluation(missing)
+    evaluation = tally.evaluation(missing)
+    return replace(evaluation, windows=windows) if keep_windows else evaluation
 
 
 def unusable(measure: AnyMeasure, score: object) -> str | None:

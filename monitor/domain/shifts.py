@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from monitor.divergence.summary import sorted_quantiles
+from monitor.divergence.window import ks_two_sorted
+
 #: The kinds a diagnosis may name (a bounded set: they label a metric).
 KINDS = ("location", "scale", "shape", "swap", "correlation", "new_category", "vanished_category", "reweighted",
          "missing_rate", "type_changed", "unclear")
@@ -40,10 +43,25 @@ class Diagnosis:
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """The two-sample Kolmogorov-Smirnov distance of two sorted samples."""
-    grid = np.concatenate([a, b])
-    return float(np.max(np.abs(np.searchsorted(a, grid, side="right") / a.size
-                               - np.searchsorted(b, grid, side="right") / b.size)))
+    """The two-sample Kolmogorov-Smirnov distance of two sorted samples (``ks_two_sorted``: no full merge)."""
+    return ks_two_sorted(a, b)
+
+
+#: Window quantiles at which :func:`ks_lower_bound` compares the two ECDFs.
+_PROBES = np.linspace(0.0, 1.0, 33)
+
+
+def ks_lower_bound(a: np.ndarray, b: np.ndarray) -> float:
+    """A lower bound of ``ks_distance(a, b)`` (sorted samples) from a few of ``b``'s values.
+
+    ``|F_a - F_b|`` at a pooled value, computed as ``ks_distance`` computes it there, so the bound
+    never exceeds the distance, not even by a rounding: a candidate whose bound is already too far
+    can be dropped without changing any result.
+    """
+    points = b[np.round(_PROBES * (b.size - 1)).astype(np.intp)]
+    gaps = (np.searchsorted(a, points, side="right") / a.size
+            - np.searchsorted(b, points, side="right") / b.size)
+    return float(np.abs(gaps).max())
 
 
 def ks_critical(n: int, m: int, alpha: float) -> float:
@@ -51,9 +69,17 @@ def ks_critical(n: int, m: int, alpha: float) -> float:
     return math.sqrt(-0.5 * math.log(alpha / 2)) * math.sqrt((n + m) / (n * m))
 
 
+def sorted_median(sorted_values: np.ndarray) -> float:
+    """``np.median`` of a non-empty sorted array, bit for bit, without its copy and partition."""
+    half = sorted_values.size // 2
+    if sorted_values.size % 2:
+        return float(sorted_values[half])
+    return float(np.mean(sorted_values[half - 1:half + 1]))
+
+
 def _spread(sorted_values: np.ndarray) -> float:
     """A robust standard deviation (IQR / 1.349), the plain one when the IQR is 0."""
-    q1, q3 = np.quantile(sorted_values, [0.25, 0.75])
+    q1, q3 = sorted_quantiles(sorted_values, np.array([0.25, 0.75]))
     spread = float(q3 - q1) / 1.349
     return spread if spread > 0 else float(sorted_values.std())
 
@@ -62,38 +88,42 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def numeric_shift(feature: str, reference: np.ndarray, window: np.ndarray, alpha: float) -> list[Diagnosis]:
+def numeric_shift(feature: str, reference: np.ndarray, window: np.ndarray, alpha: float,
+                  raw: float | None = None, window_sorted: bool = False) -> list[Diagnosis]:
     """The kinds of shift of one numeric feature (sorted reference and window values), strongest first.
 
-    Empty when the window's KS distance from the reference is not significant at ``alpha``.
+    Empty when the window's KS distance from the reference is not significant at ``alpha``. ``raw``
+    is that distance when the caller has it; ``window_sorted`` says the window is sorted already.
     """
-    window = np.sort(window)
+    window = window if window_sorted else np.sort(window)
     n, m = reference.size, window.size
     critical = ks_critical(n, m, alpha)
-    raw = ks_distance(reference, window)
+    raw = ks_distance(reference, window) if raw is None else raw
     if raw <= critical:
         return []
-    ref_median, win_median = float(np.median(reference)), float(np.median(window))
+    ref_median, win_median = sorted_median(reference), sorted_median(window)
     ref_spread, win_spread = _spread(reference), _spread(window)
     ref_sd = float(reference.std()) or 1.0
     ratio = win_spread / ref_spread if ref_spread > 0 else math.inf
     shift = win_median - ref_median
     shifted = ks_distance(reference, window - shift)
-    scaled = ks_distance(reference, ref_median + (window - win_median) * (1 / ratio if ratio > 0 else 1.0))
     rescaled = ks_distance(reference, ref_median + (window - ref_median) / ratio) if 0 < ratio < math.inf else 1.0
-    skewed = abs(float(stats.skew(reference))) > 1
-    location = _location(feature, reference, window, shift, ref_sd, skewed)
+
+    def location() -> Diagnosis:
+        return _location(feature, reference, window, shift, ref_sd, abs(float(stats.skew(reference))) > 1)
+
     scale = Diagnosis(feature, "scale", {"spread_ratio": ratio, "reference_spread": ref_spread,
                                          "window_spread": win_spread},
                       f"{feature}: spread ×{_fmt(ratio)} of the reference's")
-    shape = _shape(feature, reference, window, raw)
+    # each candidate is merged only when the decision needs it, and only the named kind is described
     if shifted <= critical and (rescaled > critical or shifted <= rescaled):
-        return [location]
+        return [location()]
     if rescaled <= critical:
         return [scale]
+    scaled = ks_distance(reference, ref_median + (window - win_median) * (1 / ratio if ratio > 0 else 1.0))
     if scaled <= critical:
-        return [location, scale] if abs(shift) / ref_sd > abs(math.log(ratio)) else [scale, location]
-    return [shape]
+        return [location(), scale] if abs(shift) / ref_sd > abs(math.log(ratio)) else [scale, location()]
+    return [_shape(feature, reference, window, raw)]
 
 
 def _location(feature: str, reference: np.ndarray, window: np.ndarray, shift: float, ref_sd: float,
@@ -137,11 +167,16 @@ def _shape(feature: str, reference: np.ndarray, window: np.ndarray, raw: float) 
 SWAP_CANDIDATES = 10
 
 
-def swaps(drifted: dict[str, np.ndarray], references: dict[str, np.ndarray], alpha: float) -> list[Diagnosis]:
+def swaps(drifted: dict[str, np.ndarray], references: dict[str, np.ndarray], alpha: float,
+          own_distances: dict[str, float] | None = None, sorted_windows: bool = False) -> list[Diagnosis]:
     """Drifted features whose window matches another numeric feature's reference (and not its own).
 
     Only references whose middle 98% holds the window's median are candidates, the
     ``SWAP_CANDIDATES`` nearest by median (in their robust sd): the cost stays linear in features.
+    A candidate whose KS lower bound (:func:`ks_lower_bound`) is past every candidate's critical
+    distance, or not below the best so far nor the window's own distance, cannot change the answer
+    and is not merged. ``own_distances``: each window's KS distance from its own reference, when the
+    caller has it; ``sorted_windows``: the windows are sorted already.
     """
     found = []
     def at(r: np.ndarray, q: float) -> float:  # a quantile of a sorted array, without sorting it again
@@ -150,14 +185,22 @@ def swaps(drifted: dict[str, np.ndarray], references: dict[str, np.ndarray], alp
     middles = {name: (at(r, 0.01), at(r, 0.5), at(r, 0.99), (at(r, 0.75) - at(r, 0.25)) / 1.349 or float(r.std()))
                for name, r in references.items()}
     for feature, window in drifted.items():
-        window = np.sort(window)
-        own = ks_distance(references[feature], window)
-        median = float(np.median(window))
+        window = window if sorted_windows else np.sort(window)
+        own = (own_distances or {}).get(feature)
+        if own is None:
+            own = ks_distance(references[feature], window)
+        median = sorted_median(window)
         near = sorted((abs(median - mid) / (spread or 1.0), name)
                       for name, (low, mid, high, spread) in middles.items()
                       if name != feature and low <= median <= high)
         best, best_name = math.inf, None
-        for _, other in near[:SWAP_CANDIDATES]:
+        candidates = [other for _, other in near[:SWAP_CANDIDATES]]
+        # past every candidate's critical distance: such a candidate could only ever hide a farther one
+        critical = max((ks_critical(references[other].size, window.size, alpha) for other in candidates), default=0.0)
+        for other in candidates:
+            bound = ks_lower_bound(references[other], window)
+            if bound > critical or bound >= min(best, own):
+                continue
             distance = ks_distance(references[other], window)
             if distance < best:
                 best, best_name = distance, other
