@@ -72,7 +72,10 @@ class HookRecorder:
 def _config(tmp_path: Path, url: str) -> DriftdConfig:
     return build_config({
         "storage": {"url": url, "lease": "30s"}, "server": {"enabled": False},
-        "outbox": {"retry_base": "1ms", "claim": "300ms"},  # a dead replica's claims lapse soon
+        # A dead replica's claims lapse soon (PostgreSQL; SQLite frees them at start-up), yet a batch has
+        # time for all three deliveries even on a loaded machine: past 80% of the claim the rest would be
+        # deferred to another batch, and the number of delivery transactions (crash points) would vary.
+        "outbox": {"retry_base": "1ms", "claim": "2s"},
         "monitors": [{
             "name": "orders", "source": {"type": "files", "options": {"path": str(tmp_path / "data")}},
             "features": {"numeric": ["a", "b"]}, "window": {"rows": WINDOW_ROWS}, "max_rows": 1000,
