@@ -153,6 +153,8 @@ def _config(args: argparse.Namespace, url: str, start: float, port: int) -> dict
     storage: dict[str, Any] = {"url": url}
     if args.lease:
         storage["lease"] = args.lease
+    if args.reference_cache_mib is not None:
+        storage["reference_cache_mib"] = args.reference_cache_mib
     return {"storage": storage, "server": {"host": "127.0.0.1", "port": port},
             "logging": {"level": "WARNING"}, "metrics": {"max_features": max(100, args.features)},
             "monitors": monitors}
@@ -486,7 +488,7 @@ def _summary(args: argparse.Namespace, samples: list[dict[str, Any]], skipped: l
         "command": " ".join(["nice -n", str(os.nice(0)), ".venv/bin/python", "benchmarks/scale.py", *sys.argv[1:]]),
         "load": {"monitors": args.monitors, "features": args.features, "window_rows": args.window_rows,
                  "period_s": args.period, "measures": args.measures, "replicas": args.replicas,
-                 "storage": args.storage, "lease_s": args.lease, "source": "paced (in-memory, plugin)",
+                 "storage": args.storage, "lease_s": args.lease, "reference_cache_mib": args.reference_cache_mib, "source": "paced (in-memory, plugin)",
                  "run_s": round(end["t"], 1), "warmup_s": warm["t"]},
         "demanded": {"windows_per_s": round(args.monitors / args.period, 3),
                      "rows_per_s": round(args.monitors * args.window_rows / args.period, 1)},
@@ -593,6 +595,8 @@ def main() -> None:
     parser.add_argument("--postgres-admin", default=os.environ.get("DRIFTD_TEST_POSTGRES_URL",
                                                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--lease", type=float, help="storage.lease in seconds (default with replicas: 2.5 periods)")
+    parser.add_argument("--reference-cache-mib", type=int,
+                        help="storage.reference_cache_mib of each process (default: driftd's, 512)")
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between samples (and /metrics scrapes)")
     parser.add_argument("--warmup", type=float, help="seconds left out of rates and slopes (default: 2 periods)")
     parser.add_argument("--label", help="the run's name in results/scale.json")
