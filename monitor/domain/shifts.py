@@ -80,7 +80,7 @@ def sorted_median(sorted_values: np.ndarray) -> float:
 def _spread(sorted_values: np.ndarray) -> float:
     """A robust standard deviation (IQR / 1.349), the plain one when the IQR is 0."""
     q1, q3 = sorted_quantiles(sorted_values, np.array([0.25, 0.75]))
-    spread = float(q3 - q1) / 1.349
+    spread = float(q3) / 1.349 - float(q1) / 1.349  # scaled first: no overflow near the float64 limit
     return spread if spread > 0 else float(sorted_values.std())
 
 
