@@ -37,9 +37,10 @@ class HttpFace:
         server = self.daemon.config.server
         if self.server is not None or not server.enabled:
             return
-        self.server = HttpServer(create_app(self.daemon.metrics, self.daemon.readiness, api=build_api(self.daemon)),
-                                 server.host, server.port)
-        self.server.start()
+        serving = HttpServer(create_app(self.daemon.metrics, self.daemon.readiness, api=build_api(self.daemon)),
+                             server.host, server.port)
+        serving.start()
+        self.server = serving  # only once it serves: ``port`` is readable from then on
         log.info("serving the drift page /, /api/v1, /metrics, /healthz, /readyz on http://%s:%d",
                  server.host, self.server.port)
 
