@@ -11,6 +11,7 @@ not allowed, ``ru_maxrss`` since process start is reported instead and the notes
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -190,3 +191,16 @@ def standardized_like_driftd(reference: np.ndarray, window: np.ndarray, bandwidt
     order = np.random.default_rng(seed).permutation(len(x))
     sigma = float(np.median(pdist(x[order][:bandwidth_rows])))
     return x, y, sigma if sigma > 0 else 1.0
+
+
+def py_spy_top(path: Path, counted: Callable[[list[str]], bool], label: Callable[[list[str]], str],
+               count: int = 5) -> list[tuple[str, float]]:
+    """The ``count`` labels with the most samples in a py-spy raw profile (stacks ``counted`` keeps), as shares."""
+    own: collections.Counter[str] = collections.Counter()
+    for line in path.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = stack.split(";")
+        if stack and counted(frames):
+            own[label(frames)] += int(samples)
+    total = sum(own.values()) or 1
+    return [(frame, round(n / total, 3)) for frame, n in own.most_common(count)]

@@ -14,29 +14,24 @@ threads waiting (for work, or for the pool's results) are left out.
 from __future__ import annotations
 
 import argparse
-import collections
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import CASE1_MEASURES  # noqa: E402
+from benchmarks.common import CASE1_MEASURES, py_spy_top  # noqa: E402
 
 
 def top(path: Path, count: int = 5) -> list[tuple[str, float]]:
     """The functions with the most own samples under ``compare`` or at work on the pool, as shares."""
-    own: collections.Counter[str] = collections.Counter()
-    for line in path.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        frames = stack.split(";")
-        if not stack or any(frame.startswith("_find_and_load (") for frame in frames):
-            continue
+    def counted(frames: list[str]) -> bool:
+        if any(frame.startswith("_find_and_load (") for frame in frames):
+            return False
         comparing = any(frame.startswith("compare (") for frame in frames)
         pooled = frames[0].startswith("Thread._bootstrap (") and not frames[-1].startswith("_worker (")
-        if (comparing or pooled) and not frames[-1].startswith(("Condition.wait (", "Event.wait (")):
-            own[_label(frames)] += int(samples)
-    total = sum(own.values()) or 1
-    return [(frame, round(n / total, 3)) for frame, n in own.most_common(count)]
+        return (comparing or pooled) and not frames[-1].startswith(("Condition.wait (", "Event.wait ("))
+
+    return py_spy_top(path, counted, _label, count)
 
 
 def _label(frames: list[str]) -> str:

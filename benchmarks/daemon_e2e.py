@@ -25,7 +25,6 @@ samples of their own (the frame on top of the stack).
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ import pyarrow.parquet as pq
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
+from benchmarks.common import py_spy_top  # noqa: E402
 
 
 def _columns(rng: np.random.Generator, rows: int, numeric: int, categorical: int) -> dict[str, pa.Array]:
@@ -125,16 +125,11 @@ def top(path: Path, count: int = 5) -> list[tuple[str, float]]:
     Only the ticks count: stacks under ``MonitorRunner.tick`` and those of the measure pool's threads
     at work (imports, the untimed reference summary, and pool threads waiting for work are left out).
     """
-    own: collections.Counter[str] = collections.Counter()
-    for line in path.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        frames = stack.split(";")
+    def counted(frames: list[str]) -> bool:
         ticking = any(frame.startswith("MonitorRunner.tick (") for frame in frames)
-        pooled = frames[0].startswith("Thread._bootstrap (") and not frames[-1].startswith("_worker (")
-        if stack and (ticking or pooled):
-            own[re.sub(r":\d+\)$", ")", frames[-1])] += int(samples)
-    total = sum(own.values()) or 1
-    return [(frame, round(n / total, 3)) for frame, n in own.most_common(count)]
+        return ticking or (frames[0].startswith("Thread._bootstrap (") and not frames[-1].startswith("_worker ("))
+
+    return py_spy_top(path, counted, lambda frames: re.sub(r":\d+\)$", ")", frames[-1]), count)
 
 
 def main() -> None:
