@@ -68,7 +68,7 @@ def measure(args: argparse.Namespace, monitors: int) -> dict[str, object]:
         tracemalloc.start(args.frames)
     workdir = Path(tempfile.mkdtemp(prefix="driftd-mem-"))
     options = SimpleNamespace(features=args.features, window_rows=args.window_rows, period=3600.0, monitors=monitors,
-                              measures="ks,psi", lease=None)
+                              measures="ks,psi", lease=None, reference_cache_mib=None)
     start = time.time() - 3600.0 * (args.windows + 0.5)  # the source holds 1 + windows windows: reference, windows
     config = scale._config(options, f"sqlite:///{workdir / 'driftd.db'}", start, 0)
     if args.reference_cache_mib is not None:

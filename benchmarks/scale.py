@@ -111,15 +111,17 @@ def driftd_connectors() -> Mapping[str, type[Connector]]:
 # ---- the daemon process ----------------------------------------------------------------------
 
 
-def serve(config_path: str) -> None:
-    """Run one driftd as ``driftd run -c CONFIG`` does, with the ``paced`` connector registered."""
+def serve(config_path: str, workers: int = 1) -> None:
+    """Run one driftd as a worker of ``driftd run -c CONFIG --workers WORKERS`` does (its share of
+    ``storage.reference_cache_mib``), with the ``paced`` connector registered."""
+    from monitor.cli.workers import worker_config
     from monitor.config import load_config
     from monitor.daemon import Daemon
     from monitor.http.face import HttpFace
     from monitor.logs import setup_logging
     from monitor.plugins import PluginManager
 
-    config = load_config(config_path)
+    config = worker_config(load_config(config_path), 0, workers)  # each replica's config has its own port
     setup_logging(config.logging.level)
     plugins = PluginManager(load_entry_points=False)
     plugins.register(sys.modules[__name__], "scale-paced")
@@ -256,11 +258,11 @@ def _slope(points: list[tuple[float, float]]) -> float | None:
 class Replica:
     """One driftd process under watch."""
 
-    def __init__(self, index: int, config: Path, port: int, workdir: Path) -> None:
+    def __init__(self, index: int, config: Path, port: int, workdir: Path, count: int = 1) -> None:
         self.index, self.port = index, port
         self.log_path = workdir / f"replica-{index}.log"
         log = open(self.log_path, "w")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", str(config)],
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", str(config), str(count)],
                                      cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ,
                                      "PYTHONUNBUFFERED": "1"})
         log.close()
@@ -330,7 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             port = _free_port()
             path.write_text(yaml.safe_dump(_config(args, url, start, port)), encoding="utf-8")
-            replicas.append(Replica(index, path, port, workdir))
+            replicas.append(Replica(index, path, port, workdir, args.replicas))
         for replica in replicas:
             replica.wait_ready(timeout=600)
         ready = time.time()
@@ -579,8 +581,8 @@ def _mib(values: list[float]) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "serve":
-        serve(sys.argv[2])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]) if len(sys.argv) == 4 else 1)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--monitors", type=int, default=1000)
@@ -596,7 +598,8 @@ def main() -> None:
                                                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--lease", type=float, help="storage.lease in seconds (default with replicas: 2.5 periods)")
     parser.add_argument("--reference-cache-mib", type=int,
-                        help="storage.reference_cache_mib of each process (default: driftd's, 512)")
+                        help="storage.reference_cache_mib (default: driftd's, 512); as with "
+                             "`driftd run --workers N`, each of N replicas gets 1/N of it")
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between samples (and /metrics scrapes)")
     parser.add_argument("--warmup", type=float, help="seconds left out of rates and slopes (default: 2 periods)")
     parser.add_argument("--label", help="the run's name in results/scale.json")

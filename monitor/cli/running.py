@@ -36,7 +36,8 @@ def build_daemon(config: DriftdConfig) -> Daemon:
               help="Worker processes sharing the monitors through PostgreSQL leases (worker i serves HTTP on "
                    "server.port + i).")
 @click.option("--worker-index", type=click.IntRange(0, 255), default=0, hidden=True)
-def run(config_path: Path | None, log_format: LogFormat, workers: int, worker_index: int) -> None:
+@click.option("--worker-of", type=click.IntRange(1, 256), default=1, hidden=True)
+def run(config_path: Path | None, log_format: LogFormat, workers: int, worker_index: int, worker_of: int) -> None:
     """Run the daemon (with no configuration: the built-in demo on embedded SQLite)."""
     config, is_demo = load(config_path)
     setup_logging(config.logging.level, log_format)
@@ -45,7 +46,7 @@ def run(config_path: Path | None, log_format: LogFormat, workers: int, worker_in
         if problem or config_path is None:
             fail(problem or f"--workers {workers}: the built-in demo runs on SQLite, a single replica")
         sys.exit(Supervisor(config_path, workers, log_format).run())
-    config = worker_config(config, worker_index)
+    config = worker_config(config, worker_index, worker_of)
     if is_demo:
         from monitor.cli.demo import DEMO_SHIFT_ROW
         log.info("no configuration file given: running the built-in demo (synthetic sensors drifting from "
@@ -56,7 +57,8 @@ def run(config_path: Path | None, log_format: LogFormat, workers: int, worker_in
     daemon = build_daemon(config)
     HttpFace.attach(daemon)
     try:
-        daemon.run_forever(None if is_demo else lambda: worker_config(load_config(config_path), worker_index))
+        daemon.run_forever(None if is_demo else lambda: worker_config(load_config(config_path), worker_index,
+                                                                   worker_of))
     except SchemaOutOfDate as error:
         fail(str(error))
     except RuntimeError as error:

@@ -39,8 +39,14 @@ def refuse_workers(config: DriftdConfig, workers: int) -> str | None:
     return None
 
 
-def worker_config(config: DriftdConfig, index: int) -> DriftdConfig:
-    """Worker ``index``'s configuration: the HTTP port moved by ``index`` (port 0 stays any free port)."""
+def worker_config(config: DriftdConfig, index: int, count: int = 1) -> DriftdConfig:
+    """Worker ``index`` of ``count``'s configuration: the HTTP port moved by ``index`` (port 0 stays any free
+    port), and its share of ``storage.reference_cache_mib``, a budget for the whole command (each worker
+    keeps the summaries of the monitors it holds, about 1/``count`` of them)."""
+    if count > 1:
+        share = config.storage.reference_cache_mib // count
+        config = config.model_copy(update={"storage": config.storage.model_copy(
+            update={"reference_cache_mib": share})})
     if index == 0 or config.server.port == 0:
         return config
     return config.model_copy(update={"server": config.server.model_copy(
@@ -71,7 +77,8 @@ class Supervisor:
 
     def __init__(self, config_path: Path, workers: int, log_format: str) -> None:
         self.workers = [Worker(index, [sys.executable, "-m", "monitor.cli", "run", "--config", str(config_path),
-                                       "--log-format", log_format, "--worker-index", str(index)])
+                                       "--log-format", log_format, "--worker-index", str(index),
+                                       "--worker-of", str(workers)])
                         for index in range(workers)]
         self.stopping = False
         self.status = 0

@@ -28,7 +28,7 @@ from monitor.daemon.errors import reason
 from monitor.daemon.fetching import FetchPool
 from monitor.daemon.notifying import Notifiers
 from monitor.daemon.outbox import OutboxDispatcher
-from monitor.daemon.scheduler import Scheduler
+from monitor.daemon.scheduler import Scheduler, stagger
 from monitor.daemon.summaries import SummaryBudget
 from monitor.metrics import Metrics
 from monitor.plugins import PluginConfigError, PluginManager
@@ -256,8 +256,9 @@ class Daemon:
         """Show the faces and start ticking every monitor on its schedule."""
         self.show()
         self.scheduler = Scheduler(workers=self._scheduler_workers, on_lag=self._observe_lag)
-        for name, runner in self.runners.items():
-            self.scheduler.add(name, runner.config.schedule, self._job(runner))
+        intervals = [runner.config.schedule.interval or 0.0 for runner in self.runners.values()]
+        for (name, runner), delay in zip(self.runners.items(), stagger(intervals)):
+            self.scheduler.add(name, runner.config.schedule, self._job(runner), delay)
         self.scheduler.start()
         self.adaptation.start()
         self.outbox.start()

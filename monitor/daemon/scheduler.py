@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -16,6 +16,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config import ScheduleConfig
 
 log = logging.getLogger("driftd.scheduler")
+
+
+#: The most seconds between the first runs of two interval monitors started together (``stagger``).
+STAGGER_STEP = 0.1
+
+
+def stagger(intervals: list[float]) -> list[float]:
+    """Delays of the first runs of interval monitors started together: monitor i of N starts
+    i × min(interval / N, ``STAGGER_STEP``) seconds late, so their ticks come due one by one across the
+    interval instead of all in the same instant (where each waits for the scheduler to submit the others)."""
+    count = len(intervals)
+    return [index * min(interval / count, STAGGER_STEP) for index, interval in enumerate(intervals)]
 
 
 def make_trigger(schedule: ScheduleConfig) -> BaseTrigger:
@@ -44,9 +56,10 @@ class Scheduler:
         for scheduled in event.scheduled_run_times:
             on_lag(event.job_id, max(0.0, (now - scheduled).total_seconds()))
 
-    def add(self, name: str, schedule: ScheduleConfig, tick: Callable[[], None]) -> None:
-        """Schedule ``tick`` for monitor ``name``; the first run is immediate for intervals."""
-        first = {"next_run_time": datetime.now(timezone.utc)} if schedule.interval is not None else {}
+    def add(self, name: str, schedule: ScheduleConfig, tick: Callable[[], None], delay: float = 0.0) -> None:
+        """Schedule ``tick`` for monitor ``name``; the first run of an interval is ``delay`` seconds from now."""
+        first = ({"next_run_time": datetime.now(timezone.utc) + timedelta(seconds=delay)}
+                 if schedule.interval is not None else {})
         self._scheduler.add_job(tick, make_trigger(schedule), id=name, name=f"tick {name}", **first)
 
     def remove(self, name: str) -> None:
