@@ -140,6 +140,7 @@ class Daemon:
         runner.leases.publish()  # a replaced monitor's series were dropped with the old runner
         self._tick_locks[runner.name] = threading.Lock()
         self.runners[runner.name] = runner
+        self.metrics.settle(runner.name)  # its new series formatted now, not all monitors' in the first scrape
         if self.scheduler is not None:
             self.scheduler.add(runner.name, runner.config.schedule, self._job(runner))
 

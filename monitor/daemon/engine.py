@@ -447,7 +447,7 @@ class MonitorRunner(HoldsSummary):
         else:
             evaluation = evaluate_window(window.rows, self.kinds, self.summary, self.active_measures,
                                          self.config.drift.correction, backend=self.backend,
-                                         min_rows=self.config.drift.min_rows)
+                                         min_rows=self.config.drift.min_rows, keep_windows=self.config.explain.enabled)
             evaluation = check_quality(window.rows, self.kinds, self.summary, self.config.quality, evaluation,
                                        self.config.drift.correction, self.config.drift.min_rows, window.invalid)
             rows = window.rows.num_rows

@@ -33,7 +33,8 @@ def explain(config: MonitorConfig, rows: pa.Table, kinds: dict[str, str], summar
         return []
     drifted = [name for name, flagged in evaluation.feature_drifted.items() if flagged]
     try:
-        explanation = explain_window(rows, kinds, summary, drifted, alpha=config.explain.alpha)
+        explanation = explain_window(rows, kinds, summary, drifted, alpha=config.explain.alpha,
+                                     windows=evaluation.windows)  # its columns read and sorted once
     except Exception as error:  # noqa: BLE001 - an explanation is extra; the window's verdict stands without it
         log.error("monitor %s window %d: the shift diagnosis failed: %s: %s", config.name, seq,
                   type(error).__name__, error)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from monitor.cli.workers import Supervisor, worker_config
@@ -15,6 +16,8 @@ from monitor.config import build_config
 from monitor.daemon import Daemon
 from monitor.daemon.engine import MonitorRunner
 from monitor.daemon.scheduler import STAGGER_STEP, stagger
+from monitor.domain import diagnosis
+from monitor.metrics import series
 from monitor.store.schema import Result, Window
 from tests.helpers import make_runner, monitor_config, sample_table, write_csv
 
@@ -91,4 +94,35 @@ def test_a_ticks_results_are_stored_as_evaluated_in_order(tmp_path: Path, monkey
                  for window in windows for r in window.results]
     assert len(windows) == 3 and _stored_results(runner) == evaluated, "every field, to the bit, in order"
     assert any(r[5] is not None and r[5] != r[4] for r in evaluated), "adjusted p-values differ from the raw ones"
+    runner.store.close()
+
+
+def test_the_first_scrape_after_a_start_formats_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_csv(tmp_path / "data" / "part.csv", sample_table(1500, seed=1))
+    daemon = Daemon(build_config(_config(tmp_path, 5), "test", environ={}))
+    daemon.prepare()  # each monitor's new series are formatted as it is built
+    try:
+        expected = generate_latest(daemon.metrics.registry)
+
+        def refuse(*_: object) -> None:
+            raise AssertionError("formatted in the scrape")
+
+        monkeypatch.setattr(series, "_format", refuse)
+        monkeypatch.setattr(daemon.metrics, "_drift_samples", refuse)
+        assert daemon.metrics.exposition() == expected
+    finally:
+        daemon.stop()
+
+
+def test_a_ticks_diagnosis_reuses_the_evaluations_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "data" / "part-1.csv", sample_table(1000, seed=1))
+    write_csv(tmp_path / "data" / "part-2.csv", sample_table(1000, seed=2, shift=1.0, start_id=1000))
+    read_again: list[str] = []
+    original = diagnosis._numeric
+    monkeypatch.setattr(diagnosis, "_numeric", lambda column: read_again.append("numeric") or original(column))
+    runner = make_runner(monitor_config(max_rows=5000), f"sqlite:///{tmp_path / 'd.db'}")
+    windows = [window for _ in range(2) for window in runner.tick().windows]
+    assert len(windows) == 2 and any(window.diagnoses for window in windows), "the shift of a is diagnosed"
+    assert read_again == [], "no numeric column converted a second time for the diagnosis"
     runner.store.close()
