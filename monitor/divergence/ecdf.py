@@ -11,7 +11,7 @@ import numpy as np
 from scipy import special, stats
 
 from monitor.divergence.backend import NUMPY, Backend
-from monitor.divergence.base import Measure, Score, numeric_pair
+from monitor.divergence.base import Measure, Score, map_features, numeric_pair
 from monitor.divergence.summary import FeatureSummary
 from monitor.divergence.window import FeatureWindow, NumericWindow
 
@@ -48,20 +48,34 @@ class KolmogorovSmirnov(Measure):
     def score_many(
         self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
     ) -> list[Score]:
-        """On torch, the statistics of the asymptotic regime are computed in one batch."""
+        """The asymptotic regime's statistics per feature (on torch in one batch), their p-values in one call."""
         large = [i for i, (ref, win) in enumerate(pairs) if max(ref.n, win.n) > _KS_EXACT_MAX_N]
-        if backend.name != "torch" or not large:
+        if not large:
             return super().score_many(pairs, backend)
-        scores: list[Score | None] = [None if i in set(large) else self.score(*pair)
-                                      for i, pair in enumerate(pairs)]
-        for i, (d, _) in zip(large, _batched(self, [pairs[i] for i in large], backend)):
-            scores[i] = _asymptotic_ks(d, pairs[i][0].n, pairs[i][1].n)
+        chosen = [pairs[i] for i in large]
+        if backend.name == "torch":
+            statistics = [d for d, _ in _batched(self, chosen, backend)]
+        else:
+            statistics = map_features(lambda pair: ks_statistic(numeric_pair(self, *pair)[0].sorted_values, pair[1]),
+                                      chosen, sum(window.n for _, window in chosen))
+        sizes = [_effective_n(ref.n, win.n) for ref, win in chosen]
+        scores: list[Score | None] = [None] * len(pairs)
+        for i, d, p_value in zip(large, statistics, ks_asymptotic_p_values(statistics, sizes)):
+            scores[i] = Score(value=float(d), p_value=p_value)
+        small = [i for i in range(len(pairs)) if scores[i] is None]
+        for i, score in zip(small, super().score_many([pairs[i] for i in small], backend)):
+            scores[i] = score
         return [score for score in scores if score is not None]
 
 
-def _asymptotic_ks(d: float, n1: int, n2: int) -> Score:
+def _effective_n(n1: int, n2: int) -> int:
+    """scipy's ``round(m * n / (m + n))`` of the two sample sizes (larger first, as ``ks_2samp`` orders them)."""
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    return Score(value=d, p_value=ks_asymptotic_p_value(d, int(np.round(m * n / (m + n)))))
+    return int(np.round(m * n / (m + n)))
+
+
+def _asymptotic_ks(d: float, n1: int, n2: int) -> Score:
+    return Score(value=d, p_value=ks_asymptotic_p_value(d, _effective_n(n1, n2)))
 
 
 def _batched(measure: Measure, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]],
@@ -93,9 +107,29 @@ def ks_asymptotic_p_value(d: float, n: int) -> float:
     within 1e-9 relative of scipy for p-values above 1e-300 and n up to 500 000. A NaN stays NaN
     (it never becomes p = 1).
     """
-    if n > 140 and 1.0 < n * d < n - 1 and d < 0.5 and 2.2 <= n * d * d < 370.0:
-        return float(np.clip(2.0 * _smirnov_upper_tail(n, d), 0.0, 1.0))
-    return float(np.clip(stats.kstwo.sf(d, n), 0.0, 1.0))
+    return ks_asymptotic_p_values([d], [n])[0]
+
+
+def _summed(d: float, n: int) -> bool:
+    """Whether scipy would take its slow double-double ``smirnov`` branch (summed here instead)."""
+    return n > 140 and 1.0 < n * d < n - 1 and d < 0.5 and 2.2 <= n * d * d < 370.0
+
+
+def ks_asymptotic_p_values(statistics: Sequence[float], sizes: Sequence[int]) -> list[float]:
+    """``ks_asymptotic_p_value`` of each (statistic, effective size), scipy's branch in one vectorised call."""
+    p_values = [math.nan] * len(statistics)
+    rest = []
+    for i, (d, n) in enumerate(zip(statistics, sizes)):
+        if _summed(d, n):
+            p_values[i] = float(np.clip(2.0 * _smirnov_upper_tail(n, d), 0.0, 1.0))
+        else:
+            rest.append(i)
+    if rest:
+        d = np.array([statistics[i] for i in rest], dtype=np.float64)
+        n = np.array([sizes[i] for i in rest], dtype=np.float64)
+        for i, p_value in zip(rest, np.clip(np.atleast_1d(stats.kstwo.sf(d, n)), 0.0, 1.0)):
+            p_values[i] = float(p_value)
+    return p_values
 
 
 @functools.lru_cache(maxsize=16)
@@ -116,7 +150,10 @@ def _smirnov_upper_tail(n: int, d: float) -> float:
     base = np.maximum(((n - j) - n * d) / n, 0.0)
     with np.errstate(divide="ignore"):
         log_terms = _log_binomials(n)[: j.size] + special.xlogy(n - j, base) + (j - 1) * np.log(d + j / n)
-    return d * math.exp(special.logsumexp(log_terms))
+    # log-sum-exp by hand: scipy's generic one costs more than the sum (the largest term is finite: j = 0)
+    top = float(log_terms.max())
+    log_terms -= top
+    return d * math.exp(top + math.log(float(np.exp(log_terms, out=log_terms).sum())))
 
 
 class AndersonDarling(Measure):

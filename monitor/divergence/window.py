@@ -74,6 +74,10 @@ class NumericWindow:
             self._sorted = np.sort(self.values)
         return self._sorted
 
+    def release(self) -> None:
+        """Drop the sorted copy (its scalars stay): a later use of ``sorted`` sorts again."""
+        self._sorted = None
+
     def gaps(self, sorted_reference: np.ndarray) -> CdfGaps:
         """The ECDF comparison with a sorted reference: one linear merge of the two sorted arrays."""
         return merged_gaps(sorted_reference, self.sorted)
