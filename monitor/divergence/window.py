@@ -167,8 +167,9 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
         probes = np.unique(probes)
         y_at = np.searchsorted(sorted_y, probes, side="right") / m
         y_under = np.searchsorted(sorted_y, probes, side="left")
-    x_at = np.searchsorted(sorted_x, probes, side="right") / n  # F_x at each probe, as the merge divides
-    x_under = np.searchsorted(sorted_x, probes, side="left")  # values strictly below each probe
+    x_count = np.searchsorted(sorted_x, probes, side="right")
+    x_at = x_count / n  # F_x at each probe, as the merge divides
+    x_under = _below(sorted_x, probes, x_count)  # values strictly below each probe
     # below the window's minimum F_y is 0, so |F_x - F_y| peaks at the count of x under it
     best = max(float(np.abs(x_at - y_at).max()), int(x_under[0]) / n - 0 / m)
     # on [P_a, P_a+1) both counts lie between their values at P_a and just below P_a+1
@@ -182,6 +183,18 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
     points = np.concatenate([sorted_x[_ranges(x_from, x_high[open_])], sorted_y[_ranges(y_from, y_high[open_])]])
     return max(best, float(np.abs(_ecdf_differences(sorted_x, sorted_y, points)).max(initial=0.0)))
+
+
+def _below(sorted_values: np.ndarray, points: np.ndarray, at_or_below: np.ndarray) -> np.ndarray:
+    """``searchsorted(sorted_values, points, side="left")`` given the ``side="right"`` counts: the same
+    where no point equals a value (searched again only where one does)."""
+    last = np.maximum(at_or_below - 1, 0)
+    tied = (at_or_below > 0) & (sorted_values[last] == points)
+    if not tied.any():
+        return at_or_below
+    below = at_or_below.copy()
+    below[tied] = np.searchsorted(sorted_values, points[tied], side="left")
+    return below
 
 
 def _apart(sorted_values: np.ndarray, at: np.ndarray) -> bool:
@@ -230,7 +243,8 @@ def w1_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     """
     n, m = sorted_x.size, sorted_y.size
     if n == m:
-        return float(np.abs(sorted_x - sorted_y).sum()) / n
+        difference = np.subtract(sorted_x, sorted_y)
+        return float(np.abs(difference, out=difference).sum()) / n
     widths, x_index, y_index = _quantile_steps(n, m)
     return float(np.einsum("i,i->", widths, np.abs(sorted_x[x_index] - sorted_y[y_index])))
 
