@@ -57,6 +57,7 @@ class NumericWindow:
         self._sorted: np.ndarray | None = None
         self._distances: tuple[np.ndarray, CdfDistances] | None = None
         self._scalars: dict[str, tuple[np.ndarray, float]] = {}
+        self._binned: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -94,6 +95,18 @@ class NumericWindow:
         distances = CdfDistances.of(self.gaps(sorted_reference))
         self._distances = (sorted_reference, distances)
         return distances
+
+    def bin_counts(self, edges: np.ndarray) -> np.ndarray:
+        """Counts in the right-closed bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``, kept for the latest edges
+        (PSI, KL and Jensen–Shannon count the same bins)."""
+        kept = self._binned
+        if kept is not None and kept[0] is edges:
+            return kept[1]
+        at_or_below = np.searchsorted(self.sorted, edges, side="right")
+        counts = np.diff(at_or_below, prepend=0, append=self.n)
+        counts.flags.writeable = False  # shared by every measure that reads it
+        self._binned = (edges, counts)
+        return counts
 
     def ks(self, sorted_reference: np.ndarray) -> float:
         """``max |F_ref - F_win|`` (bit for bit the merge's), kept for the latest reference array."""
@@ -257,6 +270,8 @@ class CategoricalWindow:
         self.counts = np.asarray(counts, dtype=np.int64).reshape(-1)
         if len(categories) != self.counts.size:
             raise ValueError("categories and counts differ in length")
+        #: The counts aligned with the latest reference's categories (``counts.category_counts``), and that reference.
+        self.aligned: tuple[object, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def n(self) -> int:
