@@ -81,7 +81,9 @@ def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
             or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
         raise TypeError(f"column {name!r} holds {kind}, not numbers")
     values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-    if math.isfinite(values.sum()):  # NaN and inf carry into the sum: every value is finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = values.sum()
+    if math.isfinite(total):  # NaN and inf carry into the sum: every value is finite
         return values
     finite = np.isfinite(values)
     return values if finite.all() else values[finite]
