@@ -154,12 +154,6 @@ _PROBED_MIN = 4_096
 _PROBE_STRIDE = 32
 
 
-def _ecdf_differences(sorted_x: np.ndarray, sorted_y: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``F_x - F_y`` at ``points``, as the merge computes it: counts at or below, each divided by its size."""
-    return (np.searchsorted(sorted_x, points, side="right") / sorted_x.size
-            - np.searchsorted(sorted_y, points, side="right") / sorted_y.size)
-
-
 def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     """``max |F_x - F_y|`` of two non-empty sorted samples, equal bit for bit to ``merged_gaps``'s.
 
@@ -172,7 +166,7 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     n, m = sorted_x.size, sorted_y.size
     if n + m < _PROBED_MIN:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
-    at = np.append(np.arange(0, m - 1, _PROBE_STRIDE), m - 1)
+    at = _probe_positions(m)
     probes = sorted_y[at]
     if _apart(sorted_y, at):  # no probe has a tie in the window: its counts there are its position
         y_at, y_under = (at + 1) / m, at
@@ -194,8 +188,33 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     x_from, y_from = x_under[open_], y_under[open_]
     if int((x_high[open_] - x_from).sum() + (y_high[open_] - y_from).sum()) > (n + m) // 4:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
-    points = np.concatenate([sorted_x[_ranges(x_from, x_high[open_])], sorted_y[_ranges(y_from, y_high[open_])]])
-    return max(best, float(np.abs(_ecdf_differences(sorted_x, sorted_y, points)).max(initial=0.0)))
+    # each stretch value's count on its own side is its position (the end of its run of ties):
+    # only the other side is searched
+    x_index, y_index = _ranges(x_from, x_high[open_]), _ranges(y_from, y_high[open_])
+    x_points, y_points = sorted_x[x_index], sorted_y[y_index]
+    x_side = _own_counts(sorted_x, x_index) / n - np.searchsorted(sorted_y, x_points, side="right") / m
+    y_side = np.searchsorted(sorted_x, y_points, side="right") / n - _own_counts(sorted_y, y_index) / m
+    return max(best, float(np.abs(x_side).max(initial=0.0)), float(np.abs(y_side).max(initial=0.0)))
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_positions(m: int) -> np.ndarray:
+    """Every ``_PROBE_STRIDE``-th position of a sorted sample of ``m`` values, and its last (kept per size)."""
+    at = np.append(np.arange(0, m - 1, _PROBE_STRIDE), m - 1)
+    at.flags.writeable = False
+    return at
+
+
+def _own_counts(sorted_values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``searchsorted(sorted_values, sorted_values[index], side="right")``: each position + 1, searched only where
+    the next value ties."""
+    counts = index + 1
+    last = sorted_values.size - 1
+    tied = sorted_values[np.minimum(counts, last)] == sorted_values[index]
+    tied &= index < last
+    if tied.any():
+        counts[tied] = np.searchsorted(sorted_values, sorted_values[index[tied]], side="right")
+    return counts
 
 
 def _below(sorted_values: np.ndarray, points: np.ndarray, at_or_below: np.ndarray) -> np.ndarray:
@@ -211,13 +230,10 @@ def _below(sorted_values: np.ndarray, points: np.ndarray, at_or_below: np.ndarra
 
 
 def _apart(sorted_values: np.ndarray, at: np.ndarray) -> bool:
-    """Whether each value at the positions ``at`` differs from both its neighbours."""
-    inner = at[(at > 0) & (at < sorted_values.size - 1)]
-    return bool(np.all(sorted_values[inner - 1] < sorted_values[inner])
-                and np.all(sorted_values[inner] < sorted_values[inner + 1])
-                and (at[0] > 0 or sorted_values.size < 2 or sorted_values[0] < sorted_values[1])
-                and (at[-1] < sorted_values.size - 1 or sorted_values.size < 2
-                     or sorted_values[-2] < sorted_values[-1]))
+    """Whether each value at the increasing positions ``at`` (the first 0, the last the final one) differs from
+    both its neighbours."""
+    values = sorted_values[at]
+    return bool(np.all(values[:-1] < sorted_values[at[:-1] + 1]) and np.all(sorted_values[at[1:] - 1] < values[1:]))
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
