@@ -92,8 +92,9 @@ class WindowEvaluation:
     failed_measures: dict[str, str]
     multivariate_drift: bool = False
     failures: tuple[MeasureFailure, ...] = ()
-    #: The prepared windows (sorted and counted once), kept only when asked (``keep_windows``), so that
-    #: the diagnosis reads them instead of converting, sorting and merging each column again.
+    #: The prepared windows (counted once; sorted once, and the sorted copy kept only where some measure may
+    #: still flag the feature), kept only when asked (``keep_windows``), so that the diagnosis reads them
+    #: instead of converting, sorting and merging each column again.
     windows: Mapping[str, FeatureWindow] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -166,7 +167,8 @@ def evaluate_window(
     whose numeric features are all finite, as one result under the feature name ``*``. A distance
     (not a test) computed from fewer than ``min_rows`` values is recorded but does not vote: its
     sampling noise alone would cross any fixed threshold (tests account for the sample size).
-    ``keep_windows`` keeps the prepared windows in the evaluation (for ``explain_window``).
+    ``keep_windows`` keeps the prepared windows in the evaluation (for ``explain_window``). Numeric features
+    are prepared and scored in blocks of ``FEATURE_BLOCK``, each block's sorted copies dropped before the next.
     """
     missing: dict[str, str] = {name: "not in the active reference version"
                                for name in kinds if name not in summary.features}
