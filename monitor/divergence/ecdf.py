@@ -15,6 +15,11 @@ from monitor.divergence.base import Measure, Score, map_features, numeric_pair
 from monitor.divergence.summary import FeatureSummary
 from monitor.divergence.window import FeatureWindow, NumericWindow
 
+try:  # ks_2samp's own exact two-sample distribution, called without re-sorting what is sorted
+    from scipy.stats._stats_py import _attempt_exact_2kssamp
+except ImportError:  # pragma: no cover - a scipy that moved it: ks_2samp is called instead
+    _attempt_exact_2kssamp = None
+
 #: ``ks_2samp(method="auto")`` is exact up to this sample size and asymptotic beyond it.
 _KS_EXACT_MAX_N = 10_000
 
@@ -39,10 +44,7 @@ class KolmogorovSmirnov(Measure):
         """The KS statistic and its two-sided p-value."""
         ref, win = numeric_pair(self, reference, window)
         if max(ref.n, win.n) <= _KS_EXACT_MAX_N:
-            # The exact regime (its statistic snapped to the n1*n2 lattice, its fallback when
-            # the exact computation fails) is scipy's; at these sizes that is cheap.
-            result = stats.ks_2samp(ref.sorted_values, win.values, method="auto")
-            return Score(value=float(result.statistic), p_value=float(result.pvalue))
+            return _exact_ks(ref.sorted_values, win)
         return _asymptotic_ks(ks_statistic(ref.sorted_values, win), ref.n, win.n)
 
     def score_many(
@@ -66,6 +68,41 @@ class KolmogorovSmirnov(Measure):
         for i, score in zip(small, super().score_many([pairs[i] for i in small], backend)):
             scores[i] = score
         return [score for score in scores if score is not None]
+
+
+def _exact_ks(sorted_ref: np.ndarray, window: NumericWindow) -> Score:
+    """scipy's exact regime: the statistic snapped to the ``lcm(n1, n2)`` lattice and its exact p-value.
+
+    The statistic comes from the window's shared sort (no second sort of the reference, no
+    argument checks); the p-value is scipy's own exact computation, kept per lattice point.
+    Where scipy's exact computation fails (it then warns and goes asymptotic), ``ks_2samp``
+    itself is called, so that case stays scipy's too.
+    """
+    n1, n2 = int(sorted_ref.size), window.n
+    p_value = None
+    if n1 and n2:
+        g = math.gcd(n1, n2)
+        lcm = (n1 // g) * n2
+        h = int(np.round(window.ks(sorted_ref) * lcm))
+        p_value = _exact_p_value(n1, n2, h)
+    if p_value is None:
+        result = stats.ks_2samp(sorted_ref, window.values, method="auto")
+        return Score(value=float(result.statistic), p_value=float(result.pvalue))
+    return Score(value=h / lcm, p_value=p_value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _exact_p_value(n1: int, n2: int, h: int) -> float | None:
+    """``ks_2samp``'s exact two-sided p-value of the statistic ``h / lcm(n1, n2)``; None where scipy's fails.
+
+    Monitors of one size meet the same few lattice points again and again (scipy's computation is
+    a Python loop over up to n terms), hence the cache.
+    """
+    if _attempt_exact_2kssamp is None:  # a scipy without it: ks_2samp computes it
+        return None
+    g = math.gcd(n1, n2)
+    success, _, p_value = _attempt_exact_2kssamp(n1, n2, g, h / ((n1 // g) * n2), "two-sided")
+    return float(np.clip(p_value, 0.0, 1.0)) if success else None
 
 
 def _effective_n(n1: int, n2: int) -> int:
