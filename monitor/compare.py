@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitor.config import DEFAULT_MEASURES, DriftConfig, FeaturesConfig, MeasureConfig
-from monitor.divergence import MeasureRegistry, MultivariateMeasure, resolve_backend
+from monitor.divergence import BUILTIN, MeasureRegistry, MultivariateMeasure, resolve_backend
 from monitor.domain.diagnosis import explain_window
 from monitor.domain.evaluate import evaluate_window, resolve_measures
 from monitor.domain.policy import DriftPolicy
@@ -122,7 +122,8 @@ def compare(
     Features default to every numeric and text column of the reference. ValueError/KeyError name
     bad input (unknown measure, missing column). Distances from fewer than ``min_rows`` values of a
     feature are reported but do not flag drift (tests are not limited). ``registry`` defaults to the
-    built-in measures and those of the installed plugins, loaded as the daemon loads them.
+    built-in measures and those of the installed plugins, loaded as the daemon loads them (only when a
+    chosen measure is not built in: a plugin cannot take a built-in's name).
     ``segment_by`` (columns, not features) also measures each of the reference's ``max_segments`` most
     frequent segments against the same segment of ``window``, corrected across segments as the daemon does.
     """
@@ -138,7 +139,10 @@ def compare(
     if not configured:
         raise ValueError("no measures: with none, nothing could ever drift; pass at least one "
                          f"(the defaults: {', '.join(DEFAULT_MEASURES)})")
-    settings = resolve_measures(configured, registry or installed_measures())
+    if registry is None:
+        # plugins may not reuse a built-in's name: with only built-ins chosen, loading them changes nothing
+        registry = MeasureRegistry() if all(name in BUILTIN for name in configured) else installed_measures()
+    settings = resolve_measures(configured, registry)
     auto = [setting.measure.name for setting in settings if setting.auto]
     if auto:
         raise ValueError(f"measure(s) {', '.join(map(repr, auto))}: threshold 'auto' takes a monitor's calibration "

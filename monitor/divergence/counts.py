@@ -34,14 +34,16 @@ def proportions(
 
 def window_bin_counts(edges: np.ndarray, window: NumericWindow) -> np.ndarray:
     """Window counts in the right-closed bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``."""
-    at_or_below = np.searchsorted(window.sorted, edges, side="right")
-    return np.diff(at_or_below, prepend=0, append=window.n)
+    return window.bin_counts(edges)
 
 
 def category_counts(
     reference: CategoricalSummary, window: CategoricalWindow
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and window counts over the reference categories then unseen window ones."""
+    """Reference and window counts over the reference categories then unseen window ones (kept on the window
+    for the latest reference: every categorical measure aligns the same counts)."""
+    if window.aligned is not None and window.aligned[0] is reference:
+        return window.aligned[1]
     index = reference.index
     positions = np.empty(len(window.categories), dtype=np.intp)
     size = len(index)
@@ -54,6 +56,8 @@ def category_counts(
     ref_counts[: len(index)] = reference.counts
     aligned = np.zeros(size, dtype=np.int64)
     aligned[positions] = window.counts
+    ref_counts.flags.writeable = aligned.flags.writeable = False  # shared by every measure that reads them
+    window.aligned = (reference, (ref_counts, aligned))
     return ref_counts, aligned
 
 

@@ -11,9 +11,14 @@ import numpy as np
 from scipy import special, stats
 
 from monitor.divergence.backend import NUMPY, Backend
-from monitor.divergence.base import Measure, Score, numeric_pair
+from monitor.divergence.base import Measure, Score, map_features, numeric_pair
 from monitor.divergence.summary import FeatureSummary
 from monitor.divergence.window import FeatureWindow, NumericWindow
+
+try:  # ks_2samp's own exact two-sample distribution, called without re-sorting what is sorted
+    from scipy.stats._stats_py import _attempt_exact_2kssamp
+except ImportError:  # pragma: no cover - a scipy that moved it: ks_2samp is called instead
+    _attempt_exact_2kssamp = None
 
 #: ``ks_2samp(method="auto")`` is exact up to this sample size and asymptotic beyond it.
 _KS_EXACT_MAX_N = 10_000
@@ -39,29 +44,75 @@ class KolmogorovSmirnov(Measure):
         """The KS statistic and its two-sided p-value."""
         ref, win = numeric_pair(self, reference, window)
         if max(ref.n, win.n) <= _KS_EXACT_MAX_N:
-            # The exact regime (its statistic snapped to the n1*n2 lattice, its fallback when
-            # the exact computation fails) is scipy's; at these sizes that is cheap.
-            result = stats.ks_2samp(ref.sorted_values, win.values, method="auto")
-            return Score(value=float(result.statistic), p_value=float(result.pvalue))
+            return _exact_ks(ref.sorted_values, win)
         return _asymptotic_ks(ks_statistic(ref.sorted_values, win), ref.n, win.n)
 
     def score_many(
         self, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]], backend: Backend = NUMPY
     ) -> list[Score]:
-        """On torch, the statistics of the asymptotic regime are computed in one batch."""
+        """The asymptotic regime's statistics per feature (on torch in one batch), their p-values in one call."""
         large = [i for i, (ref, win) in enumerate(pairs) if max(ref.n, win.n) > _KS_EXACT_MAX_N]
-        if backend.name != "torch" or not large:
+        if not large:
             return super().score_many(pairs, backend)
-        scores: list[Score | None] = [None if i in set(large) else self.score(*pair)
-                                      for i, pair in enumerate(pairs)]
-        for i, (d, _) in zip(large, _batched(self, [pairs[i] for i in large], backend)):
-            scores[i] = _asymptotic_ks(d, pairs[i][0].n, pairs[i][1].n)
+        chosen = [pairs[i] for i in large]
+        if backend.name == "torch":
+            statistics = [d for d, _ in _batched(self, chosen, backend)]
+        else:
+            statistics = map_features(lambda pair: ks_statistic(numeric_pair(self, *pair)[0].sorted_values, pair[1]),
+                                      chosen, sum(window.n for _, window in chosen))
+        sizes = [_effective_n(ref.n, win.n) for ref, win in chosen]
+        scores: list[Score | None] = [None] * len(pairs)
+        for i, d, p_value in zip(large, statistics, ks_asymptotic_p_values(statistics, sizes)):
+            scores[i] = Score(value=float(d), p_value=p_value)
+        small = [i for i in range(len(pairs)) if scores[i] is None]
+        for i, score in zip(small, super().score_many([pairs[i] for i in small], backend)):
+            scores[i] = score
         return [score for score in scores if score is not None]
 
 
-def _asymptotic_ks(d: float, n1: int, n2: int) -> Score:
+def _exact_ks(sorted_ref: np.ndarray, window: NumericWindow) -> Score:
+    """scipy's exact regime: the statistic snapped to the ``lcm(n1, n2)`` lattice and its exact p-value.
+
+    The statistic comes from the window's shared sort (no second sort of the reference, no
+    argument checks); the p-value is scipy's own exact computation, kept per lattice point.
+    Where scipy's exact computation fails (it then warns and goes asymptotic), ``ks_2samp``
+    itself is called, so that case stays scipy's too.
+    """
+    n1, n2 = int(sorted_ref.size), window.n
+    p_value = None
+    if n1 and n2:
+        g = math.gcd(n1, n2)
+        lcm = (n1 // g) * n2
+        h = int(np.round(window.ks(sorted_ref) * lcm))
+        p_value = _exact_p_value(n1, n2, h)
+    if p_value is None:
+        result = stats.ks_2samp(sorted_ref, window.values, method="auto")
+        return Score(value=float(result.statistic), p_value=float(result.pvalue))
+    return Score(value=h / lcm, p_value=p_value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _exact_p_value(n1: int, n2: int, h: int) -> float | None:
+    """``ks_2samp``'s exact two-sided p-value of the statistic ``h / lcm(n1, n2)``; None where scipy's fails.
+
+    Monitors of one size meet the same few lattice points again and again (scipy's computation is
+    a Python loop over up to n terms), hence the cache.
+    """
+    if _attempt_exact_2kssamp is None:  # a scipy without it: ks_2samp computes it
+        return None
+    g = math.gcd(n1, n2)
+    success, _, p_value = _attempt_exact_2kssamp(n1, n2, g, h / ((n1 // g) * n2), "two-sided")
+    return float(np.clip(p_value, 0.0, 1.0)) if success else None
+
+
+def _effective_n(n1: int, n2: int) -> int:
+    """scipy's ``round(m * n / (m + n))`` of the two sample sizes (larger first, as ``ks_2samp`` orders them)."""
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    return Score(value=d, p_value=ks_asymptotic_p_value(d, int(np.round(m * n / (m + n)))))
+    return int(np.round(m * n / (m + n)))
+
+
+def _asymptotic_ks(d: float, n1: int, n2: int) -> Score:
+    return Score(value=d, p_value=ks_asymptotic_p_value(d, _effective_n(n1, n2)))
 
 
 def _batched(measure: Measure, pairs: Sequence[tuple[FeatureSummary, FeatureWindow]],
@@ -93,9 +144,29 @@ def ks_asymptotic_p_value(d: float, n: int) -> float:
     within 1e-9 relative of scipy for p-values above 1e-300 and n up to 500 000. A NaN stays NaN
     (it never becomes p = 1).
     """
-    if n > 140 and 1.0 < n * d < n - 1 and d < 0.5 and 2.2 <= n * d * d < 370.0:
-        return float(np.clip(2.0 * _smirnov_upper_tail(n, d), 0.0, 1.0))
-    return float(np.clip(stats.kstwo.sf(d, n), 0.0, 1.0))
+    return ks_asymptotic_p_values([d], [n])[0]
+
+
+def _summed(d: float, n: int) -> bool:
+    """Whether scipy would take its slow double-double ``smirnov`` branch (summed here instead)."""
+    return n > 140 and 1.0 < n * d < n - 1 and d < 0.5 and 2.2 <= n * d * d < 370.0
+
+
+def ks_asymptotic_p_values(statistics: Sequence[float], sizes: Sequence[int]) -> list[float]:
+    """``ks_asymptotic_p_value`` of each (statistic, effective size), scipy's branch in one vectorised call."""
+    p_values = [math.nan] * len(statistics)
+    rest = []
+    for i, (d, n) in enumerate(zip(statistics, sizes)):
+        if _summed(d, n):
+            p_values[i] = float(np.clip(2.0 * _smirnov_upper_tail(n, d), 0.0, 1.0))
+        else:
+            rest.append(i)
+    if rest:
+        d = np.array([statistics[i] for i in rest], dtype=np.float64)
+        n = np.array([sizes[i] for i in rest], dtype=np.float64)
+        for i, p_value in zip(rest, np.clip(np.atleast_1d(stats.kstwo.sf(d, n)), 0.0, 1.0)):
+            p_values[i] = float(p_value)
+    return p_values
 
 
 @functools.lru_cache(maxsize=16)
@@ -116,7 +187,10 @@ def _smirnov_upper_tail(n: int, d: float) -> float:
     base = np.maximum(((n - j) - n * d) / n, 0.0)
     with np.errstate(divide="ignore"):
         log_terms = _log_binomials(n)[: j.size] + special.xlogy(n - j, base) + (j - 1) * np.log(d + j / n)
-    return d * math.exp(special.logsumexp(log_terms))
+    # log-sum-exp by hand: scipy's generic one costs more than the sum (the largest term is finite: j = 0)
+    top = float(log_terms.max())
+    log_terms -= top
+    return d * math.exp(top + math.log(float(np.exp(log_terms, out=log_terms).sum())))
 
 
 class AndersonDarling(Measure):

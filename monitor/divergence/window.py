@@ -57,6 +57,7 @@ class NumericWindow:
         self._sorted: np.ndarray | None = None
         self._distances: tuple[np.ndarray, CdfDistances] | None = None
         self._scalars: dict[str, tuple[np.ndarray, float]] = {}
+        self._binned: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -74,6 +75,10 @@ class NumericWindow:
             self._sorted = np.sort(self.values)
         return self._sorted
 
+    def release(self) -> None:
+        """Drop the sorted copy (its scalars stay): a later use of ``sorted`` sorts again."""
+        self._sorted = None
+
     def gaps(self, sorted_reference: np.ndarray) -> CdfGaps:
         """The ECDF comparison with a sorted reference: one linear merge of the two sorted arrays."""
         return merged_gaps(sorted_reference, self.sorted)
@@ -90,6 +95,18 @@ class NumericWindow:
         distances = CdfDistances.of(self.gaps(sorted_reference))
         self._distances = (sorted_reference, distances)
         return distances
+
+    def bin_counts(self, edges: np.ndarray) -> np.ndarray:
+        """Counts in the right-closed bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``, kept for the latest edges
+        (PSI, KL and Jensen–Shannon count the same bins)."""
+        kept = self._binned
+        if kept is not None and kept[0] is edges:
+            return kept[1]
+        at_or_below = np.searchsorted(self.sorted, edges, side="right")
+        counts = np.diff(at_or_below, prepend=0, append=self.n)
+        counts.flags.writeable = False  # shared by every measure that reads it
+        self._binned = (edges, counts)
+        return counts
 
     def ks(self, sorted_reference: np.ndarray) -> float:
         """``max |F_ref - F_win|`` (bit for bit the merge's), kept for the latest reference array."""
@@ -137,12 +154,6 @@ _PROBED_MIN = 4_096
 _PROBE_STRIDE = 32
 
 
-def _ecdf_differences(sorted_x: np.ndarray, sorted_y: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``F_x - F_y`` at ``points``, as the merge computes it: counts at or below, each divided by its size."""
-    return (np.searchsorted(sorted_x, points, side="right") / sorted_x.size
-            - np.searchsorted(sorted_y, points, side="right") / sorted_y.size)
-
-
 def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     """``max |F_x - F_y|`` of two non-empty sorted samples, equal bit for bit to ``merged_gaps``'s.
 
@@ -155,7 +166,7 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     n, m = sorted_x.size, sorted_y.size
     if n + m < _PROBED_MIN:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
-    at = np.append(np.arange(0, m - 1, _PROBE_STRIDE), m - 1)
+    at = _probe_positions(m)
     probes = sorted_y[at]
     if _apart(sorted_y, at):  # no probe has a tie in the window: its counts there are its position
         y_at, y_under = (at + 1) / m, at
@@ -163,8 +174,9 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
         probes = np.unique(probes)
         y_at = np.searchsorted(sorted_y, probes, side="right") / m
         y_under = np.searchsorted(sorted_y, probes, side="left")
-    x_at = np.searchsorted(sorted_x, probes, side="right") / n  # F_x at each probe, as the merge divides
-    x_under = np.searchsorted(sorted_x, probes, side="left")  # values strictly below each probe
+    x_count = np.searchsorted(sorted_x, probes, side="right")
+    x_at = x_count / n  # F_x at each probe, as the merge divides
+    x_under = _below(sorted_x, probes, x_count)  # values strictly below each probe
     # below the window's minimum F_y is 0, so |F_x - F_y| peaks at the count of x under it
     best = max(float(np.abs(x_at - y_at).max()), int(x_under[0]) / n - 0 / m)
     # on [P_a, P_a+1) both counts lie between their values at P_a and just below P_a+1
@@ -176,18 +188,52 @@ def ks_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     x_from, y_from = x_under[open_], y_under[open_]
     if int((x_high[open_] - x_from).sum() + (y_high[open_] - y_from).sum()) > (n + m) // 4:
         return CdfDistances.of(merged_gaps(sorted_x, sorted_y)).ks
-    points = np.concatenate([sorted_x[_ranges(x_from, x_high[open_])], sorted_y[_ranges(y_from, y_high[open_])]])
-    return max(best, float(np.abs(_ecdf_differences(sorted_x, sorted_y, points)).max(initial=0.0)))
+    # each stretch value's count on its own side is its position (the end of its run of ties):
+    # only the other side is searched
+    x_index, y_index = _ranges(x_from, x_high[open_]), _ranges(y_from, y_high[open_])
+    x_points, y_points = sorted_x[x_index], sorted_y[y_index]
+    x_side = _own_counts(sorted_x, x_index) / n - np.searchsorted(sorted_y, x_points, side="right") / m
+    y_side = np.searchsorted(sorted_x, y_points, side="right") / n - _own_counts(sorted_y, y_index) / m
+    return max(best, float(np.abs(x_side).max(initial=0.0)), float(np.abs(y_side).max(initial=0.0)))
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_positions(m: int) -> np.ndarray:
+    """Every ``_PROBE_STRIDE``-th position of a sorted sample of ``m`` values, and its last (kept per size)."""
+    at = np.append(np.arange(0, m - 1, _PROBE_STRIDE), m - 1)
+    at.flags.writeable = False
+    return at
+
+
+def _own_counts(sorted_values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``searchsorted(sorted_values, sorted_values[index], side="right")``: each position + 1, searched only where
+    the next value ties."""
+    counts = index + 1
+    last = sorted_values.size - 1
+    tied = sorted_values[np.minimum(counts, last)] == sorted_values[index]
+    tied &= index < last
+    if tied.any():
+        counts[tied] = np.searchsorted(sorted_values, sorted_values[index[tied]], side="right")
+    return counts
+
+
+def _below(sorted_values: np.ndarray, points: np.ndarray, at_or_below: np.ndarray) -> np.ndarray:
+    """``searchsorted(sorted_values, points, side="left")`` given the ``side="right"`` counts: the same
+    where no point equals a value (searched again only where one does)."""
+    last = np.maximum(at_or_below - 1, 0)
+    tied = (at_or_below > 0) & (sorted_values[last] == points)
+    if not tied.any():
+        return at_or_below
+    below = at_or_below.copy()
+    below[tied] = np.searchsorted(sorted_values, points[tied], side="left")
+    return below
 
 
 def _apart(sorted_values: np.ndarray, at: np.ndarray) -> bool:
-    """Whether each value at the positions ``at`` differs from both its neighbours."""
-    inner = at[(at > 0) & (at < sorted_values.size - 1)]
-    return bool(np.all(sorted_values[inner - 1] < sorted_values[inner])
-                and np.all(sorted_values[inner] < sorted_values[inner + 1])
-                and (at[0] > 0 or sorted_values.size < 2 or sorted_values[0] < sorted_values[1])
-                and (at[-1] < sorted_values.size - 1 or sorted_values.size < 2
-                     or sorted_values[-2] < sorted_values[-1]))
+    """Whether each value at the increasing positions ``at`` (the first 0, the last the final one) differs from
+    both its neighbours."""
+    values = sorted_values[at]
+    return bool(np.all(values[:-1] < sorted_values[at[:-1] + 1]) and np.all(sorted_values[at[1:] - 1] < values[1:]))
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
@@ -226,7 +272,8 @@ def w1_two_sorted(sorted_x: np.ndarray, sorted_y: np.ndarray) -> float:
     """
     n, m = sorted_x.size, sorted_y.size
     if n == m:
-        return float(np.abs(sorted_x - sorted_y).sum()) / n
+        difference = np.subtract(sorted_x, sorted_y)
+        return float(np.abs(difference, out=difference).sum()) / n
     widths, x_index, y_index = _quantile_steps(n, m)
     return float(np.einsum("i,i->", widths, np.abs(sorted_x[x_index] - sorted_y[y_index])))
 
@@ -239,6 +286,8 @@ class CategoricalWindow:
         self.counts = np.asarray(counts, dtype=np.int64).reshape(-1)
         if len(categories) != self.counts.size:
             raise ValueError("categories and counts differ in length")
+        #: The counts aligned with the latest reference's categories (``counts.category_counts``), and that reference.
+        self.aligned: tuple[object, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def n(self) -> int:

@@ -17,9 +17,16 @@ from typing import Iterable, Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import stats
+from scipy import special, stats
 
-from monitor.divergence import CategoricalSummary, FeatureWindow, NumericSummary, NumericWindow, ReferenceSummary
+from monitor.divergence import (
+    CategoricalSummary,
+    CategoricalWindow,
+    FeatureWindow,
+    NumericSummary,
+    NumericWindow,
+    ReferenceSummary,
+)
 from monitor.domain.shifts import KINDS, Diagnosis, broken_correlations, ks_distance, numeric_shift, swaps
 
 __all__ = ["KINDS", "Diagnosis", "Explanation", "explain_window"]
@@ -109,7 +116,9 @@ def explain_window(rows: pa.Table, kinds: Mapping[str, str], summary: ReferenceS
                 found.extend(numeric_shift(name, reference.sorted_values, sorted_windows[name], alpha / 2,
                                            raw=own[name], window_sorted=True))
         elif isinstance(reference, CategoricalSummary):
-            found.extend(categorical_shift(name, reference, rows.column(name), alpha / 2))
+            counted = prepared.get(name)
+            found.extend(categorical_shift(name, reference, rows.column(name), alpha / 2,
+                                           counted if isinstance(counted, CategoricalWindow) else None))
     found.extend(_correlations(rows, summary, explained, alpha))
     shown = {d.feature for d in found if d.kind not in ("missing_rate", "correlation")}
     found.extend(Diagnosis(name, "unclear", {}, f"{name}: drift flagged, but no shift of a known kind stands out")
@@ -143,11 +152,14 @@ def _missing_rate(name: str, summary: ReferenceSummary, missing: int, rows: int,
 
 
 def categorical_shift(name: str, reference: CategoricalSummary, column: pa.ChunkedArray,
-                      alpha: float) -> list[Diagnosis]:
-    """New, vanished and re-weighted categories of one drifted categorical feature, largest change first."""
-    counted = pc.value_counts(pc.drop_null(pc.cast(column, pa.string())))
-    categories = [str(c) for c in counted.field("values").to_pylist()]
-    counts = np.asarray(counted.field("counts").to_numpy(zero_copy_only=False), dtype=np.int64)
+                      alpha: float, counted: CategoricalWindow | None = None) -> list[Diagnosis]:
+    """New, vanished and re-weighted categories of one drifted categorical feature, largest change first.
+
+    ``counted``: the column's counts when the caller has them (the evaluation's prepared window).
+    """
+    if counted is None:
+        counted = CategoricalWindow.from_arrow(pc.cast(column, pa.string()))
+    categories, counts = list(counted.categories), counted.counts
     n, n_ref = int(counts.sum()), reference.n
     if n == 0:
         return []
@@ -202,7 +214,7 @@ def _movers(window: dict[str, int], ref_share: dict[str, float], reference: Cate
         before, after = ref_share[category] * reference.n / n_ref, count / n
         pooled = (before * n_ref + count) / (n_ref + n)
         se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n + 1 / n_ref))
-        p_value = 2 * stats.norm.sf(abs(after - before) / se) * len(known)
+        p_value = 2 * float(special.ndtr(-abs(after - before) / se)) * len(known)  # norm.sf, without its checks
         if p_value < alpha and abs(after - before) >= MIN_MOVE:
             moves.append((category, after - before))
     return sorted(moves, key=lambda m: -abs(m[1]))

@@ -92,8 +92,9 @@ class WindowEvaluation:
     failed_measures: dict[str, str]
     multivariate_drift: bool = False
     failures: tuple[MeasureFailure, ...] = ()
-    #: The prepared windows (sorted and counted once), kept only when asked (``keep_windows``), so that
-    #: the diagnosis reads them instead of converting, sorting and merging each column again.
+    #: The prepared windows (counted once; sorted once, and the sorted copy kept only where some measure may
+    #: still flag the feature), kept only when asked (``keep_windows``), so that the diagnosis reads them
+    #: instead of converting, sorting and merging each column again.
     windows: Mapping[str, FeatureWindow] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -166,29 +167,35 @@ def evaluate_window(
     whose numeric features are all finite, as one result under the feature name ``*``. A distance
     (not a test) computed from fewer than ``min_rows`` values is recorded but does not vote: its
     sampling noise alone would cross any fixed threshold (tests account for the sample size).
-    ``keep_windows`` keeps the prepared windows in the evaluation (for ``explain_window``).
+    ``keep_windows`` keeps the prepared windows in the evaluation (for ``explain_window``). Numeric features
+    are prepared and scored in blocks of ``FEATURE_BLOCK``, each block's sorted copies dropped before the next.
     """
-    windows: dict[str, FeatureWindow] = {}
-    missing: dict[str, str] = {}
+    missing: dict[str, str] = {name: "not in the active reference version"
+                               for name in kinds if name not in summary.features}
+    per_feature = [setting for setting in settings if not isinstance(setting.measure, MultivariateMeasure)]
     present = [(name, kind) for name, kind in kinds.items() if name in summary.features]
-    # columns are converted and counted on the feature pool (Arrow and numpy release the GIL)
-    prepared = dict(zip((name for name, _ in present),
-                        map_features(lambda item: _prepared(rows, *item), present, rows.num_rows * len(present))))
-    for name in kinds:
-        if name not in summary.features:
-            missing[name] = "not in the active reference version"
-            continue
-        window = prepared[name]
-        if isinstance(window, KeyError):
-            missing[name] = "column is missing from the source"
-            continue
-        if isinstance(window, TypeError):
-            missing[name] = str(window)
-            continue
-        if window.n == 0:
-            missing[name] = "no usable values in the window (all null, NaN, inf or not numbers)"
-            continue
-        windows[name] = window
+    prepared: dict[str, FeatureWindow] = {}
+    scored: list[dict[str, Score | Exception]] = [{} for _ in per_feature]
+    for block in feature_blocks(present):
+        # columns are converted and counted on the feature pool (Arrow and numpy release the GIL)
+        outcomes = map_features(lambda item: _prepared(rows, *item), block, rows.num_rows * len(block))
+        usable = []
+        for (name, _), window in zip(block, outcomes):
+            if isinstance(window, (KeyError, TypeError)) or window.n == 0:
+                missing[name] = _unprepared(window)
+            else:
+                prepared[name] = window
+                usable.append(name)
+        for setting, scores in zip(per_feature, scored):
+            names = [name for name in usable if kinds[name] in setting.measure.kinds]
+            scores.update(_score_block(setting, [(name, summary.features[name], prepared[name]) for name in names],
+                                       backend))
+        # a block's sorted copies go before the next block is sorted; those a verdict may still need stay
+        for name in usable:
+            window = prepared[name]
+            if isinstance(window, NumericWindow) and not (keep_windows and _may_flag(name, per_feature, scored)):
+                window.release()
+    windows = {name: prepared[name] for name, _ in present if name in prepared}
 
     tally = Tally(windows)
     for setting in settings:
@@ -196,11 +203,64 @@ def evaluate_window(
             tally.multivariate(setting, lambda setting=setting: _score_multivariate(rows, summary.multivariate,
                                                                                      setting, backend))
             continue
-        names = [name for name in windows if kinds[name] in setting.measure.kinds]
-        tally.per_feature(setting, [(name, summary.features[name], windows[name]) for name in names],
-                          correction, backend, min_rows)
-    evaluation = tally.evaluation(missing)
+        scores = scored[per_feature.index(setting)]
+        names = [name for name in windows if name in scores]
+        tally.decide(setting, [(name, windows[name], scores[name]) for name in names], correction, min_rows)
+    evaluation = tally.evaluation({name: missing[name] for name in kinds if name in missing})
     return replace(evaluation, windows=windows) if keep_windows else evaluation
+
+
+#: Numeric features are prepared, sorted and scored this many at a time: a block's sorted copies are
+#: dropped before the next block is sorted, so a window's memory does not grow with its features.
+FEATURE_BLOCK = 12
+
+
+def feature_blocks(features: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """``(name, kind)`` pairs in blocks: the categorical ones together (counts are small), numeric ones by
+    ``FEATURE_BLOCK``."""
+    numeric = [item for item in features if item[1] == "numeric"]
+    other = [item for item in features if item[1] != "numeric"]
+    blocks = [numeric[start:start + FEATURE_BLOCK] for start in range(0, len(numeric), FEATURE_BLOCK)]
+    return blocks + ([other] if other else [])
+
+
+def _unprepared(outcome: object) -> str:
+    """Why a feature has no prepared window."""
+    if isinstance(outcome, KeyError):
+        return "column is missing from the source"
+    if isinstance(outcome, TypeError):
+        return str(outcome)
+    return "no usable values in the window (all null, NaN, inf or not numbers)"
+
+
+def _score_block(setting: MeasureSetting, features: list[tuple[str, Any, Any]],
+                 backend: Backend) -> dict[str, Score | Exception]:
+    """One measure's scores of a block's ``(name, reference, window)`` triples, or the error that stopped it."""
+    if not features:
+        return {}
+    try:
+        scores = setting.measure.score_many([(reference, window) for _, reference, window in features],
+                                            backend=backend)
+        if len(scores) != len(features):
+            raise ValueError(f"score_many returned {len(scores)} scores for {len(features)} features")
+    except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
+        return {name: error for name, _, _ in features}
+    return {name: score for (name, _, _), score in zip(features, scores)}
+
+
+def _may_flag(name: str, settings: list[MeasureSetting], scored: list[dict[str, Score | Exception]]) -> bool:
+    """Whether some measure may still flag ``name``: its uncorrected score flags it (a corrected p-value is never
+    smaller), or it cannot tell."""
+    for setting, scores in zip(settings, scored):
+        score = scores.get(name)
+        if score is None:
+            continue
+        try:
+            if unusable(setting.measure, score) is None and setting.decide(name, score)[1]:
+                return True
+        except Exception:  # noqa: BLE001 - undecidable now: keep what the verdict may need
+            return True
+    return False
 
 
 def unusable(measure: AnyMeasure, score: object) -> str | None:
@@ -241,18 +301,16 @@ class Tally:
     def per_feature(self, setting: MeasureSetting, features: list[tuple[str, Any, Any]], correction: str,
                     backend: Backend, min_rows: int) -> None:
         """Score one per-feature measure over ``(name, reference, window)`` triples; failures are recorded."""
-        names = [name for name, _, _ in features]
-        try:
-            scores = setting.measure.score_many([(reference, window) for _, reference, window in features],
-                                                backend=backend)
-            if len(scores) != len(features):
-                raise ValueError(f"score_many returned {len(scores)} scores for {len(features)} features")
-        except Exception as error:  # noqa: BLE001 - a plugin measure must not stop the others
-            self.fail(setting, f"{type(error).__name__}: {error}", names)
-            return
+        scores = _score_block(setting, features, backend)
+        self.decide(setting, [(name, window, scores[name]) for name, _, window in features], correction, min_rows)
+
+    def decide(self, setting: MeasureSetting, scored: list[tuple[str, Any, Score | Exception]], correction: str,
+               min_rows: int) -> None:
+        """Verdicts of one measure's ``(name, window, score or error)`` triples, corrected across them."""
         usable = []
-        for (name, _, window), score in zip(features, scores):
-            problem = unusable(setting.measure, score)
+        for name, window, score in scored:
+            problem = (f"{type(score).__name__}: {score}" if isinstance(score, Exception)
+                       else unusable(setting.measure, score))
             if problem is None:
                 usable.append((name, window, score))
             else:

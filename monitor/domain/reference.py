@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,10 @@ def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
             or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
         raise TypeError(f"column {name!r} holds {kind}, not numbers")
     values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = values.sum()
+    if math.isfinite(total):  # NaN and inf carry into the sum: every value is finite
+        return values
     finite = np.isfinite(values)
     return values if finite.all() else values[finite]
 

@@ -26,6 +26,7 @@ from monitor.divergence import (
     summarize_categorical,
     summarize_numeric,
 )
+from monitor.divergence import ecdf
 from monitor.divergence.measures import proportions
 from monitor.divergence.window import FeatureWindow
 
@@ -348,3 +349,53 @@ def test_registry_errors_name_the_culprit() -> None:
         MeasureRegistry({"psi": _Constant()})
     with pytest.raises(TypeError, match="'bogus'"):
         MeasureRegistry({"bogus": object()})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("n_ref", "n_window", "shift", "integer_valued"),
+    [
+        (10_000, 10_000, 0.02, False),  # the daemon's usual size: equal, at the exact regime's edge
+        (10_000, 9_999, 0.0, False),  # coprime sizes: scipy's slowest exact path
+        (7_919, 10_000, 0.05, True),  # ties across both samples
+        (10_000, 10_000, 2.0, False),  # a p-value far below 1e-300
+    ],
+)
+def test_ks_exact_regime_at_the_daemons_sizes_matches_scipy(
+    n_ref: int, n_window: int, shift: float, integer_valued: bool
+) -> None:
+    generator = rng()
+    reference, window = generator.normal(size=n_ref) * 3, generator.normal(shift, size=n_window) * 3
+    if integer_valued:
+        reference, window = np.round(reference), np.round(window)
+    assert_ks_matches_scipy(reference, window)
+
+
+def test_ks_exact_regime_does_not_sort_again_through_ks_2samp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact regime's statistic comes from the window's shared sort, its p-value from scipy's exact
+    distribution: ``ks_2samp`` (a second sort of both samples and its argument checks) is not called."""
+    generator = rng()
+    reference, window = generator.normal(size=10_000), generator.normal(0.03, size=10_000)
+    expected = stats.ks_2samp(reference, window)
+    monkeypatch.setattr(ecdf.stats, "ks_2samp", lambda *args, **kwargs: pytest.fail("ks_2samp was called"))
+    score = score_values(KS, summarize_numeric(reference), window)
+    assert (score.value, score.p_value) == (expected.statistic, expected.pvalue)
+
+
+def test_ks_exact_regime_without_scipys_exact_function_calls_ks_2samp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scipy that moved its private exact distribution still gives scipy's figures (through ``ks_2samp``)."""
+    monkeypatch.setattr(ecdf, "_attempt_exact_2kssamp", None)
+    ecdf._exact_p_value.cache_clear()
+    try:
+        generator = rng()
+        assert_ks_matches_scipy(generator.normal(size=3_000), generator.normal(0.05, size=2_000))
+    finally:
+        ecdf._exact_p_value.cache_clear()
+
+
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+def test_ks_where_scipys_exact_computation_fails_takes_scipys_asymptotic_answer() -> None:
+    """At 5 + 5 values and d = 1/5 scipy's exact sum overshoots 1 and it answers asymptotically; so does driftd."""
+    reference = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    window = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+    assert stats.ks_2samp(reference, window).statistic == pytest.approx(0.2)
+    assert_ks_matches_scipy(reference, window)
