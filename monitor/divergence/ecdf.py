@@ -81,8 +81,7 @@ def _exact_ks(sorted_ref: np.ndarray, window: NumericWindow) -> Score:
     n1, n2 = int(sorted_ref.size), window.n
     p_value = None
     if n1 and n2:
-        g = math.gcd(n1, n2)
-        lcm = (n1 // g) * n2
+        lcm = math.lcm(n1, n2)
         h = int(np.round(window.ks(sorted_ref) * lcm))
         p_value = _exact_p_value(n1, n2, h)
     if p_value is None:
@@ -100,8 +99,7 @@ def _exact_p_value(n1: int, n2: int, h: int) -> float | None:
     """
     if _attempt_exact_2kssamp is None:  # a scipy without it: ks_2samp computes it
         return None
-    g = math.gcd(n1, n2)
-    success, _, p_value = _attempt_exact_2kssamp(n1, n2, g, h / ((n1 // g) * n2), "two-sided")
+    success, _, p_value = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), h / math.lcm(n1, n2), "two-sided")
     return float(np.clip(p_value, 0.0, 1.0)) if success else None
 
 
